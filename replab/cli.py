@@ -1,0 +1,122 @@
+"""The ``replab`` command line. Every user error exits with status 2 and one paragraph."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from replab.errors import ReplabError
+
+EPILOG_RUN = """\
+examples:
+  replab run                                        # the default job: digits, no download
+  replab run recipes/a1-mnist-autoencoder.yaml trainer.epochs=3 data.root=../shared/data
+  replab run recipes/a1-mnist-autoencoder.yaml model.encoder.hidden=[512,256] seed=1
+  replab run --resume runs/a1-mnist-autoencoder-20261123-101500
+
+overrides are KEY.PATH=VALUE with VALUE in YAML syntax: 3, 0.001, true, null, [512,256].
+Unknown keys are rejected with the list of valid ones. The run folder holds config.yaml
+(the resolved recipe), metrics.jsonl, last.pt/best.pt, summary.json and report.html.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except ReplabError as err:
+        print(f"replab: error: {err.message}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("replab: interrupted; a run folder keeps its last checkpoint (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="replab",
+        description="replab: representation-learning studies as one command (train, evaluate, report).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train, evaluate and report one recipe", epilog=EPILOG_RUN,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Train, evaluate and report one experiment recipe (YAML).")
+    run.add_argument("recipe", nargs="?", help="recipe file (default: the built-in digits autoencoder)")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override recipe keys, e.g. trainer.epochs=3")
+    run.add_argument("--resume", metavar="RUN_DIR", type=Path, help="continue an interrupted run from its last checkpoint")
+    run.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where run folders go (default: ./runs or $REPLAB_RUNS)")
+    run.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR; default $REPLAB_DATA, then the cache)")
+    run.set_defaults(func=_cmd_run)
+
+    ds = sub.add_parser("datasets", help="list datasets, where they are found, and whether they are cached",
+                        description="List the registered datasets and where replab finds each one.")
+    ds.add_argument("--data-dir", metavar="DIR", help="also look in DIR")
+    ds.set_defaults(func=_cmd_datasets)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from replab.spec import load_spec, read_recipe
+    from replab.studies.experiment import run_experiment
+    from replab.studies.rundir import open_existing
+
+    recipe, overrides = args.recipe, list(args.overrides)
+    if recipe and "=" in recipe and not Path(recipe).exists():
+        recipe, overrides = None, [recipe, *overrides]  # `replab run trainer.epochs=3`: overrides on the default
+    if args.data_dir:
+        overrides.append(f"data.root={args.data_dir}")
+    if args.resume:
+        if recipe or overrides:
+            raise ReplabError("--resume continues a run exactly as it was configured", "drop the recipe and overrides, or start a new run without --resume")
+        spec = open_existing(args.resume)
+    elif recipe:
+        spec = load_spec(recipe, overrides)
+    else:
+        default = resources.files("replab.studies").joinpath("default.yaml")
+        with resources.as_file(default) as path:
+            spec = load_spec(None, overrides, base=read_recipe(path))
+    result = run_experiment(spec, runs_dir=args.runs_dir, resume=args.resume, log=lambda m: print(f"[replab] {m}", flush=True))
+    _print_summary(result.run_dir, result.summary)
+    return 0
+
+
+def _print_summary(run_dir: Path, summary: dict) -> None:
+    reference = summary.get("reference", {})
+    print(f"\n{'metric':<24}{'replab':>10}{'reference':>12}")
+    for name, value in summary["metrics"].items():
+        ref = reference.get(name)
+        print(f"{name:<24}{value:>10.4f}{'' if ref is None else f'{ref:.4f}':>12}")
+    t = summary["timings"]
+    print(f"\nwall time: {t['total']:.1f} s (data {t['data']:.1f}, train {t['train']:.1f}, evaluation {t['evaluation']:.1f})")
+    print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}")
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from replab.data import DATASETS, cache_dir, find
+
+    print(f"{'name':<15}{'title':<22}{'shape':<12}{'status':<10}location")
+    for name in DATASETS.names():
+        source = DATASETS.get(name)()
+        shape = "x".join(map(str, source.shape))
+        if source.embedded:
+            status, where = "embedded", "bundled with an installed package (no download)"
+        else:
+            folder = find(source, args.data_dir)
+            cached = folder is not None and cache_dir() in folder.parents
+            status = "cached" if cached else ("found" if folder else "missing")
+            where = str(folder) if folder else f"downloads to {cache_dir()} on first use"
+        print(f"{name:<15}{source.title:<22}{shape:<12}{status:<10}{where}")
+    print(f"\nsearch order: data.root / --data-dir, $REPLAB_DATA, then the cache {cache_dir()} ($REPLAB_CACHE)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""What every dataset source provides, and the in-memory form of a split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class ImageSet:
+    """One split held as tensors: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: torch.Tensor) -> ImageSet:
+        return ImageSet(self.images[index], self.labels[index], self.classes, self.source)
+
+
+@dataclass
+class Resource:
+    """A file of a dataset's official download, with the md5 the publishers give for it."""
+
+    filename: str
+    md5: str
+
+
+class DatasetSource:
+    """A named dataset: where its files are looked for, how they are read and fetched.
+
+    Subclasses set the class attributes and implement ``locate`` and ``load_split``; sources
+    with an official download also set ``mirrors`` and ``resources``.
+    """
+
+    name: str = ""
+    title: str = ""
+    classes: tuple[str, ...] = ()
+    shape: tuple[int, int, int] = (1, 28, 28)
+    has_test_split: bool = True
+    embedded: bool = False  # ships inside an installed package: never downloaded
+    mirrors: tuple[str, ...] = ()
+    resources: tuple[Resource, ...] = ()
+
+    def locate(self, root: Path) -> Path | None:
+        """The folder under ``root`` holding this dataset's files, or None."""
+        raise NotImplementedError
+
+    def load_split(self, folder: Path | None, split: str) -> ImageSet:
+        """Read ``split`` ('train' or 'test'; 'all' where there is no test split)."""
+        raise NotImplementedError
+
+    def download(self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None) -> Path:
+        """Fetch the official files into ``cache`` and return the folder ``locate`` finds there."""
+        raise NotImplementedError(f"{self.name} has no download")

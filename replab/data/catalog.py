@@ -1,0 +1,102 @@
+"""Finding a dataset (data.root, $REPLAB_DATA, the cache), fetching it, and splitting it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from replab.data.base import DatasetSource, ImageSet
+from replab.data.registry import DATASETS
+from replab.data.splits import stratified_split
+from replab.errors import DataError
+
+
+def cache_dir() -> Path:
+    """Where downloads go: $REPLAB_CACHE, else ~/.cache/replab."""
+    return Path(os.environ.get("REPLAB_CACHE") or Path.home() / ".cache" / "replab").expanduser()
+
+
+def search_roots(root: str | None = None) -> list[Path]:
+    roots = [Path(root).expanduser()] if root else []
+    if os.environ.get("REPLAB_DATA"):
+        roots.append(Path(os.environ["REPLAB_DATA"]).expanduser())
+    roots.append(cache_dir())
+    return roots
+
+
+def mirrors_for(source: DatasetSource) -> list[str]:
+    """$REPLAB_MIRROR (a base URL serving the same file names) replaces the official mirrors."""
+    override = os.environ.get("REPLAB_MIRROR")
+    return [override] if override else list(source.mirrors)
+
+
+def find(source: DatasetSource, root: str | None = None) -> Path | None:
+    for candidate in search_roots(root):
+        found = source.locate(candidate)
+        if found is not None:
+            return found
+    return None
+
+
+def locate_or_fetch(source: DatasetSource, root: str | None, download: bool) -> Path | None:
+    if source.embedded:
+        return None
+    found = find(source, root)
+    if found is not None:
+        return found
+    looked = ", ".join(str(p) for p in search_roots(root))
+    if not download:
+        raise DataError(
+            f"{source.title} was not found (looked in {looked}) and data.download is false",
+            "set data.root=FOLDER (or REPLAB_DATA) to a folder holding it, or allow data.download=true",
+        )
+    try:
+        return source.download(cache_dir(), mirrors=mirrors_for(source))
+    except DataError as err:
+        raise DataError(
+            f"{source.title} was not found (looked in {looked}) and downloading it failed: {err.problem}",
+            "connect to the internet and run again, or set data.root=FOLDER (or REPLAB_DATA) to a folder holding the files",
+        ) from None
+
+
+@dataclass
+class Splits:
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    title: str
+
+    @property
+    def source(self) -> str:
+        return "; ".join(dict.fromkeys([self.train.source, self.test.source]))
+
+
+def load_splits(
+    dataset: str,
+    *,
+    root: str | None = None,
+    download: bool = True,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    limit_train: int | None = None,
+    seed: int = 0,
+) -> Splits:
+    """Train/val/test splits of ``dataset``; val (and test, if unofficial) carved by seed."""
+    source: DatasetSource = DATASETS.get(dataset)()
+    folder = locate_or_fetch(source, root, download)
+    if source.has_test_split:
+        pool, test = source.load_split(folder, "train"), source.load_split(folder, "test")
+        val_idx, train_idx = stratified_split(pool.labels, [val_fraction], seed)
+    else:
+        pool = source.load_split(folder, "all")
+        test_idx, val_idx, train_idx = stratified_split(pool.labels, [test_fraction, val_fraction], seed)
+        test = pool.subset(test_idx)
+    train, val = pool.subset(train_idx), pool.subset(val_idx)
+    if limit_train is not None and limit_train < len(train):
+        # train is already shuffled by the split, so its head is a random subset.
+        train = train.subset(torch.arange(limit_train))
+        train.source += f", limited to {limit_train:,} training images"
+    return Splits(train, val, test, source.title)

@@ -1,0 +1,86 @@
+"""Device-resident batches: the whole split lives on the device and batches are index slices.
+
+No per-image Python and no worker processes: each batch is one gather on a tensor that is
+already where the model runs, and uint8 images become floats only a batch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class Normalizer:
+    """uint8 pixels -> float in [0, 1], optionally standardised per channel; floats pass through."""
+
+    def __init__(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+        self.mean, self.std = mean, std
+
+    @classmethod
+    def fit(cls, images: torch.Tensor, mode: str) -> Normalizer:
+        if mode == "unit" or images.dtype != torch.uint8:
+            return cls()
+        x = images.float().div_(255)
+        dims = [0, 2, 3]
+        return cls(x.mean(dims).view(1, -1, 1, 1), x.std(dims).clamp_min(1e-6).view(1, -1, 1, 1))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.uint8:
+            return x
+        x = x.float().div_(255)
+        if self.mean is not None:
+            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return x
+
+    def invert(self, x: torch.Tensor) -> torch.Tensor:
+        """Back to [0, 1] pixel space, for pictures and pixel metrics."""
+        if self.mean is None:
+            return x
+        return x * self.std.to(x.device) + self.mean.to(x.device)
+
+
+class DeviceLoader:
+    """Shuffled mini-batches of ``(x, y)`` tensors that already live on ``device``."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        normalizer: Normalizer | None = None,
+        device: torch.device | str = "cpu",
+        drop_last: bool = False,
+    ) -> None:
+        self.x = x.to(device)
+        self.y = y.to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.normalizer = normalizer or Normalizer()
+        self.drop_last = drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.y.device)
+        for b in range(len(self)):
+            start, stop = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            if self.shuffle:
+                index = order[start:stop]
+                yield self.normalizer(self.x[index]), self.y[index]
+            else:
+                yield self.normalizer(self.x[start:stop]), self.y[start:stop]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,5 @@
+"""The dataset registry: ``@DATASETS.register("name")`` on a DatasetSource subclass."""
+
+from replab.registry import Registry
+
+DATASETS = Registry("dataset")

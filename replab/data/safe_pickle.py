@@ -1,0 +1,46 @@
+"""A restricted unpickler for the CIFAR-10 python batches.
+
+The batches are pickles, and a pickle can run arbitrary code when loaded. This unpickler
+resolves only the handful of globals a pickled numpy array needs; anything else is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+from replab.errors import DataError
+
+ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),  # how Python 3 writes bytes into protocol-2 pickles
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+        return super().find_class(module, name)
+
+
+def load_pickle(path: Path) -> Any:
+    """Unpickle ``path`` allowing only numpy arrays, dicts, lists, strings and numbers."""
+    try:
+        data = path.read_bytes()
+        return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        raise DataError(
+            f"refused to load {str(path)!r}: {err}; a CIFAR batch holds only arrays and lists, so this file is not one (or was tampered with)",
+            "replace it with the official cifar-10-batches-py files",
+        ) from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, OSError) as err:
+        raise DataError(
+            f"cannot read {str(path)!r}: {err} (truncated or corrupt)",
+            "delete the folder and let replab download CIFAR-10 again, or point data.root at an intact copy",
+        ) from None

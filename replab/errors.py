@@ -1,0 +1,38 @@
+"""User-facing errors: each names the problem and the fix, and the CLI prints it without a traceback."""
+
+from __future__ import annotations
+
+
+class ReplabError(Exception):
+    """An error caused by the user's input (config, data, checkpoint, argument).
+
+    ``problem`` says what is wrong, ``fix`` what to do about it. The CLI prints both as one
+    paragraph and exits with status 2.
+    """
+
+    exit_code = 2
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        self.problem = problem.rstrip(".")
+        self.fix = fix.rstrip(".")
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return f"{self.problem}. Fix: {self.fix}." if self.fix else f"{self.problem}."
+
+
+class ConfigError(ReplabError):
+    """A recipe or override that does not validate."""
+
+
+class DataError(ReplabError):
+    """A dataset that is missing, corrupt or fails its checksum."""
+
+
+class CheckpointError(ReplabError):
+    """A checkpoint that cannot be loaded into the model at hand."""
+
+
+class DivergenceError(ReplabError):
+    """Training produced a non-finite loss."""

@@ -1,0 +1,35 @@
+"""Encoders combined with decoders or heads; tasks build these."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class AutoEncoder(nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class Classifier(nn.Module):
+    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+class Identity(nn.Module):
+    """The encoder of a probe trained on precomputed latents."""
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x

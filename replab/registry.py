@@ -1,0 +1,112 @@
+"""One decorator registers a model, objective, task or dataset under a name.
+
+A new component is one class in one file::
+
+    @MODELS.register("mlp")
+    class MLPEncoder(nn.Module): ...
+
+and the spec refers to it by that name. Constructor keyword arguments become the
+component's config keys, validated against the constructor's type annotations.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, get_type_hints
+
+import pydantic
+
+from replab.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Any] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorate(obj: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = obj
+            return obj
+
+        return decorate
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Any:
+        if name not in self._entries:
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}",
+                f"use one of: {', '.join(self.names())}",
+            )
+        return self._entries[name]
+
+    def build(self, name: str, params: Mapping[str, Any], where: str, **context: Any) -> Any:
+        """Instantiate ``name`` with user ``params`` (validated) plus internal ``context``.
+
+        ``context`` holds values replab derives itself (input shape, latent size...); a
+        user may still set them explicitly in ``params``.
+        """
+        cls = self.get(name)
+        checked = validate_params(cls, params, where=f"{where} ({self.kind} {name!r})")
+        accepted = _parameters(cls)
+        extra = {k: v for k, v in context.items() if k in accepted and k not in checked}
+        return cls(**checked, **extra)
+
+    def signature(self, name: str) -> dict[str, inspect.Parameter]:
+        return _parameters(self.get(name))
+
+
+def _parameters(cls: Any) -> dict[str, inspect.Parameter]:
+    target = cls.__init__ if inspect.isclass(cls) else cls
+    params = inspect.signature(target).parameters
+    return {
+        k: p
+        for k, p in params.items()
+        if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def validate_params(cls: Any, params: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Type-check ``params`` against ``cls``'s constructor; unknown keys are errors."""
+    accepted = _parameters(cls)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}",
+            f"valid keys are: {', '.join(sorted(accepted))}",
+        )
+    target = cls.__init__ if inspect.isclass(cls) else cls
+    hints = get_type_hints(target)
+    fields = {
+        k: (hints.get(k, Any), ... if p.default is p.empty else p.default)
+        for k, p in accepted.items()
+        if k in params
+    }
+    model = pydantic.create_model(
+        f"{getattr(cls, '__name__', 'params')}Params",
+        __config__=pydantic.ConfigDict(strict=False, arbitrary_types_allowed=True),
+        **fields,
+    )
+    try:
+        checked = model(**params)
+    except pydantic.ValidationError as err:
+        raise ConfigError(f"{where}: {format_validation_error(err)}", "correct the value(s) in the recipe or override") from None
+    return {k: getattr(checked, k) for k in params}
+
+
+def format_validation_error(err: pydantic.ValidationError, prefix: str = "") -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        parts.append(f"{loc or 'value'}: {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(parts)

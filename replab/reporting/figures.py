@@ -1,0 +1,67 @@
+"""Figures as PNG bytes (matplotlib, headless), ready to save and embed."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def to_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def curves(history: list[dict], title: str = "") -> bytes:
+    """Loss (and accuracy, when recorded) per epoch for train and val."""
+    metrics = [m for m in ("loss", "accuracy", "mae") if f"train_{m}" in history[0] or f"val_{m}" in history[0]]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    epochs = [r["epoch"] for r in history]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for split, style in (("train", "-"), ("val", "--")):
+            key = f"{split}_{metric}"
+            if key in history[0]:
+                ax.plot(epochs, [r[key] for r in history], style, marker="o", markersize=3, label=split)
+        best = [r["epoch"] for r in history if r.get("best")]
+        if best:
+            ax.axvline(best[-1], color="grey", lw=0.8, ls=":", label=f"best (epoch {best[-1]})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def image_grid(rows: list[torch.Tensor], row_labels: list[str], title: str = "") -> bytes:
+    """Rows of images in [0, 1] (each row N x C x H x W), e.g. originals over reconstructions."""
+    n = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(0.9 * n + 0.8, 0.95 * len(rows) + 0.3), squeeze=False)
+    for i, (row, label) in enumerate(zip(rows, row_labels, strict=True)):
+        for j in range(n):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(row):
+                ax.imshow(_hwc(row[j]), cmap="gray" if row.shape[1] == 1 else None, vmin=0, vmax=1)
+        axes[i][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def _hwc(image: torch.Tensor) -> np.ndarray:
+    array = image.detach().float().cpu().clamp(0, 1).numpy()
+    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)

@@ -1,0 +1,229 @@
+"""The experiment spec: a YAML recipe validated into typed config objects.
+
+``load_spec(path, overrides)`` reads a recipe, applies ``a.b=c`` overrides to the raw
+mapping (values parsed as YAML, so ``[256,128]`` is a list and ``null`` is None), and
+validates the result. Unknown keys anywhere are errors that list the valid keys.
+Components (encoder, decoder, head, objective) hold a registry ``name`` plus that
+component's own keyword arguments, which are checked against its constructor when built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from replab.errors import ConfigError
+
+MAX_RECIPE_BYTES = 1 << 20
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Component(BaseModel):
+    """A registered component: ``name`` plus its constructor's keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DataSpec(Strict):
+    dataset: str = "digits"
+    root: str | None = Field(None, description="folder holding the dataset; default $REPLAB_DATA, then the cache")
+    download: bool = Field(True, description="fetch from the official mirrors when not found locally")
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="share of the training set held out for validation")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out for test when the dataset has no official test split")
+    limit_train: PositiveInt | None = Field(None, description="use only this many training images (quick profiles)")
+    normalize: Literal["unit", "standard"] = Field("unit", description="unit: pixels in [0,1]; standard: per-channel mean/std of the training split")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
+
+
+class OptimizerSpec(Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD only")
+    nesterov: bool = False
+
+
+class EarlyStoppingSpec(Strict):
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: PositiveInt = 3
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = True
+
+
+class TrainerSpec(Strict):
+    epochs: PositiveInt = Field(10, le=100_000)
+    batch_size: PositiveInt = Field(128, le=1_000_000)
+    eval_batch_size: PositiveInt = Field(4096, le=10_000_000)
+    optimizer: OptimizerSpec = OptimizerSpec()
+    early_stopping: EarlyStoppingSpec | None = None
+    grad_clip: float | None = Field(None, gt=0.0, description="max gradient norm")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="auto: bf16 autocast on CUDA, off on CPU")
+    compile: bool = Field(False, description="torch.compile the model (pays on GPU)")
+    progress: bool = True
+    deterministic: bool = Field(True, description="deterministic algorithms, so a seed gives the same metrics")
+
+
+class ModelSpec(Strict):
+    encoder: Component
+    decoder: Component | None = None
+    head: Component | None = None
+
+
+class ProbeSpec(Strict):
+    """A classifier trained on the frozen encoder's latents."""
+
+    enabled: bool = True
+    head: Component = Component(name="mlp_head", hidden=[64])
+    trainer: TrainerSpec = TrainerSpec(
+        epochs=100,
+        batch_size=256,
+        early_stopping=EarlyStoppingSpec(monitor="val_accuracy", mode="max", patience=5),
+        progress=False,
+    )
+
+
+class ReportSpec(Strict):
+    reference: dict[str, float] = Field(default_factory=dict, description="published figures, by metric name")
+    reference_source: str = ""
+    n_reconstructions: PositiveInt = Field(10, le=100)
+
+
+class ExperimentSpec(Strict):
+    name: str = Field("experiment", min_length=1, max_length=120)
+    description: str = ""
+    seed: int = Field(0, ge=0, lt=2**63)
+    task: str = "autoencode"
+    data: DataSpec = DataSpec()
+    model: ModelSpec
+    objective: Component
+    trainer: TrainerSpec = TrainerSpec()
+    probe: ProbeSpec = ProbeSpec()
+    report: ReportSpec = ReportSpec()
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors/aliases: recipes never need them and they enable YAML bombs."""
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases (*name) are not allowed in recipes", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where} is not valid YAML: {err}", "fix the YAML syntax at the line shown") from None
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {str(path)!r} does not exist", "pass the path of a .yaml recipe (see recipes/)")
+    if path.stat().st_size > MAX_RECIPE_BYTES:
+        raise ConfigError(f"recipe {str(path)!r} is larger than 1 MiB", "a recipe is a short YAML file; check you passed the right file")
+    raw = parse_yaml(path.read_text(encoding="utf-8", errors="replace"), f"recipe {str(path)!r}")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of keys, got {type(raw).__name__}", "start the file with keys like `name:`, `data:`, `model:`")
+    return raw
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one ``a.b.c=value`` override in place."""
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part.isidentifier() for part in key.split(".")):
+        raise ConfigError(
+            f"override {override!r} is not of the form key.path=value",
+            "write e.g. trainer.epochs=3 or model.encoder.hidden=[512,256]",
+        )
+    value = parse_yaml(text, f"the value of override {key!r}") if text.strip() else None
+    node = raw
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"override {key!r}: {'.'.join(parts[: i + 1])} is a value, not a section",
+                f"set {'.'.join(parts[: i + 1])}=... directly",
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+def validate_spec(raw: dict[str, Any]) -> ExperimentSpec:
+    try:
+        return ExperimentSpec.model_validate(raw)
+    except pydantic.ValidationError as err:
+        raise ConfigError(_describe(err), "correct the recipe or the override; `replab run --help` shows the syntax") from None
+
+
+def load_spec(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> ExperimentSpec:
+    raw = read_recipe(path) if path is not None else dict(base or {})
+    for override in overrides:
+        apply_override(raw, override)
+    return validate_spec(raw)
+
+
+def spec_to_yaml(spec: ExperimentSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def _describe(err: pydantic.ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            valid = _valid_keys(e["loc"][:-1])
+            lines.append(f"unknown key {loc!r} (valid keys here: {', '.join(valid)})")
+        elif e["type"] == "missing":
+            lines.append(f"missing required key {loc!r}")
+        else:
+            lines.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
+    return "invalid recipe: " + "; ".join(lines)
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    model: Any = ExperimentSpec
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+        if model is None:
+            return []
+    return sorted(model.model_fields)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,1 @@
+"""Studies: experiments and the multi-run studies built from them."""

@@ -1,0 +1,139 @@
+"""One experiment, end to end: data -> training -> evaluation -> run folder and report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import replab
+from replab.data import DeviceLoader, Normalizer, Splits, load_splits
+from replab.errors import ReplabError
+from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
+from replab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from replab.reporting import figures, write_run_report
+from replab.spec import ExperimentSpec, spec_to_yaml
+from replab.studies import rundir
+from replab.tasks import Task, build_task
+from replab.training import Trainer, resolve_device, seed_everything
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict
+
+
+def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: Path | None = None, log=print) -> RunResult:
+    """Train, evaluate and report ``spec``; with ``resume``, continue that run folder."""
+    run_dir = Path(resume) if resume else rundir.new_run_dir(runs_dir, spec)
+    rundir.set_status(run_dir, "running")
+    try:
+        summary = _run(spec, run_dir, resumed=resume is not None, log=log)
+    except ReplabError as err:
+        rundir.set_status(run_dir, "failed", error=err.message)
+        raise
+    except BaseException as err:
+        rundir.set_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
+        raise
+    rundir.set_status(run_dir, "finished")
+    return RunResult(run_dir, summary)
+
+
+def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
+    t0 = time.perf_counter()
+    seed_everything(spec.seed, spec.trainer.deterministic)
+    device = resolve_device(spec.data.device)
+    d = spec.data
+    splits = load_splits(d.dataset, root=d.root, download=d.download, val_fraction=d.val_fraction,
+                         test_fraction=d.test_fraction, limit_train=d.limit_train, seed=spec.seed)
+    log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
+    normalizer = Normalizer.fit(splits.train.images, d.normalize)
+    task = build_task(spec, splits.train.shape, len(splits.train.classes))
+    train, val, test = _loaders(spec, splits, normalizer, device)
+    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir)
+    if resumed and (run_dir / rundir.LAST).exists():
+        trainer.resume(run_dir / rundir.LAST)
+        log(f"resumed after epoch {len(trainer.history)}")
+    _rewrite_metrics(run_dir, trainer.history)
+    t_data = time.perf_counter() - t0
+    fit = trainer.fit()
+    t_train = time.perf_counter() - t0 - t_data
+    log(f"trained {len(fit.history)} epochs in {fit.train_seconds:.1f} s (best epoch {fit.best_epoch})")
+
+    metrics = {k.replace("test_", "test."): v for k, v in trainer.evaluate(test, "test").items()}
+    figs = {"training curves": figures.curves(fit.history, spec.name)}
+    if spec.task == "autoencode":
+        metrics.update(_reconstruction(task, splits, normalizer, device, spec, figs))
+    if spec.probe.enabled:
+        probe = _probe(task, splits, normalizer, device, spec)
+        metrics.update({"probe.val_accuracy": probe.val_accuracy, "probe.test_accuracy": probe.test_accuracy, "probe.train_accuracy": probe.train_accuracy})
+        figs["probe training curves"] = figures.curves(probe.history, "probe on frozen latents")
+        log(f"probe: val accuracy {probe.val_accuracy:.4f}, test accuracy {probe.test_accuracy:.4f} ({probe.epochs} epochs)")
+    t_eval = time.perf_counter() - t0 - t_data - t_train
+
+    summary = {
+        "name": spec.name,
+        "description": spec.description,
+        "state": "finished",
+        "data": splits.source,
+        "device": _device_name(device),
+        "seed": spec.seed,
+        "epochs": len(fit.history),
+        "best_epoch": fit.best_epoch,
+        "stopped_early": fit.stopped_early,
+        "metrics": metrics,
+        "reference": spec.report.reference,
+        "reference_source": spec.report.reference_source,
+        "timings": {"data": t_data, "train": t_train, "evaluation": t_eval, "total": time.perf_counter() - t0},
+        "replab_version": replab.__version__,
+    }
+    _write_outputs(run_dir, spec, summary, figs)
+    return summary
+
+
+def _loaders(spec: ExperimentSpec, splits: Splits, normalizer: Normalizer, device: torch.device):
+    t = spec.trainer
+    make = lambda s, bs, shuffle: DeviceLoader(s.images, s.labels, bs, shuffle=shuffle, seed=spec.seed, normalizer=normalizer, device=device)  # noqa: E731
+    return make(splits.train, t.batch_size, True), make(splits.val, t.eval_batch_size, False), make(splits.test, t.eval_batch_size, False)
+
+
+def _reconstruction(task: Task, splits: Splits, normalizer: Normalizer, device, spec: ExperimentSpec, figs: dict) -> dict:
+    recon = reconstruct(task.model, splits.test.images, normalizer, device, spec.trainer.eval_batch_size)
+    m = reconstruction_metrics(recon, splits.test.images)
+    n = spec.report.n_reconstructions
+    originals = splits.test.images[:n].float() / 255
+    figs["reconstructions (test images: originals above, reconstructions below)"] = figures.image_grid(
+        [originals, recon[:n].cpu()], ["original", "reconstructed"]
+    )
+    return {"test.mae": m.mae, "test.mse": m.mse, "test.psnr": m.psnr}
+
+
+def _probe(task: Task, splits: Splits, normalizer: Normalizer, device, spec: ExperimentSpec):
+    bs = spec.trainer.eval_batch_size
+    z = {name: embed(task.encoder, getattr(splits, name).images, normalizer, device, bs) for name in ("train", "val", "test")}
+    latents = Latents(z["train"], z["val"], z["test"], splits.train.labels, splits.val.labels, splits.test.labels)
+    return train_probe(latents, spec.probe.head, spec.probe.trainer, len(splits.train.classes), device, spec.seed)
+
+
+def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
+    """metrics.jsonl mirrors the checkpoint's history (a kill may have cut it short or long)."""
+    atomic_write_text(run_dir / rundir.METRICS, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def _write_outputs(run_dir: Path, spec: ExperimentSpec, summary: dict, figs: dict[str, bytes]) -> None:
+    fig_dir = run_dir / "figures"
+    for i, (name, png) in enumerate(figs.items()):
+        atomic_write_bytes(fig_dir / f"{i:02d}-{rundir.safe_name(name)[:60]}.png", png)
+    atomic_write_json(run_dir / rundir.SUMMARY, summary)
+    write_run_report(run_dir / rundir.REPORT, summary, figs, spec_to_yaml(spec))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -1,0 +1,52 @@
+"""The run folder: naming, status, and what a finished run holds."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from replab.errors import ReplabError
+from replab.io import atomic_write_json, atomic_write_text, read_jsonl
+from replab.spec import ExperimentSpec, load_spec, spec_to_yaml
+
+CONFIG = "config.yaml"
+STATUS = "status.json"
+SUMMARY = "summary.json"
+METRICS = "metrics.jsonl"
+REPORT = "report.html"
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+def safe_name(name: str) -> str:
+    """A run name usable as a folder name on every OS (the display name stays as given)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "run"
+
+
+def new_run_dir(runs_dir: Path, spec: ExperimentSpec) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(runs_dir) / f"{safe_name(spec.name)}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    path.mkdir(parents=True)
+    atomic_write_text(path / CONFIG, spec_to_yaml(spec))
+    return path
+
+
+def set_status(run_dir: Path, state: str, **extra) -> None:
+    atomic_write_json(run_dir / STATUS, {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+
+
+def open_existing(run_dir: Path) -> ExperimentSpec:
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise ReplabError(f"{str(run_dir)!r} is not a replab run folder (no {CONFIG})", "pass a folder written by `replab run`, e.g. runs/<name>-<timestamp>")
+    return load_spec(run_dir / CONFIG)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    return read_jsonl(path) if path.exists() else []

@@ -1,0 +1,37 @@
+"""Reconstruct the input through a bottleneck (studies A1, B, D3-D4, E1)."""
+
+from __future__ import annotations
+
+import torch
+
+from replab.errors import ConfigError
+from replab.models import MODELS, AutoEncoder
+from replab.spec import ModelSpec
+from replab.tasks.base import Task, build_encoder
+from replab.tasks.registry import TASKS
+
+
+@TASKS.register("autoencode")
+class Autoencode(Task):
+    objective_target = "input"
+
+    @classmethod
+    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int) -> Autoencode:
+        if model.decoder is None:
+            raise ConfigError("task 'autoencode' needs model.decoder", "add e.g. `decoder: {name: mlp_decoder, hidden: [256]}` under model")
+        encoder = build_encoder(model.encoder, shape)
+        decoder = MODELS.build(
+            model.decoder.name,
+            model.decoder.params,
+            where="model.decoder",
+            latent_dim=encoder.latent_dim,
+            out_shape=tuple(shape),
+            feature_shape=getattr(encoder, "feature_shape", None),
+            mirror=getattr(encoder, "spec", None),
+        )
+        return cls(AutoEncoder(encoder, decoder), cls.build_objective(objective))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        reconstruction = self.model(x)
+        loss = self.objective(reconstruction, x)
+        return {"loss": loss, "mae": (reconstruction.detach() - x).abs().mean()}

@@ -1,0 +1,33 @@
+"""Predict the label from the encoder's latent (studies A2, C1, probes, linear baselines)."""
+
+from __future__ import annotations
+
+import torch
+
+from replab.errors import ConfigError
+from replab.models import Classifier
+from replab.spec import ModelSpec
+from replab.tasks.base import Task, build_encoder, build_head
+from replab.tasks.registry import TASKS
+
+
+@TASKS.register("classify")
+class Classify(Task):
+    objective_target = "label"
+
+    @classmethod
+    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int) -> Classify:
+        if model.head is None:
+            raise ConfigError("task 'classify' needs model.head", "add e.g. `head: {name: mlp_head, hidden: [64]}` under model")
+        encoder = build_encoder(model.encoder, shape)
+        head = build_head(model.head, encoder.latent_dim, num_classes)
+        return cls(Classifier(encoder, head), cls.build_objective(objective))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.model(x)
+        loss = self.objective(logits, y)
+        if logits.ndim == 1 or logits.shape[1] == 1:
+            predicted = (logits.detach().view(-1) > 0).long()
+        else:
+            predicted = logits.detach().argmax(1)
+        return {"loss": loss, "accuracy": (predicted == y).float().mean()}

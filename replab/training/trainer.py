@@ -1,0 +1,167 @@
+"""One trainer for every task: epochs, validation, early stopping, checkpoints, resume.
+
+Hooks (``on_epoch_end(trainer, record)``) let studies add work without touching the loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from replab.data import DeviceLoader
+from replab.errors import DivergenceError
+from replab.io import append_jsonl, load_checkpoint, load_state_into, save_checkpoint
+from replab.spec import TrainerSpec
+from replab.tasks import Task
+from replab.training.device import autocast
+from replab.training.early_stopping import EarlyStopping
+from replab.training.optim import build_optimizer, trainable
+
+Hook = Callable[["Trainer", dict], None]
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_epoch: int
+    stopped_early: bool
+    train_seconds: float
+
+
+@dataclass
+class Trainer:
+    task: Task
+    spec: TrainerSpec
+    train: DeviceLoader
+    val: DeviceLoader
+    device: torch.device
+    checkpoint_dir: Path | None = None  # None: keep the best weights in memory only
+    hooks: list[Hook] = field(default_factory=list)
+    desc: str = "train"
+
+    def __post_init__(self) -> None:
+        self.model = self.task.model.to(self.device)
+        self.optimizer = build_optimizer(trainable(self.model), self.spec.optimizer, self.device)
+        es = self.spec.early_stopping
+        self.stopper = EarlyStopping.from_spec(es) if es else EarlyStopping("val_loss", "min", patience=10**9)
+        self.history: list[dict] = []
+        self.best_state: dict | None = None
+        self.step_fn = self.task.step
+        if self.spec.compile:
+            self.task.model = torch.compile(self.model)  # the task's step now runs compiled
+
+    # --- the loop -------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        start = time.perf_counter()
+        for epoch in range(len(self.history) + 1, self.spec.epochs + 1):
+            record = {"epoch": epoch, **self._train_epoch(epoch), **self.evaluate(self.val, "val")}
+            record["seconds"] = round(time.perf_counter() - start, 3)
+            self._check_monitor(record)
+            if self.stopper.update(record[self.stopper.monitor], epoch):
+                self.best_state = copy.deepcopy(self.model.state_dict())
+                record["best"] = True
+            self.history.append(record)
+            self._save(record)
+            for hook in self.hooks:
+                hook(self, record)
+            if self.stopper.should_stop:
+                break
+        stopped = self.stopper.should_stop
+        if self.best_state is not None and (self.spec.early_stopping is None or self.spec.early_stopping.restore_best):
+            self.model.load_state_dict(self.best_state)
+        return FitResult(self.history, self.stopper.best_epoch, stopped, time.perf_counter() - start)
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        losses = []
+        seen = 0
+        bar = tqdm(self.train, desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}", leave=False,
+                   disable=not self.spec.progress or not sys.stderr.isatty(), unit="batch")
+        for x, y in bar:
+            with autocast(self.device, self.spec.amp):
+                metrics = self.step_fn(x, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            metrics["loss"].backward()
+            if self.spec.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
+            self.optimizer.step()
+            n = len(y)
+            seen += n
+            losses.append(metrics["loss"].detach())
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0) + value.detach().float() * n
+        stacked = torch.stack(losses)
+        if not torch.isfinite(stacked).all():
+            step = int((~torch.isfinite(stacked)).nonzero()[0])
+            raise DivergenceError(
+                f"the training loss became {stacked[step].item()} at epoch {epoch}, step {step + 1}; the last good checkpoint is kept",
+                "lower the learning rate (trainer.optimizer.lr), set trainer.grad_clip, or check the data normalisation",
+            )
+        return {f"train_{k}": v.item() / seen for k, v in sums.items()}
+
+    @torch.inference_mode()
+    def evaluate(self, loader: DeviceLoader, prefix: str) -> dict[str, float]:
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        seen = 0
+        for x, y in loader:
+            with autocast(self.device, self.spec.amp):
+                metrics = self.step_fn(x, y)
+            seen += len(y)
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0) + value.float() * len(y)
+        return {f"{prefix}_{k}": v.item() / seen for k, v in sums.items()}
+
+    def _check_monitor(self, record: dict) -> None:
+        if self.stopper.monitor not in record:
+            from replab.errors import ConfigError
+
+            raise ConfigError(
+                f"early stopping monitors {self.stopper.monitor!r}, which this task does not report",
+                f"monitor one of: {', '.join(k for k in record if k.startswith(('val_', 'train_')))}",
+            )
+        if not math.isfinite(record[self.stopper.monitor]):
+            raise DivergenceError(
+                f"{self.stopper.monitor} became {record[self.stopper.monitor]} at epoch {record['epoch']}; the last good checkpoint is kept",
+                "lower the learning rate or set trainer.grad_clip",
+            )
+
+    # --- checkpoints --------------------------------------------------------------------
+    def _save(self, record: dict) -> None:
+        if self.checkpoint_dir is None:
+            return
+        if record.get("best"):
+            save_checkpoint(self.checkpoint_dir / "best.pt", {"model": self.model.state_dict(), "epoch": record["epoch"]})
+        save_checkpoint(self.checkpoint_dir / "last.pt", self.state_dict())
+        append_jsonl(self.checkpoint_dir / "metrics.jsonl", record)
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "history": self.history,
+            "stopper": self.stopper.state_dict(),
+            "best_state": self.best_state,
+            "loader": self.train.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def resume(self, path: Path) -> None:
+        """Continue from ``last.pt``: same weights, optimizer moments, RNG streams and history."""
+        state = load_checkpoint(path, map_location=self.device)
+        load_state_into(self.model, state["model"], path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.history = list(state["history"])
+        self.stopper.load_state_dict(state["stopper"])
+        self.best_state = state["best_state"]
+        self.train.load_state_dict(state["loader"])
+        torch.set_rng_state(state["torch_rng"].cpu())
