@@ -18,12 +18,16 @@ import torch
 
 from replab.errors import CheckpointError, ReplabError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; run files should read like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

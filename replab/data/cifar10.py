@@ -20,6 +20,7 @@ from replab.errors import DataError
 BATCHES = "cifar-10-batches-py"
 _SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 FULL_TRAIN = 50_000
+FULL_SIZE = {"train": FULL_TRAIN, "test": 10_000}
 
 
 @DATASETS.register("cifar10")
@@ -47,7 +48,8 @@ class CIFAR10(DatasetSource):
             labels.append(batch_labels)
         x = torch.from_numpy(np.concatenate(images)).view(-1, 3, 32, 32)
         y = torch.from_numpy(np.concatenate(labels))
-        subset = "" if split == "test" or len(y) == FULL_TRAIN else f", a subset of the full {FULL_TRAIN:,}"
+        full = FULL_SIZE[split]
+        subset = "" if len(y) == full else f", a subset of the full {full:,}"
         return ImageSet(x, y, list(self.classes), source=f"CIFAR-10 {split} ({len(y):,} images{subset}) from {folder}")
 
     def download(self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None) -> Path:

@@ -18,14 +18,20 @@ ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),  # how numpy writes arrays into protocol-5 pickles
+    ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),  # how Python 3 writes bytes into protocol-2 pickles
 }
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """A global outside ALLOWED_GLOBALS (other UnpicklingErrors mean a truncated file)."""
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+            raise RefusedGlobal(f"global '{module}.{name}' is not allowed")
         return super().find_class(module, name)
 
 
@@ -34,12 +40,12 @@ def load_pickle(path: Path) -> Any:
     try:
         data = path.read_bytes()
         return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as err:
+    except RefusedGlobal as err:
         raise DataError(
             f"refused to load {str(path)!r}: {err}; a CIFAR batch holds only arrays and lists, so this file is not one (or was tampered with)",
             "replace it with the official cifar-10-batches-py files",
         ) from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, OSError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, OSError) as err:
         raise DataError(
             f"cannot read {str(path)!r}: {err} (truncated or corrupt)",
             "delete the folder and let replab download CIFAR-10 again, or point data.root at an intact copy",

@@ -32,10 +32,17 @@ class Latents:
     y_val: torch.Tensor
     y_test: torch.Tensor
 
+    def standardized(self) -> Latents:
+        """z-score every dimension with train statistics: probes then need no per-encoder lr tuning."""
+        mean, std = self.train.mean(0), self.train.std(0).clamp_min(1e-6)
+        scale = lambda z: (z - mean) / std  # noqa: E731
+        return Latents(scale(self.train), scale(self.val), scale(self.test), self.y_train, self.y_val, self.y_test)
+
 
 def train_probe(latents: Latents, head: Component, spec: TrainerSpec, num_classes: int, device: torch.device, seed: int) -> ProbeResult:
     """Fit ``head`` on ``latents.train``, early-stopping on val; report val and test accuracy."""
     seed_everything(seed)
+    latents = latents.standardized()
     dim = latents.train.shape[1]
     model = Classifier(Identity(dim), build_head(head, dim, num_classes, where="probe.head"))
     task = Classify(model, Classify.build_objective(Component(name="cross_entropy")))

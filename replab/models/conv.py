@@ -80,10 +80,9 @@ class ConvDecoder(nn.Module):
         enc_channels = mirror.get("channels", [])
         channels = list(channels) if channels is not None else list(reversed(enc_channels[:-1]))
         n = len(channels) + 1
-        rev = lambda key, given: given if given is not None else list(reversed(mirror.get(key, [])))  # noqa: E731
-        k = per_layer(rev("kernels", kernels) or 4, n, "kernels")
-        s = per_layer(rev("strides", strides) or 2, n, "strides")
-        p = per_layer(rev("paddings", paddings) or 1, n, "paddings")
+        k = per_layer(_mirrored(kernels, mirror, "kernels", 4), n, "kernels")
+        s = per_layer(_mirrored(strides, mirror, "strides", 2), n, "strides")
+        p = per_layer(_mirrored(paddings, mirror, "paddings", 1), n, "paddings")
         hidden = list(hidden) if hidden is not None else list(reversed(mirror.get("hidden", [])))
         self.feature_shape = tuple(feature_shape)
         self.out_shape = tuple(out_shape)
@@ -102,6 +101,13 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.deconv(self.expand(z).view(-1, *self.feature_shape))
+
+
+def _mirrored(given, mirror: dict, key: str, default: int):
+    """The decoder's setting: as given, else the encoder's in reverse order, else ``default``."""
+    if given is not None:
+        return given
+    return list(reversed(mirror[key])) if mirror.get(key) else default
 
 
 def _act(name: str | None) -> nn.Module:

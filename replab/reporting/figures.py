@@ -21,7 +21,9 @@ def to_png(fig) -> bytes:
 
 def curves(history: list[dict], title: str = "") -> bytes:
     """Loss (and accuracy, when recorded) per epoch for train and val."""
-    metrics = [m for m in ("loss", "accuracy", "mae") if f"train_{m}" in history[0] or f"val_{m}" in history[0]]
+    metrics = [m for m in ("loss", "accuracy", "mae") if f"val_{m}" in history[0]]
+    # A metric identical to the loss (MAE under an L1 objective) would only repeat the first panel.
+    metrics = [m for m in metrics if m == "loss" or any(r[f"val_{m}"] != r["val_loss"] for r in history)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     epochs = [r["epoch"] for r in history]
     for ax, metric in zip(axes[0], metrics, strict=True):

@@ -1,0 +1,36 @@
+# `make run` and `make test` do all set-up themselves on a fresh machine (a venv in .venv).
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+# Development and CI read the datasets in place from ../shared/data when it exists.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/MNIST),)
+export REPLAB_DATA ?= $(SHARED_DATA)
+endif
+
+.PHONY: setup run test test-slow lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed                ## create .venv and install replab with its test tools
+
+run: setup                               ## the main job: replab's default study on the bundled digits
+	$(VENV)/bin/replab run
+
+test: setup                              ## the default test suite (what CI runs first)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup                         ## long suites (DDP, PostgreSQL, kill/resume); CI runs them too
+	$(PY) -m pytest -q -m slow; code=$$?; [ $$code -eq 5 ] && echo "no slow tests yet" && exit 0; exit $$code
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup                             ## CPU benchmarks; figures in benchmarks/README.md
+	$(PY) benchmarks/a1_loader.py
+
+clean:
+	rm -rf runs .pytest_cache

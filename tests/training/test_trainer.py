@@ -1,0 +1,90 @@
+"""The trainer: seeded determinism, early stopping, resume after a kill, divergence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from replab.data import DeviceLoader, load_splits
+from replab.errors import DivergenceError
+from replab.io import load_checkpoint
+from replab.spec import Component, EarlyStoppingSpec, ModelSpec, OptimizerSpec, TrainerSpec
+from replab.tasks.autoencode import Autoencode
+from replab.training import Trainer, seed_everything
+
+DEVICE = torch.device("cpu")
+
+
+class Interrupt(Exception):
+    pass
+
+
+def make_trainer(tmp_path=None, epochs=4, lr=2e-3, seed=0, hooks=(), early=None):
+    seed_everything(seed)
+    splits = load_splits("digits", seed=seed)
+    task = Autoencode.from_spec(
+        ModelSpec(encoder=Component(name="mlp", hidden=[32], latent_dim=8), decoder=Component(name="mlp_decoder", hidden=[32])),
+        Component(name="l1"), splits.train.shape, 10,
+    )
+    spec = TrainerSpec(epochs=epochs, batch_size=64, optimizer=OptimizerSpec(lr=lr), early_stopping=early, progress=False)
+    train = DeviceLoader(splits.train.images, splits.train.labels, 64, seed=seed)
+    val = DeviceLoader(splits.val.images, splits.val.labels, 512, shuffle=False)
+    return Trainer(task, spec, train, val, DEVICE, checkpoint_dir=tmp_path, hooks=list(hooks))
+
+
+def losses(history):
+    return [(r["train_loss"], r["val_loss"]) for r in history]
+
+
+def test_same_seed_same_metrics():
+    a, b = make_trainer().fit(), make_trainer().fit()
+    assert losses(a.history) == losses(b.history)
+    c = make_trainer(seed=1).fit()
+    assert losses(c.history) != losses(a.history)
+
+
+def test_learning_happens():
+    fit = make_trainer(epochs=6).fit()
+    assert fit.history[-1]["val_loss"] < 0.7 * fit.history[0]["val_loss"]
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path):
+    straight = make_trainer(epochs=5).fit()
+
+    def stop_after_two(trainer, record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        make_trainer(tmp_path, epochs=5, hooks=[stop_after_two]).fit()
+    resumed = make_trainer(tmp_path, epochs=5)
+    resumed.resume(tmp_path / "last.pt")
+    assert len(resumed.history) == 2
+    fit = resumed.fit()
+    assert losses(fit.history) == losses(straight.history)
+
+
+def test_early_stopping_restores_best_weights(tmp_path):
+    early = EarlyStoppingSpec(monitor="val_loss", mode="min", patience=1, min_delta=10.0)  # nothing counts as better
+    trainer = make_trainer(tmp_path, epochs=10, early=early)
+    fit = trainer.fit()
+    assert fit.stopped_early and len(fit.history) == 2 and fit.best_epoch == 1
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] == 1
+    for name, value in trainer.model.state_dict().items():
+        torch.testing.assert_close(value, best["model"][name])
+
+
+def test_divergence_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3)
+    trainer.fit()
+    before = (tmp_path / "last.pt").read_bytes()
+
+    bad = make_trainer(tmp_path, epochs=5)
+    bad.resume(tmp_path / "last.pt")
+    with torch.no_grad():
+        for p in bad.model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(DivergenceError, match=r"epoch 4, step 1"):
+        bad.fit()
+    assert (tmp_path / "last.pt").read_bytes() == before
