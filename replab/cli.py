@@ -56,6 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR; default $REPLAB_DATA, then the cache)")
     run.set_defaults(func=_cmd_run)
 
+    rep = sub.add_parser("report", help="rebuild report.html of saved runs without retraining",
+                         description="Rebuild each run folder's report.html from its summary.json, figures/ and config.yaml.")
+    rep.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    rep.set_defaults(func=_cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="side-by-side table of runs (Markdown and HTML)",
+                          description="Write a table comparing runs' metrics, with the reference figures first.")
+    cmp_.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    cmp_.add_argument("--out", type=Path, default=Path("compare"), help="output path without extension (default: ./compare -> compare.md, compare.html)")
+    cmp_.set_defaults(func=_cmd_compare)
+
     ds = sub.add_parser("datasets", help="list datasets, where they are found, and whether they are cached",
                         description="List the registered datasets and where replab finds each one.")
     ds.add_argument("--data-dir", metavar="DIR", help="also look in DIR")
@@ -97,6 +108,23 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
     t = summary["timings"]
     print(f"\nwall time: {t['total']:.1f} s (data {t['data']:.1f}, train {t['train']:.1f}, evaluation {t['evaluation']:.1f})")
     print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from replab.studies.rebuild import rebuild_report
+
+    for run_dir in args.run_dirs:
+        print(f"wrote {rebuild_report(run_dir)}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from replab.studies.rebuild import compare_runs
+
+    md, html = compare_runs(args.run_dirs, args.out)
+    print(md.read_text(encoding="utf-8"))
+    print(f"wrote {md} and {html}")
+    return 0
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import jinja2
 
 from replab.io import atomic_write_text
 
-_ENV = jinja2.Environment(
+ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("replab.reporting", "templates"),
     autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     undefined=jinja2.StrictUndefined,
@@ -27,15 +27,15 @@ def metric_rows(metrics: dict[str, float], reference: dict[str, float]) -> list[
         value, ref = metrics.get(name), reference.get(name)
         rows.append({
             "name": name,
-            "value": _fmt(value),
-            "reference": _fmt(ref),
-            "delta": _fmt(value - ref, signed=True) if value is not None and ref is not None else "",
+            "value": fmt(value),
+            "reference": fmt(ref),
+            "delta": fmt(value - ref, signed=True) if value is not None and ref is not None else "",
         })
     return rows
 
 
 def render_run_report(summary: dict, figures: dict[str, bytes], config_yaml: str) -> str:
-    return _ENV.get_template("run.html.j2").render(
+    return ENV.get_template("run.html.j2").render(
         summary=summary,
         rows=metric_rows(summary["metrics"], summary.get("reference", {})),
         figures=[{"name": name, "src": data_uri(png)} for name, png in figures.items()],
@@ -48,8 +48,7 @@ def write_run_report(path: Path, summary: dict, figures: dict[str, bytes], confi
     return path
 
 
-def _fmt(value: float | None, signed: bool = False) -> str:
+def fmt(value: float | None, signed: bool = False) -> str:
     if value is None:
         return ""
-    text = f"{value:+.4g}" if signed else f"{value:.4g}"
-    return text
+    return f"{value:+.4g}" if signed else f"{value:.4g}"

@@ -55,7 +55,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     normalizer = Normalizer.fit(splits.train.images, d.normalize)
     task = build_task(spec, splits.train.shape, len(splits.train.classes))
     train, val, test = _loaders(spec, splits, normalizer, device)
-    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir)
+    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log)])
     if resumed and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
         log(f"resumed after epoch {len(trainer.history)}")
@@ -96,6 +96,17 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     return summary
 
 
+def _epoch_logger(log):
+    def hook(trainer: Trainer, record: dict) -> None:
+        stride = max(1, trainer.spec.epochs // 20)  # about 20 lines for a long run
+        if record["epoch"] % stride and record["epoch"] != 1:
+            return
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("train_", "val_")))
+        log(f"epoch {record['epoch']:>3}/{trainer.spec.epochs}  {shown}  ({record['seconds']:.1f} s){'  *' if record.get('best') else ''}")
+
+    return hook
+
+
 def _loaders(spec: ExperimentSpec, splits: Splits, normalizer: Normalizer, device: torch.device):
     t = spec.trainer
     make = lambda s, bs, shuffle: DeviceLoader(s.images, s.labels, bs, shuffle=shuffle, seed=spec.seed, normalizer=normalizer, device=device)  # noqa: E731
@@ -126,9 +137,11 @@ def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
 
 
 def _write_outputs(run_dir: Path, spec: ExperimentSpec, summary: dict, figs: dict[str, bytes]) -> None:
-    fig_dir = run_dir / "figures"
+    summary["figures"] = []
     for i, (name, png) in enumerate(figs.items()):
-        atomic_write_bytes(fig_dir / f"{i:02d}-{rundir.safe_name(name)[:60]}.png", png)
+        file = f"{rundir.FIGURES}/{i:02d}-{rundir.safe_name(name)[:60]}.png"
+        atomic_write_bytes(run_dir / file, png)
+        summary["figures"].append({"name": name, "file": file})
     atomic_write_json(run_dir / rundir.SUMMARY, summary)
     write_run_report(run_dir / rundir.REPORT, summary, figs, spec_to_yaml(spec))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ METRICS = "metrics.jsonl"
 REPORT = "report.html"
 LAST = "last.pt"
 BEST = "best.pt"
+FIGURES = "figures"
 
 
 def safe_name(name: str) -> str:
@@ -45,6 +47,19 @@ def open_existing(run_dir: Path) -> ExperimentSpec:
     if not (run_dir / CONFIG).is_file():
         raise ReplabError(f"{str(run_dir)!r} is not a replab run folder (no {CONFIG})", "pass a folder written by `replab run`, e.g. runs/<name>-<timestamp>")
     return load_spec(run_dir / CONFIG)
+
+
+def read_summary(run_dir: Path) -> dict:
+    path = Path(run_dir) / SUMMARY
+    if not path.is_file():
+        raise ReplabError(
+            f"{str(run_dir)!r} has no {SUMMARY}: the run has not finished",
+            f"finish it with `replab run --resume {run_dir}`, or pass a finished run folder",
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ReplabError(f"{path} is not valid JSON ({err})", "rerun the experiment or restore the file") from None
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -93,7 +93,7 @@ def test_batches_pair_images_with_their_labels_as_unit_floats():
     for xb, yb in loader:
         assert xb.dtype == torch.float32
         assert xb.shape[1:] == (1, 2, 2)
-        assert 0.0 <= xb.min().item() and xb.max().item() <= 1.0
+        assert xb.min().item() >= 0.0 and xb.max().item() <= 1.0
         torch.testing.assert_close(xb, x[yb].float() / 255)
     assert max(xb.max().item() for xb, _ in loader) > 0.9  # spread over [0, 1], not just small
 

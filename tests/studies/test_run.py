@@ -58,3 +58,20 @@ def test_a1_mnist_quick_profile(tmp_path, data_dir):
     assert summary["metrics"]["probe.test_accuracy"] >= 0.92
     assert summary["metrics"]["test.mae"] <= 0.07
     assert "MNIST" in summary["data"] and "limited to 20,000" in summary["data"]
+
+
+def test_datasets_lists_every_source(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("REPLAB_DATA", str(tmp_path))
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "embedded" in out
+    for name in ("mnist", "fashion_mnist", "cifar10"):
+        assert name in out
+    assert "missing" in out and "downloads to" in out
+
+
+@pytest.mark.data
+def test_datasets_finds_shared_data(capsys, data_dir):
+    assert main(["datasets", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert str(data_dir / "MNIST" / "raw") in out and "cifar10-mini" in out
