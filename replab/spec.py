@@ -95,6 +95,19 @@ class ProbeSpec(Strict):
     )
 
 
+class AnalysisSpec(Strict):
+    """Latent-space analysis after training (study A's figures, report 003's E4)."""
+
+    enabled: bool = True
+    tsne: bool = True
+    tsne_sample: PositiveInt | None = Field(2500, description="test points mapped by t-SNE (stratified); null maps all of them")
+    knn_k: PositiveInt = Field(5, le=1000)
+    interpolate: tuple[int, int] = Field((7, 2), description="labels of the two test images to interpolate between")
+    interpolation_steps: int = Field(10, ge=2, le=50)
+    traversal_steps: int = Field(8, ge=2, le=20)
+    n_samples: int = Field(16, ge=0, le=400, description="images decoded from random latents")
+
+
 class ReportSpec(Strict):
     reference: dict[str, float] = Field(default_factory=dict, description="published figures, by metric name")
     reference_source: str = ""
@@ -111,6 +124,7 @@ class ExperimentSpec(Strict):
     objective: Component
     trainer: TrainerSpec = TrainerSpec()
     probe: ProbeSpec = ProbeSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
     report: ReportSpec = ReportSpec()
 
 

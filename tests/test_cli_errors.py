@@ -16,7 +16,7 @@ from replab.cli import main
 @pytest.fixture
 def existing_run(tmp_path):
     runs = tmp_path / "runs"
-    assert main(["run", "trainer.epochs=1", "probe.enabled=false", "--runs-dir", str(runs)]) == 0
+    assert main(["run", "trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false", "--runs-dir", str(runs)]) == 0
     (run,) = runs.iterdir()
     snapshot = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     yield runs, run

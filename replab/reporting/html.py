@@ -34,17 +34,20 @@ def metric_rows(metrics: dict[str, float], reference: dict[str, float]) -> list[
     return rows
 
 
-def render_run_report(summary: dict, figures: dict[str, bytes], config_yaml: str) -> str:
+def render_run_report(summary: dict, figures: dict[str, bytes], config_yaml: str, hover: dict | None = None) -> str:
+    if hover is not None:
+        hover = {**hover, "sprite": data_uri(hover["sprite"])}
     return ENV.get_template("run.html.j2").render(
         summary=summary,
+        hover=hover,
         rows=metric_rows(summary["metrics"], summary.get("reference", {})),
         figures=[{"name": name, "src": data_uri(png)} for name, png in figures.items()],
         config_yaml=config_yaml,
     )
 
 
-def write_run_report(path: Path, summary: dict, figures: dict[str, bytes], config_yaml: str) -> Path:
-    atomic_write_text(path, render_run_report(summary, figures, config_yaml))
+def write_run_report(path: Path, summary: dict, figures: dict[str, bytes], config_yaml: str, hover: dict | None = None) -> Path:
+    atomic_write_text(path, render_run_report(summary, figures, config_yaml, hover))
     return path
 
 

@@ -14,8 +14,10 @@ import replab
 from replab.data import DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
+from replab.evaluation.analysis import analyse
 from replab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from replab.reporting import figures, write_run_report
+from replab.reporting.latent_figures import analysis_figures, hover_map
 from replab.spec import ExperimentSpec, spec_to_yaml
 from replab.studies import rundir
 from replab.tasks import Task, build_task
@@ -69,11 +71,28 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     figs = {"training curves": figures.curves(fit.history, spec.name)}
     if spec.task == "autoencode":
         metrics.update(_reconstruction(task, splits, normalizer, device, spec, figs))
+    latents = _latents(task, splits, normalizer, device, spec) if spec.probe.enabled or spec.analysis.enabled else None
     if spec.probe.enabled:
-        probe = _probe(task, splits, normalizer, device, spec)
+        probe = train_probe(latents, spec.probe.head, spec.probe.trainer, len(splits.train.classes), device, spec.seed)
         metrics.update({"probe.val_accuracy": probe.val_accuracy, "probe.test_accuracy": probe.test_accuracy, "probe.train_accuracy": probe.train_accuracy})
         figs["probe training curves"] = figures.curves(probe.history, "probe on frozen latents")
         log(f"probe: val accuracy {probe.val_accuracy:.4f}, test accuracy {probe.test_accuracy:.4f} ({probe.epochs} epochs)")
+    t_probe = time.perf_counter() - t0 - t_data - t_train
+    hover = None
+    if spec.analysis.enabled:
+        decoder = getattr(task.model, "decoder", None)
+        analysis = analyse(splits.test, latents.test, spec.analysis, decoder, normalizer, spec.seed)
+        for space in analysis.spaces:
+            key = "image" if space.name == "image space" else "latent"
+            metrics[f"{key}.knn_accuracy"] = space.scores.knn_accuracy
+            metrics[f"{key}.silhouette"] = space.scores.silhouette
+            if space.scores.trustworthiness is not None:
+                metrics[f"{key}.tsne_trustworthiness"] = space.scores.trustworthiness
+        metrics["latent.pca_components_95"] = analysis.pca.components_for(0.95)
+        metrics["latent.pca_components_99"] = analysis.pca.components_for(0.99)
+        figs.update(analysis_figures(analysis, splits.test.classes))
+        hover = hover_map(analysis, splits.test.images, splits.test.classes)
+        log("analysis: " + ", ".join(f"{k} {v:.1f} s" for k, v in analysis.seconds.items()))
     t_eval = time.perf_counter() - t0 - t_data - t_train
 
     summary = {
@@ -89,10 +108,10 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
         "metrics": metrics,
         "reference": spec.report.reference,
         "reference_source": spec.report.reference_source,
-        "timings": {"data": t_data, "train": t_train, "evaluation": t_eval, "total": time.perf_counter() - t0},
+        "timings": {"data": t_data, "train": t_train, "probe": t_probe, "analysis": t_eval - t_probe, "evaluation": t_eval, "total": time.perf_counter() - t0},
         "replab_version": replab.__version__,
     }
-    _write_outputs(run_dir, spec, summary, figs)
+    _write_outputs(run_dir, spec, summary, figs, hover)
     return summary
 
 
@@ -124,11 +143,10 @@ def _reconstruction(task: Task, splits: Splits, normalizer: Normalizer, device, 
     return {"test.mae": m.mae, "test.mse": m.mse, "test.psnr": m.psnr}
 
 
-def _probe(task: Task, splits: Splits, normalizer: Normalizer, device, spec: ExperimentSpec):
+def _latents(task: Task, splits: Splits, normalizer: Normalizer, device, spec: ExperimentSpec) -> Latents:
     bs = spec.trainer.eval_batch_size
     z = {name: embed(task.encoder, getattr(splits, name).images, normalizer, device, bs) for name in ("train", "val", "test")}
-    latents = Latents(z["train"], z["val"], z["test"], splits.train.labels, splits.val.labels, splits.test.labels)
-    return train_probe(latents, spec.probe.head, spec.probe.trainer, len(splits.train.classes), device, spec.seed)
+    return Latents(z["train"], z["val"], z["test"], splits.train.labels, splits.val.labels, splits.test.labels)
 
 
 def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
@@ -136,14 +154,17 @@ def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
     atomic_write_text(run_dir / rundir.METRICS, "".join(json.dumps(r) + "\n" for r in history))
 
 
-def _write_outputs(run_dir: Path, spec: ExperimentSpec, summary: dict, figs: dict[str, bytes]) -> None:
+def _write_outputs(run_dir: Path, spec: ExperimentSpec, summary: dict, figs: dict[str, bytes], hover: dict | None) -> None:
+    if hover is not None:
+        atomic_write_bytes(run_dir / rundir.FIGURES / rundir.HOVER_SPRITE, hover["sprite"])
+        atomic_write_json(run_dir / rundir.FIGURES / rundir.HOVER_DATA, {k: v for k, v in hover.items() if k != "sprite"})
     summary["figures"] = []
     for i, (name, png) in enumerate(figs.items()):
         file = f"{rundir.FIGURES}/{i:02d}-{rundir.safe_name(name)[:60]}.png"
         atomic_write_bytes(run_dir / file, png)
         summary["figures"].append({"name": name, "file": file})
     atomic_write_json(run_dir / rundir.SUMMARY, summary)
-    write_run_report(run_dir / rundir.REPORT, summary, figs, spec_to_yaml(spec))
+    write_run_report(run_dir / rundir.REPORT, summary, figs, spec_to_yaml(spec), hover)
 
 
 def _device_name(device: torch.device) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from replab.errors import ReplabError
@@ -22,7 +23,11 @@ def rebuild_report(run_dir: Path) -> Path:
             raise ReplabError(f"figure {fig['file']!r} of {run_dir} is missing", "rerun the experiment to regenerate its figures")
         figs[fig["name"]] = path.read_bytes()
     config = (run_dir / rundir.CONFIG).read_text(encoding="utf-8")
-    return write_run_report(run_dir / rundir.REPORT, summary, figs, config)
+    hover = None
+    hover_json = run_dir / rundir.FIGURES / rundir.HOVER_DATA
+    if hover_json.is_file():
+        hover = {**json.loads(hover_json.read_text(encoding="utf-8")), "sprite": (run_dir / rundir.FIGURES / rundir.HOVER_SPRITE).read_bytes()}
+    return write_run_report(run_dir / rundir.REPORT, summary, figs, config, hover)
 
 
 def compare_runs(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:

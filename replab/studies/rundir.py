@@ -19,6 +19,8 @@ REPORT = "report.html"
 LAST = "last.pt"
 BEST = "best.pt"
 FIGURES = "figures"
+HOVER_DATA = "latent-map.json"
+HOVER_SPRITE = "latent-map-sprite.png"
 
 
 def safe_name(name: str) -> str:

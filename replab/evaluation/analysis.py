@@ -1,0 +1,106 @@
+"""One call for the latent-space analysis a study report shows.
+
+Image space and latent space are mapped the same way (the same stratified test sample,
+the same t-SNE settings) and scored with the same separability figures, so "does the
+encoder separate classes better than the pixels do?" is answered by numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from replab.data import ImageSet, Normalizer
+from replab.evaluation.latent import (
+    PCAResult,
+    decode,
+    interpolate,
+    pca,
+    sample_latents,
+    stratified_sample,
+    traversal_grid,
+    tsne_2d,
+)
+from replab.evaluation.separability import Separability, separability
+from replab.spec import AnalysisSpec
+
+
+@dataclass
+class SpaceMap:
+    """One space (pixels or latents) of the test sample: its 2-D map and how well it separates classes."""
+
+    name: str
+    points: np.ndarray | None  # (n, 2) t-SNE map, None when t-SNE is off
+    scores: Separability
+
+
+@dataclass
+class LatentAnalysis:
+    index: np.ndarray  # test-set rows in the sample that was mapped
+    labels: np.ndarray
+    spaces: list[SpaceMap]
+    pca: PCAResult
+    interpolation: torch.Tensor | None = None  # (steps, C, H, W)
+    interpolation_labels: tuple[int, int] | None = None
+    traversal: torch.Tensor | None = None  # (steps, steps, C, H, W)
+    samples: torch.Tensor | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def analyse(
+    test: ImageSet,
+    z_test: torch.Tensor,
+    spec: AnalysisSpec,
+    decoder: nn.Module | None = None,
+    normalizer: Normalizer | None = None,
+    seed: int = 0,
+) -> LatentAnalysis:
+    clock = _Clock()
+    labels = test.labels.cpu()
+    index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
+    pixels = test.images.flatten(1).float().div(255)
+    spaces = []
+    for name, z in (("image space", pixels), ("latent space", z_test.cpu())):
+        points = tsne_2d(z[index], seed=seed) if spec.tsne else None
+        clock.lap(f"t-SNE {name}")
+        # Both spaces are scored the same way (kNN on a seeded 80/20 split of the test set),
+        # so their figures are comparable.
+        scores = separability(z, labels, points, z2d_index=index, k=spec.knn_k, seed=seed)
+        clock.lap(f"scores {name}")
+        spaces.append(SpaceMap(name, points, scores))
+    result = LatentAnalysis(index, labels[index].numpy(), spaces, pca(z_test.cpu()))
+    if decoder is not None:
+        _generate(result, test, z_test, spec, decoder, normalizer, seed)
+        clock.lap("decoding")
+    result.seconds = clock.laps
+    return result
+
+
+def _generate(result: LatentAnalysis, test: ImageSet, z_test, spec: AnalysisSpec, decoder, normalizer, seed: int) -> None:
+    """Interpolation between the first test images of two labels, a traversal, random samples."""
+    labels = test.labels.cpu()
+    first = {int(c): int(torch.nonzero(labels == c)[0]) for c in torch.unique(labels)}
+    a, b = spec.interpolate
+    if a in first and b in first:
+        result.interpolation = interpolate(decoder, z_test[first[a]], z_test[first[b]], spec.interpolation_steps, normalizer)
+        result.interpolation_labels = (a, b)
+    corners = [first[c] for c in sorted(first)[:4]]
+    if len(corners) == 4:
+        result.traversal = traversal_grid(decoder, z_test[corners], spec.traversal_steps, normalizer)
+    if spec.n_samples:
+        result.samples = decode(decoder, sample_latents(z_test, spec.n_samples, seed), normalizer)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self.last
+        self.last = now

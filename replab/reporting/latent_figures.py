@@ -1,0 +1,103 @@
+"""Figures of a latent analysis: t-SNE maps with their scores, PCA curve, decoded strips."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+from replab.evaluation.analysis import LatentAnalysis
+from replab.evaluation.latent import PCAResult
+from replab.reporting.figures import image_grid, plt, to_png
+
+
+def score_line(scores) -> str:
+    line = f"kNN acc {scores.knn_accuracy:.3f} · silhouette {scores.silhouette:.3f}"
+    return line + (f" · trustworthiness {scores.trustworthiness:.3f}" if scores.trustworthiness is not None else "")
+
+
+def tsne_maps(maps: list[tuple[str, np.ndarray, object]], labels: np.ndarray, classes: list[str]) -> bytes:
+    """A row of t-SNE scatters (title, points, scores), coloured by class, one shared legend."""
+    fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 5.0), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (title, points, scores) in zip(axes[0], maps, strict=True):
+        for c in np.unique(labels):
+            mask = labels == c
+            ax.scatter(points[mask, 0], points[mask, 1], s=4, color=cmap(int(c) % 10), label=classes[int(c)], alpha=0.8)
+        ax.set_title(f"{title}\n{score_line(scores)}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(10, len(names)), markerscale=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return to_png(fig)
+
+
+def pca_curve(result: PCAResult, title: str = "PCA of the test latents") -> bytes:
+    cumulative = result.cumulative
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ax.plot(np.arange(1, len(cumulative) + 1), cumulative, lw=1.8)
+    for fraction, style in ((0.95, "--"), (0.99, ":")):
+        k = result.components_for(fraction)
+        ax.axhline(fraction, color="grey", lw=0.8, ls=style)
+        ax.axvline(k, color="grey", lw=0.8, ls=style)
+        ax.annotate(f"{fraction:.0%}: {k} components", (k, fraction), textcoords="offset points", xytext=(6, -14), fontsize=8)
+    ax.set_xlabel("components")
+    ax.set_ylabel("cumulative explained variance")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def analysis_figures(analysis: LatentAnalysis, classes: list[str], name: str = "") -> dict[str, bytes]:
+    figs: dict[str, bytes] = {}
+    maps = [(s.name, s.points, s.scores) for s in analysis.spaces if s.points is not None]
+    if maps:
+        figs["t-SNE: image space vs latent space (test sample)"] = tsne_maps(maps, analysis.labels, classes)
+    figs["PCA explained variance of the latents"] = pca_curve(analysis.pca)
+    if analysis.interpolation is not None:
+        a, b = analysis.interpolation_labels
+        figs[f"latent interpolation {a} → {b}"] = image_grid([analysis.interpolation], [f"{a} → {b}"])
+    if analysis.traversal is not None:
+        rows = list(analysis.traversal)
+        figs["traversal between four test images (corners)"] = image_grid(rows, [""] * len(rows))
+    if analysis.samples is not None:
+        per_row = 8
+        rows = [analysis.samples[i : i + per_row] for i in range(0, len(analysis.samples), per_row)]
+        figs["random samples decoded from a Gaussian fitted to the latents"] = image_grid(rows, [""] * len(rows))
+    return figs
+
+
+def sprite_sheet(images: torch.Tensor) -> tuple[bytes, int]:
+    """Images (N, C, H, W) uint8 tiled into one PNG, ``cols`` per row, for the hover map."""
+    n, c, h, w = images.shape
+    cols = math.ceil(math.sqrt(n))
+    padded = torch.zeros(cols * cols, c, h, w, dtype=torch.uint8)
+    padded[:n] = images
+    # (row, col, C, H, W) -> (row*H, col*W, C): one reshape instead of a loop over tiles.
+    array = padded.view(cols, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(cols * h, cols * w, c).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[..., 0] if c == 1 else array).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue(), cols
+
+
+def hover_map(analysis: LatentAnalysis, test_images: torch.Tensor, classes: list[str]) -> dict | None:
+    """Data for the report's interactive latent map: points, labels and a thumbnail sprite."""
+    latent = next((s for s in analysis.spaces if s.name == "latent space" and s.points is not None), None)
+    if latent is None:
+        return None
+    points = latent.points
+    lo, hi = points.min(0), points.max(0)
+    unit = (points - lo) / np.where(hi > lo, hi - lo, 1)
+    sprite, cols = sprite_sheet(test_images[torch.as_tensor(analysis.index)].cpu())
+    return {
+        "points": [[round(float(x), 4), round(float(y), 4), int(c)] for (x, y), c in zip(unit, analysis.labels, strict=True)],
+        "classes": list(classes),
+        "sprite": sprite,
+        "cols": cols,
+        "tile": [int(test_images.shape[3]), int(test_images.shape[2])],
+    }
