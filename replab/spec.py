@@ -93,6 +93,14 @@ class ProbeSpec(Strict):
         early_stopping=EarlyStoppingSpec(monitor="val_accuracy", mode="max", patience=5),
         progress=False,
     )
+    finetune: bool = Field(False, description="also fine-tune a copy of the encoder with a fresh head on the images")
+    finetune_trainer: TrainerSpec = TrainerSpec(
+        epochs=10,
+        batch_size=128,
+        optimizer=OptimizerSpec(lr=1e-3),
+        early_stopping=EarlyStoppingSpec(monitor="val_accuracy", mode="max", patience=3),
+        progress=False,
+    )
 
 
 class AnalysisSpec(Strict):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from replab.data import DeviceLoader
+from replab.evaluation.metrics import ClassificationMetrics, classification_report
 from replab.models import Classifier, Identity
 from replab.spec import Component, TrainerSpec
 from replab.tasks.base import build_head
@@ -21,6 +24,7 @@ class ProbeResult:
     train_accuracy: float
     epochs: int
     history: list[dict]
+    test_report: ClassificationMetrics | None = None
 
 
 @dataclass
@@ -39,7 +43,8 @@ class Latents:
         return Latents(scale(self.train), scale(self.val), scale(self.test), self.y_train, self.y_val, self.y_test)
 
 
-def train_probe(latents: Latents, head: Component, spec: TrainerSpec, num_classes: int, device: torch.device, seed: int) -> ProbeResult:
+def train_probe(latents: Latents, head: Component, spec: TrainerSpec, num_classes: int, device: torch.device, seed: int,
+                classes: list[str] | None = None) -> ProbeResult:
     """Fit ``head`` on ``latents.train``, early-stopping on val; report val and test accuracy."""
     seed_everything(seed)
     latents = latents.standardized()
@@ -50,7 +55,33 @@ def train_probe(latents: Latents, head: Component, spec: TrainerSpec, num_classe
         split: DeviceLoader(x, y, spec.batch_size if split == "train" else spec.eval_batch_size, shuffle=split == "train", seed=seed, device=device)
         for split, x, y in (("train", latents.train, latents.y_train), ("val", latents.val, latents.y_val), ("test", latents.test, latents.y_test))
     }
-    trainer = Trainer(task, spec, loaders["train"], loaders["val"], device, desc="probe")
+    return _fit_and_score(task, spec, loaders, device, "probe", classes or [str(i) for i in range(num_classes)])
+
+
+def finetune_probe(encoder: nn.Module, head: Component, spec: TrainerSpec, loaders: dict[str, DeviceLoader],
+                   num_classes: int, device: torch.device, seed: int, classes: list[str] | None = None) -> ProbeResult:
+    """Train a copy of ``encoder`` together with a fresh ``head`` on the images (the encoder is not frozen)."""
+    seed_everything(seed)
+    encoder = copy.deepcopy(encoder)
+    model = Classifier(encoder, build_head(head, encoder.latent_dim, num_classes, where="probe.head"))
+    task = Classify(model, Classify.build_objective(Component(name="cross_entropy")))
+    return _fit_and_score(task, spec, loaders, device, "fine-tune", classes or [str(i) for i in range(num_classes)])
+
+
+def _fit_and_score(task: Classify, spec: TrainerSpec, loaders: dict[str, DeviceLoader], device, desc: str, classes: list[str]) -> ProbeResult:
+    trainer = Trainer(task, spec, loaders["train"], loaders["val"], device, desc=desc)
     fit = trainer.fit()
     scores = {split: trainer.evaluate(loaders[split], split)[f"{split}_accuracy"] for split in ("train", "val", "test")}
-    return ProbeResult(scores["val"], scores["test"], scores["train"], len(fit.history), fit.history)
+    report = classification_report(*predictions(trainer.model, loaders["test"]), classes)
+    return ProbeResult(scores["val"], scores["test"], scores["train"], len(fit.history), fit.history, report)
+
+
+@torch.inference_mode()
+def predictions(model: nn.Module, loader: DeviceLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """(true labels, predicted labels) over ``loader`` in eval mode."""
+    model.eval()
+    truth, predicted = [], []
+    for x, y in loader:
+        truth.append(y)
+        predicted.append(model(x).argmax(1))
+    return torch.cat(truth), torch.cat(predicted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from replab.reporting.html import ENV, fmt
+from replab.reporting.html import ENV, data_uri, fmt
 
 FIXED = ("run", "data", "epochs", "seed", "train s")
 
@@ -29,6 +29,8 @@ def render_compare_markdown(summaries: list[tuple[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_compare_html(summaries: list[tuple[str, dict]]) -> str:
+def render_compare_html(summaries: list[tuple[str, dict]], maps: list[tuple[str, bytes]] | None = None) -> str:
+    """The table, then each run's latent map in a row (``maps``: run name, PNG) for a study."""
     header, rows = compare_table(summaries)
-    return ENV.get_template("compare.html.j2").render(header=header, rows=rows, paths=[p for p, _ in summaries])
+    shown = [{"name": name, "src": data_uri(png)} for name, png in maps or []]
+    return ENV.get_template("compare.html.j2").render(header=header, rows=rows, paths=[p for p, _ in summaries], maps=shown)

@@ -67,3 +67,21 @@ def image_grid(rows: list[torch.Tensor], row_labels: list[str], title: str = "")
 def _hwc(image: torch.Tensor) -> np.ndarray:
     array = image.detach().float().cpu().clamp(0, 1).numpy()
     return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+
+
+def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
+    """Row-normalised confusion matrix (rows: true class), counts written in the cells."""
+    counts = np.asarray(matrix, dtype=float)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    size = 0.5 * len(classes) + 2
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return to_png(fig)

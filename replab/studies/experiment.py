@@ -15,6 +15,7 @@ from replab.data import DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import analyse
+from replab.evaluation.probe import finetune_probe
 from replab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from replab.reporting import figures, write_run_report
 from replab.reporting.latent_figures import analysis_figures, hover_map
@@ -56,7 +57,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     normalizer = Normalizer.fit(splits.train.images, d.normalize)
     task = build_task(spec, splits.train.shape, len(splits.train.classes))
-    train, val, test = _loaders(spec, splits, normalizer, device)
+    train, val, test = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
     trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log)])
     if resumed and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
@@ -72,11 +73,18 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     if spec.task == "autoencode":
         metrics.update(_reconstruction(task, splits, normalizer, device, spec, figs))
     latents = _latents(task, splits, normalizer, device, spec) if spec.probe.enabled or spec.analysis.enabled else None
+    per_class = None
     if spec.probe.enabled:
-        probe = train_probe(latents, spec.probe.head, spec.probe.trainer, len(splits.train.classes), device, spec.seed)
-        metrics.update({"probe.val_accuracy": probe.val_accuracy, "probe.test_accuracy": probe.test_accuracy, "probe.train_accuracy": probe.train_accuracy})
-        figs["probe training curves"] = figures.curves(probe.history, "probe on frozen latents")
-        log(f"probe: val accuracy {probe.val_accuracy:.4f}, test accuracy {probe.test_accuracy:.4f} ({probe.epochs} epochs)")
+        classes = splits.train.classes
+        probe = train_probe(latents, spec.probe.head, spec.probe.trainer, len(classes), device, spec.seed, classes)
+        _record_probe("probe", probe, metrics, figs, "probe on frozen latents", log)
+        per_class = _per_class(probe.test_report)
+        figs["confusion matrix of the probe (test)"] = figures.confusion(probe.test_report.confusion, classes)
+        if spec.probe.finetune:
+            ft = spec.probe.finetune_trainer
+            loaders = dict(zip(("train", "val", "test"), _loaders(spec, splits, normalizer, device, ft.batch_size, ft.eval_batch_size), strict=True))
+            tuned = finetune_probe(task.encoder, spec.probe.head, ft, loaders, len(classes), device, spec.seed, classes)
+            _record_probe("finetune", tuned, metrics, figs, "encoder fine-tuned with the head", log)
     t_probe = time.perf_counter() - t0 - t_data - t_train
     hover = None
     if spec.analysis.enabled:
@@ -106,6 +114,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
         "best_epoch": fit.best_epoch,
         "stopped_early": fit.stopped_early,
         "metrics": metrics,
+        "per_class": per_class,
         "reference": spec.report.reference,
         "reference_source": spec.report.reference_source,
         "timings": {"data": t_data, "train": t_train, "probe": t_probe, "analysis": t_eval - t_probe, "evaluation": t_eval, "total": time.perf_counter() - t0},
@@ -126,10 +135,22 @@ def _epoch_logger(log):
     return hook
 
 
-def _loaders(spec: ExperimentSpec, splits: Splits, normalizer: Normalizer, device: torch.device):
-    t = spec.trainer
+def _loaders(spec: ExperimentSpec, splits: Splits, normalizer: Normalizer, device: torch.device, batch_size: int, eval_batch_size: int):
     make = lambda s, bs, shuffle: DeviceLoader(s.images, s.labels, bs, shuffle=shuffle, seed=spec.seed, normalizer=normalizer, device=device)  # noqa: E731
-    return make(splits.train, t.batch_size, True), make(splits.val, t.eval_batch_size, False), make(splits.test, t.eval_batch_size, False)
+    return make(splits.train, batch_size, True), make(splits.val, eval_batch_size, False), make(splits.test, eval_batch_size, False)
+
+
+def _record_probe(prefix: str, result, metrics: dict, figs: dict, title: str, log) -> None:
+    for split in ("val", "test", "train"):
+        metrics[f"{prefix}.{split}_accuracy"] = getattr(result, f"{split}_accuracy")
+    metrics[f"{prefix}.test_macro_f1"] = result.test_report.macro_f1
+    figs[f"{title}: training curves"] = figures.curves(result.history, title)
+    log(f"{prefix}: val accuracy {result.val_accuracy:.4f}, test accuracy {result.test_accuracy:.4f} ({result.epochs} epochs)")
+
+
+def _per_class(report) -> dict:
+    return {c: {"precision": p, "recall": r, "f1": f, "support": n}
+            for c, p, r, f, n in zip(report.classes, report.precision, report.recall, report.f1, report.support, strict=True)}
 
 
 def _reconstruction(task: Task, splits: Splits, normalizer: Normalizer, device, spec: ExperimentSpec, figs: dict) -> dict:

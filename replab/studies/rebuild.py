@@ -37,5 +37,7 @@ def compare_runs(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
     summaries = [(str(d), rundir.read_summary(d)) for d in run_dirs]
     md, html = Path(f"{out}.md"), Path(f"{out}.html")
     atomic_write_text(md, render_compare_markdown(summaries))
-    atomic_write_text(html, render_compare_html(summaries))
+    maps = [(s["name"], (Path(d) / f["file"]).read_bytes()) for d, s in summaries for f in s.get("figures", [])
+            if f["name"].startswith("t-SNE") and (Path(d) / f["file"]).is_file()]
+    atomic_write_text(html, render_compare_html(summaries, maps))
     return md, html

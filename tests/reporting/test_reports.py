@@ -42,6 +42,8 @@ def test_compare_writes_markdown_and_html(runs, tmp_path, capsys):
     assert md.count("\n") == 4  # header, rule, two runs
     assert "probe.test_accuracy" in md and "test.mae" in md
     assert EVIL not in html and "&lt;script&gt;" in html
+    # the study view: the run with an analysis contributes its t-SNE pair
+    assert html.count("data:image/png;base64,") == 1 and "Latent maps" in html
 
 
 def test_report_of_unfinished_run_is_a_clear_error(tmp_path, capsys):

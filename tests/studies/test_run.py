@@ -28,8 +28,10 @@ def test_default_run_on_digits_learns_and_reports(tmp_path, capsys):
     history = read_jsonl(run / "metrics.jsonl")
     assert len(history) == summary["epochs"] and history[-1]["epoch"] == summary["epochs"]
     html = (run / "report.html").read_text()
-    # curves, reconstructions, probe curves, t-SNE pair, PCA, interpolation, traversal, samples + hover sprite
-    assert html.count("data:image/png;base64,") == 9
+    # curves, reconstructions, probe curves, confusion, t-SNE pair, PCA, interpolation, traversal, samples + hover sprite
+    assert html.count("data:image/png;base64,") == 10
+    assert set(summary["per_class"]) == {str(i) for i in range(10)}
+    assert all(0 <= row["f1"] <= 1 for row in summary["per_class"].values()) and 'id="per-class"' in html
     for figure in ("t-SNE: image space vs latent space", "latent interpolation 7 → 2", "PCA explained variance", "traversal", "random samples"):
         assert figure in html, figure
     assert 'id="latent-canvas"' in html
@@ -39,6 +41,14 @@ def test_default_run_on_digits_learns_and_reports(tmp_path, capsys):
     assert summary["metrics"]["latent.knn_accuracy"] >= 0.9
     assert "probe.test_accuracy" in html and "reference" in html
     assert "wall time" in capsys.readouterr().out
+
+
+def test_finetune_probe_trains_the_encoder_with_a_head(tmp_path):
+    args = ["run", "trainer.epochs=5", "probe.finetune=true", "probe.finetune_trainer.epochs=15", "analysis.enabled=false", "--runs-dir", str(tmp_path)]
+    assert main(args) == 0
+    metrics = json.loads((only_run(tmp_path) / "summary.json").read_text())["metrics"]
+    assert metrics["finetune.test_accuracy"] >= 0.8  # chance is 0.1
+    assert 0 < metrics["finetune.test_macro_f1"] <= 1
 
 
 def test_overrides_reach_the_resolved_config(tmp_path):
