@@ -56,6 +56,7 @@ LR = 1e-3
 SEED = 0
 WARMUP_BATCHES = 5
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+DISTURBED = 0.10  # other processes used more than this share of the CPU during a timing
 TARGETS = {"reference / replab": (">=", 3.0), "replab / floor": ("<=", 1.25)}
 
 Batches = Callable[[], Iterable]  # a fresh iterable of (x, y) batches for one epoch
@@ -87,16 +88,34 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable,
     return seen
 
 
-def time_epoch(make_batches: Batches, repeats: int) -> tuple[list[float], int]:
-    """Seconds for one full epoch, ``repeats`` times, each on a fresh model after a warm-up."""
-    times, seen = [], 0
+def cpu_clock() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
+    busy = 0.0
+    stat = Path("/proc/stat")
+    if stat.is_file():
+        fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:9]]
+        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    t = os.times()
+    return busy, t.user + t.system + t.children_user + t.children_system
+
+
+def time_epoch(make_batches: Batches, repeats: int) -> tuple[list[float], list[float], int]:
+    """Seconds for one full epoch, ``repeats`` times, each on a fresh model after a warm-up.
+
+    Also returns, per timing, the share of the machine's CPU that other processes used
+    meanwhile (0 on a quiet machine): a figure taken with a large share is disturbed.
+    """
+    times, others, seen = [], [], 0
     for _ in range(repeats):
         model, optimizer = build_model()
         train(model, optimizer, make_batches(), limit=WARMUP_BATCHES)
+        busy0, own0 = cpu_clock()
         start = time.perf_counter()
         seen = train(model, optimizer, make_batches())
         times.append(time.perf_counter() - start)
-    return times, seen
+        busy1, own1 = cpu_clock()
+        others.append(max(0.0, (busy1 - busy0) - (own1 - own0)) / (times[-1] * (os.cpu_count() or 1)))
+    return times, others, seen
 
 
 # --- the three ways of feeding it ---------------------------------------------------------
@@ -148,12 +167,14 @@ def floor_batches(samples: int) -> tuple[Batches, float]:
 
 def measure(name: str, num_workers: int | None, batches: tuple[Batches, float], repeats: int) -> dict:
     make, setup = batches
-    times, seen = time_epoch(make, repeats)
-    best = min(times)
+    times, others, seen = time_epoch(make, repeats)
+    best = times.index(min(times))
     label = name if num_workers is None else f"{name} (num_workers={num_workers})"
-    print(f"  {label:<32} best {best:7.3f} s of {', '.join(f'{t:.3f}' for t in times)}", flush=True)
-    return {"method": name, "num_workers": num_workers, "label": label, "seconds": best, "all_seconds": times,
-            "samples": seen, "steps": math.ceil(seen / BATCH_SIZE), "samples_per_s": seen / best, "setup_s": setup}
+    runs = ", ".join(f"{t:.3f} ({o:.0%} busy elsewhere)" for t, o in zip(times, others, strict=True))
+    print(f"  {label:<32} best {times[best]:7.3f} s of {runs}", flush=True)
+    return {"method": name, "num_workers": num_workers, "label": label, "seconds": times[best],
+            "all_seconds": times, "cpu_used_elsewhere": others, "disturbed": others[best] > DISTURBED,
+            "samples": seen, "steps": math.ceil(seen / BATCH_SIZE), "samples_per_s": seen / times[best], "setup_s": setup}
 
 
 def run_all(mnist_folder: Path, repeats: int) -> list[dict]:
@@ -175,7 +196,8 @@ def key_ratios(rows: list[dict]) -> dict:
         row["ratio_vs_replab"] = row["seconds"] / replab
     values = {"reference / replab": reference["seconds"] / replab, "replab / floor": replab / floor}
     passed = {k: (v >= TARGETS[k][1] if TARGETS[k][0] == ">=" else v <= TARGETS[k][1]) for k, v in values.items()}
-    return {"reference_figure": reference["label"], "values": values, "targets": TARGETS, "passed": passed}
+    disturbed = any(r["disturbed"] for r in rows)
+    return {"reference_figure": reference["label"], "values": values, "targets": TARGETS, "passed": passed, "disturbed": disturbed}
 
 
 def print_table(rows: list[dict], ratios: dict) -> None:
@@ -187,6 +209,9 @@ def print_table(rows: list[dict], ratios: dict) -> None:
         op, target = TARGETS[key]
         verdict = "PASS" if ratios["passed"][key] else "FAIL"
         print(f"{key:<20} {value:6.2f}x   (target {op} {target}x)  {verdict}")
+    disturbed = [r["label"] for r in rows if r["disturbed"]]
+    if disturbed:
+        print(f"WARNING: other processes used > {DISTURBED:.0%} of the CPU while timing {', '.join(disturbed)}; rerun on a quiet machine")
 
 
 def cpu_model() -> str:
