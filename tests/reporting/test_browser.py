@@ -28,9 +28,9 @@ def chromium() -> str:
     pytest.skip("no headless Chromium on this machine: install Debian's package with `apt-get install chromium` (.ci/run does)")
 
 
-def browse(report: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+def browse(report: Path, profile: Path, *args: str, fragment: str = "") -> subprocess.CompletedProcess:
     cmd = [chromium(), *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=5000", *args, report.as_uri()]
+           "--virtual-time-budget=5000", *args, report.as_uri() + fragment]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -52,6 +52,14 @@ def test_report_loads_cleanly_with_every_figure(report, tmp_path):
     expected = len(json.loads((report.parent / "summary.json").read_text())["figures"])
     assert figures == expected >= 3
     assert loaded == figures
+
+
+def test_hovering_the_latent_map_shows_the_image(report, tmp_path):
+    proc = browse(report, tmp_path / "profile", "--dump-dom", fragment="#selftest")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'data-hover-shown="block"' in proc.stdout
+    label = re.search(r'data-hover-label="class (\w+)"', proc.stdout)
+    assert label and label.group(1) in {str(i) for i in range(10)}
 
 
 def test_report_screenshot_is_kept(report, tmp_path):
