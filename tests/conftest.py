@@ -18,10 +18,14 @@ def shared_data_dir() -> Path | None:
     return None
 
 
+# Read once at import, before the per-test environment below hides $REPLAB_DATA.
+SHARED_DATA = shared_data_dir()
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The folder holding MNIST, FashionMNIST and cifar10-mini; skips (with the reason) if absent."""
-    found = shared_data_dir()
+    found = SHARED_DATA
     if found is None:
         pytest.skip("datasets not found: set REPLAB_DATA to the folder holding MNIST/, FashionMNIST/ and cifar10-mini/")
     return found
@@ -29,6 +33,8 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty download cache and no inherited mirror override."""
+    """Every test gets its own empty download cache and no inherited mirror or data folder:
+    a test that needs the datasets asks for the ``data_dir`` fixture."""
     monkeypatch.setenv("REPLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("REPLAB_MIRROR", raising=False)
+    monkeypatch.delenv("REPLAB_DATA", raising=False)
