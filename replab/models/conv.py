@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from replab.errors import ConfigError
-from replab.models.layers import activation, flat_size, mlp, per_layer
+from replab.models.layers import activation as make_activation
+from replab.models.layers import flat_size, mlp, per_layer
 from replab.models.registry import MODELS
 
 
@@ -35,7 +36,7 @@ class ConvEncoder(nn.Module):
         convs: list[nn.Module] = []
         c_in = in_shape[0]
         for c_out, ki, si, pi in zip(channels, k, s, p, strict=True):
-            convs += [nn.Conv2d(c_in, c_out, ki, si, pi), _act(activation)]
+            convs += [nn.Conv2d(c_in, c_out, ki, si, pi), make_activation(activation)]
             c_in = c_out
         self.features = nn.Sequential(*convs)
         with torch.no_grad():
@@ -91,7 +92,7 @@ class ConvDecoder(nn.Module):
         c_in = feature_shape[0]
         for i, (c_out, ki, si, pi) in enumerate(zip([*channels, out_shape[0]], k, s, p, strict=True)):
             layers.append(nn.ConvTranspose2d(c_in, c_out, ki, si, pi))
-            layers.append(_act(activation) if i < n - 1 else _act(output_activation))
+            layers.append(make_activation(activation) if i < n - 1 else make_activation(output_activation))
             c_in = c_out
         self.deconv = nn.Sequential(*layers)
         with torch.no_grad():
@@ -108,7 +109,3 @@ def _mirrored(given, mirror: dict, key: str, default: int):
     if given is not None:
         return given
     return list(reversed(mirror[key])) if mirror.get(key) else default
-
-
-def _act(name: str | None) -> nn.Module:
-    return activation(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,28 @@ from replab.training import Trainer, resolve_device, seed_everything
 class RunResult:
     run_dir: Path
     summary: dict
+
+
+@dataclass
+class Context:
+    """What every evaluation step of a run reads."""
+
+    spec: ExperimentSpec
+    splits: Splits
+    normalizer: Normalizer
+    device: torch.device
+    task: Task
+    log: Callable[[str], None]
+
+
+@dataclass
+class Outputs:
+    """What the evaluation steps add to the summary and the report."""
+
+    metrics: dict[str, float]
+    figs: dict[str, bytes]
+    per_class: dict | None = None
+    hover: dict | None = None
 
 
 def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: Path | None = None, log=print) -> RunResult:
@@ -68,40 +91,19 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     t_train = time.perf_counter() - t0 - t_data
     log(f"trained {len(fit.history)} epochs in {fit.train_seconds:.1f} s (best epoch {fit.best_epoch})")
 
-    metrics = {k.replace("test_", "test."): v for k, v in trainer.evaluate(test, "test").items()}
-    figs = {"training curves": figures.curves(fit.history, spec.name)}
+    out = Outputs(metrics={k.replace("test_", "test."): v for k, v in trainer.evaluate(test, "test").items()},
+                  figs={"training curves": figures.curves(fit.history, spec.name)})
+    ctx = Context(spec, splits, normalizer, device, task, log)
     if spec.task == "autoencode":
-        metrics.update(_reconstruction(task, splits, normalizer, device, spec, figs))
-    latents = _latents(task, splits, normalizer, device, spec) if spec.probe.enabled or spec.analysis.enabled else None
-    per_class = None
+        out.metrics.update(_reconstruction(ctx, out.figs))
+    latents = _latents(ctx) if spec.probe.enabled or spec.analysis.enabled else None
     if spec.probe.enabled:
-        classes = splits.train.classes
-        probe = train_probe(latents, spec.probe.head, spec.probe.trainer, len(classes), device, spec.seed, classes)
-        _record_probe("probe", probe, metrics, figs, "probe on frozen latents", log)
-        per_class = _per_class(probe.test_report)
-        figs["confusion matrix of the probe (test)"] = figures.confusion(probe.test_report.confusion, classes)
-        if spec.probe.finetune:
-            ft = spec.probe.finetune_trainer
-            loaders = dict(zip(("train", "val", "test"), _loaders(spec, splits, normalizer, device, ft.batch_size, ft.eval_batch_size), strict=True))
-            tuned = finetune_probe(task.encoder, spec.probe.head, ft, loaders, len(classes), device, spec.seed, classes)
-            _record_probe("finetune", tuned, metrics, figs, "encoder fine-tuned with the head", log)
+        _probes(ctx, latents, out)
     t_probe = time.perf_counter() - t0 - t_data - t_train
-    hover = None
     if spec.analysis.enabled:
-        decoder = getattr(task.model, "decoder", None)
-        analysis = analyse(splits.test, latents.test, spec.analysis, decoder, normalizer, spec.seed)
-        for space in analysis.spaces:
-            key = "image" if space.name == "image space" else "latent"
-            metrics[f"{key}.knn_accuracy"] = space.scores.knn_accuracy
-            metrics[f"{key}.silhouette"] = space.scores.silhouette
-            if space.scores.trustworthiness is not None:
-                metrics[f"{key}.tsne_trustworthiness"] = space.scores.trustworthiness
-        metrics["latent.pca_components_95"] = analysis.pca.components_for(0.95)
-        metrics["latent.pca_components_99"] = analysis.pca.components_for(0.99)
-        figs.update(analysis_figures(analysis, splits.test.classes))
-        hover = hover_map(analysis, splits.test.images, splits.test.classes)
-        log("analysis: " + ", ".join(f"{k} {v:.1f} s" for k, v in analysis.seconds.items()))
+        _analysis(ctx, latents, out)
     t_eval = time.perf_counter() - t0 - t_data - t_train
+    metrics, figs, per_class, hover = out.metrics, out.figs, out.per_class, out.hover
 
     summary = {
         "name": spec.name,
@@ -140,11 +142,11 @@ def _loaders(spec: ExperimentSpec, splits: Splits, normalizer: Normalizer, devic
     return make(splits.train, batch_size, True), make(splits.val, eval_batch_size, False), make(splits.test, eval_batch_size, False)
 
 
-def _record_probe(prefix: str, result, metrics: dict, figs: dict, title: str, log) -> None:
+def _record_probe(prefix: str, result, out: Outputs, title: str, log) -> None:
     for split in ("val", "test", "train"):
-        metrics[f"{prefix}.{split}_accuracy"] = getattr(result, f"{split}_accuracy")
-    metrics[f"{prefix}.test_macro_f1"] = result.test_report.macro_f1
-    figs[f"{title}: training curves"] = figures.curves(result.history, title)
+        out.metrics[f"{prefix}.{split}_accuracy"] = getattr(result, f"{split}_accuracy")
+    out.metrics[f"{prefix}.test_macro_f1"] = result.test_report.macro_f1
+    out.figs[f"{title}: training curves"] = figures.curves(result.history, title)
     log(f"{prefix}: val accuracy {result.val_accuracy:.4f}, test accuracy {result.test_accuracy:.4f} ({result.epochs} epochs)")
 
 
@@ -153,21 +155,51 @@ def _per_class(report) -> dict:
             for c, p, r, f, n in zip(report.classes, report.precision, report.recall, report.f1, report.support, strict=True)}
 
 
-def _reconstruction(task: Task, splits: Splits, normalizer: Normalizer, device, spec: ExperimentSpec, figs: dict) -> dict:
-    recon = reconstruct(task.model, splits.test.images, normalizer, device, spec.trainer.eval_batch_size)
-    m = reconstruction_metrics(recon, splits.test.images)
-    n = spec.report.n_reconstructions
-    originals = splits.test.images[:n].float() / 255
+def _reconstruction(ctx: Context, figs: dict) -> dict:
+    images = ctx.splits.test.images
+    recon = reconstruct(ctx.task.model, images, ctx.normalizer, ctx.device, ctx.spec.trainer.eval_batch_size)
+    m = reconstruction_metrics(recon, images)
+    n = ctx.spec.report.n_reconstructions
     figs["reconstructions (test images: originals above, reconstructions below)"] = figures.image_grid(
-        [originals, recon[:n].cpu()], ["original", "reconstructed"]
+        [images[:n].float() / 255, recon[:n].cpu()], ["original", "reconstructed"]
     )
     return {"test.mae": m.mae, "test.mse": m.mse, "test.psnr": m.psnr}
 
 
-def _latents(task: Task, splits: Splits, normalizer: Normalizer, device, spec: ExperimentSpec) -> Latents:
-    bs = spec.trainer.eval_batch_size
-    z = {name: embed(task.encoder, getattr(splits, name).images, normalizer, device, bs) for name in ("train", "val", "test")}
-    return Latents(z["train"], z["val"], z["test"], splits.train.labels, splits.val.labels, splits.test.labels)
+def _latents(ctx: Context) -> Latents:
+    bs = ctx.spec.trainer.eval_batch_size
+    z = {name: embed(ctx.task.encoder, getattr(ctx.splits, name).images, ctx.normalizer, ctx.device, bs) for name in ("train", "val", "test")}
+    return Latents(z["train"], z["val"], z["test"], ctx.splits.train.labels, ctx.splits.val.labels, ctx.splits.test.labels)
+
+
+def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
+    """The frozen-latent probe (with per-class scores), and the fine-tuned encoder when asked."""
+    spec, classes = ctx.spec, ctx.splits.train.classes
+    probe = train_probe(latents, spec.probe.head, spec.probe.trainer, len(classes), ctx.device, spec.seed, classes)
+    _record_probe("probe", probe, out, "probe on frozen latents", ctx.log)
+    out.per_class = _per_class(probe.test_report)
+    out.figs["confusion matrix of the probe (test)"] = figures.confusion(probe.test_report.confusion, classes)
+    if spec.probe.finetune:
+        ft = spec.probe.finetune_trainer
+        loaders = dict(zip(("train", "val", "test"), _loaders(spec, ctx.splits, ctx.normalizer, ctx.device, ft.batch_size, ft.eval_batch_size), strict=True))
+        tuned = finetune_probe(ctx.task.encoder, spec.probe.head, ft, loaders, len(classes), ctx.device, spec.seed, classes)
+        _record_probe("finetune", tuned, out, "encoder fine-tuned with the head", ctx.log)
+
+
+def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
+    test = ctx.splits.test
+    analysis = analyse(test, latents.test, ctx.spec.analysis, getattr(ctx.task.model, "decoder", None), ctx.normalizer, ctx.spec.seed)
+    for space in analysis.spaces:
+        key = "image" if space.name == "image space" else "latent"
+        out.metrics[f"{key}.knn_accuracy"] = space.scores.knn_accuracy
+        out.metrics[f"{key}.silhouette"] = space.scores.silhouette
+        if space.scores.trustworthiness is not None:
+            out.metrics[f"{key}.tsne_trustworthiness"] = space.scores.trustworthiness
+    out.metrics["latent.pca_components_95"] = analysis.pca.components_for(0.95)
+    out.metrics["latent.pca_components_99"] = analysis.pca.components_for(0.99)
+    out.figs.update(analysis_figures(analysis, test.classes))
+    out.hover = hover_map(analysis, test.images, test.classes)
+    ctx.log("analysis: " + ", ".join(f"{k} {v:.1f} s" for k, v in analysis.seconds.items()))
 
 
 def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from replab.data import DeviceLoader
-from replab.errors import DivergenceError
+from replab.errors import ConfigError, DivergenceError
 from replab.io import append_jsonl, load_checkpoint, load_state_into, save_checkpoint
 from replab.spec import TrainerSpec
 from replab.tasks import Task
@@ -123,8 +123,6 @@ class Trainer:
 
     def _check_monitor(self, record: dict) -> None:
         if self.stopper.monitor not in record:
-            from replab.errors import ConfigError
-
             raise ConfigError(
                 f"early stopping monitors {self.stopper.monitor!r}, which this task does not report",
                 f"monitor one of: {', '.join(k for k in record if k.startswith(('val_', 'train_')))}",
