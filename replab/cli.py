@@ -56,6 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR; default $REPLAB_DATA, then the cache)")
     run.set_defaults(func=_cmd_run)
 
+    sw = sub.add_parser("sweep", help="one run per value of a recipe key (a grid for several keys), one study folder",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train one run per value of each --over key and compare them in one study folder.",
+                        epilog="example:\n  replab sweep recipes/a1-mnist-autoencoder.yaml --over model.encoder.latent_dim=[2,8,32,128] trainer.epochs=5\n\n"
+                               "The study folder holds every run, sweep.json, study.md/study.html and figures/<metric>.png.")
+    sw.add_argument("recipe", help="recipe file")
+    sw.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every run")
+    sw.add_argument("--over", action="append", required=True, metavar="KEY=[V1,V2,...]", help="a key and the values to sweep (repeat for a grid)")
+    sw.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
+    sw.set_defaults(func=_cmd_sweep)
+
     rep = sub.add_parser("report", help="rebuild report.html of saved runs without retraining",
                          description="Rebuild each run folder's report.html from its summary.json, figures/ and config.yaml.")
     rep.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -108,6 +119,15 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
     t = summary["timings"]
     print(f"\nwall time: {t['total']:.1f} s (data {t['data']:.1f}, train {t['train']:.1f}, evaluation {t['evaluation']:.1f})")
     print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from replab.studies.sweep import parse_axis, run_sweep
+
+    axes = [parse_axis(text) for text in args.over]
+    study = run_sweep(Path(args.recipe), axes, list(args.overrides), args.runs_dir, log=lambda m: print(f"[replab] {m}", flush=True))
+    print(f"study folder: {study}\nreport:       {study / 'study.html'}")
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -29,8 +29,10 @@ def render_compare_markdown(summaries: list[tuple[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_compare_html(summaries: list[tuple[str, dict]], maps: list[tuple[str, bytes]] | None = None) -> str:
-    """The table, then each run's latent map in a row (``maps``: run name, PNG) for a study."""
+def render_compare_html(summaries: list[tuple[str, dict]], maps: list[tuple[str, bytes]] | None = None,
+                        plots: dict[str, bytes] | None = None) -> str:
+    """The table, a study's per-metric plots, then each run's latent map in a row (``maps``: run name, PNG)."""
     header, rows = compare_table(summaries)
     shown = [{"name": name, "src": data_uri(png)} for name, png in maps or []]
-    return ENV.get_template("compare.html.j2").render(header=header, rows=rows, paths=[p for p, _ in summaries], maps=shown)
+    charts = [{"name": name, "src": data_uri(png)} for name, png in (plots or {}).items()]
+    return ENV.get_template("compare.html.j2").render(header=header, rows=rows, paths=[p for p, _ in summaries], maps=shown, plots=charts)

@@ -85,3 +85,25 @@ def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
     ax.set_ylabel("true")
     fig.tight_layout()
     return to_png(fig)
+
+
+def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str) -> bytes:
+    """Metric against a swept value; numeric x on a log axis when it spans a decade or more."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for label, points in series.items():
+        points = [(x, y) for x, y in points if y is not None]
+        xs = [p[0] for p in points]
+        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+        positions = xs if numeric else list(range(len(xs)))
+        ax.plot(positions, [p[1] for p in points], marker="o", label=label)
+        if not numeric:
+            ax.set_xticks(positions, [str(x) for x in xs])
+        elif xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
+            ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return to_png(fig)

@@ -30,8 +30,8 @@ def rebuild_report(run_dir: Path) -> Path:
     return write_run_report(run_dir / rundir.REPORT, summary, figs, config, hover)
 
 
-def compare_runs(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
-    """Side-by-side table of runs, as ``out``.md and ``out``.html."""
+def compare_runs(run_dirs: list[Path], out: Path, plots: dict[str, bytes] | None = None) -> tuple[Path, Path]:
+    """Side-by-side table of runs, as ``out``.md and ``out``.html (with a study's ``plots``)."""
     if not run_dirs:
         raise ReplabError("no run folders given", "pass one or more run folders, e.g. replab compare runs/*")
     summaries = [(str(d), rundir.read_summary(d)) for d in run_dirs]
@@ -39,5 +39,5 @@ def compare_runs(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
     atomic_write_text(md, render_compare_markdown(summaries))
     maps = [(s["name"], (Path(d) / f["file"]).read_bytes()) for d, s in summaries for f in s.get("figures", [])
             if f["name"].startswith("t-SNE") and (Path(d) / f["file"]).is_file()]
-    atomic_write_text(html, render_compare_html(summaries, maps))
+    atomic_write_text(html, render_compare_html(summaries, maps, plots))
     return md, html
