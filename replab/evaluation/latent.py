@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from replab.data import Normalizer
+from replab.evaluation.embed import batched_eval
 
 
 @dataclass
@@ -100,14 +101,7 @@ def decode(decoder: nn.Module, z: torch.Tensor, normalizer: Normalizer | None = 
     raw decoder output is returned.
     """
     device = next((p.device for p in decoder.parameters()), z.device)
-    was_training = decoder.training
-    decoder.eval()
-    try:
-        with torch.inference_mode():
-            out = [decoder(z[i : i + batch_size].to(device)).float() for i in range(0, len(z), batch_size)]
-    finally:
-        decoder.train(was_training)
-    images = torch.cat(out)
+    images = batched_eval(decoder, z, batch_size, lambda b: decoder(b.to(device)).float())
     if normalizer is not None:
         images = normalizer.invert(images).clamp(0, 1)
     return images.cpu()
