@@ -71,9 +71,10 @@ def finetune_probe(encoder: nn.Module, head: Component, spec: TrainerSpec, loade
 def _fit_and_score(task: Classify, spec: TrainerSpec, loaders: dict[str, DeviceLoader], device, desc: str, classes: list[str]) -> ProbeResult:
     trainer = Trainer(task, spec, loaders["train"], loaders["val"], device, desc=desc)
     fit = trainer.fit()
-    scores = {split: trainer.evaluate(loaders[split], split)[f"{split}_accuracy"] for split in ("train", "val", "test")}
+    scores = {split: trainer.evaluate(loaders[split], split)[f"{split}_accuracy"] for split in ("train", "val")}
+    # One pass over the test set gives the per-class report, whose accuracy is the test accuracy.
     report = classification_report(*predictions(trainer.model, loaders["test"]), classes)
-    return ProbeResult(scores["val"], scores["test"], scores["train"], len(fit.history), fit.history, report)
+    return ProbeResult(scores["val"], report.accuracy, scores["train"], len(fit.history), fit.history, report)
 
 
 @torch.inference_mode()

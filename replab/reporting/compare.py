@@ -11,7 +11,7 @@ def compare_table(summaries: list[tuple[str, dict]]) -> tuple[list[str], list[li
     """Header and rows: fixed columns, then every metric any run reported (reference row first)."""
     metrics = list(dict.fromkeys(m for _, s in summaries for m in s["metrics"]))
     header = [*FIXED, *metrics]
-    references = {m: s.get("reference", {}).get(m) for _, s in summaries for m in metrics if s.get("reference", {}).get(m) is not None}
+    references = {m: v for _, s in summaries for m, v in s.get("reference", {}).items() if m in metrics and v is not None}
     rows = []
     if references:
         rows.append(["reference", "", "", "", "", *(fmt(references.get(m)) for m in metrics)])

@@ -13,6 +13,8 @@ from replab.evaluation.analysis import LatentAnalysis
 from replab.evaluation.latent import PCAResult
 from replab.reporting.figures import image_grid, plt, to_png
 
+TSNE_FIGURE = "t-SNE: image space vs latent space (test sample)"  # compare finds each run's map by this name
+
 
 def score_line(scores) -> str:
     line = f"kNN acc {scores.knn_accuracy:.3f} · silhouette {scores.silhouette:.3f}"
@@ -57,7 +59,7 @@ def analysis_figures(analysis: LatentAnalysis, classes: list[str], name: str = "
     figs: dict[str, bytes] = {}
     maps = [(s.name, s.points, s.scores) for s in analysis.spaces if s.points is not None]
     if maps:
-        figs["t-SNE: image space vs latent space (test sample)"] = tsne_maps(maps, analysis.labels, classes)
+        figs[TSNE_FIGURE] = tsne_maps(maps, analysis.labels, classes)
     figs["PCA explained variance of the latents"] = pca_curve(analysis.pca)
     if analysis.interpolation is not None:
         a, b = analysis.interpolation_labels

@@ -103,7 +103,6 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     if spec.analysis.enabled:
         _analysis(ctx, latents, out)
     t_eval = time.perf_counter() - t0 - t_data - t_train
-    metrics, figs, per_class, hover = out.metrics, out.figs, out.per_class, out.hover
 
     summary = {
         "name": spec.name,
@@ -115,14 +114,14 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
         "epochs": len(fit.history),
         "best_epoch": fit.best_epoch,
         "stopped_early": fit.stopped_early,
-        "metrics": metrics,
-        "per_class": per_class,
+        "metrics": out.metrics,
+        "per_class": out.per_class,
         "reference": spec.report.reference,
         "reference_source": spec.report.reference_source,
         "timings": {"data": t_data, "train": t_train, "probe": t_probe, "analysis": t_eval - t_probe, "evaluation": t_eval, "total": time.perf_counter() - t0},
         "replab_version": replab.__version__,
     }
-    _write_outputs(run_dir, spec, summary, figs, hover)
+    _write_outputs(run_dir, spec, summary, out.figs, out.hover)
     return summary
 
 

@@ -9,6 +9,7 @@ from replab.errors import ReplabError
 from replab.io import atomic_write_text
 from replab.reporting import write_run_report
 from replab.reporting.compare import render_compare_html, render_compare_markdown
+from replab.reporting.latent_figures import TSNE_FIGURE
 from replab.studies import rundir
 
 
@@ -38,6 +39,6 @@ def compare_runs(run_dirs: list[Path], out: Path, plots: dict[str, bytes] | None
     md, html = Path(f"{out}.md"), Path(f"{out}.html")
     atomic_write_text(md, render_compare_markdown(summaries))
     maps = [(s["name"], (Path(d) / f["file"]).read_bytes()) for d, s in summaries for f in s.get("figures", [])
-            if f["name"].startswith("t-SNE") and (Path(d) / f["file"]).is_file()]
+            if f["name"] == TSNE_FIGURE and (Path(d) / f["file"]).is_file()]
     atomic_write_text(html, render_compare_html(summaries, maps, plots))
     return md, html
