@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 from replab.errors import ReplabError
@@ -13,13 +12,27 @@ from replab.errors import ReplabError
 EPILOG_RUN = """\
 examples:
   replab run                                        # the default job: digits, no download
-  replab run recipes/a1-mnist-autoencoder.yaml trainer.epochs=3 data.root=../shared/data
-  replab run recipes/a1-mnist-autoencoder.yaml model.encoder.hidden=[512,256] seed=1
+  replab run a1-mnist-autoencoder trainer.epochs=3 data.root=../shared/data
+  replab run a1-mnist-autoencoder model.encoder.hidden=[512,256] seed=1
   replab run --resume runs/a1-mnist-autoencoder-20261123-101500
 
 overrides are KEY.PATH=VALUE with VALUE in YAML syntax: 3, 0.001, true, null, [512,256].
 Unknown keys are rejected with the list of valid ones. The run folder holds config.yaml
 (the resolved recipe), metrics.jsonl, last.pt/best.pt, summary.json and report.html.
+"""
+
+
+EPILOG_STUDY = """\
+examples:
+  replab study a --dataset mnist                 # A1-A3 at the report's settings
+  replab study a --dataset cifar10 --seeds 3     # mean ± std over seeds 0, 1, 2
+  replab study b --quick                         # minutes on a laptop CPU
+  replab study b --set ks=[2,32,300]             # study options (b: ks, transfer_k, dropout_ks)
+  replab study --resume runs/study-a-mnist-20261123-101500
+
+The study folder holds one run folder per part and seed (A1/seed0, ...), study.html (the
+reference table beside replab's mean ± std, time per part, figures and the answer to the
+study's question), study.md and study-summary.json.
 """
 
 
@@ -49,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train, evaluate and report one recipe", epilog=EPILOG_RUN,
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Train, evaluate and report one experiment recipe (YAML).")
-    run.add_argument("recipe", nargs="?", help="recipe file (default: the built-in digits autoencoder)")
+    run.add_argument("recipe", nargs="?", help="recipe file or bundled recipe name (see `replab recipes`; default: the digits autoencoder)")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override recipe keys, e.g. trainer.epochs=3")
     run.add_argument("--resume", metavar="RUN_DIR", type=Path, help="continue an interrupted run from its last checkpoint")
     run.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where run folders go (default: ./runs or $REPLAB_RUNS)")
@@ -59,13 +72,29 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="one run per value of a recipe key (a grid for several keys), one study folder",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Train one run per value of each --over key and compare them in one study folder.",
-                        epilog="example:\n  replab sweep recipes/a1-mnist-autoencoder.yaml --over model.encoder.latent_dim=[2,8,32,128] trainer.epochs=5\n\n"
+                        epilog="example:\n  replab sweep a1-mnist-autoencoder --over model.encoder.latent_dim=[2,8,32,128] trainer.epochs=5\n\n"
                                "The study folder holds every run, sweep.json, study.md/study.html and figures/<metric>.png.")
-    sw.add_argument("recipe", help="recipe file")
+    sw.add_argument("recipe", help="recipe file or bundled recipe name")
     sw.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every run")
     sw.add_argument("--over", action="append", required=True, metavar="KEY=[V1,V2,...]", help="a key and the values to sweep (repeat for a grid)")
     sw.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
     sw.set_defaults(func=_cmd_sweep)
+
+    st = sub.add_parser("study", help="run a whole study (several recipes, seeds, one report): a, b",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_STUDY,
+                        description="Run every part of a study from ../shared/STUDIES.md and write one report beside the published figures.")
+    st.add_argument("name", nargs="?", metavar="STUDY", help="which study: a (three ways to learn a latent space), b (bottleneck, PCA, dropout, transfer)")
+    st.add_argument("--dataset", help="study a: mnist (default) or cifar10")
+    st.add_argument("--quick", action="store_true", help="small, fast profile (minutes on a laptop CPU; what CI runs), not the report's settings")
+    st.add_argument("--seeds", type=int, default=1, metavar="N", help="run every part with seeds 0..N-1 and report mean ± std (default 1)")
+    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a study option, e.g. --set ks=[2,32,300] for study b")
+    st.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
+    st.add_argument("--data-dir", metavar="DIR", help="dataset folder (default $REPLAB_DATA, then the cache)")
+    st.add_argument("--resume", metavar="STUDY_DIR", type=Path, help="continue a study: finished runs are reused, an interrupted one resumes")
+    st.set_defaults(func=_cmd_study)
+
+    rc = sub.add_parser("recipes", help="list the bundled recipes", description="List the recipes that ship with replab, runnable by name.")
+    rc.set_defaults(func=_cmd_recipes)
 
     rep = sub.add_parser("report", help="rebuild report.html of saved runs without retraining",
                          description="Rebuild each run folder's report.html from its summary.json, figures/ and config.yaml.")
@@ -86,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from replab.recipes import DEFAULT
     from replab.spec import load_spec, read_recipe
     from replab.studies.experiment import run_experiment
     from replab.studies.rundir import open_existing
@@ -102,9 +132,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     elif recipe:
         spec = load_spec(recipe, overrides)
     else:
-        default = resources.files("replab.studies").joinpath("default.yaml")
-        with resources.as_file(default) as path:
-            spec = load_spec(None, overrides, base=read_recipe(path))
+        spec = load_spec(None, overrides, base=read_recipe(DEFAULT))
     result = run_experiment(spec, runs_dir=args.runs_dir, resume=args.resume, log=lambda m: print(f"[replab] {m}", flush=True))
     _print_summary(result.run_dir, result.summary)
     return 0
@@ -127,6 +155,37 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     axes = [parse_axis(text) for text in args.over]
     study = run_sweep(Path(args.recipe), axes, list(args.overrides), args.runs_dir, log=lambda m: print(f"[replab] {m}", flush=True))
     print(f"study folder: {study}\nreport:       {study / 'study.html'}")
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from replab.spec import parse_yaml
+    from replab.studies.catalog import run_study
+
+    if args.resume and (args.name or args.set or args.dataset or args.quick):
+        raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR")
+    if not args.resume and not args.name:
+        raise ReplabError("which study? none was named", "run e.g. `replab study a --dataset mnist` or `replab study b --quick`")
+    params = {"dataset": args.dataset} if args.dataset else {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ReplabError(f"--set {item!r} is not of the form key=value", "write e.g. --set ks=[2,32,300]")
+        params[key] = parse_yaml(value, f"the value of --set {key}")
+    folder, wall = run_study(args.name, params, args.quick, args.seeds, args.runs_dir, args.data_dir, args.resume,
+                             log=lambda m: print(f"[replab] {m}", flush=True))
+    print(f"\n{(folder / 'study.md').read_text(encoding='utf-8').split('## ', 3)[1].strip()}")  # the reference table
+    print(f"\nwall time {wall:.1f} s\nstudy folder: {folder}\nreport:       {folder / 'study.html'}")
+    return 0
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from replab import recipes
+    from replab.spec import read_recipe
+
+    for name in recipes.names():
+        description = " ".join(str(read_recipe(name).get("description", "")).split())
+        print(f"{name:<26}{description[:100]}{'...' if len(description) > 100 else ''}")
     return 0
 
 

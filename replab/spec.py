@@ -16,6 +16,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from replab import recipes
 from replab.errors import ConfigError
 
 MAX_RECIPE_BYTES = 1 << 20
@@ -76,10 +77,20 @@ class TrainerSpec(Strict):
     deterministic: bool = Field(True, description="deterministic algorithms, so a seed gives the same metrics")
 
 
+class PretrainedSpec(Strict):
+    """Weights copied from an earlier run before training (transfer, study B4)."""
+
+    path: str = Field(description="a run folder (its best.pt is used) or a checkpoint file")
+    modules: list[str] = Field(["encoder"], min_length=1, description="which parts of the model to copy, e.g. [encoder]")
+
+
 class ModelSpec(Strict):
     encoder: Component
     decoder: Component | None = None
     head: Component | None = None
+    projection: Component | None = Field(None, description="contrastive task: the head the loss sees (SimCLR's projection)")
+    pretrained: PretrainedSpec | None = None
+    freeze: list[str] = Field(default_factory=list, description="parts kept fixed while training, e.g. [encoder]")
 
 
 class ProbeSpec(Strict):
@@ -108,6 +119,7 @@ class AnalysisSpec(Strict):
 
     enabled: bool = True
     tsne: bool = True
+    image_space: bool = Field(True, description="also map and score the raw pixels (a study comparing runs on one test set needs them once)")
     tsne_sample: PositiveInt | None = Field(2500, description="test points mapped by t-SNE (stratified); null maps all of them")
     knn_k: PositiveInt = Field(5, le=1000)
     interpolate: tuple[int, int] = Field((7, 2), description="labels of the two test images to interpolate between")
@@ -130,6 +142,7 @@ class ExperimentSpec(Strict):
     data: DataSpec = DataSpec()
     model: ModelSpec
     objective: Component
+    augment: list[Component] = Field(default_factory=list, description="contrastive task: batched on-device augmentations making each view")
     trainer: TrainerSpec = TrainerSpec()
     probe: ProbeSpec = ProbeSpec()
     analysis: AnalysisSpec = AnalysisSpec()
@@ -159,9 +172,13 @@ def parse_yaml(text: str, where: str) -> Any:
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file, or a bundled recipe by name (``a1-mnist-autoencoder``)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe {str(path)!r} does not exist", "pass the path of a .yaml recipe (see recipes/)")
+        path = recipes.bundled(str(path)) or path
+    if not path.is_file():
+        raise ConfigError(f"recipe {str(path)!r} does not exist",
+                          f"pass the path of a .yaml recipe or a bundled one: {', '.join(recipes.names())}")
     if path.stat().st_size > MAX_RECIPE_BYTES:
         raise ConfigError(f"recipe {str(path)!r} is larger than 1 MiB", "a recipe is a short YAML file; check you passed the right file")
     raw = parse_yaml(path.read_text(encoding="utf-8", errors="replace"), f"recipe {str(path)!r}")

@@ -37,7 +37,7 @@ CASES = {
     "unknown model param": (["model.encoder.depth=3"], ["unknown key", "'depth'", "hidden"]),
     "unknown dataset": (["data.dataset=imagenet"], ["unknown dataset 'imagenet'", "mnist"]),
     "absurd epochs": (["trainer.epochs=10000000000"], ["trainer.epochs"]),
-    "bad override syntax": (["recipes/a1-mnist-autoencoder.yaml", "trainer.epochs:3"], ["key.path=value"]),
+    "bad override syntax": (["a1-mnist-autoencoder", "trainer.epochs:3"], ["key.path=value"]),
     "missing recipe file": (["no/such/recipe.yaml"], ["does not exist"]),
     "cuda without a gpu": (["data.device=cuda:7"], ["cuda"]),
 }
@@ -58,7 +58,7 @@ def test_bad_input_is_a_clear_error(case, existing_run, capsys):
 def test_missing_dataset_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("REPLAB_DATA", raising=False)
     monkeypatch.setenv("REPLAB_MIRROR", "http://127.0.0.1:1/")
-    code, err = run_cli(["run", "recipes/a1-mnist-autoencoder.yaml", f"data.root={tmp_path / 'empty'}", "--runs-dir", str(tmp_path / "runs")], capsys)
+    code, err = run_cli(["run", "a1-mnist-autoencoder", f"data.root={tmp_path / 'empty'}", "--runs-dir", str(tmp_path / "runs")], capsys)
     assert code == 2
     assert "MNIST was not found" in err and "downloading it failed" in err and "REPLAB_DATA" in err
 
@@ -71,7 +71,7 @@ def test_truncated_dataset_file(tmp_path, data_dir, capsys):
         shutil.copy(f, raw / f.name)
     labels = gzip.decompress((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels[:5000]))
-    code, err = run_cli(["run", "recipes/a1-mnist-autoencoder.yaml", f"data.root={tmp_path}", "--runs-dir", str(tmp_path / "runs")], capsys)
+    code, err = run_cli(["run", "a1-mnist-autoencoder", f"data.root={tmp_path}", "--runs-dir", str(tmp_path / "runs")], capsys)
     assert code == 2
     assert "t10k-labels-idx1-ubyte.gz" in err and "truncated or corrupt" in err
 

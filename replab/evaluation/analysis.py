@@ -64,7 +64,8 @@ def analyse(
     index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
     pixels = test.images.flatten(1).float().div(255)
     spaces = []
-    for name, z in (("image space", pixels), ("latent space", z_test.cpu())):
+    inputs = [("image space", pixels)] if spec.image_space else []
+    for name, z in (*inputs, ("latent space", z_test.cpu())):
         points = tsne_2d(z[index], seed=seed) if spec.tsne else None
         clock.lap(f"t-SNE {name}")
         # Both spaces are scored the same way (kNN on a seeded 80/20 split of the test set),

@@ -152,3 +152,15 @@ def sample_prior(dim: int, n: int, seed: int = 0) -> torch.Tensor:
 def _as_float64(z) -> torch.Tensor:
     tensor = z.detach().cpu() if isinstance(z, torch.Tensor) else torch.as_tensor(np.asarray(z))
     return tensor.reshape(len(tensor), -1).double()
+
+
+def pca_reconstruction_mse(result: PCAResult, x) -> np.ndarray:
+    """Mean squared error per element of ``x`` rebuilt from its first k components, for k = 1..K.
+
+    PCA's counterpart of an autoencoder's reconstruction loss at bottleneck k (study B2).
+    """
+    centred = _as_float64(x) - torch.from_numpy(result.mean)
+    coords = centred @ torch.from_numpy(result.components).T
+    total = centred.pow(2).sum()
+    kept = coords.pow(2).sum(0).cumsum(0)
+    return ((total - kept) / centred.numel()).clamp_min(0).numpy()

@@ -1,7 +1,7 @@
 """Model zoo: every encoder, decoder and head registers itself in MODELS."""
 
-from replab.models import conv, heads, mlp  # noqa: F401  (register the models)
-from replab.models.composite import AutoEncoder, Classifier, Identity
+from replab.models import conv, heads, mlp, resnet  # noqa: F401  (register the models)
+from replab.models.composite import AutoEncoder, Classifier, Identity, Projected
 from replab.models.registry import MODELS
 
-__all__ = ["MODELS", "AutoEncoder", "Classifier", "Identity"]
+__all__ = ["MODELS", "AutoEncoder", "Classifier", "Identity", "Projected"]

@@ -24,6 +24,17 @@ class Classifier(nn.Module):
         return self.head(self.encoder(x))
 
 
+class Projected(nn.Module):
+    """An encoder followed by a projection head (SimCLR): the loss sees the projection."""
+
+    def __init__(self, encoder: nn.Module, projection: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.projection = encoder, projection
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.encoder(x))
+
+
 class Identity(nn.Module):
     """The encoder of a probe trained on precomputed latents."""
 

@@ -36,3 +36,15 @@ class MLPHead(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+@MODELS.register("projection_head")
+class ProjectionHead(nn.Module):
+    """SimCLR's projection g(h): the contrastive loss sees its output, probes see h (A3: 512-512-128)."""
+
+    def __init__(self, in_dim: int, out_dim: int = 128, hidden: list[int] = (512,), activation: str = "relu") -> None:  # type: ignore[assignment]
+        super().__init__()
+        self.net = mlp([in_dim, *hidden, out_dim], activation)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)

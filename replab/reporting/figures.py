@@ -87,19 +87,24 @@ def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
     return to_png(fig)
 
 
-def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str) -> bytes:
-    """Metric against a swept value; numeric x on a log axis when it spans a decade or more."""
+def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str, logy: bool = False) -> bytes:
+    """Metric against a swept value: points (x, y) or (x, y, std), std drawn as error bars.
+
+    Numeric x goes on a log axis when it spans a decade or more."""
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for label, points in series.items():
-        points = [(x, y) for x, y in points if y is not None]
+        points = [p for p in points if p[1] is not None]
         xs = [p[0] for p in points]
         numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
         positions = xs if numeric else list(range(len(xs)))
-        ax.plot(positions, [p[1] for p in points], marker="o", label=label)
+        errors = [p[2] if len(p) > 2 else 0.0 for p in points]
+        ax.errorbar(positions, [p[1] for p in points], yerr=errors if any(errors) else None, marker="o", capsize=3, label=label)
         if not numeric:
             ax.set_xticks(positions, [str(x) for x in xs])
         elif xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
             ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 
@@ -36,6 +37,13 @@ def tsne_maps(maps: list[tuple[str, np.ndarray, object]], labels: np.ndarray, cl
     fig.legend(handles, names, loc="lower center", ncol=min(10, len(names)), markerscale=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return to_png(fig)
+
+
+def tsne_points(analysis: LatentAnalysis, classes: list[str]) -> dict | None:
+    """The t-SNE maps as plain data (rounded coordinates), for redrawing runs side by side."""
+    spaces = [{"name": s.name, "points": np.round(s.points, 3).tolist(), "scores": dataclasses.asdict(s.scores)}
+              for s in analysis.spaces if s.points is not None]
+    return {"labels": analysis.labels.tolist(), "classes": classes, "spaces": spaces} if spaces else None
 
 
 def pca_curve(result: PCAResult, title: str = "PCA of the test latents") -> bytes:

@@ -19,7 +19,7 @@ from replab.evaluation.analysis import analyse
 from replab.evaluation.probe import finetune_probe
 from replab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from replab.reporting import figures, write_run_report
-from replab.reporting.latent_figures import analysis_figures, hover_map
+from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_points
 from replab.spec import ExperimentSpec, spec_to_yaml
 from replab.studies import rundir
 from replab.tasks import Task, build_task
@@ -52,11 +52,20 @@ class Outputs:
     figs: dict[str, bytes]
     per_class: dict | None = None
     hover: dict | None = None
+    maps: dict | None = None  # t-SNE coordinates, so a study can redraw several runs' maps in one figure
 
 
-def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: Path | None = None, log=print) -> RunResult:
-    """Train, evaluate and report ``spec``; with ``resume``, continue that run folder."""
-    run_dir = Path(resume) if resume else rundir.new_run_dir(runs_dir, spec)
+def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: Path | None = None, log=print,
+                   run_dir: Path | None = None) -> RunResult:
+    """Train, evaluate and report ``spec``; with ``resume``, continue that run folder.
+
+    ``run_dir`` names the new run folder exactly (studies do, so they can find it again);
+    otherwise it is ``runs_dir/<name>-<timestamp>``.
+    """
+    if resume:
+        run_dir = Path(resume)
+    else:
+        run_dir = rundir.create_run_dir(run_dir, spec) if run_dir else rundir.new_run_dir(runs_dir, spec)
     rundir.set_status(run_dir, "running")
     try:
         summary = _run(spec, run_dir, resumed=resume is not None, log=log)
@@ -68,6 +77,22 @@ def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: 
         raise
     rundir.set_status(run_dir, "finished")
     return RunResult(run_dir, summary)
+
+
+def run_or_reuse(spec: ExperimentSpec, run_dir: Path, log=print) -> dict:
+    """The summary of the run in ``run_dir``: reused if finished, resumed if interrupted, else trained.
+
+    This is what makes a study or sweep resumable: run it again and only missing work is done.
+    """
+    state = rundir.read_status(run_dir)
+    if state is not None and (run_dir / rundir.CONFIG).is_file() and rundir.open_existing(run_dir) != spec:
+        raise ReplabError(f"{run_dir} holds a run with another configuration", "pick a new study folder, or delete that run folder to retrain it")
+    if state == "finished" and (run_dir / rundir.SUMMARY).is_file():
+        log(f"reusing the finished run {run_dir}")
+        return rundir.read_summary(run_dir)
+    if state is not None and (run_dir / rundir.CONFIG).is_file():
+        return run_experiment(spec, resume=run_dir, log=log).summary
+    return run_experiment(spec, run_dir=run_dir, log=log).summary
 
 
 def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
@@ -91,7 +116,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     t_train = time.perf_counter() - t0 - t_data
     log(f"trained {len(fit.history)} epochs in {fit.train_seconds:.1f} s (best epoch {fit.best_epoch})")
 
-    out = Outputs(metrics={k.replace("test_", "test."): v for k, v in trainer.evaluate(test, "test").items()},
+    out = Outputs(metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(test, "test"))},
                   figs={"training curves": figures.curves(fit.history, spec.name)})
     ctx = Context(spec, splits, normalizer, device, task, log)
     if spec.task == "autoencode":
@@ -121,8 +146,20 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
         "timings": {"data": t_data, "train": t_train, "probe": t_probe, "analysis": t_eval - t_probe, "evaluation": t_eval, "total": time.perf_counter() - t0},
         "replab_version": replab.__version__,
     }
+    if out.maps is not None:
+        atomic_write_json(run_dir / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
     _write_outputs(run_dir, spec, summary, out.figs, out.hover)
     return summary
+
+
+def _dotted(metrics: dict[str, float]) -> dict[str, float]:
+    return {k.replace("_", ".", 1): v for k, v in metrics.items()}
+
+
+def _trained_metrics(fit) -> dict[str, float]:
+    """Train and validation figures of the epoch whose weights are evaluated (the best one)."""
+    record = next((r for r in fit.history if r["epoch"] == fit.best_epoch), fit.history[-1])
+    return _dotted({k: v for k, v in record.items() if k.startswith(("train_", "val_"))})
 
 
 def _epoch_logger(log):
@@ -197,6 +234,7 @@ def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
     out.metrics["latent.pca_components_95"] = analysis.pca.components_for(0.95)
     out.metrics["latent.pca_components_99"] = analysis.pca.components_for(0.99)
     out.figs.update(analysis_figures(analysis, test.classes))
+    out.maps = tsne_points(analysis, test.classes)
     out.hover = hover_map(analysis, test.images, test.classes)
     ctx.log("analysis: " + ", ".join(f"{k} {v:.1f} s" for k, v in analysis.seconds.items()))
 

@@ -21,6 +21,7 @@ BEST = "best.pt"
 FIGURES = "figures"
 HOVER_DATA = "latent-map.json"
 HOVER_SPRITE = "latent-map-sprite.png"
+TSNE_DATA = "tsne-maps.json"
 
 
 def safe_name(name: str) -> str:
@@ -35,9 +36,23 @@ def new_run_dir(runs_dir: Path, spec: ExperimentSpec) -> Path:
     while path.exists():
         i += 1
         path = base.with_name(f"{base.name}-{i}")
-    path.mkdir(parents=True)
+    return create_run_dir(path, spec)
+
+
+def create_run_dir(path: Path, spec: ExperimentSpec) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path / CONFIG, spec_to_yaml(spec))
     return path
+
+
+def read_status(run_dir: Path) -> str | None:
+    """The run's state (running, finished, failed), or None where there is no run."""
+    path = Path(run_dir) / STATUS
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("state")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
 
 
 def set_status(run_dir: Path, state: str, **extra) -> None:

@@ -1,8 +1,10 @@
 """Sweeps: any recipe key over a list of values, each value one run, in one study folder.
 
 ``replab sweep RECIPE --over model.encoder.latent_dim=[2,8,32]`` trains one run per value
-(several ``--over`` make a grid), then writes the study's comparison table and one plot per
-metric against the swept value, so a study never needs a hand-written loop.
+(several ``--over`` make a grid; ``--over a.x,b.y=[...]`` sets two keys to the same value),
+then writes the comparison table and one plot per metric against the swept value, so a
+study never needs a hand-written loop. Each point has a fixed folder name, so running a
+sweep again in the same folder reuses finished runs and resumes interrupted ones.
 """
 
 from __future__ import annotations
@@ -10,34 +12,58 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from replab.errors import ConfigError
 from replab.io import atomic_write_bytes, atomic_write_json
 from replab.reporting import figures
-from replab.spec import apply_override, parse_yaml, read_recipe, validate_spec
+from replab.spec import ExperimentSpec, apply_override, parse_yaml, read_recipe, validate_spec
 from replab.studies import rundir
-from replab.studies.experiment import run_experiment
+from replab.studies.experiment import run_or_reuse
 from replab.studies.rebuild import compare_runs
+
+SEED = "seed"
 
 
 @dataclass
 class Axis:
-    key: str
+    keys: list[str]
     values: list
+
+    @property
+    def key(self) -> str:
+        return ",".join(self.keys)
+
+
+@dataclass
+class Point:
+    """One combination of the axes' values, averaged over seeds."""
+
+    values: dict
+    runs: list[str] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+
+    def mean(self, metric: str) -> float | None:
+        values = self.metrics.get(metric)
+        return statistics.fmean(values) if values else None
+
+    def std(self, metric: str) -> float:
+        values = self.metrics.get(metric) or []
+        return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def parse_axis(text: str) -> Axis:
-    key, sep, values = text.partition("=")
-    parsed = parse_yaml(values, f"the values of --over {key!r}") if sep else None
+    keys, sep, values = text.partition("=")
+    parsed = parse_yaml(values, f"the values of --over {keys!r}") if sep else None
     if not sep or not isinstance(parsed, list) or not parsed:
         raise ConfigError(f"--over {text!r} is not of the form key.path=[v1,v2,...]", "write e.g. --over model.encoder.latent_dim=[2,8,32]")
-    return Axis(key.strip(), parsed)
+    return Axis([k.strip() for k in keys.split(",")], parsed)
 
 
-def grid(raw: dict, axes: list[Axis], overrides: list[str]) -> list[tuple[dict, dict]]:
+def grid(raw: dict, axes: list[Axis], overrides: list[str]) -> list[tuple[dict, ExperimentSpec]]:
     """Every combination of the axes' values as (assignment, validated spec); all checked before any training."""
     points = []
     for combo in itertools.product(*(a.values for a in axes)):
@@ -45,45 +71,68 @@ def grid(raw: dict, axes: list[Axis], overrides: list[str]) -> list[tuple[dict, 
         config = copy.deepcopy(raw)
         for override in overrides:
             apply_override(config, override)
-        for key, value in assignment.items():
-            apply_override(config, f"{key}={_yaml_value(value)}")
-        config["name"] = f"{config.get('name', 'experiment')}-" + "-".join(f"{k.split('.')[-1]}={v}" for k, v in assignment.items())
+        for axis, value in zip(axes, combo, strict=True):
+            for key in axis.keys:
+                apply_override(config, f"{key}={json.dumps(value)}")  # JSON is YAML: lists, numbers, null survive
+        config["name"] = f"{config.get('name', 'experiment')}-{point_name(assignment)}"
         points.append((assignment, validate_spec(config)))
     return points
 
 
-def run_sweep(recipe: Path, axes: list[Axis], overrides: list[str], runs_dir: Path, log=print) -> Path:
-    raw = read_recipe(recipe)
+def point_name(assignment: dict) -> str:
+    return rundir.safe_name("-".join(f"{k.split(',')[0].split('.')[-1]}={v}" for k, v in assignment.items()))
+
+
+def run_grid(raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=print) -> list[dict]:
+    """Train (or reuse) every point of the grid in ``out``; one record per run."""
     points = grid(raw, axes, overrides)
-    study = Path(runs_dir) / f"{rundir.safe_name(raw.get('name', 'experiment'))}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    study.mkdir(parents=True)
     records = []
     for i, (assignment, spec) in enumerate(points, 1):
         log(f"sweep run {i}/{len(points)}: " + ", ".join(f"{k}={v}" for k, v in assignment.items()))
-        result = run_experiment(spec, runs_dir=study, log=log)
-        records.append({"values": assignment, "run": result.run_dir.name, "metrics": result.summary["metrics"]})
-        atomic_write_json(study / "sweep.json", {"axes": [a.__dict__ for a in axes], "runs": records})
-    plots = _plots(study, axes, records)
+        summary = run_or_reuse(spec, Path(out) / point_name(assignment), log=log)
+        records.append({"values": assignment, "run": point_name(assignment), "metrics": summary["metrics"]})
+    return records
+
+
+def aggregate(records: list[dict]) -> list[Point]:
+    """Records grouped by every axis but the seed: the seeds' values of each metric together."""
+    points: dict[str, Point] = {}
+    for r in records:
+        values = {k: v for k, v in r["values"].items() if k != SEED}
+        point = points.setdefault(json.dumps(values, sort_keys=True), Point(values))
+        point.runs.append(r["run"])
+        for metric, value in r["metrics"].items():
+            point.metrics.setdefault(metric, []).append(value)
+    return list(points.values())
+
+
+def run_sweep(recipe: Path, axes: list[Axis], overrides: list[str], runs_dir: Path, log=print) -> Path:
+    raw = read_recipe(recipe)
+    grid(raw, axes, overrides)  # validate every point before creating anything
+    study = Path(runs_dir) / f"{rundir.safe_name(raw.get('name', 'experiment'))}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    study.mkdir(parents=True)
+    records = run_grid(raw, axes, overrides, study, log)
+    atomic_write_json(study / "sweep.json", {"axes": [a.__dict__ for a in axes], "runs": records})
+    plots = sweep_plots(aggregate(records), [a for a in axes if a.key != SEED], study / rundir.FIGURES)
     compare_runs([study / r["run"] for r in records], study / "study", plots)
     return study
 
 
-def _plots(study: Path, axes: list[Axis], records: list[dict]) -> dict[str, bytes]:
-    """One figure per metric: metric against the first axis, one line per value of the others."""
+def sweep_plots(points: list[Point], axes: list[Axis], folder: Path | None = None,
+                metrics: list[str] | None = None) -> dict[str, bytes]:
+    """One figure per metric: metric (mean ± std over seeds) against the first axis, one line per value of the others."""
+    if not axes:
+        return {}
     first, rest = axes[0], axes[1:]
-    metrics = list(dict.fromkeys(m for r in records for m in r["metrics"]))
+    metrics = metrics or list(dict.fromkeys(m for p in points for m in p.metrics))
     plots = {}
     for metric in metrics:
         series: dict[str, list] = {}
-        for r in records:
-            label = ", ".join(f"{a.key}={r['values'][a.key]}" for a in rest) or metric
-            series.setdefault(label, []).append((r["values"][first.key], r["metrics"].get(metric)))
+        for p in points:
+            label = ", ".join(f"{a.key}={p.values[a.key]}" for a in rest) or metric
+            series.setdefault(label, []).append((p.values[first.key], p.mean(metric), p.std(metric)))
         png = figures.sweep_plot(series, first.key, metric)
-        atomic_write_bytes(study / rundir.FIGURES / f"{rundir.safe_name(metric)}.png", png)
+        if folder is not None:
+            atomic_write_bytes(Path(folder) / f"{rundir.safe_name(metric)}.png", png)
         plots[f"{metric} vs {first.key}"] = png
     return plots
-
-
-def _yaml_value(value) -> str:
-    return json.dumps(value)  # JSON is YAML: lists, numbers, strings and null survive the round trip
-

@@ -16,7 +16,7 @@ class Autoencode(Task):
     objective_target = "input"
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int) -> Autoencode:
+    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()) -> Autoencode:
         if model.decoder is None:
             raise ConfigError("task 'autoencode' needs model.decoder", "add e.g. `decoder: {name: mlp_decoder, hidden: [256]}` under model")
         encoder = build_encoder(model.encoder, shape)

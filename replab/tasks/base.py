@@ -23,6 +23,13 @@ class Task:
     def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         self.model = model
         self.objective = objective
+        self.frozen: list[str] = []
+
+    def train_mode(self) -> None:
+        """Training mode, except frozen parts: their dropout and batch-norm statistics stay fixed too."""
+        self.model.train()
+        for name in self.frozen:
+            getattr(self.model, name).eval()
 
     @classmethod
     def build_objective(cls, component: Component) -> nn.Module:

@@ -16,7 +16,7 @@ class Classify(Task):
     objective_target = "label"
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int) -> Classify:
+    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()) -> Classify:
         if model.head is None:
             raise ConfigError("task 'classify' needs model.head", "add e.g. `head: {name: mlp_head, hidden: [64]}` under model")
         encoder = build_encoder(model.encoder, shape)

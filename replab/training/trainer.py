@@ -80,7 +80,7 @@ class Trainer:
         return FitResult(self.history, self.stopper.best_epoch, stopped, time.perf_counter() - start)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        self.model.train()
+        self.task.train_mode()
         sums: dict[str, torch.Tensor] = {}
         losses = []
         seen = 0

@@ -69,7 +69,7 @@ def test_resume_finishes_an_interrupted_run(tmp_path):
 @pytest.mark.data
 def test_a1_mnist_quick_profile(tmp_path, data_dir):
     """A1 on a 20k-image MNIST subset for 6 epochs (measured: probe 0.952, MAE 0.053): a floor that catches broken learning."""
-    args = ["run", "recipes/a1-mnist-autoencoder.yaml", "trainer.epochs=6", "data.limit_train=20000",
+    args = ["run", "a1-mnist-autoencoder", "trainer.epochs=6", "data.limit_train=20000",
             f"data.root={data_dir}", "--runs-dir", str(tmp_path)]
     assert main(args) == 0
     summary = json.loads((only_run(tmp_path) / "summary.json").read_text())

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-import replab
 from replab.cli import main
 from replab.errors import ConfigError
 from replab.studies.sweep import parse_axis
 
-DEFAULT = str(Path(replab.__file__).parent / "studies" / "default.yaml")
+DEFAULT = "digits-autoencoder"
 
 
 def test_sweep_runs_each_value_and_plots_every_metric(tmp_path, capsys):
@@ -53,3 +51,27 @@ def test_every_point_is_validated_before_training(tmp_path, capsys):
 def test_axis_syntax(text):
     with pytest.raises(ConfigError, match=r"key.path=\[v1,v2"):
         parse_axis(text)
+
+
+def test_one_axis_can_set_several_keys():
+    from replab.spec import read_recipe
+    from replab.studies.sweep import grid
+
+    axis = parse_axis("model.encoder.dropout,model.decoder.dropout=[0.0,0.3]")
+    points = grid(read_recipe(DEFAULT), [axis], [])
+    assert [(s.model.encoder.params["dropout"], s.model.decoder.params["dropout"]) for _, s in points] == [(0.0, 0.0), (0.3, 0.3)]
+    assert points[1][1].name.endswith("dropout_0.3")
+
+
+def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path):
+    from replab.errors import ReplabError
+    from replab.spec import load_spec
+    from replab.studies.experiment import run_or_reuse
+
+    spec = load_spec(DEFAULT, ["trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false"])
+    first = run_or_reuse(spec, tmp_path / "p", log=lambda m: None)
+    logged = []
+    assert run_or_reuse(spec, tmp_path / "p", log=logged.append) == first
+    assert any("reusing" in line for line in logged)
+    with pytest.raises(ReplabError, match="another configuration"):
+        run_or_reuse(load_spec(DEFAULT, ["trainer.epochs=2", "probe.enabled=false", "analysis.enabled=false"]), tmp_path / "p")

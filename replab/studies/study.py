@@ -1,0 +1,178 @@
+"""A study: several recipes run as named parts over seeds, gathered into one report.
+
+A study module (``study_a.py``...) says *what* to run — parts and sweeps, with a quick
+profile for each — and what to conclude; ``StudyRun`` does the running. Every run has a
+fixed folder inside the study folder (``A1/seed0``, ``B1/latent_dim=300-seed0``), so a study
+run again with ``--resume`` reuses finished runs and resumes interrupted ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from replab.errors import ConfigError, ReplabError
+from replab.io import atomic_write_json
+from replab.registry import Registry
+from replab.spec import apply_override, read_recipe, validate_spec
+from replab.studies import rundir
+from replab.studies.experiment import run_or_reuse
+from replab.studies.sweep import SEED, Axis, Point, aggregate, run_grid
+
+STUDIES = Registry("study")
+STUDY_FILE = "study.json"
+
+
+@dataclass
+class Part:
+    """One recipe run over the study's seeds."""
+
+    key: str
+    title: str
+    run_dirs: list[Path]
+    summaries: list[dict]
+    reference: dict[str, float]
+
+    def values(self, metric: str) -> list[float]:
+        return [s["metrics"][metric] for s in self.summaries if metric in s["metrics"]]
+
+    def mean(self, metric: str) -> float | None:
+        values = self.values(metric)
+        return statistics.fmean(values) if values else None
+
+    def std(self, metric: str) -> float:
+        values = self.values(metric)
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
+    @property
+    def seconds(self) -> float:
+        return sum(s["timings"]["total"] for s in self.summaries)
+
+    @property
+    def data(self) -> str:
+        return self.summaries[0]["data"]
+
+    def figure(self, prefix: str, seed_index: int = 0) -> bytes | None:
+        """The first figure of one run whose name starts with ``prefix``."""
+        return run_figure(self.run_dirs[seed_index], self.summaries[seed_index], prefix)
+
+
+@dataclass
+class Sweep:
+    key: str
+    title: str
+    points: list[Point]
+    records: list[dict]
+    folder: Path
+    axes: list[Axis]
+    reference: dict[str, float]
+
+    @property
+    def seconds(self) -> float:
+        return sum(rundir.read_summary(self.folder / r["run"])["timings"]["total"] for r in self.records)
+
+    def point(self, **values) -> Point | None:
+        """The point whose axes (by last key segment) have ``values``, e.g. point(latent_dim=300)."""
+        for p in self.points:
+            named = {k.split(",")[0].split(".")[-1]: v for k, v in p.values.items()}
+            if all(named.get(k) == v for k, v in values.items()):
+                return p
+        return None
+
+
+@dataclass
+class StudyRun:
+    folder: Path
+    quick: bool
+    seeds: list[int]
+    data_root: str | None = None
+    log: object = print
+    parts: list[Part | Sweep] = field(default_factory=list)
+
+    def config(self, recipe: str, overrides: list[str], quick: list[str]) -> dict:
+        raw = copy.deepcopy(read_recipe(recipe))
+        for override in [*overrides, *(quick if self.quick else [])]:
+            apply_override(raw, override)
+        if self.data_root:
+            apply_override(raw, f"data.root={json.dumps(self.data_root)}")
+        return raw
+
+    def part(self, key: str, title: str, recipe: str, overrides: list[str] = (), quick: list[str] = ()) -> Part:
+        """Run ``recipe`` once per seed (or reuse the finished runs) as part ``key``."""
+        raw = self.config(recipe, list(overrides), list(quick))
+        specs = [validate_spec({**raw, "seed": seed}) for seed in self.seeds]
+        self.log(f"== {key}: {title} ({len(specs)} seed{'s' * (len(specs) > 1)})")
+        start = time.perf_counter()
+        dirs = [self.folder / key / f"seed{s.seed}" for s in specs]
+        summaries = [run_or_reuse(spec, d, log=self.log) for spec, d in zip(specs, dirs, strict=True)]
+        part = Part(key, title, dirs, summaries, dict(raw.get("report", {}).get("reference", {})))
+        self.log(f"== {key} done: {part.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
+        self.parts.append(part)
+        return part
+
+    def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = (),
+              seeds: bool = True) -> Sweep:
+        """Run the grid of ``axes`` (times the study's seeds) as part ``key``."""
+        raw = self.config(recipe, list(overrides), list(quick))
+        all_axes = [*axes, Axis([SEED], list(self.seeds))] if seeds else [*axes, Axis([SEED], [self.seeds[0]])]
+        self.log(f"== {key}: {title}")
+        start = time.perf_counter()
+        records = run_grid(raw, all_axes, [], self.folder / key, log=self.log)
+        result = Sweep(key, title, aggregate(records), records, self.folder / key, axes, dict(raw.get("report", {}).get("reference", {})))
+        self.log(f"== {key} done: {result.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
+        self.parts.append(result)
+        return result
+
+
+def run_figure(run_dir: Path, summary: dict, prefix: str) -> bytes | None:
+    for fig in summary.get("figures", []):
+        if fig["name"].startswith(prefix) and (Path(run_dir) / fig["file"]).is_file():
+            return (Path(run_dir) / fig["file"]).read_bytes()
+    return None
+
+
+def reference_rows(parts: list[Part | Sweep]) -> list[dict]:
+    """Reference figures beside replab's (mean ± std over seeds), one row per (part, metric)."""
+    out = []
+    for part in parts:
+        if isinstance(part, Part):
+            for metric, ref in part.reference.items():
+                out.append(reference_row(part.key, metric, ref, part.values(metric)))
+    return out
+
+
+def reference_row(part: str, metric: str, reference: float | None, values: list[float]) -> dict:
+    mean = statistics.fmean(values) if values else None
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return {"part": part, "metric": metric, "reference": reference, "mean": mean, "std": std, "n": len(values),
+            "delta": None if mean is None or reference is None else mean - reference}
+
+
+def open_study(folder: Path) -> dict:
+    path = Path(folder) / STUDY_FILE
+    if not path.is_file():
+        raise ReplabError(f"{str(folder)!r} is not a study folder (no {STUDY_FILE})", "pass a folder written by `replab study`")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ReplabError(f"{path} is not valid JSON ({err})", "start the study again in a new folder") from None
+
+
+def start_study(name: str, params: dict, quick: bool, seeds: int, runs_dir: Path, data_root: str | None, resume: Path | None) -> tuple[Path, dict]:
+    """The study folder and its settings: new, or read back from ``resume``."""
+    if resume:
+        settings = open_study(resume)
+        return Path(resume), settings
+    if seeds < 1 or seeds > 100:
+        raise ConfigError(f"--seeds {seeds} is out of range", "use between 1 and 100 seeds")
+    suffix = "-".join(str(v) for v in params.values())
+    stem = rundir.safe_name(f"study-{name}{'-' + suffix if suffix else ''}{'-quick' if quick else ''}")
+    folder = Path(runs_dir) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True)
+    settings = {"study": name, "params": params, "quick": quick, "seeds": list(range(seeds)), "data_root": data_root}
+    atomic_write_json(folder / STUDY_FILE, settings)
+    return folder, settings

@@ -1,0 +1,138 @@
+"""Study A (report 000): three ways to learn a latent space, and which one separates classes.
+
+A1 trains an autoencoder and probes its frozen latents; A2 trains the same encoder jointly
+with the classifier; A3 trains it contrastively (SimCLR) and probes it frozen. The report
+answers the study's question from the measured separability of the three latent spaces.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import numpy as np
+
+from replab.evaluation.separability import Separability
+from replab.reporting.latent_figures import tsne_maps
+from replab.reporting.study_report import Section, StudyReport, mean_std
+from replab.studies import rundir
+from replab.studies.study import STUDIES, Part, StudyRun, reference_rows
+from replab.studies.summaries import settings_of, timings_of
+
+RECIPES = {
+    "mnist": ("a1-mnist-autoencoder", "a2-mnist-classifier", "a3-mnist-simclr"),
+    "cifar10": ("a1-cifar10-autoencoder", "a2-cifar10-classifier", "a3-cifar10-simclr"),
+}
+# The accuracy each regime is judged by: the frozen-latent probe, or the joint classifier itself.
+ACCURACY = {"A1": "probe.test_accuracy", "A2": "test.accuracy", "A3": "probe.test_accuracy"}
+TITLES = {"A1": "autoencoder, then a classifier on the frozen latents",
+          "A2": "encoder trained jointly with the classifier",
+          "A3": "contrastive (SimCLR) encoder, then a classifier on the frozen latents"}
+REGIMES = {"A1": "autoencoder", "A2": "classification-guided", "A3": "contrastive"}
+
+_SMALL_EVAL = ["analysis.tsne_sample=500", "probe.trainer.epochs=30"]
+QUICK = {
+    "mnist": {
+        "A1": ["data.limit_train=6000", "trainer.epochs=5", *_SMALL_EVAL],
+        "A2": ["data.limit_train=6000", "trainer.epochs=3", *_SMALL_EVAL],
+        "A3": ["data.limit_train=6000", "trainer.epochs=4", "trainer.batch_size=256", *_SMALL_EVAL],
+    },
+    "cifar10": {
+        "A1": ["data.limit_train=2000", "trainer.epochs=2", *_SMALL_EVAL],
+        "A2": ["data.limit_train=2000", "trainer.epochs=2", *_SMALL_EVAL],
+        "A3": ["data.limit_train=1000", "trainer.epochs=1", "trainer.batch_size=128", "model.encoder.width=8", *_SMALL_EVAL],
+    },
+}
+CONCLUSION = {
+    "mnist": "The reference report ranks the MNIST latent spaces classification-guided > contrastive > autoencoder.",
+    "cifar10": "The reference report finds the autoencoder's CIFAR-10 latent space unseparated, and the contrastive one "
+               "close to the classification-guided one, which it ranks first.",
+}
+
+
+@STUDIES.register("a")
+class StudyA:
+    """Autoencoder vs classification-guided vs contrastive encoders (report 000)."""
+
+    def __init__(self, dataset: Literal["mnist", "cifar10"] = "mnist") -> None:
+        self.dataset = dataset
+
+    def run(self, s: StudyRun) -> StudyReport:
+        # The pixels are the same test images for every regime: A1 maps and scores them once.
+        parts = [s.part(key, TITLES[key], recipe, [] if key == "A1" else ["analysis.image_space=false"], quick=QUICK[self.dataset][key])
+                 for key, recipe in zip(("A1", "A2", "A3"), RECIPES[self.dataset], strict=True)]
+        a1 = parts[0]
+        sections = [
+            self._accuracy(parts),
+            Section("Reconstructions and latent interpolation (A1)",
+                    ["Test images above, the autoencoder's reconstructions below; then the decoded straight line between the latents of two test images."],
+                    figures={k: v for k, v in (("reconstructions", a1.figure("reconstructions")),
+                                                ("interpolation", a1.figure("latent interpolation"))) if v}),
+            self._maps(parts),
+            self._answer(parts),
+            Section("Training curves", figures={f"{p.key}: {REGIMES[p.key]}": p.figure("training curves") for p in parts}, columns=3),
+        ]
+        return StudyReport(
+            title=f"Study A on {self.dataset}: three ways to learn a latent space",
+            question="Which way of training an encoder — reconstruction, classification, or contrast between augmented views — gives the latent space that separates classes best?",
+            settings=settings_of(s, parts),
+            reference=reference_rows(parts),
+            timings=timings_of(parts),
+            sections=sections,
+            source="report 000; ../shared/STUDIES.md section A",
+        )
+
+    def _accuracy(self, parts: list[Part]) -> Section:
+        header = ["part", "regime", "test accuracy", "reference", "latent kNN accuracy", "silhouette", "t-SNE trustworthiness", "test MAE"]
+        rows = []
+        for p in parts:
+            acc = ACCURACY[p.key]
+            rows.append([p.key, REGIMES[p.key], mean_std(p.mean(acc), p.std(acc) if len(p.summaries) > 1 else None),
+                         f"{p.reference[acc]:.4f}" if acc in p.reference else "—",
+                         *(mean_std(p.mean(m), None, 3) for m in ("latent.knn_accuracy", "latent.silhouette", "latent.tsne_trustworthiness")),
+                         mean_std(p.mean("test.mae"), None) if p.values("test.mae") and p.key == "A1" else "—"])
+        image = parts[0]
+        rows.append(["—", "image space (pixels)", "—", "—", *(mean_std(image.mean(m), None, 3) for m in ("image.knn_accuracy", "image.silhouette", "image.tsne_trustworthiness")), "—"])
+        return Section("Accuracy and separability of each regime",
+                       ["Test accuracy: A1 and A3 by a classifier on the frozen latents, A2 by the jointly trained classifier. "
+                        "Separability is measured on the test set: kNN accuracy (cosine, leave-one-out), silhouette of the class labels, "
+                        "and how faithfully the t-SNE map keeps each point's neighbours."], table=(header, rows))
+
+    def _maps(self, parts: list[Part]) -> Section:
+        maps = [_load_maps(p) for p in parts]
+        panels = []
+        if maps[0]:
+            image = next(sp for sp in maps[0]["spaces"] if sp["name"] == "image space")
+            panels.append(("image space (pixels)", image))
+        for p, m in zip(parts, maps, strict=True):
+            if m:
+                latent = next(sp for sp in m["spaces"] if sp["name"] == "latent space")
+                panels.append((f"{p.key} {REGIMES[p.key]} latents", latent))
+        figures = {}
+        if panels:
+            ref = maps[0]
+            figures["t-SNE of the same test sample"] = tsne_maps(
+                [(title, np.asarray(sp["points"]), Separability(**sp["scores"])) for title, sp in panels], np.asarray(ref["labels"]), ref["classes"])
+        return Section("Image space vs latent space (t-SNE)",
+                       ["One stratified test sample mapped by t-SNE (openTSNE) from the pixels and from each regime's latents, coloured by class; "
+                        "each panel's title gives its separability scores."], figures=figures)
+
+    def _answer(self, parts: list[Part]) -> Section:
+        def score(p: Part) -> tuple[float, float]:
+            return (p.mean("latent.knn_accuracy") or 0.0, p.mean("latent.silhouette") or 0.0)
+
+        ranked = sorted(parts, key=score, reverse=True)
+        order = " > ".join(f"{REGIMES[p.key]} ({p.key}: kNN {score(p)[0]:.3f}, silhouette {score(p)[1]:.3f})" for p in ranked)
+        best = ranked[0]
+        by_silhouette = max(parts, key=lambda p: score(p)[1])
+        agree = "agrees with" if [p.key for p in ranked] == ["A2", "A3", "A1"] else "differs from"
+        text = [CONCLUSION[self.dataset],
+                f"replab measures, ranked by latent kNN accuracy: {order}. This {agree} the report's ranking (classification-guided first, contrastive second).",
+                f"Answer: the {REGIMES[best.key]} regime ({best.key}) separates the classes best by kNN accuracy"
+                + (f", and the {REGIMES[by_silhouette.key]} regime ({by_silhouette.key}) by silhouette." if by_silhouette is not best else ", and by silhouette too.")]
+        return Section("Answer: which regime separates classes best?", text)
+
+
+def _load_maps(part: Part) -> dict | None:
+    path = part.run_dirs[0] / rundir.FIGURES / rundir.TSNE_DATA
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -1,0 +1,70 @@
+"""Learn a latent from two augmented views of each image (study A3, SimCLR).
+
+Views are made on the device, a whole batch at a time, by the recipe's ``augment`` list;
+both views go through encoder and projection in one forward pass, so batch-norm layers
+see the same statistics for both.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from replab.augment import Augment
+from replab.errors import ConfigError
+from replab.models import MODELS, Projected
+from replab.spec import ModelSpec
+from replab.tasks.base import Task, build_encoder
+from replab.tasks.registry import TASKS
+
+EVAL_VIEW_SEED = 20_240_613
+
+
+@TASKS.register("contrastive")
+class Contrastive(Task):
+    objective_target = "views"
+
+    def __init__(self, model: Projected, objective, augment: Augment) -> None:
+        super().__init__(model, objective)
+        self.augment = augment
+        self._eval_generator: torch.Generator | None = None
+        self._was_training = True
+
+    @classmethod
+    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()) -> Contrastive:
+        if model.projection is None:
+            raise ConfigError("task 'contrastive' needs model.projection", "add e.g. `projection: {name: projection_head, hidden: [512], out_dim: 128}` under model")
+        if not augment:
+            raise ConfigError("task 'contrastive' needs an augment list: two views of one image must differ",
+                              "add e.g. `augment: [{name: random_resized_crop, scale: [0.2, 1.0]}, {name: horizontal_flip}]`")
+        encoder = build_encoder(model.encoder, shape)
+        projection = MODELS.build(model.projection.name, model.projection.params, where="model.projection", in_dim=encoder.latent_dim)
+        return cls(Projected(encoder, projection), cls.build_objective(objective), Augment.from_components(augment))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        generator = self._view_generator(x.device)
+        views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
+        z1, z2 = self.model(views).chunk(2)
+        loss = self.objective(z1, z2)
+        return {"loss": loss, "pair_accuracy": _pair_accuracy(z1.detach(), z2.detach())}
+
+    def _view_generator(self, device: torch.device) -> torch.Generator | None:
+        """Training draws from the global RNG (checkpointed); each validation pass replays the
+        same views, so the early-stopping monitor changes only when the model does."""
+        training = self.model.training
+        if training:
+            self._was_training = True
+            return None
+        if self._was_training or self._eval_generator is None or self._eval_generator.device != device:
+            self._eval_generator = torch.Generator(device=device).manual_seed(EVAL_VIEW_SEED)
+            self._was_training = False
+        return self._eval_generator
+
+
+def _pair_accuracy(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """Share of views whose nearest other view (cosine) is their own partner."""
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]).float(), dim=1)
+    sim = z @ z.T
+    sim.fill_diagonal_(float("-inf"))
+    n = len(z1)
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return (sim.argmax(1) == partner).float().mean()

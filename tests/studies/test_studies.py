@@ -1,0 +1,87 @@
+"""`replab study a|b --quick`: each study end to end on real data, with learning floors.
+
+The floors sit well below what the quick profiles measured (in the comments), so they catch
+broken learning, not noise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from replab.cli import main
+
+
+def only(folder: Path) -> Path:
+    (child,) = [p for p in folder.iterdir() if p.is_dir()]
+    return child
+
+
+def metrics(study: Path, part: str) -> dict:
+    return json.loads((study / part / "seed0" / "summary.json").read_text())["metrics"]
+
+
+@pytest.mark.data
+def test_study_a_quick_on_mnist(tmp_path, data_dir, capsys):
+    assert main(["study", "a", "--dataset", "mnist", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)]) == 0
+    study = only(tmp_path)
+    a1, a2, a3 = (metrics(study, p) for p in ("A1", "A2", "A3"))
+    assert a1["probe.test_accuracy"] >= 0.85 and a1["test.mae"] <= 0.12
+    assert a2["test.accuracy"] >= 0.90
+    assert a3["probe.test_accuracy"] >= 0.80
+    html = (study / "study.html").read_text()
+    assert "which regime separates classes best" in html and "t-SNE of the same test sample" in html
+    assert html.count("data:image/png;base64,") >= 5
+    md = (study / "study.md").read_text()
+    for row in ("| A1 | probe.test_accuracy | 0.9735 |", "| A2 | test.accuracy | 0.9937 |", "| A3 | probe.test_accuracy | 0.9684 |"):
+        assert row in md
+    assert "limited to 6,000 training images" in md and "quick" in md
+    out = capsys.readouterr().out
+    assert "A3 done" in out and "wall time" in out
+
+    # --resume on a finished study reuses every run and rewrites the report
+    (study / "study.html").unlink()
+    assert main(["study", "--resume", str(study)]) == 0
+    assert (study / "study.html").is_file()
+    assert capsys.readouterr().out.count("reusing the finished run") == 3
+
+
+@pytest.mark.data
+def test_study_b_quick(tmp_path, data_dir):
+    assert main(["study", "b", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)]) == 0
+    study = only(tmp_path)
+    sweep = {r["values"]["model.encoder.latent_dim"]: r["metrics"] for r in json_runs(study / "B1")}
+    assert sweep[300]["test.loss"] < sweep[32]["test.loss"] < sweep[2]["test.loss"]
+    summary = json.loads((study / "study-summary.json").read_text())
+    pcs = {row["metric"]: row["mean"] for row in summary["reference"] if row["part"] == "B2"}
+    assert 130 <= pcs["PCA components for 95% variance"] <= 170 and 290 <= pcs["PCA components for 99% variance"] <= 360
+    b4 = {case: metrics(study, case) for case in ("B4.1", "B4.2", "B4.3", "B4.4")}
+    assert b4["B4.2"]["test.accuracy"] > b4["B4.3"]["test.accuracy"]  # a pretrained encoder beats a random one, both frozen
+    assert b4["B4.1"]["test.accuracy"] >= 0.85
+    md = (study / "study.md").read_text()
+    assert "| B3 | test.loss k=300 p=0.3 | 0.0076 |" in md and "B4: transfer" in md
+
+
+def json_runs(folder: Path) -> list[dict]:
+    runs = []
+    for run in sorted(folder.iterdir()):
+        config = (run / "config.yaml").read_text()
+        k = int(config.split("latent_dim: ")[1].split()[0])
+        runs.append({"values": {"model.encoder.latent_dim": k}, "metrics": json.loads((run / "summary.json").read_text())["metrics"]})
+    return runs
+
+
+@pytest.mark.parametrize("args, message", [
+    (["study"], "which study"),
+    (["study", "z"], "unknown study 'z'"),
+    (["study", "a", "--dataset", "svhn"], "dataset"),
+    (["study", "b", "--set", "ks=[0,5]"], "between 1 and 784"),
+    (["study", "b", "--set", "speed=3"], "unknown key"),
+    (["study", "a", "--seeds", "0"], "--seeds 0"),
+])
+def test_bad_study_arguments_are_clear_errors(args, message, capsys, tmp_path):
+    assert main([*args, "--runs-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "no study folder may be left for a rejected command"

@@ -1,0 +1,61 @@
+"""Pretrained weights and frozen parts: study B4's four cases rest on these."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from replab.errors import CheckpointError, ConfigError
+from replab.io import save_checkpoint
+from replab.spec import validate_spec
+from replab.tasks import build_task
+
+BASE = {
+    "task": "classify",
+    "model": {"encoder": {"name": "mlp", "hidden": [16], "latent_dim": 8}, "head": {"name": "linear_head"}},
+    "objective": {"name": "cross_entropy"},
+}
+
+
+def spec(**model):
+    return validate_spec({**BASE, "model": {**BASE["model"], **model}})
+
+
+def autoencoder_checkpoint(tmp_path):
+    ae = build_task(validate_spec({"model": {"encoder": BASE["model"]["encoder"], "decoder": {"name": "mlp_decoder", "hidden": [16]}},
+                                   "objective": {"name": "mse"}}), (1, 8, 8), 10)
+    save_checkpoint(tmp_path / "best.pt", {"model": ae.model.state_dict(), "epoch": 1})
+    return ae
+
+
+def test_pretrained_encoder_is_copied_from_a_run_folder(tmp_path):
+    ae = autoencoder_checkpoint(tmp_path)
+    task = build_task(spec(pretrained={"path": str(tmp_path)}), (1, 8, 8), 10)
+    for (name, a), b in zip(ae.model.encoder.state_dict().items(), task.model.encoder.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_frozen_encoder_does_not_move_and_stays_in_eval_mode():
+    task = build_task(spec(freeze=["encoder"]), (1, 8, 8), 10)
+    before = [p.clone() for p in task.model.encoder.parameters()]
+    optimizer = torch.optim.SGD([p for p in task.model.parameters() if p.requires_grad], lr=1.0)
+    task.train_mode()
+    assert not task.model.encoder.training and task.model.head.training
+    task.step(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]))["loss"].backward()
+    optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, task.model.encoder.parameters(), strict=True))
+
+
+def test_unknown_part_and_checkpoint_without_it_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no part 'decoder'"):
+        build_task(spec(freeze=["decoder"]), (1, 8, 8), 10)
+    save_checkpoint(tmp_path / "best.pt", {"model": {"head.net.weight": torch.zeros(2, 2)}})
+    with pytest.raises(CheckpointError, match="no 'encoder' weights"):
+        build_task(spec(pretrained={"path": str(tmp_path / "best.pt")}), (1, 8, 8), 10)
+
+
+def test_pretrained_encoder_of_another_shape_names_the_checkpoint(tmp_path):
+    autoencoder_checkpoint(tmp_path)
+    other = {"name": "mlp", "hidden": [32], "latent_dim": 8}
+    with pytest.raises(CheckpointError, match="does not fit"):
+        build_task(validate_spec({**BASE, "model": {**BASE["model"], "encoder": other, "pretrained": {"path": str(tmp_path)}}}), (1, 8, 8), 10)
