@@ -28,6 +28,7 @@ examples:
   replab study a --dataset cifar10 --seeds 3     # mean ± std over seeds 0, 1, 2
   replab study b --quick                         # minutes on a laptop CPU
   replab study b --set ks=[2,32,300]             # study options (b: ks, transfer_k, dropout_ks)
+  replab study a --dataset cifar10 --override A3:trainer.epochs=15   # change one part's recipe
   replab study --resume runs/study-a-mnist-20261123-101500
 
 The study folder holds one run folder per part and seed (A1/seed0, ...), study.html (the
@@ -88,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--quick", action="store_true", help="small, fast profile (minutes on a laptop CPU; what CI runs), not the report's settings")
     st.add_argument("--seeds", type=int, default=1, metavar="N", help="run every part with seeds 0..N-1 and report mean ± std (default 1)")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a study option, e.g. --set ks=[2,32,300] for study b")
+    st.add_argument("--override", action="append", default=[], metavar="PART:KEY=VALUE",
+                    help="change one part's recipe, e.g. A3:trainer.epochs=15 (* for every part); the report lists every override")
     st.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
     st.add_argument("--data-dir", metavar="DIR", help="dataset folder (default $REPLAB_DATA, then the cache)")
     st.add_argument("--resume", metavar="STUDY_DIR", type=Path, help="continue a study: finished runs are reused, an interrupted one resumes")
@@ -162,7 +165,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from replab.spec import parse_yaml
     from replab.studies.catalog import run_study
 
-    if args.resume and (args.name or args.set or args.dataset or args.quick):
+    if args.resume and (args.name or args.set or args.dataset or args.quick or args.override):
         raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR")
     if not args.resume and not args.name:
         raise ReplabError("which study? none was named", "run e.g. `replab study a --dataset mnist` or `replab study b --quick`")
@@ -173,7 +176,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
             raise ReplabError(f"--set {item!r} is not of the form key=value", "write e.g. --set ks=[2,32,300]")
         params[key] = parse_yaml(value, f"the value of --set {key}")
     folder, wall = run_study(args.name, params, args.quick, args.seeds, args.runs_dir, args.data_dir, args.resume,
-                             log=lambda m: print(f"[replab] {m}", flush=True))
+                             args.override, log=lambda m: print(f"[replab] {m}", flush=True))
     print(f"\n{(folder / 'study.md').read_text(encoding='utf-8').split('## ', 3)[1].strip()}")  # the reference table
     print(f"\nwall time {wall:.1f} s\nstudy folder: {folder}\nreport:       {folder / 'study.html'}")
     return 0

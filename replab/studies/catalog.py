@@ -11,15 +11,15 @@ from replab.studies.study import STUDIES, StudyRun, start_study
 
 
 def run_study(name: str, params: dict, quick: bool = False, seeds: int = 1, runs_dir: Path = Path("runs"),
-              data_root: str | None = None, resume: Path | None = None, log=print) -> tuple[Path, float]:
+              data_root: str | None = None, resume: Path | None = None, overrides: list[str] = (), log=print) -> tuple[Path, float]:
     """Run (or resume) study ``name``; returns the study folder and the wall time in seconds."""
     if resume is None:
         study = STUDIES.build(name, params, where=f"study {name!r}")  # validate the options before creating a folder
-    folder, settings = start_study(name, params, quick, seeds, runs_dir, data_root, resume)
+    folder, settings = start_study(name, params, quick, seeds, runs_dir, data_root, resume, overrides)
     if resume is not None:
         study = STUDIES.build(settings["study"], settings["params"], where=f"study {settings['study']!r}")
     start = time.perf_counter()
-    run = StudyRun(folder, settings["quick"], settings["seeds"], settings["data_root"], log)
+    run = StudyRun(folder, settings["quick"], settings["seeds"], settings["data_root"], log, settings.get("overrides", []))
     report = study.run(run)
     html, _ = write_study_report(folder, report)
     wall = time.perf_counter() - start

@@ -91,19 +91,28 @@ class StudyRun:
     seeds: list[int]
     data_root: str | None = None
     log: object = print
+    user_overrides: list[str] = field(default_factory=list)  # "PART:key=value" from --override; "*:key=value" for all
     parts: list[Part | Sweep] = field(default_factory=list)
 
-    def config(self, recipe: str, overrides: list[str], quick: list[str]) -> dict:
+    def config(self, recipe: str, overrides: list[str], quick: list[str], part: str = "*") -> dict:
         raw = copy.deepcopy(read_recipe(recipe))
-        for override in [*overrides, *(quick if self.quick else [])]:
+        for override in [*overrides, *(quick if self.quick else []), *self.overrides_for(part)]:
             apply_override(raw, override)
         if self.data_root:
             apply_override(raw, f"data.root={json.dumps(self.data_root)}")
         return raw
 
+    def overrides_for(self, part: str) -> list[str]:
+        out = []
+        for item in self.user_overrides:
+            target, _, override = item.partition(":")
+            if target in ("*", part) or (part != "*" and part.startswith(f"{target}.")):
+                out.append(override)
+        return out
+
     def part(self, key: str, title: str, recipe: str, overrides: list[str] = (), quick: list[str] = ()) -> Part:
         """Run ``recipe`` once per seed (or reuse the finished runs) as part ``key``."""
-        raw = self.config(recipe, list(overrides), list(quick))
+        raw = self.config(recipe, list(overrides), list(quick), key)
         specs = [validate_spec({**raw, "seed": seed}) for seed in self.seeds]
         self.log(f"== {key}: {title} ({len(specs)} seed{'s' * (len(specs) > 1)})")
         start = time.perf_counter()
@@ -117,7 +126,7 @@ class StudyRun:
     def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = (),
               seeds: bool = True) -> Sweep:
         """Run the grid of ``axes`` (times the study's seeds) as part ``key``."""
-        raw = self.config(recipe, list(overrides), list(quick))
+        raw = self.config(recipe, list(overrides), list(quick), key)
         all_axes = [*axes, Axis([SEED], list(self.seeds))] if seeds else [*axes, Axis([SEED], [self.seeds[0]])]
         self.log(f"== {key}: {title}")
         start = time.perf_counter()
@@ -162,17 +171,27 @@ def open_study(folder: Path) -> dict:
         raise ReplabError(f"{path} is not valid JSON ({err})", "start the study again in a new folder") from None
 
 
-def start_study(name: str, params: dict, quick: bool, seeds: int, runs_dir: Path, data_root: str | None, resume: Path | None) -> tuple[Path, dict]:
+def check_overrides(overrides: list[str]) -> None:
+    for item in overrides:
+        target, sep, override = item.partition(":")
+        if not sep or not target or "=" not in override:
+            raise ConfigError(f"--override {item!r} is not of the form PART:key.path=value",
+                              "write e.g. --override A3:trainer.epochs=15 (PART is a part such as A3 or B4, or * for every part)")
+
+
+def start_study(name: str, params: dict, quick: bool, seeds: int, runs_dir: Path, data_root: str | None, resume: Path | None,
+                overrides: list[str] = ()) -> tuple[Path, dict]:
     """The study folder and its settings: new, or read back from ``resume``."""
     if resume:
         settings = open_study(resume)
         return Path(resume), settings
     if seeds < 1 or seeds > 100:
         raise ConfigError(f"--seeds {seeds} is out of range", "use between 1 and 100 seeds")
+    check_overrides(list(overrides))
     suffix = "-".join(str(v) for v in params.values())
     stem = rundir.safe_name(f"study-{name}{'-' + suffix if suffix else ''}{'-quick' if quick else ''}")
     folder = Path(runs_dir) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True)
-    settings = {"study": name, "params": params, "quick": quick, "seeds": list(range(seeds)), "data_root": data_root}
+    settings = {"study": name, "params": params, "quick": quick, "seeds": list(range(seeds)), "data_root": data_root, "overrides": list(overrides)}
     atomic_write_json(folder / STUDY_FILE, settings)
     return folder, settings

@@ -14,6 +14,7 @@ def settings_of(s: StudyRun, parts: list[Part | Sweep]) -> dict[str, str]:
         "device": device,
         "profile": "quick (a small, fast check; not the report's settings)" if s.quick else "full (the report's settings)",
         "seeds": ", ".join(map(str, s.seeds)),
+        "overrides": ", ".join(s.user_overrides) or "none (the bundled recipes as they are)",
         "study folder": str(s.folder),
     }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from replab.cli import main
+from replab.errors import ConfigError
 
 
 def only(folder: Path) -> Path:
@@ -85,3 +86,15 @@ def test_bad_study_arguments_are_clear_errors(args, message, capsys, tmp_path):
     assert main([*args, "--runs-dir", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir()), "no study folder may be left for a rejected command"
+
+
+def test_part_overrides_reach_only_their_part():
+    from replab.studies.study import StudyRun, check_overrides
+
+    s = StudyRun(Path("."), quick=False, seeds=[0], user_overrides=["A3:trainer.epochs=2", "*:seed=5", "B4:trainer.batch_size=7"])
+    assert s.config("a3-mnist-simclr", [], [], "A3")["trainer"]["epochs"] == 2
+    assert s.config("a1-mnist-autoencoder", [], [], "A1")["trainer"]["epochs"] == 80
+    assert s.config("a1-mnist-autoencoder", [], [], "A1")["seed"] == 5
+    assert s.config("b4-mnist-transfer", [], [], "B4.2")["trainer"]["batch_size"] == 7
+    with pytest.raises(ConfigError, match="PART:key.path=value"):
+        check_overrides(["trainer.epochs=2"])
