@@ -28,6 +28,7 @@ class Autoencode(Task):
             out_shape=tuple(shape),
             feature_shape=getattr(encoder, "feature_shape", None),
             mirror=getattr(encoder, "spec", None),
+            encoder=encoder,
         )
         return cls(AutoEncoder(encoder, decoder), cls.build_objective(objective))
 
