@@ -70,7 +70,7 @@ class StudyA:
                                                 ("interpolation", a1.figure("latent interpolation"))) if v}),
             self._maps(parts),
             self._answer(parts),
-            Section("Training curves", figures={f"{p.key}: {REGIMES[p.key]}": p.figure("training curves") for p in parts}, columns=3),
+            Section("Training curves", figures={f"{p.key}: {REGIMES[p.key]}": fig for p in parts if (fig := p.figure("training curves"))}, columns=3),
         ]
         return StudyReport(
             title=f"Study A on {self.dataset}: three ways to learn a latent space",

@@ -122,7 +122,8 @@ class StudyB:
         rows = [[str(p.values[K]), mean_std(p.mean("train.loss"), p.std("train.loss") or None, 5), mean_std(p.mean("test.loss"), p.std("test.loss") or None, 5),
                  f"{pcs['mse'][min(p.values[K], len(pcs['mse'])) - 1]:.5f}"] for p in b1.points]
         c95, c99 = result.components_for(0.95), result.components_for(0.99)
-        text = [f"Each k trains the autoencoder from scratch ({b1.points[0].metrics and len(b1.points[0].metrics['test.loss'])} seed(s) per k). "
+        seeds = len(b1.points[0].metrics.get("test.loss", []))
+        text = [f"Each k trains the autoencoder from scratch ({seeds} seed{'s' * (seeds > 1)} per k). "
                 f"The lowest test MSE is at k={best.values[K]} ({best.mean('test.loss'):.5f}). PCA (fitted on {pcs['n']:,} training images) "
                 f"needs {c95} components for 95% of the pixel variance and {c99} for 99% (report: about 150 and 330). "
                 "Both panels share the k axis: the left one compares the autoencoder's error with PCA's at the same number of dimensions."]
