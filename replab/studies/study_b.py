@@ -8,6 +8,7 @@ B4 trains softmax(A F(x) + b) with the B1 encoder F random or pretrained, frozen
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 
@@ -17,7 +18,15 @@ from replab.evaluation.latent import pca, pca_reconstruction_mse
 from replab.reporting.figures import plt, to_png
 from replab.reporting.study_report import Section, StudyReport, mean_std
 from replab.studies import rundir
-from replab.studies.study import STUDIES, Part, StudyRun, Sweep, reference_row, reference_rows
+from replab.studies.study import (
+    STUDIES,
+    Part,
+    StudyRun,
+    Sweep,
+    reference_row,
+    reference_rows,
+    run_figure,
+)
 from replab.studies.summaries import settings_of, timings_of
 from replab.studies.sweep import Axis
 
@@ -74,8 +83,6 @@ class StudyB:
 
     # --- B2 -------------------------------------------------------------------------------
     def _pca(self, s: StudyRun) -> dict:
-        import time
-
         start = time.perf_counter()
         raw = s.config("b1-mnist-bottleneck", [], QUICK)
         d = raw["data"]
@@ -176,8 +183,6 @@ class StudyB:
 
 
 def _run_curve(sweep: Sweep, values: dict) -> bytes | None:
-    from replab.studies.study import run_figure
-
     for r in sweep.records:
         if all(r["values"].get(k) == v for k, v in values.items()):
             run = sweep.folder / r["run"]

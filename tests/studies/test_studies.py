@@ -29,9 +29,10 @@ def test_study_a_quick_on_mnist(tmp_path, data_dir, capsys):
     assert main(["study", "a", "--dataset", "mnist", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)]) == 0
     study = only(tmp_path)
     a1, a2, a3 = (metrics(study, p) for p in ("A1", "A2", "A3"))
-    assert a1["probe.test_accuracy"] >= 0.85 and a1["test.mae"] <= 0.12
-    assert a2["test.accuracy"] >= 0.90
-    assert a3["probe.test_accuracy"] >= 0.80
+    # measured on the quick profile: A1 probe 0.865, MAE 0.109; A2 0.912; A3 probe 0.932
+    assert a1["probe.test_accuracy"] >= 0.80 and a1["test.mae"] <= 0.14
+    assert a2["test.accuracy"] >= 0.85
+    assert a3["probe.test_accuracy"] >= 0.82
     html = (study / "study.html").read_text()
     assert "which regime separates classes best" in html and "t-SNE of the same test sample" in html
     assert html.count("data:image/png;base64,") >= 5
