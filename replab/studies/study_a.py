@@ -126,8 +126,10 @@ class StudyA:
         best = ranked[0]
         by_silhouette = max(parts, key=lambda p: score(p)[1])
         agree = "agrees with" if [p.key for p in ranked] == ["A2", "A3", "A1"] else "differs from"
+        pixels = parts[0].mean("image.knn_accuracy"), parts[0].mean("image.silhouette")
+        baseline = f" The raw pixels of the same test images score kNN {pixels[0]:.3f}, silhouette {pixels[1]:.3f}." if None not in pixels else ""
         text = [CONCLUSION[self.dataset],
-                f"replab measures, ranked by latent kNN accuracy: {order}. This {agree} the report's ranking (classification-guided first, contrastive second).",
+                f"replab measures, ranked by latent kNN accuracy: {order}. This {agree} the report's ranking (classification-guided first, contrastive second).{baseline}",
                 f"Answer: the {REGIMES[best.key]} regime ({best.key}) separates the classes best by kNN accuracy"
                 + (f", and the {REGIMES[by_silhouette.key]} regime ({by_silhouette.key}) by silhouette." if by_silhouette is not best else ", and by silhouette too.")]
         return Section("Answer: which regime separates classes best?", text)
