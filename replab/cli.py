@@ -162,6 +162,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from replab.reporting.study_report import reference_markdown
     from replab.spec import parse_yaml
     from replab.studies.catalog import run_study
 
@@ -175,9 +176,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
         if not sep or not key.isidentifier():
             raise ReplabError(f"--set {item!r} is not of the form key=value", "write e.g. --set ks=[2,32,300]")
         params[key] = parse_yaml(value, f"the value of --set {key}")
-    folder, wall = run_study(args.name, params, args.quick, args.seeds, args.runs_dir, args.data_dir, args.resume,
+    folder, report, wall = run_study(args.name, params, args.quick, args.seeds, args.runs_dir, args.data_dir, args.resume,
                              args.override, log=lambda m: print(f"[replab] {m}", flush=True))
-    print(f"\n{(folder / 'study.md').read_text(encoding='utf-8').split('## ', 3)[1].strip()}")  # the reference table
+    print(f"\nReference figures beside replab's\n\n{reference_markdown(report.reference)}")
     print(f"\nwall time {wall:.1f} s\nstudy folder: {folder}\nreport:       {folder / 'study.html'}")
     return 0
 

@@ -87,7 +87,7 @@ def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
     return to_png(fig)
 
 
-def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str, logy: bool = False) -> bytes:
+def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str) -> bytes:
     """Metric against a swept value: points (x, y) or (x, y, std), std drawn as error bars.
 
     Numeric x goes on a log axis when it spans a decade or more."""
@@ -103,8 +103,6 @@ def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str, logy: b
             ax.set_xticks(positions, [str(x) for x in xs])
         elif xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
             ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -48,6 +48,11 @@ def _reference_cells(row: dict) -> list[str]:
 REFERENCE_HEADER = ["part", "metric", "reference", "replab (mean ± std)", "seeds", "Δ"]
 
 
+def reference_markdown(rows: list[dict]) -> str:
+    """The reference table as Markdown (the report's and the terminal's)."""
+    return "\n".join(_md_table(REFERENCE_HEADER, [_reference_cells(r) for r in rows]))
+
+
 def write_study_report(folder: Path, report: StudyReport) -> tuple[Path, Path]:
     folder = Path(folder)
     names = []
@@ -73,7 +78,7 @@ def write_study_report(folder: Path, report: StudyReport) -> tuple[Path, Path]:
 def _markdown(report: StudyReport, figures: list[tuple[str, str, str]]) -> str:
     lines = [f"# {report.title}", "", report.question, ""]
     lines += [f"- **{k}**: {v}" for k, v in report.settings.items()]
-    lines += ["", "## Reference figures beside replab's", "", *_md_table(REFERENCE_HEADER, [_reference_cells(r) for r in report.reference])]
+    lines += ["", "## Reference figures beside replab's", "", reference_markdown(report.reference)]
     lines += ["", "## Time per part", "", *_md_table(["part", "what", "seconds"], [[p, t, f"{s:.1f}"] for p, t, s in report.timings])]
     for section in report.sections:
         lines += ["", f"## {section.title}", ""]

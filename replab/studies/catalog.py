@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from replab.reporting.study_report import write_study_report
+from replab.reporting.study_report import StudyReport, write_study_report
 from replab.studies import study_a, study_b  # noqa: F401  (register the studies)
 from replab.studies.study import STUDIES, StudyRun, start_study
 
 
 def run_study(name: str, params: dict, quick: bool = False, seeds: int = 1, runs_dir: Path = Path("runs"),
-              data_root: str | None = None, resume: Path | None = None, overrides: list[str] = (), log=print) -> tuple[Path, float]:
-    """Run (or resume) study ``name``; returns the study folder and the wall time in seconds."""
+              data_root: str | None = None, resume: Path | None = None, overrides: list[str] = (), log=print) -> tuple[Path, StudyReport, float]:
+    """Run (or resume) study ``name``; returns the study folder, its report and the wall time in seconds."""
     if resume is None:
         study = STUDIES.build(name, params, where=f"study {name!r}")  # validate the options before creating a folder
     folder, settings = start_study(name, params, quick, seeds, runs_dir, data_root, resume, overrides)
@@ -24,4 +24,4 @@ def run_study(name: str, params: dict, quick: bool = False, seeds: int = 1, runs
     html, _ = write_study_report(folder, report)
     wall = time.perf_counter() - start
     log(f"study report: {html} ({wall:.1f} s)")
-    return folder, wall
+    return folder, report, wall

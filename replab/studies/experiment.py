@@ -85,14 +85,14 @@ def run_or_reuse(spec: ExperimentSpec, run_dir: Path, log=print) -> dict:
     This is what makes a study or sweep resumable: run it again and only missing work is done.
     """
     state = rundir.read_status(run_dir)
-    if state is not None and (run_dir / rundir.CONFIG).is_file() and rundir.open_existing(run_dir) != spec:
+    if state is None or not (run_dir / rundir.CONFIG).is_file():
+        return run_experiment(spec, run_dir=run_dir, log=log).summary
+    if rundir.open_existing(run_dir) != spec:
         raise ReplabError(f"{run_dir} holds a run with another configuration", "pick a new study folder, or delete that run folder to retrain it")
     if state == "finished" and (run_dir / rundir.SUMMARY).is_file():
         log(f"reusing the finished run {run_dir}")
         return rundir.read_summary(run_dir)
-    if state is not None and (run_dir / rundir.CONFIG).is_file():
-        return run_experiment(spec, resume=run_dir, log=log).summary
-    return run_experiment(spec, run_dir=run_dir, log=log).summary
+    return run_experiment(spec, resume=run_dir, log=log).summary
 
 
 def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from replab.registry import Registry
 from replab.spec import apply_override, read_recipe, validate_spec
 from replab.studies import rundir
 from replab.studies.experiment import run_or_reuse
-from replab.studies.sweep import SEED, Axis, Point, aggregate, run_grid
+from replab.studies.sweep import SEED, Axis, Point, aggregate, mean_std, run_grid
 
 STUDIES = Registry("study")
 STUDY_FILE = "study.json"
@@ -41,12 +40,10 @@ class Part:
         return [s["metrics"][metric] for s in self.summaries if metric in s["metrics"]]
 
     def mean(self, metric: str) -> float | None:
-        values = self.values(metric)
-        return statistics.fmean(values) if values else None
+        return mean_std(self.values(metric))[0]
 
     def std(self, metric: str) -> float:
-        values = self.values(metric)
-        return statistics.stdev(values) if len(values) > 1 else 0.0
+        return mean_std(self.values(metric))[1] or 0.0
 
     @property
     def seconds(self) -> float:
@@ -56,9 +53,9 @@ class Part:
     def data(self) -> str:
         return self.summaries[0]["data"]
 
-    def figure(self, prefix: str, seed_index: int = 0) -> bytes | None:
-        """The first figure of one run whose name starts with ``prefix``."""
-        return run_figure(self.run_dirs[seed_index], self.summaries[seed_index], prefix)
+    def figure(self, prefix: str) -> bytes | None:
+        """The first figure of the first seed's run whose name starts with ``prefix``."""
+        return run_figure(self.run_dirs[0], self.summaries[0], prefix)
 
 
 @dataclass
@@ -68,12 +65,11 @@ class Sweep:
     points: list[Point]
     records: list[dict]
     folder: Path
-    axes: list[Axis]
     reference: dict[str, float]
 
     @property
     def seconds(self) -> float:
-        return sum(rundir.read_summary(self.folder / r["run"])["timings"]["total"] for r in self.records)
+        return sum(r["seconds"] for r in self.records)
 
     def point(self, **values) -> Point | None:
         """The point whose axes (by last key segment) have ``values``, e.g. point(latent_dim=300)."""
@@ -92,7 +88,6 @@ class StudyRun:
     data_root: str | None = None
     log: object = print
     user_overrides: list[str] = field(default_factory=list)  # "PART:key=value" from --override; "*:key=value" for all
-    parts: list[Part | Sweep] = field(default_factory=list)
 
     def config(self, recipe: str, overrides: list[str], quick: list[str], part: str = "*") -> dict:
         raw = copy.deepcopy(read_recipe(recipe))
@@ -120,20 +115,16 @@ class StudyRun:
         summaries = [run_or_reuse(spec, d, log=self.log) for spec, d in zip(specs, dirs, strict=True)]
         part = Part(key, title, dirs, summaries, dict(raw.get("report", {}).get("reference", {})))
         self.log(f"== {key} done: {part.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
-        self.parts.append(part)
         return part
 
-    def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = (),
-              seeds: bool = True) -> Sweep:
+    def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = ()) -> Sweep:
         """Run the grid of ``axes`` (times the study's seeds) as part ``key``."""
         raw = self.config(recipe, list(overrides), list(quick), key)
-        all_axes = [*axes, Axis([SEED], list(self.seeds))] if seeds else [*axes, Axis([SEED], [self.seeds[0]])]
         self.log(f"== {key}: {title}")
         start = time.perf_counter()
-        records = run_grid(raw, all_axes, [], self.folder / key, log=self.log)
-        result = Sweep(key, title, aggregate(records), records, self.folder / key, axes, dict(raw.get("report", {}).get("reference", {})))
+        records = run_grid(raw, [*axes, Axis([SEED], list(self.seeds))], [], self.folder / key, log=self.log)
+        result = Sweep(key, title, aggregate(records), records, self.folder / key, dict(raw.get("report", {}).get("reference", {})))
         self.log(f"== {key} done: {result.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
-        self.parts.append(result)
         return result
 
 
@@ -155,8 +146,7 @@ def reference_rows(parts: list[Part | Sweep]) -> list[dict]:
 
 
 def reference_row(part: str, metric: str, reference: float | None, values: list[float]) -> dict:
-    mean = statistics.fmean(values) if values else None
-    std = statistics.stdev(values) if len(values) > 1 else None
+    mean, std = mean_std(values)
     return {"part": part, "metric": metric, "reference": reference, "mean": mean, "std": std, "n": len(values),
             "delta": None if mean is None or reference is None else mean - reference}
 

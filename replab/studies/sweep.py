@@ -47,12 +47,16 @@ class Point:
     metrics: dict[str, list[float]] = field(default_factory=dict)
 
     def mean(self, metric: str) -> float | None:
-        values = self.metrics.get(metric)
-        return statistics.fmean(values) if values else None
+        return mean_std(self.metrics.get(metric, []))[0]
 
     def std(self, metric: str) -> float:
-        values = self.metrics.get(metric) or []
-        return statistics.stdev(values) if len(values) > 1 else 0.0
+        return mean_std(self.metrics.get(metric, []))[1] or 0.0
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation over seeds; None where there are too few values."""
+    mean = statistics.fmean(values) if values else None
+    return mean, statistics.stdev(values) if len(values) > 1 else None
 
 
 def parse_axis(text: str) -> Axis:
@@ -90,7 +94,8 @@ def run_grid(raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=p
     for i, (assignment, spec) in enumerate(points, 1):
         log(f"sweep run {i}/{len(points)}: " + ", ".join(f"{k}={v}" for k, v in assignment.items()))
         summary = run_or_reuse(spec, Path(out) / point_name(assignment), log=log)
-        records.append({"values": assignment, "run": point_name(assignment), "metrics": summary["metrics"]})
+        records.append({"values": assignment, "run": point_name(assignment), "metrics": summary["metrics"],
+                        "seconds": summary["timings"]["total"]})
     return records
 
 
@@ -118,13 +123,12 @@ def run_sweep(recipe: Path, axes: list[Axis], overrides: list[str], runs_dir: Pa
     return study
 
 
-def sweep_plots(points: list[Point], axes: list[Axis], folder: Path | None = None,
-                metrics: list[str] | None = None) -> dict[str, bytes]:
+def sweep_plots(points: list[Point], axes: list[Axis], folder: Path) -> dict[str, bytes]:
     """One figure per metric: metric (mean ± std over seeds) against the first axis, one line per value of the others."""
     if not axes:
         return {}
     first, rest = axes[0], axes[1:]
-    metrics = metrics or list(dict.fromkeys(m for p in points for m in p.metrics))
+    metrics = list(dict.fromkeys(m for p in points for m in p.metrics))
     plots = {}
     for metric in metrics:
         series: dict[str, list] = {}
@@ -132,7 +136,6 @@ def sweep_plots(points: list[Point], axes: list[Axis], folder: Path | None = Non
             label = ", ".join(f"{a.key}={p.values[a.key]}" for a in rest) or metric
             series.setdefault(label, []).append((p.values[first.key], p.mean(metric), p.std(metric)))
         png = figures.sweep_plot(series, first.key, metric)
-        if folder is not None:
-            atomic_write_bytes(Path(folder) / f"{rundir.safe_name(metric)}.png", png)
+        atomic_write_bytes(Path(folder) / f"{rundir.safe_name(metric)}.png", png)
         plots[f"{metric} vs {first.key}"] = png
     return plots
