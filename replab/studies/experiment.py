@@ -135,6 +135,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
         "state": "finished",
         "data": splits.source,
         "device": _device_name(device),
+        "parameters": _parameter_counts(task.model),
         "seed": spec.seed,
         "epochs": len(fit.history),
         "best_epoch": fit.best_epoch,
@@ -255,6 +256,12 @@ def _write_outputs(run_dir: Path, spec: ExperimentSpec, summary: dict, figs: dic
         summary["figures"].append({"name": name, "file": file})
     atomic_write_json(run_dir / rundir.SUMMARY, summary)
     write_run_report(run_dir / rundir.REPORT, summary, figs, spec_to_yaml(spec), hover)
+
+
+def _parameter_counts(model: torch.nn.Module) -> dict[str, int]:
+    """Each Parameter once (a tied decoder reuses the encoder's weights, so counts them once)."""
+    params = list(model.parameters())
+    return {"total": sum(p.numel() for p in params), "trainable": sum(p.numel() for p in params if p.requires_grad)}
 
 
 def _device_name(device: torch.device) -> str:
