@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator
 
 from replab import recipes
 from replab.errors import ConfigError
@@ -78,10 +78,12 @@ class TrainerSpec(Strict):
 
 
 class PretrainedSpec(Strict):
-    """Weights copied from an earlier run before training (transfer, study B4)."""
+    """Weights copied from an earlier run before training (transfer, studies B4 and C3)."""
 
     path: str = Field(description="a run folder (its best.pt is used) or a checkpoint file")
     modules: list[str] = Field(["encoder"], min_length=1, description="which parts of the model to copy, e.g. [encoder]")
+    blocks: PositiveInt | None = Field(None, description="copy only the first k blocks of each module (block-structured encoders: cnn, resnet18)")
+    freeze: bool = Field(False, description="keep the copied weights fixed while training")
 
 
 class ModelSpec(Strict):
@@ -122,6 +124,7 @@ class AnalysisSpec(Strict):
     image_space: bool = Field(True, description="also map and score the raw pixels (a study comparing runs on one test set needs them once)")
     tsne_sample: PositiveInt | None = Field(2500, description="test points mapped by t-SNE (stratified); null maps all of them")
     knn_k: PositiveInt = Field(5, le=1000)
+    knn_metric: Literal["cosine", "euclidean"] = Field("cosine", description="euclidean where distances are what was trained (pair margin)")
     interpolate: tuple[int, int] = Field((7, 2), description="labels of the two test images to interpolate between")
     interpolation_steps: int = Field(10, ge=2, le=50)
     traversal_steps: int = Field(8, ge=2, le=20)
@@ -138,7 +141,7 @@ class ExperimentSpec(Strict):
     name: str = Field("experiment", min_length=1, max_length=120)
     description: str = ""
     seed: int = Field(0, ge=0, lt=2**63)
-    task: str = "autoencode"
+    task: Component = Field(Component(name="autoencode"), description="a task name, or {name: ..., option: value} for tasks with options")
     data: DataSpec = DataSpec()
     model: ModelSpec
     objective: Component
@@ -147,6 +150,16 @@ class ExperimentSpec(Strict):
     probe: ProbeSpec = ProbeSpec()
     analysis: AnalysisSpec = AnalysisSpec()
     report: ReportSpec = ReportSpec()
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_serializer("task")
+    def _task_short(self, task: Component) -> str | dict:
+        """``task: classify`` stays one word in a saved config; options make it a mapping."""
+        return task.model_dump() if task.params else task.name
 
 
 # --- loading -----------------------------------------------------------------------------

@@ -116,3 +116,18 @@ def test_learning_rate_validation_matches_the_rule(lr):
     else:
         with pytest.raises(ConfigError):
             spec_with(f"trainer.optimizer.lr={lr!r}")
+
+
+def test_task_is_a_name_or_a_name_with_options():
+    plain = load_spec("c1-cifar10-cnn")
+    assert plain.task.name == "classify" and plain.task.params == {}
+    assert "\ntask: classify\n" in spec_to_yaml(plain)  # saved configs keep the one-word form
+    rotation = load_spec("c2-cifar10-rotation", ["task.angles=[0,90,180,270]"])
+    assert rotation.task.name == "rotation" and rotation.task.params == {"angles": [0, 90, 180, 270]}
+    assert validate_spec(yaml_round_trip(spec_to_yaml(rotation))) == rotation
+
+
+def yaml_round_trip(text: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(text)

@@ -36,6 +36,11 @@ class SpaceMap:
     name: str
     points: np.ndarray | None  # (n, 2) t-SNE map, None when t-SNE is off
     scores: Separability
+    direct: bool = False  # points are the 2-D latent itself, not a t-SNE map of it
+
+
+# The spaces an analysis scores, and the prefix of their metrics in a run's summary.
+SPACES = {"image space": "image", "latent space before training": "initial", "latent space": "latent"}
 
 
 @dataclass
@@ -58,21 +63,30 @@ def analyse(
     decoder: nn.Module | None = None,
     normalizer: Normalizer | None = None,
     seed: int = 0,
+    z_initial: torch.Tensor | None = None,
 ) -> LatentAnalysis:
+    """Map and score the test set in image space, latent space and (given ``z_initial``, the
+    untrained encoder's latents) the latent space before training. A 2-D latent is drawn as it
+    is: t-SNE of a plane would only distort it."""
     clock = _Clock()
     labels = test.labels.cpu()
     index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
     pixels = test.images.flatten(1).float().div(255)
     spaces = []
     inputs = [("image space", pixels)] if spec.image_space else []
-    for name, z in (*inputs, ("latent space", z_test.cpu())):
-        points = tsne_2d(z[index], seed=seed) if spec.tsne else None
+    before = [("latent space before training", z_initial.cpu())] if z_initial is not None else []
+    for name, z in (*inputs, *before, ("latent space", z_test.cpu())):
+        direct = z.shape[1] == 2
+        if direct:
+            points, mapped = z[index].float().numpy(), None
+        else:
+            points = mapped = tsne_2d(z[index], seed=seed) if spec.tsne else None
         clock.lap(f"t-SNE {name}")
-        # Both spaces are scored the same way (kNN on a seeded 80/20 split of the test set),
+        # Every space is scored the same way (kNN on a seeded 80/20 split of the test set),
         # so their figures are comparable.
-        scores = separability(z, labels, points, z2d_index=index, k=spec.knn_k, seed=seed)
+        scores = separability(z, labels, mapped, z2d_index=index, k=spec.knn_k, metric=spec.knn_metric, seed=seed)
         clock.lap(f"scores {name}")
-        spaces.append(SpaceMap(name, points, scores))
+        spaces.append(SpaceMap(name, points, scores, direct))
     result = LatentAnalysis(index, labels[index].numpy(), spaces, pca(z_test.cpu()))
     if decoder is not None:
         _generate(result, test, z_test, spec, decoder, normalizer, seed)

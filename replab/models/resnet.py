@@ -49,5 +49,10 @@ class ResNet18(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.latent_dim = c_in
 
+    @property
+    def block_names(self) -> list[str]:
+        """The stem and the four stages, in input order (``model.pretrained.blocks`` counts these)."""
+        return ["stem", *(f"stages.{i}" for i in range(len(self.stages)))]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x)).mean((2, 3))

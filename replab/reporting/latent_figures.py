@@ -15,6 +15,7 @@ from replab.evaluation.latent import PCAResult
 from replab.reporting.figures import image_grid, plt, to_png
 
 TSNE_FIGURE = "t-SNE: image space vs latent space (test sample)"  # compare finds each run's map by this name
+PLANE_FIGURE = "2-D latent space before and after training (test sample)"
 
 
 def score_line(scores) -> str:
@@ -22,8 +23,10 @@ def score_line(scores) -> str:
     return line + (f" · trustworthiness {scores.trustworthiness:.3f}" if scores.trustworthiness is not None else "")
 
 
-def tsne_maps(maps: list[tuple[str, np.ndarray, object]], labels: np.ndarray, classes: list[str]) -> bytes:
-    """A row of t-SNE scatters (title, points, scores), coloured by class, one shared legend."""
+def tsne_maps(maps: list[tuple[str, np.ndarray, object]], labels: np.ndarray, classes: list[str], ticks: bool = False) -> bytes:
+    """A row of scatters (title, points, scores), coloured by class, one shared legend.
+
+    t-SNE coordinates mean nothing, so they get no ticks; a 2-D latent drawn as it is does."""
     fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 5.0), squeeze=False)
     cmap = plt.get_cmap("tab10")
     for ax, (title, points, scores) in zip(axes[0], maps, strict=True):
@@ -31,8 +34,9 @@ def tsne_maps(maps: list[tuple[str, np.ndarray, object]], labels: np.ndarray, cl
             mask = labels == c
             ax.scatter(points[mask, 0], points[mask, 1], s=4, color=cmap(int(c) % 10), label=classes[int(c)], alpha=0.8)
         ax.set_title(f"{title}\n{score_line(scores)}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        if not ticks:
+            ax.set_xticks([])
+            ax.set_yticks([])
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=min(10, len(names)), markerscale=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
@@ -65,9 +69,10 @@ def pca_curve(result: PCAResult, title: str = "PCA of the test latents") -> byte
 
 def analysis_figures(analysis: LatentAnalysis, classes: list[str], name: str = "") -> dict[str, bytes]:
     figs: dict[str, bytes] = {}
-    maps = [(s.name, s.points, s.scores) for s in analysis.spaces if s.points is not None]
-    if maps:
-        figs[TSNE_FIGURE] = tsne_maps(maps, analysis.labels, classes)
+    for figure, direct in ((TSNE_FIGURE, False), (PLANE_FIGURE, True)):
+        maps = [(s.name, s.points, s.scores) for s in analysis.spaces if s.points is not None and s.direct == direct]
+        if maps:
+            figs[figure] = tsne_maps(maps, analysis.labels, classes, ticks=direct)
     figs["PCA explained variance of the latents"] = pca_curve(analysis.pca)
     if analysis.interpolation is not None:
         a, b = analysis.interpolation_labels

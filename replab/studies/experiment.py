@@ -15,7 +15,7 @@ import replab
 from replab.data import DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
-from replab.evaluation.analysis import analyse
+from replab.evaluation.analysis import SPACES, analyse
 from replab.evaluation.probe import finetune_probe
 from replab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from replab.reporting import figures, write_run_report
@@ -104,7 +104,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
                          test_fraction=d.test_fraction, limit_train=d.limit_train, seed=spec.seed)
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     normalizer = Normalizer.fit(splits.train.images, d.normalize)
-    task = build_task(spec, splits.train.shape, len(splits.train.classes))
+    task = initial_task(spec, splits.train.shape, len(splits.train.classes))
     train, val, test = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
     trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log)])
     if resumed and (run_dir / rundir.LAST).exists():
@@ -119,7 +119,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     out = Outputs(metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(test, "test"))},
                   figs={"training curves": figures.curves(fit.history, spec.name)})
     ctx = Context(spec, splits, normalizer, device, task, log)
-    if spec.task == "autoencode":
+    if spec.task.name == "autoencode":
         out.metrics.update(_reconstruction(ctx, out.figs))
     latents = _latents(ctx) if spec.probe.enabled or spec.analysis.enabled else None
     if spec.probe.enabled:
@@ -151,6 +151,12 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
         atomic_write_json(run_dir / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
     _write_outputs(run_dir, spec, summary, out.figs, out.hover)
     return summary
+
+
+def initial_task(spec: ExperimentSpec, shape: tuple[int, ...], num_classes: int):
+    """The task with the exact weights its run starts from: nothing but the seed decides them."""
+    torch.manual_seed(spec.seed)
+    return build_task(spec, shape, num_classes)
 
 
 def _dotted(metrics: dict[str, float]) -> dict[str, float]:
@@ -225,9 +231,10 @@ def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
 
 def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
     test = ctx.splits.test
-    analysis = analyse(test, latents.test, ctx.spec.analysis, getattr(ctx.task.model, "decoder", None), ctx.normalizer, ctx.spec.seed)
+    z_initial = _initial_latents(ctx) if latents.test.shape[1] == 2 else None
+    analysis = analyse(test, latents.test, ctx.spec.analysis, getattr(ctx.task.model, "decoder", None), ctx.normalizer, ctx.spec.seed, z_initial)
     for space in analysis.spaces:
-        key = "image" if space.name == "image space" else "latent"
+        key = SPACES[space.name]
         out.metrics[f"{key}.knn_accuracy"] = space.scores.knn_accuracy
         out.metrics[f"{key}.silhouette"] = space.scores.silhouette
         if space.scores.trustworthiness is not None:
@@ -238,6 +245,13 @@ def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
     out.maps = tsne_points(analysis, test.classes)
     out.hover = hover_map(analysis, test.images, test.classes)
     ctx.log("analysis: " + ", ".join(f"{k} {v:.1f} s" for k, v in analysis.seconds.items()))
+
+
+def _initial_latents(ctx: Context) -> torch.Tensor:
+    """The untrained encoder's test latents: a 2-D latent is plotted before and after training."""
+    with torch.random.fork_rng():  # rebuilding re-seeds; what runs next keeps its random stream
+        initial = initial_task(ctx.spec, ctx.splits.train.shape, len(ctx.splits.train.classes))
+    return embed(initial.encoder, ctx.splits.test.images, ctx.normalizer, ctx.device, ctx.spec.trainer.eval_batch_size)
 
 
 def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:

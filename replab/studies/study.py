@@ -117,12 +117,20 @@ class StudyRun:
         self.log(f"== {key} done: {part.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
         return part
 
-    def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = ()) -> Sweep:
-        """Run the grid of ``axes`` (times the study's seeds) as part ``key``."""
+    def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = (),
+              per_seed=None) -> Sweep:
+        """Run the grid of ``axes`` (times the study's seeds) as part ``key``.
+
+        ``per_seed(seed)`` gives overrides that differ by seed, e.g. the pretext run of the
+        same seed to transfer from, so each seed's runs build on that seed's earlier parts.
+        """
         raw = self.config(recipe, list(overrides), list(quick), key)
         self.log(f"== {key}: {title}")
         start = time.perf_counter()
-        records = run_grid(raw, [*axes, Axis([SEED], list(self.seeds))], [], self.folder / key, log=self.log)
+        if per_seed is None:
+            records = run_grid(raw, [*axes, Axis([SEED], list(self.seeds))], [], self.folder / key, log=self.log)
+        else:
+            records = [r for seed in self.seeds for r in run_grid(raw, [*axes, Axis([SEED], [seed])], per_seed(seed), self.folder / key, log=self.log)]
         result = Sweep(key, title, aggregate(records), records, self.folder / key, dict(raw.get("report", {}).get("reference", {})))
         self.log(f"== {key} done: {result.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
         return result

@@ -27,7 +27,7 @@ from replab.studies.study import (
     reference_rows,
     run_figure,
 )
-from replab.studies.summaries import settings_of, timings_of
+from replab.studies.summaries import loss_curves, settings_of, timings_of
 from replab.studies.sweep import Axis
 
 K = "model.encoder.latent_dim"
@@ -163,17 +163,7 @@ class StudyB:
         for part, (key, enc, trainable, *_ , ref_train, ref_test) in zip(cases, CASES, strict=True):
             rows.append([key, enc, trainable, mean_std(part.mean("train.loss"), None), mean_std(part.mean("test.loss"), None),
                          mean_std(part.mean("test.accuracy"), None), f"{ref_train:.4f}", f"{ref_test:.4f}"])
-        fig, ax = plt.subplots(figsize=(6.5, 3.8))
-        for i, part in enumerate(cases):
-            history = [json.loads(line) for line in (part.run_dirs[0] / rundir.METRICS).read_text().splitlines() if line.strip()]
-            epochs = [r["epoch"] for r in history]
-            colour = plt.get_cmap("tab10")(i)
-            ax.plot(epochs, [r["train_loss"] for r in history], "-", color=colour, label=f"{part.key} train")
-            ax.plot(epochs, [r["val_loss"] for r in history], "--", color=colour, label=f"{part.key} validation")
-        ax.set(xlabel="epoch", ylabel="cross-entropy", yscale="log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
+        curves = loss_curves([(p.key, p.run_dirs[0]) for p in cases], "cross-entropy", log=True)
         best = min(cases, key=lambda p: p.mean("test.loss"))
         text = [f"Classify(x) = softmax(A F(x) + b) with F the B1 encoder (784-1000-{k}); pretrained F is the B1 run at k={k}. "
                 f"Lowest test loss: {best.key} ({best.title}, {best.mean('test.loss'):.4f}); the report's best was case 1 (0.1180).",
@@ -181,7 +171,7 @@ class StudyB:
                 "than a frozen one, so compare replab's B4.2 and B4.4."]
         return Section("B4: transfer of the encoder to classification", text,
                        table=(["case", "encoder", "trained", "train loss", "test loss", "test accuracy", "reference train", "reference test"], rows),
-                       figures={"training (solid) and validation (dashed) loss of the four cases": to_png(fig)})
+                       figures={"training (solid) and validation (dashed) loss of the four cases": curves})
 
 
 def _run_curve(sweep: Sweep, values: dict) -> bytes | None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from replab.reporting.figures import plt, to_png
+from replab.studies import rundir
 from replab.studies.study import Part, StudyRun, Sweep
 
 
@@ -21,3 +25,27 @@ def settings_of(s: StudyRun, parts: list[Part | Sweep]) -> dict[str, str]:
 
 def timings_of(parts: list[Part | Sweep]) -> list[tuple[str, str, float]]:
     return [(p.key, p.title, p.seconds) for p in parts]
+
+
+def loss_curves(runs: list[tuple[str, Path]], ylabel: str, metric: str = "loss", log: bool = False) -> bytes:
+    """Training (solid) and validation (dashed) ``metric`` per epoch of several runs, one colour each."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for i, (label, run_dir) in enumerate(runs):
+        history = rundir.read_metrics(run_dir)
+        epochs = [r["epoch"] for r in history]
+        colour = plt.get_cmap("tab10")(i % 10)
+        ax.plot(epochs, [r[f"train_{metric}"] for r in history], "-", color=colour, label=f"{label} train")
+        ax.plot(epochs, [r[f"val_{metric}"] for r in history], "--", color=colour, label=f"{label} validation")
+    ax.set(xlabel="epoch", ylabel=ylabel, yscale="log" if log else "linear")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def subset_note(parts: list[Part]) -> str:
+    """Why figures trained on a subset of a dataset sit below the report's (empty when none is)."""
+    if not any("subset" in p.data or "limited to" in p.data for p in parts):
+        return ""
+    return ("These runs trained on fewer images than the report (see the data line at the top), so accuracies sit below the "
+            "reference figures and losses above them; the comparisons that carry over are those between parts of this study.")

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from replab.spec import ExperimentSpec
-from replab.tasks import autoencode, classify, contrastive  # noqa: F401  (register)
-from replab.tasks.base import Task
+from replab.tasks import autoencode, classify, contrastive, pairs, rotation  # noqa: F401  (register)
+from replab.tasks.base import Task, task_options
 from replab.tasks.registry import TASKS
 from replab.tasks.transfer import freeze, load_pretrained
 
 
 def build_task(spec: ExperimentSpec, shape: tuple[int, ...], num_classes: int) -> Task:
-    task = TASKS.get(spec.task).from_spec(spec.model, spec.objective, shape, num_classes, augment=spec.augment)
+    cls = TASKS.get(spec.task.name)
+    task = cls.from_spec(spec.model, spec.objective, shape, num_classes, augment=spec.augment, **task_options(cls, spec.task))
+    frozen = list(spec.model.freeze)
     if spec.model.pretrained is not None:
-        load_pretrained(task.model, spec.model.pretrained)
-    freeze(task.model, spec.model.freeze)
-    task.frozen = list(spec.model.freeze)
+        copied = load_pretrained(task.model, spec.model.pretrained)
+        frozen += copied if spec.model.pretrained.freeze else []
+    freeze(task.model, frozen)
+    task.frozen = frozen
     return task
 
 

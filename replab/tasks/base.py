@@ -10,6 +10,8 @@ from replab.models import MODELS
 from replab.objectives import OBJECTIVES
 from replab.spec import Component
 
+EVAL_SEED = 20_240_613
+
 
 class Task:
     """Builds ``self.model`` and computes ``step(x, y) -> {'loss': ..., other metrics}``.
@@ -19,17 +21,35 @@ class Task:
     """
 
     objective_target = ""  # the kind of objective this task accepts ("input" or "label")
+    options: tuple[str, ...] = ()  # the task's own settings (``task: {name: rotation, angles: [0, 90]}``)
 
     def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         self.model = model
         self.objective = objective
         self.frozen: list[str] = []
+        self._eval_generator: torch.Generator | None = None
+        self._was_training = True
 
     def train_mode(self) -> None:
         """Training mode, except frozen parts: their dropout and batch-norm statistics stay fixed too."""
         self.model.train()
         for name in self.frozen:
-            getattr(self.model, name).eval()
+            self.model.get_submodule(name).eval()
+
+    def batch_generator(self, device: torch.device) -> torch.Generator | None:
+        """Where a step's random choices (views, rotations, pairs) come from.
+
+        Training draws from the global RNG, which the checkpoint saves. Each evaluation pass
+        replays one seeded stream, so validation figures change only when the model does and
+        early stopping does not chase noise.
+        """
+        if self.model.training:
+            self._was_training = True
+            return None
+        if self._was_training or self._eval_generator is None or self._eval_generator.device != device:
+            self._eval_generator = torch.Generator(device=device).manual_seed(EVAL_SEED)
+            self._was_training = False
+        return self._eval_generator
 
     @classmethod
     def build_objective(cls, component: Component) -> nn.Module:
@@ -48,6 +68,14 @@ class Task:
     @property
     def encoder(self) -> nn.Module:
         return self.model.encoder
+
+
+def task_options(cls: type[Task], task: Component) -> dict:
+    unknown = sorted(set(task.params) - set(cls.options))
+    if unknown:
+        valid = ", ".join(cls.options) or "none"
+        raise ConfigError(f"task {task.name!r} has no option {unknown[0]!r}", f"options of {task.name!r}: {valid}")
+    return task.params
 
 
 def build_encoder(component: Component, in_shape: tuple[int, ...]) -> nn.Module:

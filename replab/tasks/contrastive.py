@@ -16,8 +16,6 @@ from replab.spec import ModelSpec
 from replab.tasks.base import Task, build_encoder
 from replab.tasks.registry import TASKS
 
-EVAL_VIEW_SEED = 20_240_613
-
 
 @TASKS.register("contrastive")
 class Contrastive(Task):
@@ -26,8 +24,6 @@ class Contrastive(Task):
     def __init__(self, model: Projected, objective, augment: Augment) -> None:
         super().__init__(model, objective)
         self.augment = augment
-        self._eval_generator: torch.Generator | None = None
-        self._was_training = True
 
     @classmethod
     def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()) -> Contrastive:
@@ -41,23 +37,11 @@ class Contrastive(Task):
         return cls(Projected(encoder, projection), cls.build_objective(objective), Augment.from_components(augment))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        generator = self._view_generator(x.device)
+        generator = self.batch_generator(x.device)
         views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
         z1, z2 = self.model(views).chunk(2)
         loss = self.objective(z1, z2)
         return {"loss": loss, "pair_accuracy": _pair_accuracy(z1.detach(), z2.detach())}
-
-    def _view_generator(self, device: torch.device) -> torch.Generator | None:
-        """Training draws from the global RNG (checkpointed); each validation pass replays the
-        same views, so the early-stopping monitor changes only when the model does."""
-        training = self.model.training
-        if training:
-            self._was_training = True
-            return None
-        if self._was_training or self._eval_generator is None or self._eval_generator.device != device:
-            self._eval_generator = torch.Generator(device=device).manual_seed(EVAL_VIEW_SEED)
-            self._was_training = False
-        return self._eval_generator
 
 
 def _pair_accuracy(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

@@ -59,3 +59,50 @@ def test_pretrained_encoder_of_another_shape_names_the_checkpoint(tmp_path):
     other = {"name": "mlp", "hidden": [32], "latent_dim": 8}
     with pytest.raises(CheckpointError, match="does not fit"):
         build_task(validate_spec({**BASE, "model": {**BASE["model"], "encoder": other, "pretrained": {"path": str(tmp_path)}}}), (1, 8, 8), 10)
+
+
+def cnn_spec(**pretrained):
+    return validate_spec({"task": "classify", "objective": {"name": "cross_entropy"},
+                          "model": {"encoder": {"name": "cnn", "channels": [4, 8, 8], "latent_dim": 16},
+                                    "head": {"name": "linear_head"}, **({"pretrained": pretrained} if pretrained else {})}})
+
+
+def pretext_checkpoint(tmp_path):
+    torch.manual_seed(1)
+    donor = build_task(cnn_spec(), (3, 16, 16), 2)
+    save_checkpoint(tmp_path / "best.pt", {"model": donor.model.state_dict()})
+    return donor
+
+
+def test_first_k_blocks_are_copied_and_the_rest_start_afresh(tmp_path):
+    donor = pretext_checkpoint(tmp_path)
+    torch.manual_seed(2)
+    task = build_task(cnn_spec(path=str(tmp_path), blocks=2), (3, 16, 16), 10)
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))  # noqa: E731
+    enc, src = task.model.encoder, donor.model.encoder
+    assert same(enc.blocks[0], src.blocks[0]) and same(enc.blocks[1], src.blocks[1])
+    assert not same(enc.blocks[2], src.blocks[2]) and not same(enc.fc, src.fc)
+    assert task.frozen == [] and all(p.requires_grad for p in task.model.parameters())
+
+
+def test_frozen_blocks_stay_fixed_and_in_eval_mode_while_the_rest_trains(tmp_path):
+    pretext_checkpoint(tmp_path)
+    task = build_task(cnn_spec(path=str(tmp_path), blocks=1, freeze=True), (3, 16, 16), 10)
+    assert task.frozen == ["encoder.blocks.0"]
+    task.train_mode()
+    assert not task.model.encoder.blocks[0].training and task.model.encoder.blocks[1].training
+    before = [p.clone() for p in task.model.encoder.parameters()]
+    optimizer = torch.optim.SGD([p for p in task.model.parameters() if p.requires_grad], lr=0.5)
+    task.step(torch.rand(8, 3, 16, 16), torch.arange(8))["loss"].backward()
+    optimizer.step()
+    moved = [not torch.equal(a, b) for a, b in zip(before, task.model.encoder.parameters(), strict=True)]
+    assert moved[:2] == [False, False] and all(moved[2:])  # block 0's conv weight and bias only
+
+
+def test_blocks_need_a_block_structured_encoder_and_enough_blocks(tmp_path):
+    pretext_checkpoint(tmp_path)
+    with pytest.raises(ConfigError, match="has 3 blocks"):
+        build_task(cnn_spec(path=str(tmp_path), blocks=4), (3, 16, 16), 10)
+    autoencoder_checkpoint(tmp_path)
+    with pytest.raises(ConfigError, match="not made of blocks"):
+        build_task(spec(pretrained={"path": str(tmp_path), "blocks": 1}), (1, 8, 8), 10)
