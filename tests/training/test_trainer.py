@@ -88,3 +88,14 @@ def test_divergence_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp
     with pytest.raises(DivergenceError, match=r"epoch 4, step 1"):
         bad.fit()
     assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_evaluated_epoch_is_the_last_when_best_weights_are_not_restored():
+    # report 002 quotes its last epoch: recipes keep it with restore_best false, and the run's
+    # train/val figures must then come from that epoch, the one whose weights are tested
+    kept = make_trainer(epochs=4, lr=0.05, early=EarlyStoppingSpec(patience=1000, restore_best=False))
+    fit = kept.fit()
+    assert fit.evaluated_epoch == 4 and fit.evaluated_record() is fit.history[-1]
+    restored = make_trainer(epochs=4, lr=0.05).fit()
+    assert restored.evaluated_epoch == restored.best_epoch
+    assert restored.evaluated_record()["epoch"] == restored.best_epoch
