@@ -120,14 +120,19 @@ class StudyD:
                     f"(report {d1.reference.get('test.accuracy') or '—'}); over its last 10 epochs the validation accuracy swings between "
                     f"{swing[0]:.3f} and {swing[1]:.3f}. Its objective at the last epoch is {sgd1['objective']:.4g}, "
                     f"{sgd1['objective'] / opt1.objective:.1f}x the optimum {opt1.objective:.4g}, whose LinearSVC scores "
-                    f"{opt1.accuracy['test']:.4f} on test. So D1's low and erratic figure, like the report's 0.608 (its validation accuracy, "
-                    f"printed every 10 epochs, wanders between 0.50 and 0.61), is SGD's, not the objective's: one hinge step at lr 0.1 can move θ by "
-                    f"up to lr·C·mean||x|| = {sgd1['step']:.3g}, against the optimum's ||θ|| = {opt1.norm:.3g}, so the iterate keeps jumping "
-                    "across the optimum instead of settling in it.")
+                    f"{opt1.accuracy['test']:.4f} on test. " + (
+                        "So D1's low and erratic figure, like the report's 0.608 (its validation accuracy, printed every 10 epochs, "
+                        f"wanders between 0.50 and 0.61), is SGD's, not the objective's: one hinge step at lr {sgd1['lr']:g} can move θ by "
+                        f"up to lr·C·mean||x|| = {sgd1['step']:.3g}, against the optimum's ||θ|| = {opt1.norm:.3g}, so the iterate keeps "
+                        "jumping across the optimum instead of settling in it."
+                        if opt1.accuracy["test"] > sgd1["accuracy"]["test"] + 0.05
+                        else "Here SGD's last iterate classifies about as well as the optimum, though its objective is higher."))
         text.append(f"D2 (C 0.1, lr 0.01, wd 0.01, momentum 0.9) reaches test accuracy {mean_std(d2.mean('test.accuracy'), d2.std('test.accuracy') or None)} "
                     f"(report {d2.reference.get('test.accuracy') or '—'}); its objective {sgd2['objective']:.4g} is "
                     f"{sgd2['objective'] / opt2.objective:.2f}x its optimum, and the optimum scores {opt2.accuracy['test']:.4f} on test "
-                    f"against SGD's {sgd2['accuracy']['test']:.4f} on the same split: here the optimiser is not what is missing. "
+                    f"against SGD's {sgd2['accuracy']['test']:.4f} on the same split: "
+                    + ("here the optimiser is not what is missing. " if sgd2["accuracy"]["test"] >= opt2.accuracy["test"] - 0.02
+                       else "SGD stops short of what its objective can reach. ") +
                     f"Train accuracy {sgd2['accuracy']['train']:.3f} against validation {sgd2['accuracy']['val']:.3f} shows the weakly "
                     f"regularised SVM fitting its {n:,} training images (3,073 parameters); the report had {REPORT_TRAIN['svm'] / n:.1f}x "
                     "more images to fit, the likeliest reason for its higher figure.")
@@ -145,7 +150,7 @@ class StudyD:
         v3, v4 = d3.mean("val.loss"), d4.mean("val.loss")
         t3, t4 = (np.mean([x["timings"]["train"] for x in p.summaries]) for p in (d3, d4))
         text = [f"Data: {d3.data}. Pixels stay in [0, 1]; the validation MSE is the last epoch's ({d3.summaries[0]['epochs']} epochs), "
-                f"as the report's. The report trains on {REPORT_TRAIN['autoencoder']:,} images; with fewer images the same epochs "
+                f"as the report's; 70% of the training file trains, 30% validates. The report trains on {REPORT_TRAIN['autoencoder']:,} images; with fewer images the same epochs "
                 "are proportionally fewer optimiser steps, so expect replab's MSE above the report's.",
                 f"The tied decoder reaches validation MSE {v4:.5f} against the untied {v3:.5f} (ratio {v4 / v3:.2f}; report "
                 f"{0.012414 / 0.014777:.2f}) with {d4.summaries[0]['parameters']['total'] / d3.summaries[0]['parameters']['total']:.0%} "
@@ -169,7 +174,7 @@ def _sgd_row(part: Part, arrays: dict, C: float, wd: float, lr: float) -> dict:
     w = state["head.net.weight"].double().numpy().ravel()
     b = float(state["head.net.bias"].double().numpy()[0])
     accuracy = {k: float((((x @ w + b) > 0).astype(np.int64) == y).mean()) for k, (x, y) in arrays.items()}
-    return {"label": f"{part.key}: SGD, last epoch", "C": C, "accuracy": accuracy, "epochs": part.summaries[0]["epochs"],
+    return {"label": f"{part.key}: SGD, last epoch", "C": C, "lr": lr, "accuracy": accuracy, "epochs": part.summaries[0]["epochs"],
             "objective": sgd_objective(w, b, *arrays["train"], C, wd),
             # the largest move one hinge step can make (a batch of margin violators): lr * C * mean ||x||
             "step": lr * C * float(np.linalg.norm(arrays["train"][0], axis=1).mean())}
