@@ -37,6 +37,31 @@ class Component(BaseModel):
         return dict(self.model_extra or {})
 
 
+class FixedNormalization(Strict):
+    """Fixed statistics: ``(x - mean) / std`` on [0, 1] pixels, a scalar or one value per channel.
+
+    Report 002 normalises every CIFAR-10 channel with mean 0.25 and std 0.25, whatever the
+    data's own statistics are; ``standard`` would measure them instead.
+    """
+
+    mean: float | list[float] = Field(description="per channel, or one value for all")
+    std: float | list[float] = Field(description="per channel, or one value for all; each > 0")
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _not_empty(cls, value: float | list[float]) -> float | list[float]:
+        if isinstance(value, list) and not value:
+            raise ValueError("give one value, or one per channel")
+        return value
+
+    @field_validator("std")
+    @classmethod
+    def _positive(cls, value: float | list[float]) -> float | list[float]:
+        if any(v <= 0 for v in (value if isinstance(value, list) else [value])):
+            raise ValueError("every std must be > 0 (pixels are divided by it)")
+        return value
+
+
 class DataSpec(Strict):
     dataset: str = "digits"
     root: str | None = Field(None, description="folder holding the dataset; default $REPLAB_DATA, then the cache")
@@ -44,7 +69,9 @@ class DataSpec(Strict):
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="share of the training set held out for validation")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out for test when the dataset has no official test split")
     limit_train: PositiveInt | None = Field(None, description="use only this many training images (quick profiles)")
-    normalize: Literal["unit", "standard"] = Field("unit", description="unit: pixels in [0,1]; standard: per-channel mean/std of the training split")
+    classes: list[str] | None = Field(None, min_length=1, description="keep only these classes, relabelled 0..n-1 in this order (null: all)")
+    normalize: Literal["unit", "standard"] | FixedNormalization = Field(
+        "unit", description="unit: pixels in [0,1]; standard: per-channel mean/std of the training split; {mean, std}: fixed values")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
 
 
@@ -71,6 +98,7 @@ class TrainerSpec(Strict):
     optimizer: OptimizerSpec = OptimizerSpec()
     early_stopping: EarlyStoppingSpec | None = None
     grad_clip: float | None = Field(None, gt=0.0, description="max gradient norm")
+    keep: Literal["best", "last"] = Field("best", description="weights evaluated after training: the best validation epoch's, or the last epoch's (reports quoting final-epoch figures)")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="auto: bf16 autocast on CUDA, off on CPU")
     compile: bool = Field(False, description="torch.compile the model (pays on GPU)")
     progress: bool = True

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from replab.errors import ConfigError
+
 
 @dataclass
 class ImageSet:
@@ -32,6 +34,25 @@ class ImageSet:
 
     def subset(self, index: torch.Tensor) -> ImageSet:
         return ImageSet(self.images[index], self.labels[index], self.classes, self.source)
+
+    def select_classes(self, names: list[str]) -> ImageSet:
+        """Only the images of the classes ``names``, relabelled 0..n-1 in the order given.
+
+        The order is the point: ``[frog, horse]`` makes frog 0 and horse 1, which a binary
+        hinge reads as -1/+1 (report 002 maps CIFAR-10's 6 to -1 and 7 to +1).
+        """
+        unknown = [n for n in names if n not in self.classes]
+        if unknown or not names:
+            raise ConfigError(f"data.classes {list(names)}: {', '.join(map(repr, unknown)) or 'no class'} is not a class of this dataset",
+                              f"use names from: {', '.join(self.classes)}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"data.classes {list(names)} names a class twice", "list each class once")
+        old = torch.tensor([self.classes.index(n) for n in names])
+        relabel = torch.full((len(self.classes),), -1, dtype=torch.int64)
+        relabel[old] = torch.arange(len(names))
+        keep = torch.isin(self.labels, old)
+        kept = f"classes {', '.join(names)} only: {int(keep.sum()):,} images (labels {', '.join(f'{n}={i}' for i, n in enumerate(names))})"
+        return ImageSet(self.images[keep], relabel[self.labels[keep]], list(names), f"{self.source}, {kept}")
 
 
 @dataclass

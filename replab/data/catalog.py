@@ -83,15 +83,21 @@ def load_splits(
     test_fraction: float = 0.2,
     limit_train: int | None = None,
     seed: int = 0,
+    classes: list[str] | None = None,
 ) -> Splits:
-    """Train/val/test splits of ``dataset``; val (and test, if unofficial) carved by seed."""
+    """Train/val/test splits of ``dataset``; val (and test, if unofficial) carved by seed.
+
+    ``classes`` keeps only those classes (relabelled 0..n-1 in that order) before the split,
+    so the stratified cut works on the kept classes alone.
+    """
     source: DatasetSource = DATASETS.get(dataset)()
     folder = locate_or_fetch(source, root, download)
+    pick = (lambda s: s.select_classes(classes)) if classes is not None else (lambda s: s)  # noqa: E731
     if source.has_test_split:
-        pool, test = source.load_split(folder, "train"), source.load_split(folder, "test")
+        pool, test = pick(source.load_split(folder, "train")), pick(source.load_split(folder, "test"))
         val_idx, train_idx = stratified_split(pool.labels, [val_fraction], seed)
     else:
-        pool = source.load_split(folder, "all")
+        pool = pick(source.load_split(folder, "all"))
         test_idx, val_idx, train_idx = stratified_split(pool.labels, [test_fraction, val_fraction], seed)
         test = pool.subset(test_idx)
     train, val = pool.subset(train_idx), pool.subset(val_idx)

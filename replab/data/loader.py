@@ -6,9 +6,11 @@ already where the model runs, and uint8 images become floats only a batch at a t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import torch
+
+from replab.errors import ConfigError
 
 
 class Normalizer:
@@ -18,9 +20,13 @@ class Normalizer:
         self.mean, self.std = mean, std
 
     @classmethod
-    def fit(cls, images: torch.Tensor, mode: str) -> Normalizer:
+    def fit(cls, images: torch.Tensor, mode: str | Mapping) -> Normalizer:
+        """``unit``, ``standard`` (the statistics of ``images``) or fixed ``{mean, std}``."""
         if mode == "unit" or images.dtype != torch.uint8:
             return cls()
+        if isinstance(mode, Mapping):
+            channels = images.shape[1]
+            return cls(_per_channel(mode["mean"], channels, "mean"), _per_channel(mode["std"], channels, "std"))
         x = images.float().div_(255)
         dims = [0, 2, 3]
         return cls(x.mean(dims).view(1, -1, 1, 1), x.std(dims).clamp_min(1e-6).view(1, -1, 1, 1))
@@ -38,6 +44,17 @@ class Normalizer:
         if self.mean is None:
             return x
         return x * self.std.to(x.device) + self.mean.to(x.device)
+
+
+def _per_channel(value: float | list[float], channels: int, what: str) -> torch.Tensor:
+    """A scalar broadcast to every channel, or a list with exactly one value per channel."""
+    values = list(value) if isinstance(value, list | tuple) else [float(value)] * channels
+    if len(values) != channels:
+        raise ConfigError(f"data.normalize.{what} has {len(values)} values but the images have {channels} channel(s)",
+                          f"give one {what} per channel, or a single number for all")
+    if what == "std" and min(values) <= 0:
+        raise ConfigError(f"data.normalize.std {values} must be > 0", "use positive standard deviations")
+    return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
 
 
 class DeviceLoader:

@@ -5,15 +5,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from replab.errors import ConfigError
 from replab.models.layers import mlp
 from replab.models.registry import MODELS
 
 
 @MODELS.register("linear_head")
 class LinearHead(nn.Module):
-    def __init__(self, in_dim: int, num_classes: int) -> None:
+    """One affine map to class scores. ``binary: true`` (two classes only) gives ONE score,
+    > 0 meaning the second class: a binary SVM with the hinge loss (study D), as in report 002."""
+
+    def __init__(self, in_dim: int, num_classes: int, binary: bool = False) -> None:
         super().__init__()
-        self.net = nn.Linear(in_dim, num_classes)
+        if binary and num_classes != 2:
+            raise ConfigError(f"linear_head binary: true needs exactly 2 classes, the data has {num_classes}",
+                              "select two classes with data.classes=[a,b], or drop binary")
+        self.net = nn.Linear(in_dim, 1 if binary else num_classes)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)

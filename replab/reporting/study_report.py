@@ -41,8 +41,15 @@ def mean_std(mean: float | None, std: float | None, digits: int = 4) -> str:
 
 
 def _reference_cells(row: dict) -> list[str]:
+    if all(_is_count(row[k]) for k in ("reference", "mean")) and not row["std"]:
+        # counts such as parameters (797,984) read exactly, not as 7.98e+05
+        return [row["part"], row["metric"], f"{int(row['reference']):,}", f"{int(row['mean']):,}", str(row["n"]), f"{int(row['delta']):+,}"]
     return [row["part"], row["metric"], fmt(row["reference"]) or "—", mean_std(row["mean"], row["std"]), str(row["n"]),
             fmt(row["delta"], signed=True) or "—"]
+
+
+def _is_count(value: float | None) -> bool:
+    return value is not None and float(value).is_integer() and abs(value) >= 10_000
 
 
 REFERENCE_HEADER = ["part", "metric", "reference", "replab (mean ± std)", "seeds", "Δ"]

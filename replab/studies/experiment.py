@@ -95,15 +95,24 @@ def run_or_reuse(spec: ExperimentSpec, run_dir: Path, log=print) -> dict:
     return run_experiment(spec, resume=run_dir, log=log).summary
 
 
+def load_data(spec: ExperimentSpec) -> tuple[Splits, Normalizer]:
+    """The run's splits and pixel normalizer, exactly as training sees them.
+
+    Public so a study can fit a reference model (study D's LinearSVC) on the very same data.
+    """
+    d = spec.data
+    splits = load_splits(d.dataset, root=d.root, download=d.download, val_fraction=d.val_fraction,
+                         test_fraction=d.test_fraction, limit_train=d.limit_train, seed=spec.seed, classes=d.classes)
+    mode = d.normalize if isinstance(d.normalize, str) else d.normalize.model_dump()
+    return splits, Normalizer.fit(splits.train.images, mode)
+
+
 def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)
-    d = spec.data
-    splits = load_splits(d.dataset, root=d.root, download=d.download, val_fraction=d.val_fraction,
-                         test_fraction=d.test_fraction, limit_train=d.limit_train, seed=spec.seed)
+    splits, normalizer = load_data(spec)
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
-    normalizer = Normalizer.fit(splits.train.images, d.normalize)
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
     train, val, test = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
     trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log)])
@@ -139,6 +148,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
         "seed": spec.seed,
         "epochs": len(fit.history),
         "best_epoch": fit.best_epoch,
+        "evaluated_epoch": fit.evaluated_epoch,
         "stopped_early": fit.stopped_early,
         "metrics": out.metrics,
         "per_class": out.per_class,
@@ -164,8 +174,9 @@ def _dotted(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def _trained_metrics(fit) -> dict[str, float]:
-    """Train and validation figures of the epoch whose weights are evaluated (the best one)."""
-    record = next((r for r in fit.history if r["epoch"] == fit.best_epoch), fit.history[-1])
+    """Train and validation figures of the epoch whose weights are evaluated on test: the best
+    one, or the last with ``trainer.keep: last`` (report 002 quotes its last epoch)."""
+    record = fit.evaluated_record()
     return _dotted({k: v for k, v in record.items() if k.startswith(("train_", "val_"))})
 
 

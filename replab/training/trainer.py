@@ -34,6 +34,10 @@ class FitResult:
     best_epoch: int
     stopped_early: bool
     train_seconds: float
+    evaluated_epoch: int = -1  # whose weights the model holds after fit: best_epoch if restored, else the last
+
+    def evaluated_record(self) -> dict:
+        return next((r for r in self.history if r["epoch"] == self.evaluated_epoch), self.history[-1])
 
 
 @dataclass
@@ -75,9 +79,12 @@ class Trainer:
             if self.stopper.should_stop:
                 break
         stopped = self.stopper.should_stop
-        if self.best_state is not None and (self.spec.early_stopping is None or self.spec.early_stopping.restore_best):
+        es = self.spec.early_stopping
+        restore = self.best_state is not None and self.spec.keep == "best" and (es is None or es.restore_best)
+        if restore:
             self.model.load_state_dict(self.best_state)
-        return FitResult(self.history, self.stopper.best_epoch, stopped, time.perf_counter() - start)
+        evaluated = self.stopper.best_epoch if restore else self.history[-1]["epoch"]
+        return FitResult(self.history, self.stopper.best_epoch, stopped, time.perf_counter() - start, evaluated)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.task.train_mode()

@@ -19,14 +19,14 @@ class Interrupt(Exception):
     pass
 
 
-def make_trainer(tmp_path=None, epochs=4, lr=2e-3, seed=0, hooks=(), early=None):
+def make_trainer(tmp_path=None, epochs=4, lr=2e-3, seed=0, hooks=(), early=None, keep="best"):
     seed_everything(seed)
     splits = load_splits("digits", seed=seed)
     task = Autoencode.from_spec(
         ModelSpec(encoder=Component(name="mlp", hidden=[32], latent_dim=8), decoder=Component(name="mlp_decoder", hidden=[32])),
         Component(name="l1"), splits.train.shape, 10,
     )
-    spec = TrainerSpec(epochs=epochs, batch_size=64, optimizer=OptimizerSpec(lr=lr), early_stopping=early, progress=False)
+    spec = TrainerSpec(epochs=epochs, batch_size=64, optimizer=OptimizerSpec(lr=lr), early_stopping=early, progress=False, keep=keep)
     train = DeviceLoader(splits.train.images, splits.train.labels, 64, seed=seed)
     val = DeviceLoader(splits.val.images, splits.val.labels, 512, shuffle=False)
     return Trainer(task, spec, train, val, DEVICE, checkpoint_dir=tmp_path, hooks=list(hooks))
@@ -88,3 +88,16 @@ def test_divergence_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp
     with pytest.raises(DivergenceError, match=r"epoch 4, step 1"):
         bad.fit()
     assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_keep_last_evaluates_the_last_epoch_and_reports_its_figures():
+    # Monitoring val_loss for a MAXIMUM makes the "best" epoch the first (worst) one, so best
+    # and last differ for sure. report 002 quotes its last epoch: trainer.keep=last.
+    worst_is_best = EarlyStoppingSpec(monitor="val_loss", mode="max", patience=1000)
+    last = make_trainer(epochs=4, lr=0.05, early=worst_is_best, keep="last")
+    fit = last.fit()
+    assert fit.best_epoch == 1 and fit.evaluated_epoch == 4 and fit.evaluated_record() is fit.history[-1]
+    after = last.evaluate(last.val, "val")["val_loss"]
+    assert after == pytest.approx(fit.history[-1]["val_loss"], rel=1e-5)  # the last weights are the ones kept
+    best = make_trainer(epochs=4, lr=0.05, early=worst_is_best).fit()
+    assert best.evaluated_epoch == 1 and best.evaluated_record()["epoch"] == 1
