@@ -75,12 +75,20 @@ class DataSpec(Strict):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
 
 
+class PartOptimizerSpec(Strict):
+    """Settings for one part of the model that differ from the optimizer's defaults."""
+
+    lr: float | None = Field(None, gt=0.0, le=10.0)
+    weight_decay: float | None = Field(None, ge=0.0)
+
+
 class OptimizerSpec(Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD only")
     nesterov: bool = False
+    parts: dict[str, PartOptimizerSpec] = Field(default_factory=dict, description="per-part lr / weight_decay, e.g. {encoder: {lr: 0.0058}} (report 003 tunes encoder and head apart)")
 
 
 class EarlyStoppingSpec(Strict):

@@ -23,7 +23,7 @@ from replab.spec import TrainerSpec
 from replab.tasks import Task
 from replab.training.device import autocast
 from replab.training.early_stopping import EarlyStopping
-from replab.training.optim import build_optimizer, trainable
+from replab.training.optim import build_optimizer
 
 Hook = Callable[["Trainer", dict], None]
 
@@ -53,7 +53,7 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.model = self.task.model.to(self.device)
-        self.optimizer = build_optimizer(trainable(self.model), self.spec.optimizer, self.device)
+        self.optimizer = build_optimizer(self.model, self.spec.optimizer, self.device)
         es = self.spec.early_stopping
         self.stopper = EarlyStopping.from_spec(es) if es else EarlyStopping("val_loss", "min", patience=10**9)
         self.history: list[dict] = []
