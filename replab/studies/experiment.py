@@ -16,7 +16,10 @@ from replab.data import DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
+from replab.evaluation.embed import batched_eval
+from replab.evaluation.metrics import classification_report
 from replab.evaluation.probe import finetune_probe
+from replab.evaluation.trail import ReconstructionTrail
 from replab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from replab.reporting import figures, write_run_report
 from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_points
@@ -115,7 +118,8 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
     train, val, test = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
-    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log)])
+    trail = ReconstructionTrail(run_dir / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device) if spec.task.name == "autoencode" else None
+    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log), *([trail] if trail else [])])
     if resumed and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
         log(f"resumed after epoch {len(trainer.history)}")
@@ -130,6 +134,9 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     ctx = Context(spec, splits, normalizer, device, task, log)
     if spec.task.name == "autoencode":
         out.metrics.update(_reconstruction(ctx, out.figs))
+        _trail_figure(trail, splits.test.images[0], out.figs)
+    if spec.task.name == "classify":
+        _classifier_report(ctx, out)
     latents = _latents(ctx) if spec.probe.enabled or spec.analysis.enabled else None
     if spec.probe.enabled:
         _probes(ctx, latents, out)
@@ -220,6 +227,24 @@ def _reconstruction(ctx: Context, figs: dict) -> dict:
     return {"test.mae": m.mae, "test.mse": m.mse, "test.psnr": m.psnr}
 
 
+def _trail_figure(trail: ReconstructionTrail, original: torch.Tensor, figs: dict) -> None:
+    epochs, images = trail.columns()
+    if epochs:
+        figs["one test image reconstructed after each epoch"] = figures.image_grid(
+            [original[None].float() / 255, images], ["original", "epochs " + ", ".join(map(str, epochs))])
+
+
+def _classifier_report(ctx: Context, out: Outputs) -> None:
+    """Per-class precision, recall and F1 of the trained classifier itself on the test set."""
+    test, model = ctx.splits.test, ctx.task.model
+    scores = batched_eval(model, test.images, ctx.spec.trainer.eval_batch_size, lambda b: model(ctx.normalizer(b.to(ctx.device))).float())
+    predicted = (scores.view(-1) > 0).long() if scores.ndim == 1 or scores.shape[1] == 1 else scores.argmax(1)
+    report = classification_report(test.labels, predicted.cpu(), test.classes)
+    out.per_class = _per_class(report)
+    out.metrics["test.macro_f1"] = report.macro_f1
+    out.figs["confusion matrix of the classifier (test)"] = figures.confusion(report.confusion, test.classes)
+
+
 def _latents(ctx: Context) -> Latents:
     bs = ctx.spec.trainer.eval_batch_size
     z = {name: embed(ctx.task.encoder, getattr(ctx.splits, name).images, ctx.normalizer, ctx.device, bs) for name in ("train", "val", "test")}
@@ -231,7 +256,7 @@ def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
     spec, classes = ctx.spec, ctx.splits.train.classes
     probe = train_probe(latents, spec.probe.head, spec.probe.trainer, len(classes), ctx.device, spec.seed, classes)
     _record_probe("probe", probe, out, "probe on frozen latents", ctx.log)
-    out.per_class = _per_class(probe.test_report)
+    out.per_class = out.per_class or _per_class(probe.test_report)
     out.figs["confusion matrix of the probe (test)"] = figures.confusion(probe.test_report.confusion, classes)
     if spec.probe.finetune:
         ft = spec.probe.finetune_trainer

@@ -22,6 +22,7 @@ FIGURES = "figures"
 HOVER_DATA = "latent-map.json"
 HOVER_SPRITE = "latent-map-sprite.png"
 TSNE_DATA = "tsne-maps.json"
+TRAIL = "reconstruction-trail.npz"
 
 
 def safe_name(name: str) -> str:
