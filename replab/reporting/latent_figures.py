@@ -67,6 +67,21 @@ def pca_curve(result: PCAResult, title: str = "PCA of the test latents") -> byte
     return to_png(fig)
 
 
+def pca_scatter(analysis: LatentAnalysis, classes: list[str]) -> bytes:
+    """The test sample on the latents' first two principal components (report 003, figure 9)."""
+    points, ratio = analysis.pca.projection[analysis.index], analysis.pca.explained_variance_ratio
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    cmap = plt.get_cmap("tab10")
+    for c in np.unique(analysis.labels):
+        mask = analysis.labels == c
+        ax.scatter(points[mask, 0], points[mask, 1], s=4, color=cmap(int(c) % 10), label=classes[int(c)], alpha=0.8)
+    ax.set(xlabel=f"PC 1 ({ratio[0]:.0%} of the variance)", ylabel=f"PC 2 ({ratio[1]:.0%})")
+    ax.legend(fontsize=7, markerscale=3, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return to_png(fig)
+
+
 def analysis_figures(analysis: LatentAnalysis, classes: list[str], name: str = "") -> dict[str, bytes]:
     figs: dict[str, bytes] = {}
     for figure, direct in ((TSNE_FIGURE, False), (PLANE_FIGURE, True)):
@@ -74,6 +89,8 @@ def analysis_figures(analysis: LatentAnalysis, classes: list[str], name: str = "
         if maps:
             figs[figure] = tsne_maps(maps, analysis.labels, classes, ticks=direct)
     figs["PCA explained variance of the latents"] = pca_curve(analysis.pca)
+    if analysis.pca.components.shape[1] > 2:
+        figs["PCA of the test latents: the first two components"] = pca_scatter(analysis, classes)
     if analysis.interpolation is not None:
         a, b = analysis.interpolation_labels
         figs[f"latent interpolation {a} → {b}"] = image_grid([analysis.interpolation], [f"{a} → {b}"])
