@@ -106,6 +106,7 @@ class TrainerSpec(Strict):
     optimizer: OptimizerSpec = OptimizerSpec()
     early_stopping: EarlyStoppingSpec | None = None
     grad_clip: float | None = Field(None, gt=0.0, description="max gradient norm")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: the learning rate falls to 0 along a half cosine over all epochs' steps")
     keep: Literal["best", "last"] = Field("best", description="weights evaluated after training: the best validation epoch's, or the last epoch's (reports quoting final-epoch figures)")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="auto: bf16 autocast on CUDA, off on CPU")
     compile: bool = Field(False, description="torch.compile the model (pays on GPU)")

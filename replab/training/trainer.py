@@ -93,7 +93,8 @@ class Trainer:
         seen = 0
         bar = tqdm(self.train, desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}", leave=False,
                    disable=not self.spec.progress or not sys.stderr.isatty(), unit="batch")
-        for x, y in bar:
+        for step, (x, y) in enumerate(bar):
+            self._schedule(epoch, step)
             with autocast(self.device, self.spec.amp):
                 metrics = self.step_fn(x, y)
             self.optimizer.zero_grad(set_to_none=True)
@@ -127,6 +128,18 @@ class Trainer:
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0) + value.float() * len(y)
         return {f"{prefix}_{k}": v.item() / seen for k, v in sums.items()}
+
+    def _schedule(self, epoch: int, step: int) -> None:
+        """Set this step's learning rate. A pure function of (epoch, step), so a resumed run
+        follows the same schedule with nothing extra in the checkpoint."""
+        if self.spec.lr_schedule == "constant":
+            return
+        total = self.spec.epochs * len(self.train)
+        done = (epoch - 1) * len(self.train) + step
+        factor = 0.5 * (1 + math.cos(math.pi * done / total))
+        for group in self.optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
 
     def _check_monitor(self, record: dict) -> None:
         if self.stopper.monitor not in record:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -19,14 +21,14 @@ class Interrupt(Exception):
     pass
 
 
-def make_trainer(tmp_path=None, epochs=4, lr=2e-3, seed=0, hooks=(), early=None, keep="best"):
+def make_trainer(tmp_path=None, epochs=4, lr=2e-3, seed=0, hooks=(), early=None, keep="best", schedule="constant"):
     seed_everything(seed)
     splits = load_splits("digits", seed=seed)
     task = Autoencode.from_spec(
         ModelSpec(encoder=Component(name="mlp", hidden=[32], latent_dim=8), decoder=Component(name="mlp_decoder", hidden=[32])),
         Component(name="l1"), splits.train.shape, 10,
     )
-    spec = TrainerSpec(epochs=epochs, batch_size=64, optimizer=OptimizerSpec(lr=lr), early_stopping=early, progress=False, keep=keep)
+    spec = TrainerSpec(epochs=epochs, batch_size=64, optimizer=OptimizerSpec(lr=lr), early_stopping=early, progress=False, keep=keep, lr_schedule=schedule)
     train = DeviceLoader(splits.train.images, splits.train.labels, 64, seed=seed)
     val = DeviceLoader(splits.val.images, splits.val.labels, 512, shuffle=False)
     return Trainer(task, spec, train, val, DEVICE, checkpoint_dir=tmp_path, hooks=list(hooks))
@@ -48,16 +50,17 @@ def test_learning_happens():
     assert fit.history[-1]["val_loss"] < 0.7 * fit.history[0]["val_loss"]
 
 
-def test_resume_after_interruption_matches_uninterrupted(tmp_path):
-    straight = make_trainer(epochs=5).fit()
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, schedule):
+    straight = make_trainer(epochs=5, schedule=schedule).fit()
 
     def stop_after_two(trainer, record):
         if record["epoch"] == 2:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        make_trainer(tmp_path, epochs=5, hooks=[stop_after_two]).fit()
-    resumed = make_trainer(tmp_path, epochs=5)
+        make_trainer(tmp_path, epochs=5, hooks=[stop_after_two], schedule=schedule).fit()
+    resumed = make_trainer(tmp_path, epochs=5, schedule=schedule)
     resumed.resume(tmp_path / "last.pt")
     assert len(resumed.history) == 2
     fit = resumed.fit()
@@ -101,3 +104,12 @@ def test_keep_last_evaluates_the_last_epoch_and_reports_its_figures():
     assert after == pytest.approx(fit.history[-1]["val_loss"], rel=1e-5)  # the last weights are the ones kept
     best = make_trainer(epochs=4, lr=0.05, early=worst_is_best).fit()
     assert best.evaluated_epoch == 1 and best.evaluated_record()["epoch"] == 1
+
+
+def test_cosine_schedule_falls_from_the_set_rate_towards_zero():
+    rates = []
+    trainer = make_trainer(epochs=3, lr=0.01, schedule="cosine", hooks=[lambda t, r: rates.append(t.optimizer.param_groups[0]["lr"])])
+    trainer.fit()
+    steps = 3 * len(trainer.train)
+    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * (e * len(trainer.train) - 1) / steps)) for e in (1, 2, 3)]
+    assert rates == pytest.approx(expected) and rates[0] < 0.01 and rates[-1] < 0.001
