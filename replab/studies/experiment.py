@@ -128,7 +128,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     out = Outputs(metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(test, "test"))},
                   figs={"training curves": figures.curves(fit.history, spec.name)})
     ctx = Context(spec, splits, normalizer, device, task, log)
-    if spec.task.name == "autoencode":
+    if task.reconstructs:
         out.metrics.update(_reconstruction(ctx, out.figs))
     latents = _latents(ctx) if spec.probe.enabled or spec.analysis.enabled else None
     if spec.probe.enabled:
@@ -243,7 +243,8 @@ def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
 def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
     test = ctx.splits.test
     z_initial = _initial_latents(ctx) if latents.test.shape[1] == 2 else None
-    analysis = analyse(test, latents.test, ctx.spec.analysis, getattr(ctx.task.model, "decoder", None), ctx.normalizer, ctx.spec.seed, z_initial)
+    analysis = analyse(test, latents.test, ctx.spec.analysis, getattr(ctx.task.model, "decoder", None), ctx.normalizer, ctx.spec.seed, z_initial,
+                       prior=ctx.task.has_prior)
     for space in analysis.spaces:
         key = SPACES[space.name]
         out.metrics[f"{key}.knn_accuracy"] = space.scores.knn_accuracy
