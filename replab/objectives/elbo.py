@@ -47,14 +47,19 @@ class ELBOLoss(nn.Module):
         self.reconstruction, self.kl_weight, self.reduction = reconstruction, kl_weight, reduction
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
-        prediction, target = prediction.float().flatten(1), target.float().flatten(1)
+        prediction, target = _full(prediction).flatten(1), _full(target).flatten(1)
         if self.reconstruction == "mse":
             per_pixel = (prediction - target).pow(2)
         else:
             per_pixel = F.binary_cross_entropy(prediction.clamp(1e-7, 1 - 1e-7), target, reduction="none")
         recon = per_pixel.sum(1)
-        kl = gaussian_kl(mu.float(), logvar.float())
+        kl = gaussian_kl(_full(mu), _full(logvar))
         if self.reduction == "mean":
             recon, kl = recon / prediction.shape[1], kl / prediction.shape[1]
         recon, kl = recon.mean(), kl.mean()
         return {"loss": recon + self.kl_weight * kl, "reconstruction": recon, "kl": kl}
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """At least float32 (autocast may hand over bf16 outputs); float64 stays float64."""
+    return t if t.dtype == torch.float64 else t.float()

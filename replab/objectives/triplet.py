@@ -93,5 +93,10 @@ class TripletMarginLoss(nn.Module):
             raise ValueError(f"triplet needs three N×d embeddings of one shape, got {tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}")
         if anchor.shape[0] == 0:
             return anchor.sum() * 0.0  # keeps the graph: a zero loss with zero gradients
-        d_ap, d_an = self.distances(anchor.float(), positive.float(), negative.float())
+        d_ap, d_an = self.distances(*(_full(t) for t in (anchor, positive, negative)))
         return (d_ap - d_an + self.margin).clamp_min(0).mean()
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """At least float32 (autocast may hand over bf16 embeddings); float64 stays float64."""
+    return t if t.dtype == torch.float64 else t.float()

@@ -44,6 +44,6 @@ class Triplet(Task):
         a, p, n = mine_triplets(z, y, self.mining, self.batch_generator(x.device), squared=self.objective.squared)
         loss = self.objective(z[a], z[p], z[n])
         with torch.no_grad():
-            d_ap, d_an = self.objective.distances(z[a].float(), z[p].float(), z[n].float())
+            d_ap, d_an = self.objective.distances(z[a], z[p], z[n])
             accuracy = (d_ap < d_an).float().mean() if len(a) else z.new_zeros(())
         return {"loss": loss, "triplet_accuracy": accuracy, "anchor_share": z.new_tensor(len(a) / max(len(x), 1))}
