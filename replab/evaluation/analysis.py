@@ -21,6 +21,7 @@ from replab.evaluation.latent import (
     interpolate,
     pca,
     sample_latents,
+    sample_prior,
     stratified_sample,
     traversal_grid,
     tsne_2d,
@@ -53,6 +54,7 @@ class LatentAnalysis:
     interpolation_labels: tuple[int, int] | None = None
     traversal: torch.Tensor | None = None  # (steps, steps, C, H, W)
     samples: torch.Tensor | None = None
+    samples_from_prior: bool = False  # samples decode N(0, I) draws (a VAE), not a Gaussian fitted to the latents
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -64,10 +66,12 @@ def analyse(
     normalizer: Normalizer | None = None,
     seed: int = 0,
     z_initial: torch.Tensor | None = None,
+    prior: bool = False,
 ) -> LatentAnalysis:
     """Map and score the test set in image space, latent space and (given ``z_initial``, the
     untrained encoder's latents) the latent space before training. A 2-D latent is drawn as it
-    is: t-SNE of a plane would only distort it."""
+    is: t-SNE of a plane would only distort it. ``prior``: the decoder was trained against
+    N(0, I) (a VAE), so random samples decode prior draws instead of a fitted Gaussian's."""
     clock = _Clock()
     labels = test.labels.cpu()
     index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
@@ -89,13 +93,13 @@ def analyse(
         spaces.append(SpaceMap(name, points, scores, direct))
     result = LatentAnalysis(index, labels[index].numpy(), spaces, pca(z_test.cpu()))
     if decoder is not None:
-        _generate(result, test, z_test, spec, decoder, normalizer, seed)
+        _generate(result, test, z_test, spec, decoder, normalizer, seed, prior)
         clock.lap("decoding")
     result.seconds = clock.laps
     return result
 
 
-def _generate(result: LatentAnalysis, test: ImageSet, z_test, spec: AnalysisSpec, decoder, normalizer, seed: int) -> None:
+def _generate(result: LatentAnalysis, test: ImageSet, z_test, spec: AnalysisSpec, decoder, normalizer, seed: int, prior: bool = False) -> None:
     """Interpolation between the first test images of two labels, a traversal, random samples."""
     labels = test.labels.cpu()
     first = {int(c): int(torch.nonzero(labels == c)[0]) for c in torch.unique(labels)}
@@ -107,7 +111,9 @@ def _generate(result: LatentAnalysis, test: ImageSet, z_test, spec: AnalysisSpec
     if len(corners) == 4:
         result.traversal = traversal_grid(decoder, z_test[corners], spec.traversal_steps, normalizer)
     if spec.n_samples:
-        result.samples = decode(decoder, sample_latents(z_test, spec.n_samples, seed), normalizer)
+        z = sample_prior(z_test.shape[1], spec.n_samples, seed) if prior else sample_latents(z_test, spec.n_samples, seed)
+        result.samples = decode(decoder, z, normalizer)
+        result.samples_from_prior = prior
 
 
 class _Clock:

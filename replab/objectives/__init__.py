@@ -1,6 +1,17 @@
 """Training objectives, one per file, registered in OBJECTIVES."""
 
-from replab.objectives import bce, cross_entropy, hinge, l1, logistic, mse, nt_xent, pair_margin  # noqa: F401  (register)
+from replab.objectives import (  # noqa: F401  (register)
+    bce,
+    cross_entropy,
+    elbo,
+    hinge,
+    l1,
+    logistic,
+    mse,
+    nt_xent,
+    pair_margin,
+    triplet,
+)
 from replab.objectives.registry import OBJECTIVES
 
 __all__ = ["OBJECTIVES"]

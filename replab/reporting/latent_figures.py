@@ -100,7 +100,8 @@ def analysis_figures(analysis: LatentAnalysis, classes: list[str], name: str = "
     if analysis.samples is not None:
         per_row = 8
         rows = [analysis.samples[i : i + per_row] for i in range(0, len(analysis.samples), per_row)]
-        figs["random samples decoded from a Gaussian fitted to the latents"] = image_grid(rows, [""] * len(rows))
+        source = "the prior N(0, I)" if analysis.samples_from_prior else "a Gaussian fitted to the latents"
+        figs[f"random samples decoded from {source}"] = image_grid(rows, [""] * len(rows))
     return figs
 
 

@@ -118,7 +118,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
     train, val, test = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
-    trail = ReconstructionTrail(run_dir / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device) if spec.task.name == "autoencode" else None
+    trail = ReconstructionTrail(run_dir / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device) if task.reconstructs else None
     trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log), *([trail] if trail else [])])
     if resumed and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
@@ -132,7 +132,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     out = Outputs(metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(test, "test"))},
                   figs={"training curves": figures.curves(fit.history, spec.name)})
     ctx = Context(spec, splits, normalizer, device, task, log)
-    if spec.task.name == "autoencode":
+    if task.reconstructs:
         out.metrics.update(_reconstruction(ctx, out.figs))
         _trail_figure(trail, splits.test.images[0], out.figs)
     if spec.task.name == "classify":
@@ -268,7 +268,8 @@ def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
 def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
     test = ctx.splits.test
     z_initial = _initial_latents(ctx) if latents.test.shape[1] == 2 else None
-    analysis = analyse(test, latents.test, ctx.spec.analysis, getattr(ctx.task.model, "decoder", None), ctx.normalizer, ctx.spec.seed, z_initial)
+    analysis = analyse(test, latents.test, ctx.spec.analysis, getattr(ctx.task.model, "decoder", None), ctx.normalizer, ctx.spec.seed, z_initial,
+                       prior=ctx.task.has_prior)
     for space in analysis.spaces:
         key = SPACES[space.name]
         out.metrics[f"{key}.knn_accuracy"] = space.scores.knn_accuracy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from replab.spec import ExperimentSpec
-from replab.tasks import autoencode, classify, contrastive, pairs, rotation  # noqa: F401  (register)
+from replab.tasks import autoencode, classify, contrastive, pairs, rotation, triplet, vae  # noqa: F401  (register)
 from replab.tasks.base import Task, task_options
 from replab.tasks.registry import TASKS
 from replab.tasks.transfer import freeze, load_pretrained

@@ -14,6 +14,7 @@ from replab.tasks.registry import TASKS
 @TASKS.register("autoencode")
 class Autoencode(Task):
     objective_target = "input"
+    reconstructs = True
 
     @classmethod
     def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()) -> Autoencode:

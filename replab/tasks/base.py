@@ -22,6 +22,8 @@ class Task:
 
     objective_target = ""  # the kind of objective this task accepts ("input" or "label")
     options: tuple[str, ...] = ()  # the task's own settings (``task: {name: rotation, angles: [0, 90]}``)
+    reconstructs = False  # the model maps images to images: a run reports test reconstructions (autoencode, vae)
+    has_prior = False  # the decoder was trained against N(0, I): the analysis samples the prior (vae)
 
     def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         self.model = model

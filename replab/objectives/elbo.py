@@ -1,0 +1,65 @@
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from replab.errors import ConfigError
+from replab.objectives.registry import OBJECTIVES
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per row, in closed form:
+    ``0.5 * sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j)`` (Kingma & Welling 2014, appendix B)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+
+
+@OBJECTIVES.register("elbo")
+class ELBOLoss(nn.Module):
+    """The negative evidence lower bound of a VAE (study E5), per image, averaged over the batch::
+
+        loss = reconstruction(x_hat, x) + kl_weight * KL(q(z|x) || N(0, I))
+
+    ``reconstruction``: ``mse`` is the squared error summed over the image's pixels (a
+    Gaussian decoder of fixed variance, up to constants; report 003's VAE adds its KL term
+    to the AE's MSE loss), ``bce`` the binary cross-entropy summed over pixels (a Bernoulli
+    decoder; needs sigmoid outputs and targets in [0, 1], i.e. ``data.normalize: unit``).
+    The KL term is the closed form, summed over latent dimensions.
+
+    ``reduction``: ``sum`` (default) is the standard per-image ELBO above; ``mean`` divides
+    BOTH terms by the number of pixels (the same optimum and the same ``kl_weight``
+    meaning, a loss on the scale of a per-pixel MSE). ``kl_weight`` is beta of a beta-VAE
+    (1 is the plain VAE).
+
+    ``target = "posterior"``: the task passes the reconstruction, the input and the
+    posterior's mean and log-variance; ``forward`` returns ``{"loss", "reconstruction",
+    "kl"}`` (each a batch mean of per-image figures; ``kl`` without the weight).
+    """
+
+    target = "posterior"
+
+    def __init__(self, reconstruction: str = "mse", kl_weight: float = 1.0, reduction: str = "sum") -> None:
+        super().__init__()
+        if reconstruction not in ("mse", "bce"):
+            raise ConfigError(f"elbo reconstruction {reconstruction!r} is not known", "use mse or bce")
+        if reduction not in ("sum", "mean"):
+            raise ConfigError(f"elbo reduction {reduction!r} is not known", "use sum (per image) or mean (per pixel)")
+        if not kl_weight >= 0:
+            raise ConfigError(f"elbo kl_weight must be >= 0 (got {kl_weight})", "use 1.0 for a plain VAE, another value for a beta-VAE")
+        self.reconstruction, self.kl_weight, self.reduction = reconstruction, kl_weight, reduction
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
+        prediction, target = _full(prediction).flatten(1), _full(target).flatten(1)
+        if self.reconstruction == "mse":
+            per_pixel = (prediction - target).pow(2)
+        else:
+            per_pixel = F.binary_cross_entropy(prediction.clamp(1e-7, 1 - 1e-7), target, reduction="none")
+        recon = per_pixel.sum(1)
+        kl = gaussian_kl(_full(mu), _full(logvar))
+        if self.reduction == "mean":
+            recon, kl = recon / prediction.shape[1], kl / prediction.shape[1]
+        recon, kl = recon.mean(), kl.mean()
+        return {"loss": recon + self.kl_weight * kl, "reconstruction": recon, "kl": kl}
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """At least float32 (autocast may hand over bf16 outputs); float64 stays float64."""
+    return t if t.dtype == torch.float64 else t.float()
