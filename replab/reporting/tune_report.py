@@ -64,7 +64,7 @@ def importance_figure(importances: dict[str, float]) -> bytes:
     ax.barh([k for k, _ in items], [v for _, v in items], color="tab:blue")
     for i, (_, v) in enumerate(items):
         ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
-    ax.set_xlabel("importance (fANOVA, share of the metric's variance)")
+    ax.set_xlabel("importance (Optuna's get_param_importances, sums to 1)")
     ax.set_xlim(0, max(1.0, max(v for _, v in items) * 1.15))
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()

@@ -25,6 +25,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -488,7 +489,9 @@ def _importances(study) -> tuple[dict[str, float] | None, str]:
     if len(complete) < 3:
         return None, f"parameter importances need at least 3 complete trials ({len(complete)} so far)"
     try:
-        return optuna.importance.get_param_importances(study), ""
+        with warnings.catch_warnings():  # few trials: Optuna warns that importances come out equal
+            warnings.simplefilter("ignore")
+            return optuna.importance.get_param_importances(study), ""
     except (RuntimeError, ValueError, ZeroDivisionError) as err:
         return None, f"parameter importances could not be computed: {str(err).splitlines()[0][:200]}"
 
