@@ -8,7 +8,8 @@ A space file maps each recipe key (as in an override, ``trainer.optimizer.lr``) 
     trainer.optimizer.name:   {type: categorical, choices: [adam, sgd]}
     trainer.optimizer:        {type: categorical, choices: [{name: adam, lr: 0.001}, {name: sgd, lr: 0.01, momentum: 0.9}]}
 
-A categorical choice may be any YAML value, a whole mapping or list included. Optuna stores
+Several keys separated by commas (``model.encoder.dropout,model.decoder.dropout``) take one
+drawn value together. A categorical choice may be any YAML value, a whole mapping or list included. Optuna stores
 only scalars, so such a parameter's choices are kept as canonical JSON text in the study and
 turned back into the value when a trial's recipe is written. Values are set in order of key
 depth, so a whole block (``trainer.optimizer``) is replaced before a key inside it is tuned.
@@ -126,14 +127,19 @@ def parse_space(raw: Any, where: str = "the search space") -> Space:
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{where} must be a non-empty mapping of recipe keys to distributions, got {type(raw).__name__ if raw else 'nothing'}", FIX)
     params = [_param(str(key), spec, where) for key, spec in raw.items()]
-    params.sort(key=lambda p: p.key.count("."))  # stable: a block is set before a key inside it
+    params.sort(key=lambda p: _depth(p.key))  # stable: a block is set before a key inside it
     return Space(params, where)
+
+
+def _depth(key: str) -> int:
+    return min(one.count(".") for one in key.split(","))
 
 
 def _param(key: str, spec: Any, where: str) -> Param:
     at = f"{where}: {key!r}"
-    if not key or any(not part.isidentifier() for part in key.split(".")):
-        raise ConfigError(f"{at} is not a recipe key path", "write keys as in an override, e.g. trainer.optimizer.lr")
+    if not key or any(not part.isidentifier() for one in key.split(",") for part in one.strip().split(".")):
+        raise ConfigError(f"{at} is not a recipe key path", "write keys as in an override, e.g. trainer.optimizer.lr (or a,b for two keys given one value)")
+    key = ",".join(one.strip() for one in key.split(","))
     if not isinstance(spec, dict):
         raise ConfigError(f"{at} must map to a distribution, got {spec!r}", FIX)
     kind = spec.get("type")
@@ -220,8 +226,9 @@ def trial_config(raw: dict, overrides: list[str], values: dict[str, Any], name: 
     config = copy.deepcopy(raw)
     for override in overrides:
         apply_override(config, override)
-    for key in sorted(values, key=lambda k: k.count(".")):
-        set_value(config, key, values[key])
+    for key in sorted(values, key=_depth):
+        for one in key.split(","):  # `model.encoder.dropout,model.decoder.dropout`: one value, both keys
+            set_value(config, one, values[key])
     if name is not None:
         config["name"] = name
     return config

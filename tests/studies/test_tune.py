@@ -236,3 +236,15 @@ def test_killed_search_resumes_without_losing_or_repeating_a_trial(tmp_path, cap
     assert json.loads((killed_run / "status.json").read_text())["state"] == "finished"
     params = [json.dumps(t["params"], sort_keys=True) for t in after if t["state"] == "COMPLETE"]
     assert len(params) == len(set(params)), "a completed trial was repeated"
+
+
+def test_bundled_e2_space_fits_a_conv_autoencoder_recipe_and_ties_dropout():
+    from replab import recipes
+
+    assert "e2-fashion-space" in recipes.space_names() and "e2-fashion-space" not in recipes.names()
+    space = read_space("e2-fashion-space")
+    assert "model.encoder.dropout,model.decoder.dropout" in space.keys
+    raw = read_recipe("a1-cifar10-autoencoder")  # conv encoder + conv_decoder, like E2's
+    check_space(raw, [], space)
+    spec = trial_spec(raw, [], {"model.encoder.dropout,model.decoder.dropout": 0.25, "trainer.optimizer.name": "sgd"})
+    assert spec.model.encoder.params["dropout"] == spec.model.decoder.params["dropout"] == 0.25
