@@ -39,6 +39,25 @@ study's question), study.md and study-summary.json.
 """
 
 
+EPILOG_TUNE = """\
+examples:
+  replab tune digits-autoencoder --space space.yaml --trials 20 probe.enabled=false analysis.enabled=false
+  replab tune my-e2-recipe.yaml --space e2-fashion-space --trials 20 --data-dir ../shared/data
+  replab tune RECIPE --space space.yaml --trials 30 --metric probe.val_accuracy --direction maximize
+  replab tune --resume runs/digits-autoencoder-tune-20261123-101500      # continue, or join as a 2nd worker
+  replab tune RECIPE --space space.yaml --trials 100 --storage postgresql://user:pw@host/optuna --study-name e2
+                                                   # the same line on every machine: they share one study
+
+SPACE.yaml maps recipe keys to distributions:
+  model.encoder.latent_dim: {type: int, low: 8, high: 256, log: true}
+  trainer.optimizer.lr:     {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+  trainer.optimizer.name:   {type: categorical, choices: [adam, sgd]}
+Every trial is a run folder STUDY_DIR/trial-0007/ (with report.html). The study folder holds
+tune.json (settings), optuna.db (the study, unless --storage), trials.csv, best.yaml (the best
+trial's full recipe: `replab run best.yaml`), tune.html/tune.md and figures/. See docs/tuning.md.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -98,6 +117,29 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--data-dir", metavar="DIR", help="dataset folder (default $REPLAB_DATA, then the cache)")
     st.add_argument("--resume", metavar="STUDY_DIR", type=Path, help="continue a study: finished runs are reused, an interrupted one resumes")
     st.set_defaults(func=_cmd_study)
+
+    tu = sub.add_parser("tune", help="hyperparameter search with Optuna (TPE, median pruning), one study folder",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_TUNE,
+                        description="Search recipe keys over a space (SPACE.yaml) with Optuna: N trials, each an ordinary run, "
+                                    "unpromising ones pruned by epoch; writes best.yaml, trials.csv, figures and tune.html.")
+    tu.add_argument("recipe", nargs="?", help="recipe file or bundled recipe name")
+    tu.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every trial, right after the recipe (before the options), e.g. trainer.epochs=10")
+    tu.add_argument("--space", metavar="SPACE.yaml", help="the search space: recipe keys mapped to distributions (file or bundled name)")
+    tu.add_argument("--trials", type=int, metavar="N", help="finished (complete or pruned) trials wanted, across all workers")
+    tu.add_argument("--metric", default="val.loss", help="summary metric to optimise (default val.loss; its per-epoch form, val_loss, drives pruning)")
+    tu.add_argument("--direction", default="minimize", choices=["minimize", "maximize"], help="minimize (default) or maximize the metric")
+    tu.add_argument("--storage", metavar="URL", help="Optuna storage URL (default sqlite:///STUDY_DIR/optuna.db), e.g. postgresql://user:pw@host/db for many workers")
+    tu.add_argument("--study-name", help="the study's name in the storage (default: the study folder's name); workers sharing a storage pass the same")
+    tu.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    tu.add_argument("--no-prune", action="store_true", help="run every trial to the end")
+    tu.add_argument("--prune-startup", type=int, default=5, metavar="N", help="trials that must finish before pruning starts (default 5)")
+    tu.add_argument("--prune-warmup", type=int, default=0, metavar="EPOCHS", help="epochs of each trial that are never pruned (default 0)")
+    where = tu.add_mutually_exclusive_group()
+    where.add_argument("--study-dir", type=Path, metavar="DIR", help="the study folder (default RUNS_DIR/<name>-tune-<time>)")
+    where.add_argument("--resume", type=Path, metavar="STUDY_DIR", help="continue a study (or join it as another worker); --trials N raises its target")
+    tu.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
+    tu.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR)")
+    tu.set_defaults(func=_cmd_tune)
 
     rc = sub.add_parser("recipes", help="list the bundled recipes", description="List the recipes that ship with replab, runnable by name.")
     rc.set_defaults(func=_cmd_recipes)
@@ -161,6 +203,35 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     axes = [parse_axis(text) for text in args.over]
     study = run_sweep(Path(args.recipe), axes, list(args.overrides), args.runs_dir, log=lambda m: print(f"[replab] {m}", flush=True))
     print(f"study folder: {study}\nreport:       {study / 'study.html'}")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from replab.studies.tune import resume_tune, start_tune
+
+    log = lambda m: print(f"[replab] {m}", flush=True)  # noqa: E731
+    if args.resume:
+        extra = args.recipe or args.overrides or args.space or args.data_dir or args.study_name or args.no_prune
+        if extra:
+            raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR (with --trials N to raise its target, --storage URL to give a password again)")
+        result = resume_tune(args.resume, args.trials, args.storage, log=log)
+    else:
+        if not args.recipe or not args.space or args.trials is None:
+            raise ReplabError("tune needs a recipe, --space and --trials", "run e.g. `replab tune digits-autoencoder --space space.yaml --trials 20`")
+        overrides = list(args.overrides) + ([f"data.root={args.data_dir}"] if args.data_dir else [])
+        result = start_tune(args.recipe, args.space, args.trials, overrides, args.runs_dir, args.study_dir, log=log,
+                            metric=args.metric, direction=args.direction, storage=args.storage, study_name=args.study_name or "",
+                            seed=args.seed, prune=not args.no_prune, prune_startup=args.prune_startup, prune_warmup=args.prune_warmup)
+    counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
+    print(f"\n{result.finished} trials finished ({counts})")
+    if result.best:
+        print(f"best: trial {result.best['number']}, value {result.best['value']:.6g}")
+        for key, value in result.best["params"].items():
+            print(f"  {key}: {value}")
+        print(f"best recipe: {result.best_yaml}  (replab run {result.best_yaml})")
+    else:
+        print("no trial completed")
+    print(f"study folder: {result.study_dir}\nreport:       {result.study_dir / 'tune.html'}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """The recipes that ship with replab: one YAML file per study part, runnable by name.
 
 ``replab run a1-mnist-autoencoder`` finds ``a1-mnist-autoencoder.yaml`` here; a path to any
-other YAML file works the same way.
+other YAML file works the same way. Files ending in ``-space.yaml`` are search spaces for
+``replab tune`` (``replab tune RECIPE --space e2-fashion-space``), not recipes.
 """
 
 from __future__ import annotations
@@ -10,10 +11,27 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT = "digits-autoencoder"
+SPACE_SUFFIX = "-space"
+
+
+def _stems() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
 
 
 def names() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
+    return [n for n in _stems() if not n.endswith(SPACE_SUFFIX)]
+
+
+def space_names() -> list[str]:
+    return [n for n in _stems() if n.endswith(SPACE_SUFFIX)]
+
+
+def bundled_space(name: str) -> Path | None:
+    """The packaged search space called ``name`` (with or without .yaml), or None."""
+    stem = name.removesuffix(".yaml")
+    if "/" in stem or stem not in space_names():
+        return None
+    return Path(str(resources.files(__name__).joinpath(f"{stem}.yaml")))
 
 
 def bundled(name: str) -> Path | None:

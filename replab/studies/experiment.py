@@ -59,11 +59,14 @@ class Outputs:
 
 
 def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: Path | None = None, log=print,
-                   run_dir: Path | None = None) -> RunResult:
+                   run_dir: Path | None = None, hooks: list | tuple = ()) -> RunResult:
     """Train, evaluate and report ``spec``; with ``resume``, continue that run folder.
 
     ``run_dir`` names the new run folder exactly (studies do, so they can find it again);
-    otherwise it is ``runs_dir/<name>-<timestamp>``.
+    otherwise it is ``runs_dir/<name>-<timestamp>``. ``hooks`` are extra Trainer hooks called
+    after every epoch with ``(trainer, record)`` (``replab tune`` reports to Optuna there). An
+    exception with a ``run_state`` attribute (a pruned trial) leaves the run folder in that
+    state, with the exception's text, instead of ``failed``.
     """
     if resume:
         run_dir = Path(resume)
@@ -71,12 +74,16 @@ def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: 
         run_dir = rundir.create_run_dir(run_dir, spec) if run_dir else rundir.new_run_dir(runs_dir, spec)
     rundir.set_status(run_dir, "running")
     try:
-        summary = _run(spec, run_dir, resumed=resume is not None, log=log)
+        summary = _run(spec, run_dir, resumed=resume is not None, log=log, hooks=list(hooks))
     except ReplabError as err:
         rundir.set_status(run_dir, "failed", error=err.message)
         raise
     except BaseException as err:
-        rundir.set_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
+        state = getattr(err, "run_state", None)
+        if isinstance(state, str):
+            rundir.set_status(run_dir, state, reason=str(err))
+        else:
+            rundir.set_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
         raise
     rundir.set_status(run_dir, "finished")
     return RunResult(run_dir, summary)
@@ -110,7 +117,7 @@ def load_data(spec: ExperimentSpec) -> tuple[Splits, Normalizer]:
     return splits, Normalizer.fit(splits.train.images, mode)
 
 
-def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
+def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -> dict:
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)
@@ -119,7 +126,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log) -> dict:
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
     train, val, test = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
     trail = ReconstructionTrail(run_dir / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device) if task.reconstructs else None
-    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log), *([trail] if trail else [])])
+    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log), *([trail] if trail else []), *hooks])
     if resumed and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
         log(f"resumed after epoch {len(trainer.history)}")
