@@ -60,7 +60,13 @@ trial's full recipe: `replab run best.yaml`), tune.html/tune.md and figures/. Se
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot take positionals after options: KEY=VALUE overrides written after an
+    # option (`replab tune RECIPE --trials 5 trainer.epochs=3`) arrive here; anything else is an error.
+    if extra and (not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra)):
+        parser.parse_args(argv)  # reports the unrecognised arguments the usual way
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -123,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
                         description="Search recipe keys over a space (SPACE.yaml) with Optuna: N trials, each an ordinary run, "
                                     "unpromising ones pruned by epoch; writes best.yaml, trials.csv, figures and tune.html.")
     tu.add_argument("recipe", nargs="?", help="recipe file or bundled recipe name")
-    tu.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every trial, right after the recipe (before the options), e.g. trainer.epochs=10")
+    tu.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every trial, e.g. trainer.epochs=10")
     tu.add_argument("--space", metavar="SPACE.yaml", help="the search space: recipe keys mapped to distributions (file or bundled name)")
     tu.add_argument("--trials", type=int, metavar="N", help="finished (complete or pruned) trials wanted, across all workers")
     tu.add_argument("--metric", default="val.loss", help="summary metric to optimise (default val.loss; its per-epoch form, val_loss, drives pruning)")

@@ -101,3 +101,12 @@ def test_no_traceback_from_the_real_process(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown key 'trainer.epocs'" in proc.stderr
     assert not any(tmp_path.iterdir()), "a failed config must not create a run folder"
+
+
+def test_overrides_may_follow_options(tmp_path):
+    # argparse alone rejects positionals after options; replab takes KEY=VALUE ones as overrides
+    from replab.cli import main
+
+    assert main(["run", "--runs-dir", str(tmp_path), "trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false"]) == 0
+    (run,) = tmp_path.iterdir()
+    assert "epochs: 1\n" in (run / "config.yaml").read_text()
