@@ -20,9 +20,10 @@ from replab.studies.sweep import Axis
 BATCH = "trainer.batch_size"
 QUICK_F1 = ["trainer.epochs=15"]
 SMALL_VGG = ["model.encoder.width=0.125", "model.encoder.pool=1"]  # quick: 1/64 of the compute
-QUICK_F2 = ["data.limit_train=1000", "trainer.epochs=3", "trainer.batch_size=256", "trainer.eval_batch_size=256", *SMALL_VGG,
-            "analysis.tsne_sample=500", "probe.trainer.epochs=30", "probe.trainer.batch_size=256"]
-QUICK_F3 = ["data.limit_train=1000", "trainer.epochs=2", "trainer.batch_size=256", "trainer.eval_batch_size=256", *SMALL_VGG]
+_QUICK = ["data.limit_train=1000", "trainer.batch_size=64", "trainer.eval_batch_size=256", "trainer.optimizer.lr=0.001", *SMALL_VGG]
+QUICK_F2 = [*_QUICK, "trainer.epochs=4", "analysis.tsne=false", "analysis.image_space=false",
+            "probe.trainer.epochs=30", "probe.trainer.batch_size=256", "probe.trainer.optimizer.lr=0.001"]
+QUICK_F3 = [*_QUICK, "trainer.epochs=2"]
 
 
 @STUDIES.register("f")
