@@ -22,6 +22,7 @@ class Task:
 
     objective_target = ""  # the kind of objective this task accepts ("input" or "label")
     options: tuple[str, ...] = ()  # the task's own settings (``task: {name: rotation, angles: [0, 90]}``)
+    gather = None  # set by a multi-process trainer during training steps: local rows -> all ranks' rows
 
     def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         self.model = model
