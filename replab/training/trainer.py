@@ -10,7 +10,6 @@ docs/distributed.md).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import sys
@@ -84,17 +83,17 @@ class Trainer:
             # Own random stream per rank (dropout, augmentations), from the run's seed.
             torch.manual_seed(torch.initial_seed() + 1_000_003 * dist.rank())
 
-    @contextlib.contextmanager
-    def _training_steps(self):
-        """The task's steps go through DDP, and may gather other ranks' rows (NT-Xent negatives)."""
+    def _enter_training_steps(self) -> Callable[[], None]:
+        """The task's steps go through DDP and may gather other ranks' rows (NT-Xent negatives);
+        returns what puts the plain model back (an error ends the run, so no finally is needed)."""
         if self._ddp is None:
-            yield
-            return
+            return lambda: None
         model, self.task.model, self.task.gather = self.task.model, self._ddp, dist.gather_rows
-        try:
-            yield
-        finally:
+
+        def restore() -> None:
             self.task.model, self.task.gather = model, None
+
+        return restore
 
     # --- the loop -------------------------------------------------------------------------
     def fit(self) -> FitResult:
@@ -130,20 +129,21 @@ class Trainer:
         seen = 0
         bar = tqdm(self.train, desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}", leave=False,
                    disable=not self.spec.progress or not sys.stderr.isatty() or not dist.is_main(), unit="batch")
-        with self._training_steps():
-            for x, y in bar:
-                with autocast(self.device, self.spec.amp):
-                    metrics = self.step_fn(x, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                metrics["loss"].backward()
-                if self.spec.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
-                self.optimizer.step()
-                n = len(y)
-                seen += n
-                losses.append(metrics["loss"].detach())
-                for key, value in metrics.items():
-                    sums[key] = sums.get(key, 0) + value.detach().float() * n
+        restore = self._enter_training_steps()
+        for x, y in bar:
+            with autocast(self.device, self.spec.amp):
+                metrics = self.step_fn(x, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            metrics["loss"].backward()
+            if self.spec.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
+            self.optimizer.step()
+            n = len(y)
+            seen += n
+            losses.append(metrics["loss"].detach())
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0) + value.detach().float() * n
+        restore()
         stacked = torch.stack(losses)
         if self._ddp is not None:  # sample-weighted over ranks: every rank logs the global figures
             stacked = dist.all_reduce_mean(stacked.float())
