@@ -10,16 +10,17 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from replab.cli import main
 from replab.io import load_checkpoint, read_jsonl
-from tests.conftest import REPO
 
 ARGS = ["digits-autoencoder", "trainer.epochs=4", "trainer.progress=false", "analysis.enabled=false", "probe.enabled=false",
         "data.limit_train=1000"]  # 1000 = 15 x 64 + 40: the last batch splits into 2 x 20
 ATOL = 1e-5
+REPO = Path(__file__).resolve().parents[2]
 
 
 def only_run(runs_dir):
