@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ReplabError(f"`replab {args.command}` runs in one process; only `replab run` trains across torchrun's processes",
+                              "launch it without torchrun, or run each recipe with `torchrun ... -m replab.cli run RECIPE`")
         return args.func(args)
     except ReplabError as err:
         print(f"replab: error: {err.message}", file=sys.stderr)
@@ -187,8 +190,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         spec = load_spec(recipe, overrides)
     else:
         spec = load_spec(None, overrides, base=read_recipe(DEFAULT))
-    result = run_experiment(spec, runs_dir=args.runs_dir, resume=args.resume, log=lambda m: print(f"[replab] {m}", flush=True))
-    _print_summary(result.run_dir, result.summary)
+    from replab.training import distributed, resolve_device
+
+    # Under torchrun: one process group for the run (nccl on GPUs, gloo on CPU); rank 0 alone prints.
+    with distributed.session(resolve_device(spec.data.device).type):
+        result = run_experiment(spec, runs_dir=args.runs_dir, resume=args.resume, log=lambda m: print(f"[replab] {m}", flush=True))
+        if distributed.is_main():
+            _print_summary(result.run_dir, result.summary)
     return 0
 
 

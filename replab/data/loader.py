@@ -58,7 +58,11 @@ def _per_channel(value: float | list[float], channels: int, what: str) -> torch.
 
 
 class DeviceLoader:
-    """Shuffled mini-batches of ``(x, y)`` tensors that already live on ``device``."""
+    """Shuffled mini-batches of ``(x, y)`` tensors that already live on ``device``.
+
+    Sharded (:meth:`shard`, multi-process training), ``batch_size`` stays the GLOBAL batch:
+    every rank draws the same shuffled order and yields only its slice of each global batch.
+    """
 
     def __init__(
         self,
@@ -79,10 +83,24 @@ class DeviceLoader:
         self.normalizer = normalizer or Normalizer()
         self.drop_last = drop_last
         self.generator = torch.Generator().manual_seed(seed)
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Yield rank ``rank``'s slice of each global batch of ``batch_size`` rows.
+
+        Slices are equal: rank r takes rows ``[r * k, (r + 1) * k)`` of a batch of ``world_size * k``.
+        A last partial batch is cut to a multiple of ``world_size`` (at most ``world_size - 1``
+        rows of an epoch skipped, other ones each epoch as the order is reshuffled).
+        """
+        if world_size > 1 and self.batch_size % world_size:
+            raise ConfigError(f"batch size {self.batch_size} does not split into {world_size} equal per-process slices",
+                              f"use a trainer.batch_size divisible by the number of processes ({world_size}); it is the global batch")
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         n = len(self.y)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        partial = 0 if self.drop_last or n % self.batch_size < self.world_size else 1
+        return n // self.batch_size + partial
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
@@ -90,6 +108,9 @@ class DeviceLoader:
             order = torch.randperm(n, generator=self.generator).to(self.y.device)
         for b in range(len(self)):
             start, stop = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            if self.world_size > 1:
+                per = (stop - start) // self.world_size
+                start, stop = start + self.rank * per, start + (self.rank + 1) * per
             if self.shuffle:
                 index = order[start:stop]
                 yield self.normalizer(self.x[index]), self.y[index]

@@ -26,7 +26,7 @@ from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_po
 from replab.spec import ExperimentSpec, spec_to_yaml
 from replab.studies import rundir
 from replab.tasks import Task, build_task
-from replab.training import Trainer, resolve_device, seed_everything
+from replab.training import Trainer, distributed, resolve_device, seed_everything
 
 
 @dataclass
@@ -68,6 +68,8 @@ def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: 
     exception with a ``run_state`` attribute (a pruned trial) leaves the run folder in that
     state, with the exception's text, instead of ``failed``.
     """
+    if not distributed.is_main():  # under torchrun: ranks > 0 train silently; rank 0 writes, evaluates, reports
+        return RunResult(resume, _run(spec, resume, resumed=resume is not None, log=lambda _: None, hooks=list(hooks)))
     if resume:
         run_dir = Path(resume)
     else:
@@ -125,16 +127,21 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
     train, val, test = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
-    trail = ReconstructionTrail(run_dir / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device) if task.reconstructs else None
-    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log), *([trail] if trail else []), *hooks])
+    main = distributed.is_main()
+    trail = ReconstructionTrail(run_dir / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device) if task.reconstructs and main else None
+    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log), *([trail] if trail else []), *hooks],
+                      distributed=True)
     if resumed and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
         log(f"resumed after epoch {len(trainer.history)}")
-    _rewrite_metrics(run_dir, trainer.history)
+    if main:
+        _rewrite_metrics(run_dir, trainer.history)
     t_data = time.perf_counter() - t0
     fit = trainer.fit()
     t_train = time.perf_counter() - t0 - t_data
     log(f"trained {len(fit.history)} epochs in {fit.train_seconds:.1f} s (best epoch {fit.best_epoch})")
+    if not main:
+        return {}
 
     out = Outputs(metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(test, "test"))},
                   figs={"training curves": figures.curves(fit.history, spec.name)})

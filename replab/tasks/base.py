@@ -24,6 +24,7 @@ class Task:
     options: tuple[str, ...] = ()  # the task's own settings (``task: {name: rotation, angles: [0, 90]}``)
     reconstructs = False  # the model maps images to images: a run reports test reconstructions (autoencode, vae)
     has_prior = False  # the decoder was trained against N(0, I): the analysis samples the prior (vae)
+    gather = None  # set by a multi-process trainer during training steps: local rows -> all ranks' rows
 
     def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         self.model = model

@@ -40,7 +40,10 @@ class Contrastive(Task):
         generator = self.batch_generator(x.device)
         views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
         z1, z2 = self.model(views).chunk(2)
-        loss = self.objective(z1, z2)
+        if self.gather is None:
+            loss = self.objective(z1, z2)
+        else:  # multi-process training: negatives from every rank's views, this rank's rows at rank * N
+            loss = self.objective(z1, z2, gather=self.gather, offset=torch.distributed.get_rank() * len(z1))
         return {"loss": loss, "pair_accuracy": _pair_accuracy(z1.detach(), z2.detach())}
 
 

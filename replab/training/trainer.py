@@ -1,6 +1,11 @@
 """One trainer for every task: epochs, validation, early stopping, checkpoints, resume.
 
 Hooks (``on_epoch_end(trainer, record)``) let studies add work without touching the loop.
+
+With ``distributed=True`` inside a process group (``replab run`` under ``torchrun``) the
+training steps run through DistributedDataParallel on each rank's slice of every global
+batch; epoch metrics are reduced over ranks and only rank 0 writes checkpoints (see
+docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from replab.errors import ConfigError, DivergenceError
 from replab.io import append_jsonl, load_checkpoint, load_state_into, save_checkpoint
 from replab.spec import TrainerSpec
 from replab.tasks import Task
+from replab.training import distributed as dist
 from replab.training.device import autocast
 from replab.training.early_stopping import EarlyStopping
 from replab.training.optim import build_optimizer
@@ -50,6 +56,7 @@ class Trainer:
     checkpoint_dir: Path | None = None  # None: keep the best weights in memory only
     hooks: list[Hook] = field(default_factory=list)
     desc: str = "train"
+    distributed: bool = False  # DDP over the process group, if one is active (else ignored)
 
     def __post_init__(self) -> None:
         self.model = self.task.model.to(self.device)
@@ -61,6 +68,32 @@ class Trainer:
         self.step_fn = self.task.step
         if self.spec.compile:
             self.task.model = torch.compile(self.model)  # the task's step now runs compiled
+        self._ddp: torch.nn.Module | None = None
+        self._rng_states: list | None = None
+        if self.distributed and dist.is_active():
+            self._setup_distributed()
+
+    def _setup_distributed(self) -> None:
+        """Rank r trains on its slice of each global batch through DDP; only rank 0 writes."""
+        self.train.shard(dist.rank(), dist.world_size())
+        ddp = dist.wrap(self.model, self.device)
+        self._ddp = torch.compile(ddp) if self.spec.compile else ddp
+        if not dist.is_main():
+            self.checkpoint_dir = None
+            # Own random stream per rank (dropout, augmentations), from the run's seed.
+            torch.manual_seed(torch.initial_seed() + 1_000_003 * dist.rank())
+
+    def _enter_training_steps(self) -> Callable[[], None]:
+        """The task's steps go through DDP and may gather other ranks' rows (NT-Xent negatives);
+        returns what puts the plain model back (an error ends the run, so no finally is needed)."""
+        if self._ddp is None:
+            return lambda: None
+        model, self.task.model, self.task.gather = self.task.model, self._ddp, dist.gather_rows
+
+        def restore() -> None:
+            self.task.model, self.task.gather = model, None
+
+        return restore
 
     # --- the loop -------------------------------------------------------------------------
     def fit(self) -> FitResult:
@@ -68,6 +101,9 @@ class Trainer:
         for epoch in range(len(self.history) + 1, self.spec.epochs + 1):
             record = {"epoch": epoch, **self._train_epoch(epoch), **self.evaluate(self.val, "val")}
             record["seconds"] = round(time.perf_counter() - start, 3)
+            if self._ddp is not None:  # every rank takes rank 0's decisions (early stopping, best)
+                record = dist.broadcast_object(record)
+                self._rng_states = dist.all_gather_objects(torch.get_rng_state())
             self._check_monitor(record)
             if self.stopper.update(record[self.stopper.monitor], epoch):
                 self.best_state = copy.deepcopy(self.model.state_dict())
@@ -92,7 +128,8 @@ class Trainer:
         losses = []
         seen = 0
         bar = tqdm(self.train, desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}", leave=False,
-                   disable=not self.spec.progress or not sys.stderr.isatty(), unit="batch")
+                   disable=not self.spec.progress or not sys.stderr.isatty() or not dist.is_main(), unit="batch")
+        restore = self._enter_training_steps()
         for step, (x, y) in enumerate(bar):
             self._schedule(epoch, step)
             with autocast(self.device, self.spec.amp):
@@ -107,7 +144,12 @@ class Trainer:
             losses.append(metrics["loss"].detach())
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0) + value.detach().float() * n
+        restore()
         stacked = torch.stack(losses)
+        if self._ddp is not None:  # sample-weighted over ranks: every rank logs the global figures
+            stacked = dist.all_reduce_mean(stacked.float())
+            totals = dist.all_reduce_sum(torch.stack([*sums.values(), torch.tensor(float(seen), device=stacked.device)]))
+            sums, seen = dict(zip(sums, totals[:-1], strict=True)), totals[-1].item()
         if not torch.isfinite(stacked).all():
             step = int((~torch.isfinite(stacked)).nonzero()[0])
             raise DivergenceError(
@@ -171,6 +213,7 @@ class Trainer:
             "best_state": self.best_state,
             "loader": self.train.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            **({"torch_rng_ranks": self._rng_states} if self._rng_states else {}),
         }
 
     def resume(self, path: Path) -> None:
@@ -183,3 +226,6 @@ class Trainer:
         self.best_state = state["best_state"]
         self.train.load_state_dict(state["loader"])
         torch.set_rng_state(state["torch_rng"].cpu())
+        ranks = state.get("torch_rng_ranks")
+        if self._ddp is not None and ranks and len(ranks) == dist.world_size():
+            torch.set_rng_state(ranks[dist.rank()].cpu())

@@ -28,11 +28,13 @@ def test_default_run_on_digits_learns_and_reports(tmp_path, capsys):
     history = read_jsonl(run / "metrics.jsonl")
     assert len(history) == summary["epochs"] and history[-1]["epoch"] == summary["epochs"]
     html = (run / "report.html").read_text()
-    # curves, reconstructions, probe curves, confusion, t-SNE pair, PCA, interpolation, traversal, samples + hover sprite
-    assert html.count("data:image/png;base64,") == 10
+    # curves, reconstructions, reconstruction per epoch, probe curves, confusion, t-SNE pair, PCA curve,
+    # PCA plane, interpolation, traversal, samples + hover sprite
+    assert html.count("data:image/png;base64,") == 12
     assert set(summary["per_class"]) == {str(i) for i in range(10)}
     assert all(0 <= row["f1"] <= 1 for row in summary["per_class"].values()) and 'id="per-class"' in html
-    for figure in ("t-SNE: image space vs latent space", "latent interpolation 7 → 2", "PCA explained variance", "traversal", "random samples"):
+    for figure in ("t-SNE: image space vs latent space", "latent interpolation 7 → 2", "PCA explained variance", "traversal", "random samples",
+                   "reconstructed after each epoch", "first two components"):
         assert figure in html, figure
     assert 'id="latent-canvas"' in html
     for key in ("image.knn_accuracy", "latent.knn_accuracy", "latent.silhouette", "latent.tsne_trustworthiness"):
