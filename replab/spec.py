@@ -69,6 +69,7 @@ class DataSpec(Strict):
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="share of the training set held out for validation")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out for test when the dataset has no official test split")
     limit_train: PositiveInt | None = Field(None, description="use only this many training images (quick profiles)")
+    limit_eval: PositiveInt | None = Field(None, description="use only this many validation and test images each, class-balanced (quick profiles)")
     classes: list[str] | None = Field(None, min_length=1, description="keep only these classes, relabelled 0..n-1 in this order (null: all)")
     normalize: Literal["unit", "standard"] | FixedNormalization = Field(
         "unit", description="unit: pixels in [0,1]; standard: per-channel mean/std of the training split; {mean, std}: fixed values")

@@ -82,6 +82,7 @@ def load_splits(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     limit_train: int | None = None,
+    limit_eval: int | None = None,
     seed: int = 0,
     classes: list[str] | None = None,
 ) -> Splits:
@@ -105,4 +106,15 @@ def load_splits(
         # train is already shuffled by the split, so its head is a random subset.
         train = train.subset(torch.arange(limit_train))
         train.source += f", limited to {limit_train:,} training images"
+    if limit_eval is not None:
+        val, test = _stratified_head(val, limit_eval, seed), _stratified_head(test, limit_eval, seed)
     return Splits(train, val, test, source.title)
+
+
+def _stratified_head(split: ImageSet, n: int, seed: int) -> ImageSet:
+    """A class-balanced random ``n`` of ``split`` (all of it when it is no larger)."""
+    if n >= len(split):
+        return split
+    part = split.subset(stratified_split(split.labels, [n / len(split)], seed)[0])
+    part.source += f", limited to {len(part):,} images"
+    return part

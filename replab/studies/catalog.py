@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from replab.reporting.study_report import StudyReport, write_study_report
-from replab.studies import study_a, study_b, study_c, study_d, study_f  # noqa: F401  (register the studies)
+from replab.studies import study_a, study_b, study_c, study_d, study_e, study_f  # noqa: F401  (register the studies)
 from replab.studies.study import STUDIES, StudyRun, start_study
 
 

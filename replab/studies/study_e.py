@@ -1,0 +1,196 @@
+"""Study E (report 003): a convolutional autoencoder on Fashion-MNIST, tuned, transferred, explored, and a VAE.
+
+E1 trains the conv AE with Adam and with SGD; E2 tunes it with Optuna (``replab tune``);
+E4 trains the tuned AE in full and explores its latent space; E3 fine-tunes E4's encoder
+under an MLP as a classifier beside a supervised CNN; E5 trains the VAE and sets its
+traversal and prior samples beside the AE's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from replab.errors import ConfigError
+from replab.io import atomic_write_text
+from replab.reporting.latent_figures import TSNE_FIGURE
+from replab.reporting.study_report import Section, StudyReport, mean_std
+from replab.spec import load_spec
+from replab.studies import tune
+from replab.studies.study import STUDIES, Part, StudyRun, reference_rows
+from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
+
+AE = "e1-fashion-autoencoder"
+SPACE = "e2-fashion-space"
+_DATA = ["data.limit_train=2000", "data.limit_eval=2000"]
+_SMALL = [*_DATA, "analysis.tsne_sample=500", "analysis.image_space=false", "probe.trainer.epochs=20"]
+QUICK = {"E1": [*_DATA, "trainer.epochs=2", "analysis.enabled=false", "probe.enabled=false"],
+         "E2": [*_DATA, "trainer.epochs=1"],
+         "E4": [*_SMALL, "trainer.epochs=3"],
+         # six epochs on 2,000 images: the MLP needs a faster rate and lighter decay than the report's to move at all
+         "E3": [*_DATA, "trainer.epochs=6", "trainer.optimizer.lr=0.002", "trainer.optimizer.weight_decay=0.0001", "analysis.enabled=false"],
+         "E3.cnn": [*_DATA, "trainer.epochs=2"],
+         "E5": [*_SMALL, "trainer.epochs=3"]}
+# Each trial of the search trains this many epochs; report 003 does not say how long its trials were.
+TRIAL_EPOCHS = 5
+# Report 003, table 6: per-class F1 (%) of its classifier (CL) and of its CNN.
+F1_REFERENCE = {"T-shirt/top": (85.36, 89.21), "Trouser": (98.24, 99.35), "Pullover": (83.02, 90.71), "Dress": (89.97, 93.31),
+                "Coat": (84.04, 90.22), "Sandal": (97.65, 98.89), "Shirt": (72.82, 79.94), "Sneaker": (95.77, 97.07),
+                "Bag": (97.41, 98.32), "Ankle boot": (96.74, 97.55)}
+TUNED_REFERENCE = {"latent_dim": 185, "optimizer": "adam", "lr": 0.0058, "dropout": 0.005, "weight_decay": 1.038e-5}
+
+
+@STUDIES.register("e")
+class StudyE:
+    """Conv autoencoder: Adam vs SGD, Optuna tuning, transfer to classification, latent space, VAE (report 003)."""
+
+    def __init__(self, trials: int = 20) -> None:
+        if not 1 <= trials <= 1000:
+            raise ConfigError(f"study e: trials={trials} is out of range", "use between 1 and 1000 trials, e.g. --set trials=20")
+        self.trials = trials
+
+    def run(self, s: StudyRun) -> StudyReport:
+        adam = s.part("E1.adam", "conv autoencoder, Adam", AE, quick=QUICK["E1"])
+        sgd = s.part("E1.sgd", "conv autoencoder, SGD at the same learning rate", AE, ["trainer.optimizer.name=sgd"], quick=QUICK["E1"])
+        search = self._search(s)
+        tuned = self._tuned_overrides(search)
+        ae = s.part("E4", "the tuned autoencoder, trained in full; its latent space", AE, tuned, quick=QUICK["E4"])
+        encoder = load_spec(ae.run_dirs[0] / "config.yaml").model.encoder.model_dump()
+        optim = load_spec(ae.run_dirs[0] / "config.yaml").trainer.optimizer
+        e3 = s.part("E3", "tuned encoder + MLP, fine-tuned as a classifier", "e3-fashion-classifier",
+                    [f"model.encoder={json.dumps(encoder)}", f"model.pretrained.path={json.dumps(str(ae.run_dirs[0]))}",
+                     f"trainer.optimizer.parts.encoder={json.dumps({'lr': optim.lr, 'weight_decay': optim.weight_decay})}"], quick=QUICK["E3"])
+        cnn = s.part("E3.cnn", "supervised CNN baseline", "e3-fashion-cnn", quick=QUICK["E3.cnn"])
+        vae = s.part("E5", "variational autoencoder (d = 44)", "e5-fashion-vae", quick=QUICK["E5"])
+        parts = [adam, sgd, ae, e3, cnn, vae]
+        return StudyReport(
+            title="Study E on Fashion-MNIST: convolutional autoencoder, tuning, transfer and VAE",
+            question="How well does a tuned convolutional autoencoder's encoder classify once fine-tuned, and how does a VAE's latent space "
+                     "compare with the autoencoder's?",
+            settings={**settings_of(s, parts), "search": f"{search.finished} trials in {search.study_dir}"},
+            reference=reference_rows([e3, cnn]),
+            timings=[*timings_of([adam, sgd]), ("E2", f"Optuna search, {search.finished} trials", _search_seconds(search)), *timings_of([ae, e3, cnn, vae])],
+            sections=[self._optimizers(adam, sgd), self._tuning(search), self._classifier(e3, cnn), self._latent(ae), self._vae(ae, vae)],
+            source="report 003; ../shared/STUDIES.md section E",
+        )
+
+    # --- E2 ---------------------------------------------------------------------------
+    def _search(self, s: StudyRun) -> tune.TuneResult:
+        """The Optuna search in STUDY/E2: started once, continued by --resume like every other part."""
+        folder = s.folder / "E2"
+        if (folder / tune.TUNE_JSON).is_file():
+            s.log("== E2: continuing the search")
+            return tune.resume_tune(folder, log=s.log)
+        raw = s.config(AE, [f"trainer.epochs={TRIAL_EPOCHS}", "analysis.enabled=false", "probe.enabled=false"], QUICK["E2"], "E2")
+        recipe = s.folder / "E2-recipe.yaml"  # the recipe every trial starts from, the study's overrides applied
+        atomic_write_text(recipe, yaml.safe_dump(raw, sort_keys=False))
+        trials = min(self.trials, 3) if s.quick else self.trials
+        s.log(f"== E2: Optuna search, {trials} trials")
+        return tune.start_tune(recipe, SPACE, trials, [], s.folder, study_dir=folder, log=s.log, seed=s.seeds[0], prune_startup=min(5, trials))
+
+    @staticmethod
+    def _tuned_overrides(search: tune.TuneResult) -> list[str]:
+        if search.best is None:
+            raise ConfigError("study e: the E2 search finished no trial, so there is no tuned autoencoder",
+                              f"look at {search.study_dir}/tune.html, then continue with `replab study --resume`")
+        out = []
+        for key, value in search.best["params"].items():
+            out += [f"{k}={json.dumps(value)}" for k in key.split(",")]
+        return out
+
+    # --- sections -----------------------------------------------------------------------
+    def _optimizers(self, adam: Part, sgd: Part) -> Section:
+        rows = [[p.key, p.title, *(mean_std(p.mean(m), p.std(m) or None, 4) for m in ("train.loss", "val.loss", "test.mse"))] for p in (adam, sgd)]
+        ratio = sgd.mean("val.loss") / adam.mean("val.loss")
+        text = [f"Both train report 003's encoder and decoder (tables 1-2) with MSE, {adam.summaries[0]['epochs']} epochs, the same learning rate; "
+                f"only the optimizer differs. SGD ends at {ratio:.1f}x Adam's validation MSE"
+                f"{' — it has not converged, as in the report' if ratio > 1.5 else ''}."]
+        figures = {"training (solid) and validation (dashed) MSE per epoch": loss_curves([("Adam", adam.run_dirs[0]), ("SGD", sgd.run_dirs[0])], "MSE", log=True)}
+        for p in (adam,):
+            if fig := p.figure("one test image reconstructed"):
+                figures["one test image reconstructed after each epoch (Adam)"] = fig
+        return Section("E1: Adam vs SGD", text, table=(["part", "what", "train MSE", "validation MSE", "test MSE"], rows), figures=figures)
+
+    def _tuning(self, search: tune.TuneResult) -> Section:
+        best = search.best or {}
+        params = best.get("params", {})
+        rows = [[key, str(_short(params.get(key, "—"))), str(TUNED_REFERENCE.get(_param_name(key), "—"))] for key in params]
+        text = [f"Optuna (TPE, median pruning on the validation curve) ran {search.finished} trials of {TRIAL_EPOCHS} epochs each over the "
+                f"latent size, dropout, weight decay, optimizer and learning rate; the best trial (#{best.get('number')}) reached validation "
+                f"MSE {best.get('value', float('nan')):.5f}. Its full recipe is {search.best_yaml}; every trial, the optimization history and the "
+                f"parameter importances are in {search.study_dir / 'tune.html'}."]
+        figures = {}
+        for name in sorted((search.study_dir / "figures").glob("*.png")):
+            figures[name.stem.replace("_", " ")] = name.read_bytes()
+        return Section("E2: hyperparameter search", text, table=(["parameter", "replab's best", "report 003's best"], rows), figures=figures)
+
+    def _classifier(self, e3: Part, cnn: Part) -> Section:
+        rows = []
+        for cls, (ref_cl, ref_cnn) in F1_REFERENCE.items():
+            rows.append([cls, _f1(e3, cls), f"{ref_cl:.2f}", _f1(cnn, cls), f"{ref_cnn:.2f}"])
+        rows.append(["accuracy", mean_std(_pct(e3.mean("test.accuracy")), _pct(e3.std("test.accuracy")) or None), "90.08",
+                     mean_std(_pct(cnn.mean("test.accuracy")), _pct(cnn.std("test.accuracy")) or None), "93.51"])
+        text = [f"E3 starts from the E4 autoencoder's encoder, adds report 003's tuned MLP (12 and 74 hidden units) and fine-tunes both for "
+                f"{e3.summaries[0]['epochs']} epochs, the encoder at the autoencoder's tuned learning rate and the MLP at its own. "
+                f"Test accuracy {e3.mean('test.accuracy'):.4f} against the report's 0.9008; the CNN trained on the labels from scratch "
+                f"reaches {cnn.mean('test.accuracy'):.4f} (the report's CNN, 0.9351, was trained with augmentation)."]
+        if note := subset_note([e3, cnn]):
+            text.append(note)
+        return Section("E3: from autoencoder to classifier", text,
+                       table=(["class", "F1 replab CL (%)", "F1 report CL", "F1 replab CNN (%)", "F1 report CNN"], rows),
+                       figures={k: v for k, v in (("confusion matrix of the fine-tuned classifier", e3.figure("confusion matrix")),) if v})
+
+    def _latent(self, ae: Part) -> Section:
+        names = (TSNE_FIGURE, "PCA of the test latents", "traversal between four test images", "random samples", "latent interpolation")
+        figures = {n: fig for n in names if (fig := ae.figure(n))}
+        pixels = ae.mean("image.knn_accuracy")
+        text = [f"The tuned autoencoder (latent size {load_spec(ae.run_dirs[0] / 'config.yaml').model.encoder.params.get('latent_dim')}) "
+                f"on the test set: kNN accuracy {ae.mean('latent.knn_accuracy'):.3f} in its latent space"
+                f"{f' against {pixels:.3f} on the pixels' if pixels is not None else ''}, silhouette {ae.mean('latent.silhouette'):.3f}. "
+                "Random samples are decoded from a Gaussian fitted to the latents; the traversal decodes the plane between four test images."]
+        return Section("E4: the autoencoder's latent space", text, figures=figures)
+
+    def _vae(self, ae: Part, vae: Part) -> Section:
+        rows = [[p.key, mean_std(p.mean("test.mse"), None, 4), mean_std(p.mean("latent.knn_accuracy"), None, 3),
+                 mean_std(p.mean("latent.silhouette"), None, 3)] for p in (ae, vae)]
+        text = ["The VAE's encoder gives a mean and a log-variance per latent dimension; training samples z = μ + σ·ε and minimises the "
+                "summed squared error plus the KL divergence to N(0, I). Its samples come from that prior, the AE's from a Gaussian fitted "
+                "to its latents. The report found the VAE's traversal smooth and its samples meaningful, the AE's traversal abrupt.",
+                f"ELBO terms on the test set: reconstruction {vae.mean('test.reconstruction'):.2f}, KL {vae.mean('test.kl'):.2f} per image."
+                if vae.values("test.kl") else ""]
+        figures = {}
+        for label, part in (("AE", ae), ("VAE", vae)):
+            for name in ("traversal between four test images", "random samples", "latent interpolation"):
+                if fig := part.figure(name):
+                    figures[f"{label}: {name}"] = fig
+        if fig := vae.figure("training curves"):
+            figures["VAE: loss per epoch"] = fig
+        return Section("E5: variational autoencoder beside the autoencoder", [t for t in text if t],
+                       table=(["part", "test MSE", "latent kNN accuracy", "silhouette"], rows), figures=figures, columns=2)
+
+
+def _search_seconds(search: tune.TuneResult) -> float:
+    total = 0.0
+    for summary in Path(search.study_dir).glob("trial-*/summary.json"):
+        total += json.loads(summary.read_text(encoding="utf-8"))["timings"]["total"]
+    return total
+
+
+def _f1(part: Part, cls: str) -> str:
+    values = [s["per_class"][cls]["f1"] * 100 for s in part.summaries if s.get("per_class") and cls in s["per_class"]]
+    return mean_std(sum(values) / len(values), None) if values else "—"
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else value * 100
+
+
+def _param_name(key: str) -> str:
+    last = key.split(",")[0].split(".")[-1]
+    return {"name": "optimizer"}.get(last, last)
+
+
+def _short(value):
+    return f"{value:.4g}" if isinstance(value, float) else value
