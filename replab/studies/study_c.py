@@ -18,8 +18,8 @@ from replab.studies.summaries import loss_curves, settings_of, subset_note, timi
 from replab.studies.sweep import Axis
 
 BLOCKS, FREEZE = "model.pretrained.blocks", "model.pretrained.freeze"
-QUICK = ["data.limit_train=1000", "trainer.epochs=2", "trainer.eval_batch_size=1024"]
-QUICK_C4 = ["data.limit_train=1000", "trainer.epochs=3", "probe.trainer.epochs=20"]
+QUICK = ["data.limit_train=1000", "data.limit_eval=500", "trainer.epochs=2", "trainer.eval_batch_size=1024"]
+QUICK_C4 = ["data.limit_train=1000", "data.limit_eval=500", "trainer.epochs=3", "probe.trainer.epochs=20"]
 QUICK_KS = [1, 3]
 # Report 001 table 5: k=2 blocks, trainable, the best transfer setting.
 C3_REFERENCE = {(2, False): {"train.loss": 0.5927, "test.loss": 0.6650, "test.accuracy": 0.7715}}
