@@ -23,12 +23,16 @@ RECIPES = {
     "mnist": ("a1-mnist-autoencoder", "a2-mnist-classifier", "a3-mnist-simclr"),
     "cifar10": ("a1-cifar10-autoencoder", "a2-cifar10-classifier", "a3-cifar10-simclr"),
 }
+# A2 once more with dropout and a cosine schedule, which the report does not describe: at the
+# report's own settings A2 stays below the 0.98 study A asks of it (see the recipe).
+REGULARISED = {"mnist": "a2-mnist-classifier-regularized"}
 # The accuracy each regime is judged by: the frozen-latent probe, or the joint classifier itself.
-ACCURACY = {"A1": "probe.test_accuracy", "A2": "test.accuracy", "A3": "probe.test_accuracy"}
+ACCURACY = {"A1": "probe.test_accuracy", "A2": "test.accuracy", "A2.reg": "test.accuracy", "A3": "probe.test_accuracy"}
 TITLES = {"A1": "autoencoder, then a classifier on the frozen latents",
           "A2": "encoder trained jointly with the classifier",
+          "A2.reg": "A2 with dropout 0.2 and a cosine schedule (not in the report)",
           "A3": "contrastive (SimCLR) encoder, then a classifier on the frozen latents"}
-REGIMES = {"A1": "autoencoder", "A2": "classification-guided", "A3": "contrastive"}
+REGIMES = {"A1": "autoencoder", "A2": "classification-guided", "A2.reg": "classification-guided, regularised", "A3": "contrastive"}
 
 _SMALL_EVAL = ["analysis.tsne_sample=500", "probe.trainer.epochs=30"]
 QUICK = {
@@ -62,8 +66,9 @@ class StudyA:
         parts = [s.part(key, TITLES[key], recipe, [] if key == "A1" else ["analysis.image_space=false"], quick=QUICK[self.dataset][key])
                  for key, recipe in zip(("A1", "A2", "A3"), RECIPES[self.dataset], strict=True)]
         a1 = parts[0]
+        extra = [s.part("A2.reg", TITLES["A2.reg"], REGULARISED[self.dataset], quick=QUICK[self.dataset]["A2"])] if self.dataset in REGULARISED else []
         sections = [
-            self._accuracy(parts),
+            self._accuracy([*parts[:2], *extra, parts[2]]),
             Section("Reconstructions and latent interpolation (A1)",
                     ["Test images above, the autoencoder's reconstructions below; then the decoded straight line between the latents of two test images."],
                     figures={k: v for k, v in (("reconstructions", a1.figure("reconstructions")),
@@ -75,9 +80,9 @@ class StudyA:
         return StudyReport(
             title=f"Study A on {self.dataset}: three ways to learn a latent space",
             question="Which way of training an encoder — reconstruction, classification, or contrast between augmented views — gives the latent space that separates classes best?",
-            settings=settings_of(s, parts),
-            reference=reference_rows(parts),
-            timings=timings_of(parts),
+            settings=settings_of(s, [*parts, *extra]),
+            reference=reference_rows([*parts, *extra]),
+            timings=timings_of([*parts, *extra]),
             sections=sections,
             source="report 000; ../shared/STUDIES.md section A",
         )
@@ -94,7 +99,8 @@ class StudyA:
         image = parts[0]
         rows.append(["—", "image space (pixels)", "—", "—", *(mean_std(image.mean(m), None, 3) for m in ("image.knn_accuracy", "image.silhouette", "image.tsne_trustworthiness")), "—"])
         return Section("Accuracy and separability of each regime",
-                       ["Test accuracy: A1 and A3 by a classifier on the frozen latents, A2 by the jointly trained classifier. "
+                       ["Test accuracy: A1 and A3 by a classifier on the frozen latents, A2 by the jointly trained classifier "
+                        "(A2.reg, where present, adds dropout and a cosine schedule the report does not describe). "
                         "Separability is measured on the test set: kNN accuracy (cosine, leave-one-out), silhouette of the class labels, "
                         "and how faithfully the t-SNE map keeps each point's neighbours."], table=(header, rows))
 
