@@ -32,6 +32,7 @@ def test_study_a_quick_on_mnist(tmp_path, data_dir, capsys):
     # measured on the quick profile: A1 probe 0.865, MAE 0.109; A2 0.912; A3 probe 0.932
     assert a1["probe.test_accuracy"] >= 0.80 and a1["test.mae"] <= 0.14
     assert a2["test.accuracy"] >= 0.85
+    assert metrics(study, "A2.reg")["test.accuracy"] >= 0.83  # measured 0.894 (dropout and cosine schedule)
     assert a3["probe.test_accuracy"] >= 0.82
     html = (study / "study.html").read_text()
     assert "which regime separates classes best" in html and "t-SNE of the same test sample" in html
