@@ -110,7 +110,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(
-            f"cannot load checkpoint {str(path)!r}: {str(err).splitlines()[0][:300]}",
+            f"cannot load checkpoint {str(path)!r}: {(str(err).splitlines() or [type(err).__name__])[0][:300]}",
             "it is corrupt, not a replab checkpoint, or holds objects other than tensors; use a checkpoint written by replab",
         ) from None
     if not isinstance(state, dict):
