@@ -101,3 +101,14 @@ def test_keep_last_evaluates_the_last_epoch_and_reports_its_figures():
     assert after == pytest.approx(fit.history[-1]["val_loss"], rel=1e-5)  # the last weights are the ones kept
     best = make_trainer(epochs=4, lr=0.05, early=worst_is_best).fit()
     assert best.evaluated_epoch == 1 and best.evaluated_record()["epoch"] == 1
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
+    """A run killed after early stopping (during evaluation) resumes into evaluation, not more epochs."""
+    early = EarlyStoppingSpec(monitor="val_loss", mode="min", patience=1, min_delta=10.0)
+    fit = make_trainer(tmp_path, epochs=10, early=early).fit()
+    assert fit.stopped_early and len(fit.history) == 2
+    resumed = make_trainer(tmp_path, epochs=10, early=early)
+    resumed.resume(tmp_path / "last.pt")
+    again = resumed.fit()
+    assert len(again.history) == 2 and again.stopped_early and again.best_epoch == 1
