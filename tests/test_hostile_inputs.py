@@ -240,13 +240,10 @@ def finished_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-def _params():
-    for case in CORPUS:
-        marks = [pytest.mark.data] if "data" in case.needs else []
-        yield pytest.param(case, id=case.name, marks=marks)
+PARAMS = [pytest.param(case, id=case.name, marks=[pytest.mark.data] if "data" in case.needs else []) for case in CORPUS]
 
 
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", PARAMS)
 def test_hostile_input_is_one_clear_error(case: Case, tmp_path, request, capsys):
     ctx = Ctx(tmp_path / "case")
     ctx.tmp.mkdir()
