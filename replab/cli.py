@@ -83,12 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (a missing or mistyped argument) in replab's form: problem, fix, exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"replab: error: {message}. Fix: see `{self.prog} --help` for the arguments it takes.\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="replab",
         description="replab: representation-learning studies as one command (train, evaluate, report).",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="train, evaluate and report one recipe", epilog=EPILOG_RUN,
                          formatter_class=argparse.RawDescriptionHelpFormatter,

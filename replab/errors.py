@@ -36,3 +36,7 @@ class CheckpointError(ReplabError):
 
 class DivergenceError(ReplabError):
     """Training produced a non-finite loss."""
+
+
+class DiskFullError(ReplabError):
+    """A write failed for lack of space; the file it was replacing is left as it was."""

@@ -16,17 +16,19 @@ from typing import Any
 
 import torch
 
-from replab.errors import CheckpointError, ReplabError
+from replab.errors import CheckpointError, DiskFullError, ReplabError
 
+TMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; run files should read like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -34,16 +36,36 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise ReplabError(
-                f"the disk is full while writing {path} (the previous version, if any, is intact)",
-                "free some space or point --runs-dir at another disk, then run again with --resume",
-            ) from None
-        raise
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, err) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_error(path: Path, err: OSError) -> ReplabError:
+    """The user-facing error for a failed write: a full disk, or a path that cannot be written."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(
+            f"the disk is full while writing {path}: the previous version of the file, if any, is intact",
+            "free some space (or point --runs-dir at another disk), then continue with `replab run --resume RUN_DIR`",
+        )
+    return ReplabError(
+        f"cannot write {path}: {err.strerror or err}",
+        "check that the folder (e.g. --runs-dir) is a writable directory, not a file, and that you may write there",
+    )
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the temp files a killed process left beside its files (``.NAME.*.tmp``)."""
+    removed = []
+    for tmp in Path(folder).rglob(f".*{TMP_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -56,8 +78,11 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def append_jsonl(path: Path, record: dict) -> None:
     """Append one line; a torn last line (crash mid-write) is skipped by ``read_jsonl``."""
-    with Path(path).open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record, default=_jsonable) + "\n")
+    try:
+        with Path(path).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=_jsonable) + "\n")
+    except OSError as err:
+        raise write_error(Path(path), err) from None
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -85,7 +110,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(
-            f"cannot load checkpoint {str(path)!r}: {str(err).splitlines()[0][:300]}",
+            f"cannot load checkpoint {str(path)!r}: {(str(err).splitlines() or [type(err).__name__])[0][:300]}",
             "it is corrupt, not a replab checkpoint, or holds objects other than tensors; use a checkpoint written by replab",
         ) from None
     if not isinstance(state, dict):

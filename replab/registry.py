@@ -60,7 +60,19 @@ class Registry:
         checked = validate_params(cls, params, where=f"{where} ({self.kind} {name!r})")
         accepted = _parameters(cls)
         extra = {k: v for k, v in context.items() if k in accepted and k not in checked}
-        return cls(**checked, **extra)
+        try:
+            built = cls(**checked, **extra)
+        except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as err:
+            # e.g. a negative width, or a layer too large to allocate: the user's values, not a bug
+            raise ConfigError(
+                f"{where} ({self.kind} {name!r} with {checked}) cannot be built: {(str(err).splitlines() or [type(err).__name__])[0][:300]}",
+                "check its sizes: widths and latent_dim must be positive integers that fit in memory",
+            ) from None
+        empty = [n for n, p in getattr(built, "named_parameters", lambda: [])() if p.numel() == 0]
+        if empty:
+            raise ConfigError(f"{where} ({self.kind} {name!r} with {checked}) has empty layers ({', '.join(empty[:3])})",
+                              "every width and latent_dim must be at least 1")
+        return built
 
     def signature(self, name: str) -> dict[str, inspect.Parameter]:
         return _parameters(self.get(name))

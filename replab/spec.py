@@ -220,6 +220,8 @@ def parse_yaml(text: str, where: str) -> Any:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
         raise ConfigError(f"{where} is not valid YAML: {err}", "fix the YAML syntax at the line shown") from None
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply to be a recipe", "a recipe is a few levels of keys; check you passed the right file") from None
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
@@ -232,7 +234,12 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
                           f"pass the path of a .yaml recipe or a bundled one: {', '.join(recipes.names())}")
     if path.stat().st_size > MAX_RECIPE_BYTES:
         raise ConfigError(f"recipe {str(path)!r} is larger than 1 MiB", "a recipe is a short YAML file; check you passed the right file")
-    raw = parse_yaml(path.read_text(encoding="utf-8", errors="replace"), f"recipe {str(path)!r}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"recipe {str(path)!r} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})",
+                          "a recipe is a UTF-8 YAML file; check you passed the right file, or re-save it as UTF-8") from None
+    raw = parse_yaml(text, f"recipe {str(path)!r}")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

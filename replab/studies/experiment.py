@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
@@ -13,14 +14,19 @@ import torch
 
 import replab
 from replab.data import DeviceLoader, Normalizer, Splits, load_splits
-from replab.errors import ReplabError
+from replab.errors import DiskFullError, ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
 from replab.evaluation.embed import batched_eval
 from replab.evaluation.metrics import classification_report
 from replab.evaluation.probe import finetune_probe
 from replab.evaluation.trail import ReconstructionTrail
-from replab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from replab.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    remove_stale_temp_files,
+)
 from replab.reporting import figures, write_run_report
 from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_points
 from replab.spec import ExperimentSpec, spec_to_yaml
@@ -72,23 +78,37 @@ def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: 
         return RunResult(resume, _run(spec, resume, resumed=resume is not None, log=lambda _: None, hooks=list(hooks)))
     if resume:
         run_dir = Path(resume)
+        rundir.check_not_running(run_dir)
+        if rundir.read_status(run_dir) not in (None, "finished"):
+            log(f"resuming {run_dir}: it {rundir.describe_state(run_dir)}")
+        remove_stale_temp_files(run_dir)  # half-written files of a killed process (the real ones are intact)
     else:
         run_dir = rundir.create_run_dir(run_dir, spec) if run_dir else rundir.new_run_dir(runs_dir, spec)
     rundir.set_status(run_dir, "running")
     try:
         summary = _run(spec, run_dir, resumed=resume is not None, log=log, hooks=list(hooks))
+    except DiskFullError as err:
+        _mark_failed(run_dir, err.message)
+        raise DiskFullError(err.problem, f"free some space, then continue with `replab run --resume {run_dir}`") from None
     except ReplabError as err:
-        rundir.set_status(run_dir, "failed", error=err.message)
+        _mark_failed(run_dir, err.message)
         raise
     except BaseException as err:
         state = getattr(err, "run_state", None)
-        if isinstance(state, str):
+        if isinstance(state, str):  # a pruned trial of `replab tune`
             rundir.set_status(run_dir, state, reason=str(err))
         else:
-            rundir.set_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
+            _mark_failed(run_dir, f"{type(err).__name__}: {err}")
         raise
     rundir.set_status(run_dir, "finished")
     return RunResult(run_dir, summary)
+
+
+def _mark_failed(run_dir: Path, error: str) -> None:
+    """Best effort: on a full disk even status.json may not be writable, and then it keeps
+    saying "running" with a pid that is gone, which readers report as interrupted."""
+    with contextlib.suppress(ReplabError, OSError):
+        rundir.set_status(run_dir, "failed", error=error)
 
 
 def run_or_reuse(spec: ExperimentSpec, run_dir: Path, log=print) -> dict:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import time
 from pathlib import Path
 
 from replab.errors import ReplabError
-from replab.io import atomic_write_json, atomic_write_text, read_jsonl
+from replab.io import atomic_write_json, atomic_write_text, read_jsonl, write_error
 from replab.spec import ExperimentSpec, load_spec, spec_to_yaml
 
 CONFIG = "config.yaml"
@@ -42,26 +44,102 @@ def new_run_dir(runs_dir: Path, spec: ExperimentSpec) -> Path:
 
 def create_run_dir(path: Path, spec: ExperimentSpec) -> Path:
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(path, err) from None
     atomic_write_text(path / CONFIG, spec_to_yaml(spec))
     return path
 
 
 def read_status(run_dir: Path) -> str | None:
-    """The run's state (running, finished, failed), or None where there is no run."""
+    """The run's state (running, finished, failed), or None where there is no run.
+
+    "running" is what status.json says; a process killed outright (SIGKILL, power cut) cannot
+    change it, so ask ``is_alive`` whether the process that wrote it is still there.
+    """
+    return read_status_record(run_dir).get("state")
+
+
+def read_status_record(run_dir: Path) -> dict:
     path = Path(run_dir) / STATUS
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("state")
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def set_status(run_dir: Path, state: str, **extra) -> None:
-    atomic_write_json(run_dir / STATUS, {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+    """Record the run's state with the writing process (pid, host, start time), so a later
+    reader can tell a run in progress from one whose process was killed."""
+    atomic_write_json(run_dir / STATUS, {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **_process(), **extra})
+
+
+def is_alive(record: dict) -> bool:
+    """True when the process named in a status record is still running on this host."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        pass  # it exists but is not ours
+    started = _start_ticks(pid)
+    return started is None or record.get("pid_start") in (None, started)  # a reused pid is another process
+
+
+def describe_state(run_dir: Path) -> str:
+    """One phrase for messages: 'finished', 'failed (...)', 'running (pid 12, ...)', 'interrupted (...)'."""
+    record = read_status_record(run_dir)
+    state = record.get("state")
+    if state is None:
+        return "never started (no status.json)"
+    if state == "running":
+        who = f"pid {record.get('pid')} on {record.get('host')}" if record.get("pid") else "an unknown process"
+        if is_alive(record):
+            return f"still running ({who})"
+        return f"interrupted: its process ({who}) is gone, killed or crashed since {record.get('time', '?')}"
+    if state == "failed":
+        return f"failed ({record.get('error', 'no error recorded')})"
+    return str(state)
+
+
+def check_not_running(run_dir: Path) -> None:
+    """Refuse to write into a run folder whose process is still alive."""
+    record = read_status_record(run_dir)
+    if record.get("state") == "running" and record.get("pid") != os.getpid() and is_alive(record):
+        raise ReplabError(
+            f"{run_dir} is {describe_state(run_dir)}",
+            f"wait for it to finish, or stop that process (kill {record.get('pid')}) and then `replab run --resume {run_dir}`",
+        )
+
+
+def _process() -> dict:
+    info = {"pid": os.getpid(), "host": socket.gethostname()}
+    started = _start_ticks(os.getpid())
+    if started is not None:
+        info["pid_start"] = started
+    return info
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), which tells a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def open_existing(run_dir: Path) -> ExperimentSpec:
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ReplabError(f"run folder {str(run_dir)!r} does not exist", "pass a folder written by `replab run`, e.g. runs/<name>-<timestamp>")
     if not (run_dir / CONFIG).is_file():
         raise ReplabError(f"{str(run_dir)!r} is not a replab run folder (no {CONFIG})", "pass a folder written by `replab run`, e.g. runs/<name>-<timestamp>")
     return load_spec(run_dir / CONFIG)
@@ -70,14 +148,19 @@ def open_existing(run_dir: Path) -> ExperimentSpec:
 def read_summary(run_dir: Path) -> dict:
     path = Path(run_dir) / SUMMARY
     if not path.is_file():
+        if not (Path(run_dir) / CONFIG).is_file():
+            raise ReplabError(f"{str(run_dir)!r} is not a replab run folder (no {CONFIG})", "pass a folder written by `replab run`")
         raise ReplabError(
-            f"{str(run_dir)!r} has no {SUMMARY}: the run has not finished",
+            f"{str(run_dir)!r} has no {SUMMARY}: the run has not finished; it is {describe_state(run_dir)}",
             f"finish it with `replab run --resume {run_dir}`, or pass a finished run folder",
         )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        summary = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ReplabError(f"{path} is not valid JSON ({err})", "rerun the experiment or restore the file") from None
+        raise ReplabError(f"{path} is not valid JSON ({err})", f"rerun the experiment (`replab run --resume {run_dir}`) or restore the file") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+        raise ReplabError(f"{path} is not a replab run summary", f"rerun the experiment (`replab run --resume {run_dir}`) or restore the file")
+    return summary
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

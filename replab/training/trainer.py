@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from replab.data import DeviceLoader
-from replab.errors import ConfigError, DivergenceError
+from replab.errors import CheckpointError, ConfigError, DivergenceError
 from replab.io import append_jsonl, load_checkpoint, load_state_into, save_checkpoint
 from replab.spec import TrainerSpec
 from replab.tasks import Task
@@ -32,6 +32,7 @@ from replab.training.early_stopping import EarlyStopping
 from replab.training.optim import build_optimizer
 
 Hook = Callable[["Trainer", dict], None]
+RESUME_KEYS = ("model", "optimizer", "history", "stopper", "best_state", "loader", "torch_rng")
 
 
 @dataclass
@@ -99,6 +100,8 @@ class Trainer:
     def fit(self) -> FitResult:
         start = time.perf_counter()
         for epoch in range(len(self.history) + 1, self.spec.epochs + 1):
+            if self.stopper.should_stop:  # resumed after early stopping had already ended training
+                break
             record = {"epoch": epoch, **self._train_epoch(epoch), **self.evaluate(self.val, "val")}
             record["seconds"] = round(time.perf_counter() - start, 3)
             if self._ddp is not None:  # every rank takes rank 0's decisions (early stopping, best)
@@ -219,13 +222,27 @@ class Trainer:
     def resume(self, path: Path) -> None:
         """Continue from ``last.pt``: same weights, optimizer moments, RNG streams and history."""
         state = load_checkpoint(path, map_location=self.device)
+        missing = [k for k in RESUME_KEYS if k not in state]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} cannot resume training: it lacks {', '.join(missing)}",
+                "resume from the last.pt replab writes each epoch (best.pt holds weights only), or start a new run",
+            )
+        if not isinstance(state["model"], dict):
+            raise CheckpointError(f"checkpoint {str(path)!r} holds no model weights", "resume from a last.pt written by replab")
         load_state_into(self.model, state["model"], path)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.history = list(state["history"])
-        self.stopper.load_state_dict(state["stopper"])
-        self.best_state = state["best_state"]
-        self.train.load_state_dict(state["loader"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.history = list(state["history"])
+            self.stopper.load_state_dict(state["stopper"])
+            self.best_state = state["best_state"]
+            self.train.load_state_dict(state["loader"])
+            torch.set_rng_state(state["torch_rng"].cpu())
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has a damaged training state ({type(err).__name__}: {str(err)[:200]})",
+                "restore last.pt from a backup, or start a new run",
+            ) from None
         ranks = state.get("torch_rng_ranks")
         if self._ddp is not None and ranks and len(ranks) == dist.world_size():
             torch.set_rng_state(ranks[dist.rank()].cpu())

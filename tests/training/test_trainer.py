@@ -113,3 +113,14 @@ def test_cosine_schedule_falls_from_the_set_rate_towards_zero():
     steps = 3 * len(trainer.train)
     expected = [0.01 * 0.5 * (1 + math.cos(math.pi * (e * len(trainer.train) - 1) / steps)) for e in (1, 2, 3)]
     assert rates == pytest.approx(expected) and rates[0] < 0.01 and rates[-1] < 0.001
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
+    """A run killed after early stopping (during evaluation) resumes into evaluation, not more epochs."""
+    early = EarlyStoppingSpec(monitor="val_loss", mode="min", patience=1, min_delta=10.0)
+    fit = make_trainer(tmp_path, epochs=10, early=early).fit()
+    assert fit.stopped_early and len(fit.history) == 2
+    resumed = make_trainer(tmp_path, epochs=10, early=early)
+    resumed.resume(tmp_path / "last.pt")
+    again = resumed.fit()
+    assert len(again.history) == 2 and again.stopped_early and again.best_epoch == 1
