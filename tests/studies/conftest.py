@@ -79,6 +79,11 @@ def postgres_url():
         con.autocommit = True
         con.cursor().execute("CREATE DATABASE optuna")
         con.close()
+        import optuna
+
+        # Optuna's tables, made once here: workers (and the tests reading the study) all starting on
+        # an empty database would race to create them.
+        optuna.storages.RDBStorage(f"postgresql+psycopg2://replab@127.0.0.1:{port}/optuna")
         yield f"postgresql+psycopg2://replab@127.0.0.1:{port}/optuna"
     finally:
         if started:
