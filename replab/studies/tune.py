@@ -9,10 +9,12 @@ pruner is the median rule on the per-epoch validation metric.
 
 Exactly N trials finish (complete or pruned) however many workers share the study: each
 worker asks for a trial only while fewer than N are finished or running, and gives a trial
-back at once when a faster worker filled the last slot. Trials left running by a killed
-worker (same host: its process is gone; another host: no epoch heartbeat for
-``STALE_SECONDS``) are marked failed when a worker starts, and their parameters queued again;
-the new trial continues the old trial's run folder from its last checkpoint.
+back at once when a faster worker filled the last slot; with nothing left to ask it waits
+for the other workers' trials instead of stopping. Trials left running by a killed worker
+(same host: its process is gone; another host: no epoch heartbeat for ``STALE_SECONDS``) are
+marked failed by the next worker that looks (at start, before each trial and while waiting),
+and their parameters queued again; the new trial continues the old trial's run folder from
+its last checkpoint.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ DB = "optuna.db"
 BEST_YAML = "best.yaml"
 TRIALS_CSV = "trials.csv"
 STALE_SECONDS = 2 * 3600  # a trial on another host with no epoch finished for this long is orphaned
+WAIT_SECONDS = 5.0  # how often a worker with nothing left to ask checks the other workers' trials
 DIRECTIONS = ("minimize", "maximize")
 
 
@@ -215,12 +218,12 @@ def _fingerprint(s: TuneSettings) -> dict:
     return {"recipe": digest, "space": s.space, "metric": s.metric, "direction": s.direction}
 
 
-def _sampler(settings: TuneSettings, n_trials_so_far: int):
-    """TPE, seeded by the settings' seed plus the study's trial count: reproducible for one worker,
+def _sampler(settings: TuneSettings, number: int):
+    """TPE, seeded by the settings' seed plus the trial's number: reproducible for one worker,
     and a resumed (or second) worker does not repeat the random draws already made."""
     import optuna
 
-    return optuna.samplers.TPESampler(seed=settings.seed + n_trials_so_far)
+    return optuna.samplers.TPESampler(seed=settings.seed + number)
 
 
 def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
@@ -229,24 +232,36 @@ def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
     study_dir = Path(study_dir)
     space = parse_space(settings.space, str(study_dir / TUNE_JSON))
     study = open_study(study_dir, settings)
-    recover_orphans(study, log)
     failures = 0
+    waiting = False
     log(f"study {settings.study_name!r}: {settings.trials} trials of {settings.name}, {settings.direction} {settings.metric}"
         f" (storage {_masked(settings.storage) if settings.storage else study_dir / DB})")
     while True:
+        # Before every trial, not only at start: a worker that dies while this one trains leaves
+        # its trial RUNNING, and without this the study would stop one trial short.
+        recover_orphans(study, log)
         trials = study.get_trials(deepcopy=False)
         done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
         if done >= settings.trials:
             break
         if done + running >= settings.trials:
-            log(f"{done} trials finished and {running} running in other workers make {settings.trials}: this worker stops")
-            break
-        study.sampler = _sampler(settings, len(trials))
+            # The last trials run in other workers: wait for them rather than stop, so that if
+            # one of those workers dies its trial is recovered and finished here.
+            if not waiting:
+                log(f"{done} trials finished and {running} running in other workers make {settings.trials}:"
+                    " this worker waits for them (it takes over a trial whose worker stops)")
+                waiting = True
+            time.sleep(WAIT_SECONDS)
+            continue
+        waiting = False
         trial = study.ask()
         if _surplus(study, trial, settings.trials):
-            log(f"trial {trial.number}: another worker took the last slot; this worker stops")
-            break
+            log(f"trial {trial.number}: another worker took the last slot")
+            continue
+        # Seeded by the trial's number (unique in the study), after ask: two workers asking at
+        # once saw the same trial count, and seeding by it drew the same values twice.
+        study.sampler = _sampler(settings, trial.number)
         state = _run_trial(study, trial, space, settings, study_dir, log)
         if state == TrialState.FAIL:
             failures += 1

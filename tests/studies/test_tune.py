@@ -238,6 +238,35 @@ def test_killed_search_resumes_without_losing_or_repeating_a_trial(tmp_path, cap
     assert len(params) == len(set(params)), "a completed trial was repeated"
 
 
+def test_a_worker_waits_for_another_workers_last_trial_and_takes_it_over_when_that_worker_dies(tmp_path, capsys, monkeypatch):
+    import socket
+    import threading
+
+    import optuna
+
+    from replab.studies import tune
+
+    monkeypatch.setattr(tune, "WAIT_SECONDS", 0.05)
+    space = write(tmp_path / "space.yaml", "trainer.optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}")
+    study = tmp_path / "study"
+    assert main(["tune", DEFAULT, "trainer.epochs=1", *FAST, "--space", str(space), "--trials", "1", "--study-dir", str(study)]) == 0
+    # Another worker on this host (a live process) is running trial 1, the last of 2 slots.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        loaded = optuna.load_study(study_name=study.name, storage=f"sqlite:///{study / 'optuna.db'}")
+        held = loaded.ask()
+        loaded._storage.set_trial_user_attr(held._trial_id, "worker", f"{socket.gethostname()}:{other.pid}")
+        threading.Timer(1.5, lambda: (other.kill(), other.wait())).start()  # ...and dies mid-trial
+        assert main(["tune", "--resume", str(study), "--trials", "2"]) == 0
+    finally:
+        other.kill()
+        other.wait()
+    out = capsys.readouterr().out
+    assert "this worker waits for them" in out  # it did not stop with one trial missing
+    assert f"trial {held.number} was left running by a stopped worker" in out
+    assert [t["state"] for t in trials_of(study)] == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
 def test_bundled_e2_space_fits_a_conv_autoencoder_recipe_and_ties_dropout():
     from replab import recipes
 
