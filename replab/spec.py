@@ -224,22 +224,31 @@ def parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where} is nested too deeply to be a recipe", "a recipe is a few levels of keys; check you passed the right file") from None
 
 
-def read_recipe(path: str | Path) -> dict[str, Any]:
-    """Read a recipe file, or a bundled recipe by name (``a1-mnist-autoencoder``)."""
+def read_yaml_file(path: str | Path, what: str, bundled, names: list[str]) -> Any:
+    """Parse a small YAML file: ``path``, else the bundled file of that name (``bundled(name)``).
+
+    ``what`` names the kind of file in errors ("recipe", "search space"); too large, not UTF-8,
+    missing or malformed files are ConfigErrors that say so.
+    """
     path = Path(path)
     if not path.is_file():
-        path = recipes.bundled(str(path)) or path
+        path = bundled(str(path)) or path
     if not path.is_file():
-        raise ConfigError(f"recipe {str(path)!r} does not exist",
-                          f"pass the path of a .yaml recipe or a bundled one: {', '.join(recipes.names())}")
+        raise ConfigError(f"{what} {str(path)!r} does not exist",
+                          f"pass the path of a {what} .yaml file or a bundled one: {', '.join(names) or 'none'}")
     if path.stat().st_size > MAX_RECIPE_BYTES:
-        raise ConfigError(f"recipe {str(path)!r} is larger than 1 MiB", "a recipe is a short YAML file; check you passed the right file")
+        raise ConfigError(f"{what} {str(path)!r} is larger than 1 MiB", f"a {what} is a short YAML file; check you passed the right file")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"recipe {str(path)!r} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})",
-                          "a recipe is a UTF-8 YAML file; check you passed the right file, or re-save it as UTF-8") from None
-    raw = parse_yaml(text, f"recipe {str(path)!r}")
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})",
+                          f"a {what} is a UTF-8 YAML file; check you passed the right file, or re-save it as UTF-8") from None
+    return parse_yaml(text, f"{what} {str(path)!r}")
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file, or a bundled recipe by name (``a1-mnist-autoencoder``)."""
+    raw = read_yaml_file(path, "recipe", recipes.bundled, recipes.names())
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from replab.errors import ConfigError, ReplabError
-from replab.spec import ExperimentSpec, apply_override, parse_yaml, validate_spec
+from replab.spec import ExperimentSpec, apply_override, read_yaml_file, validate_spec
 
-MAX_SPACE_BYTES = 1 << 20
 TYPES = ("int", "float", "categorical")
 SCALARS = (str, int, float, bool, type(None))
 FIX = "write each entry as KEY.PATH: {type: int|float|categorical, ...}; see docs/tuning.md"
@@ -110,15 +109,7 @@ def read_space(path: str | Path) -> Space:
     """Read and check a space file; a bundled one by name (``e2-fashion-space``) works too."""
     from replab import recipes
 
-    path = Path(path)
-    if not path.is_file():
-        path = recipes.bundled_space(str(path)) or path
-    if not path.is_file():
-        raise ConfigError(f"search space {str(path)!r} does not exist",
-                          f"pass the path of a space .yaml file or a bundled one: {', '.join(recipes.space_names()) or 'none'}")
-    if path.stat().st_size > MAX_SPACE_BYTES:
-        raise ConfigError(f"search space {str(path)!r} is larger than 1 MiB", "a search space is a short YAML file; check you passed the right file")
-    raw = parse_yaml(path.read_text(encoding="utf-8", errors="replace"), f"search space {str(path)!r}")
+    raw = read_yaml_file(path, "search space", recipes.bundled_space, recipes.space_names())
     return parse_space(raw, str(path))
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from replab.errors import ConfigError
-from replab.models import MODELS, AutoEncoder
+from replab.models import AutoEncoder
 from replab.spec import ModelSpec
-from replab.tasks.base import Task, build_encoder
+from replab.tasks.base import Task, build_decoder, build_encoder
 from replab.tasks.registry import TASKS
 
 
@@ -21,16 +21,7 @@ class Autoencode(Task):
         if model.decoder is None:
             raise ConfigError("task 'autoencode' needs model.decoder", "add e.g. `decoder: {name: mlp_decoder, hidden: [256]}` under model")
         encoder = build_encoder(model.encoder, shape)
-        decoder = MODELS.build(
-            model.decoder.name,
-            model.decoder.params,
-            where="model.decoder",
-            latent_dim=encoder.latent_dim,
-            out_shape=tuple(shape),
-            feature_shape=getattr(encoder, "feature_shape", None),
-            mirror=getattr(encoder, "spec", None),
-            encoder=encoder,
-        )
+        decoder = build_decoder(model.decoder, encoder, shape)
         return cls(AutoEncoder(encoder, decoder), cls.build_objective(objective))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -85,5 +85,19 @@ def build_encoder(component: Component, in_shape: tuple[int, ...]) -> nn.Module:
     return MODELS.build(component.name, component.params, where="model.encoder", in_shape=tuple(in_shape))
 
 
+def build_decoder(component: Component, encoder: nn.Module, shape: tuple[int, ...]) -> nn.Module:
+    """A decoder back to images of ``shape``; conv decoders mirror the encoder, tied ones share its weights."""
+    return MODELS.build(
+        component.name,
+        component.params,
+        where="model.decoder",
+        latent_dim=encoder.latent_dim,
+        out_shape=tuple(shape),
+        feature_shape=getattr(encoder, "feature_shape", None),
+        mirror=getattr(encoder, "spec", None),
+        encoder=encoder,
+    )
+
+
 def build_head(component: Component, in_dim: int, num_classes: int, where: str = "model.head") -> nn.Module:
     return MODELS.build(component.name, component.params, where=where, in_dim=in_dim, num_classes=num_classes)

@@ -17,7 +17,7 @@ from replab.errors import ConfigError
 from replab.models import MODELS
 from replab.models.gaussian import VAE, GaussianEncoder, reparameterise
 from replab.spec import Component, ModelSpec
-from replab.tasks.base import Task, build_encoder
+from replab.tasks.base import Task, build_decoder, build_encoder
 from replab.tasks.registry import TASKS
 
 
@@ -46,16 +46,7 @@ class VariationalAutoencode(Task):
         if model.head is not None or model.projection is not None:
             raise ConfigError("task 'vae' takes an encoder and a decoder only", "remove model.head / model.projection")
         encoder = build_gaussian_encoder(model.encoder, shape)
-        decoder = MODELS.build(
-            model.decoder.name,
-            model.decoder.params,
-            where="model.decoder",
-            latent_dim=encoder.latent_dim,
-            out_shape=tuple(shape),
-            feature_shape=getattr(encoder, "feature_shape", None),
-            mirror=getattr(encoder, "spec", None),
-            encoder=encoder,
-        )
+        decoder = build_decoder(model.decoder, encoder, shape)
         return cls(VAE(encoder, decoder), cls.build_objective(objective))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
