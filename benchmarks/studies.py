@@ -124,7 +124,8 @@ Runner = Callable[[int, float | None], tuple[int, int]]  # (steps, budget) -> (s
 def measure(label: str, run: Runner, args: argparse.Namespace, device: torch.device, epoch_images: int) -> dict:
     sync = synchronizer(device)
     with timed(sync) as warm:
-        run(args.warmup, None)
+        if args.warmup > 0:  # an epoch of zero steps has no loss to check
+            run(args.warmup, None)
     timings = []
     for _ in range(args.repeats):
         with timed(sync) as t:

@@ -51,3 +51,25 @@ def test_walltime_split_sums_the_runs_timings(tmp_path):
     assert [r["run"] for r in a["runs"]] == ["A1/seed0", "A3/seed0"]
     assert a["parts"]["A1"]["train"] == 80.0 and a["total"]["total"] == 282.0
     assert a["eval_share"] == pytest.approx(20.0 / 282.0) and a["eval_passed"] is True
+
+
+@pytest.mark.data
+def test_time_to_accuracy_runs_and_writes_json(data_dir, tmp_path):
+    out = tmp_path / "tta.json"
+    proc = _bench("time_to_accuracy.py", "--max-epochs", "1", "--target", "0.0", "--set", "data.limit_train=500",
+                  "--data-dir", str(data_dir), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["reached"]["epoch"] == 1 and len(result["curve"]) == 1 and 0.0 <= result["curve"][0]["test_accuracy"] <= 1.0
+
+
+@pytest.mark.data
+def test_simclr_throughput_runs_and_writes_json(data_dir, tmp_path):
+    out = tmp_path / "simclr.json"
+    proc = _bench("simclr_throughput.py", "--quick", "--set", "trainer.batch_size=16", "--steps", "1", "--warmup", "1",
+                  "--configs", "eager,bf16", "--data-dir", str(data_dir), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [r["config"] for r in result["results"]] == ["eager"]  # bf16 autocast is CUDA-only in replab: skipped on CPU
+    (row,) = result["results"]
+    assert row["views_per_s"] > 0 and row["augment_share"] > 0.0 and row["steps"] == 1
