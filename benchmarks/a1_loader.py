@@ -26,37 +26,33 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
-import multiprocessing
 import os
-import platform
-import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from replab.data import DeviceLoader, Normalizer
-from replab.data.mnist import MNIST
-from replab.models import AutoEncoder
-from replab.models.mlp import MLPDecoder, MLPEncoder
-from replab.objectives.l1 import L1Loss
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DISTURBED, REPO, cpu_clock, default_data_dir, environment, stage_torchvision_raw  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+from replab.data import DeviceLoader, Normalizer  # noqa: E402
+from replab.data.mnist import MNIST  # noqa: E402
+from replab.models import AutoEncoder  # noqa: E402
+from replab.models.mlp import MLPDecoder, MLPEncoder  # noqa: E402
+from replab.objectives.l1 import L1Loss  # noqa: E402
+
 SHAPE = (1, 28, 28)
 BATCH_SIZE = 128
 LR = 1e-3
 SEED = 0
 WARMUP_BATCHES = 5
-RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-DISTURBED = 0.10  # other processes used more than this share of the CPU during a timing
 TARGETS = {"reference / replab": (">=", 3.0), "replab / floor": ("<=", 1.25)}
 
 Batches = Callable[[], Iterable]  # a fresh iterable of (x, y) batches for one epoch
@@ -88,17 +84,6 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable,
     return seen
 
 
-def cpu_clock() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
-    busy = 0.0
-    stat = Path("/proc/stat")
-    if stat.is_file():
-        fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:9]]
-        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    t = os.times()
-    return busy, t.user + t.system + t.children_user + t.children_system
-
-
 def time_epoch(make_batches: Batches, repeats: int) -> tuple[list[float], list[float], int]:
     """Seconds for one full epoch, ``repeats`` times, each on a fresh model after a warm-up.
 
@@ -119,20 +104,6 @@ def time_epoch(make_batches: Batches, repeats: int) -> tuple[list[float], list[f
 
 
 # --- the three ways of feeding it ---------------------------------------------------------
-
-
-def stage_torchvision_raw(mnist_folder: Path, dest: Path) -> Path:
-    """Gunzip the four IDX files into ``dest/MNIST/raw`` (torchvision reads only plain files)."""
-    raw = dest / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name in RAW_FILES:
-        packed = mnist_folder / f"{name}.gz"
-        if packed.is_file():
-            with gzip.open(packed, "rb") as src, open(raw / name, "wb") as out:
-                shutil.copyfileobj(src, out)
-        else:
-            shutil.copyfile(mnist_folder / name, raw / name)
-    return dest
 
 
 def reference_batches(root: Path, num_workers: int) -> tuple[Batches, float]:
@@ -214,30 +185,8 @@ def print_table(rows: list[dict], ratios: dict) -> None:
         print(f"WARNING: other processes used > {DISTURBED:.0%} of the CPU while timing {', '.join(disturbed)}; rerun on a quiet machine")
 
 
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def environment(repeats: int) -> dict:
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "mp_start_method": multiprocessing.get_start_method(),
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "batch_size": BATCH_SIZE,
-        "warmup_batches": WARMUP_BATCHES,
-        "repeats": repeats,
-    }
+def a1_environment(repeats: int) -> dict:
+    return environment(batch_size=BATCH_SIZE, warmup_batches=WARMUP_BATCHES, repeats=repeats)
 
 
 def find_mnist(data_dir: Path) -> Path:
@@ -248,9 +197,8 @@ def find_mnist(data_dir: Path) -> Path:
 
 
 def parse_args() -> argparse.Namespace:
-    default_data = os.environ.get("REPLAB_DATA") or str(REPO.parent / "shared" / "data")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(default_data), help="folder holding MNIST/raw (default: $REPLAB_DATA or ../shared/data)")
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="folder holding MNIST/raw (default: $REPLAB_DATA or ../shared/data)")
     parser.add_argument("--repeats", type=int, default=2, help="timings per method; the best is kept (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's default)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "a1_loader.json", help="where to write the results")
@@ -262,7 +210,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     mnist_folder = find_mnist(args.data_dir.expanduser())
-    env = environment(args.repeats)
+    env = a1_environment(args.repeats)
     print(f"A1 MNIST autoencoder, one epoch | torch {env['torch']} | {env['threads']} threads | {env['cpu']}")
     rows = run_all(mnist_folder, args.repeats)
     ratios = key_ratios(rows)
