@@ -48,7 +48,7 @@ def test_study_a_quick_on_mnist(tmp_path, data_dir, capsys):
     (study / "study.html").unlink()
     assert main(["study", "--resume", str(study)]) == 0
     assert (study / "study.html").is_file()
-    assert capsys.readouterr().out.count("reusing the finished run") == 3
+    assert capsys.readouterr().out.count("reusing the finished run") == 4  # A1, A2, A2.reg, A3
 
 
 @pytest.mark.data
