@@ -283,9 +283,11 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     from replab import recipes
     from replab.spec import read_recipe
 
-    for name in recipes.names():
+    names = recipes.names()
+    width = max(map(len, names), default=0) + 2
+    for name in names:
         description = " ".join(str(read_recipe(name).get("description", "")).split())
-        print(f"{name:<26}{description[:100]}{'...' if len(description) > 100 else ''}")
+        print(f"{name:<{width}}{description[:100]}{'...' if len(description) > 100 else ''}")
     return 0
 
 
