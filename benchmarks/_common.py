@@ -10,6 +10,7 @@ a 2-thread torch run several times, unevenly, so a disturbed figure is not a res
 from __future__ import annotations
 
 import gzip
+import json
 import multiprocessing
 import os
 import platform
@@ -31,6 +32,22 @@ MNIST_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-i
 def default_data_dir() -> Path:
     """``$REPLAB_DATA``, else ``../shared/data`` beside the repository."""
     return Path(os.environ.get("REPLAB_DATA") or REPO.parent / "shared" / "data").expanduser()
+
+
+def add_machine_args(parser) -> None:
+    """The options every benchmark shares: torch's thread count and the dataset folder."""
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="default $REPLAB_DATA, else ../shared/data")
+
+
+def use_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def data_overrides(data_dir: Path, device: str) -> list[str]:
+    """Recipe overrides that read the local dataset copy (never download) onto ``device``."""
+    return [f"data.root={json.dumps(str(Path(data_dir).expanduser().resolve()))}", "data.download=false", f"data.device={device}"]
 
 
 def cpu_clock() -> tuple[float, float]:

@@ -35,7 +35,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, default_data_dir, disturbed_warning, environment, synchronizer, timed  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    add_machine_args,
+    data_overrides,
+    disturbed_warning,
+    environment,
+    synchronizer,
+    timed,
+    use_threads,
+)
 from studies import Steps  # noqa: E402
 
 from replab.spec import load_spec  # noqa: E402
@@ -111,8 +120,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=60.0, help="stop a timing after this many seconds (>= 3 steps; default 60)")
     parser.add_argument("--quick", action="store_true", help=f"small model for a CPU smoke run: {' '.join(QUICK)}")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe overrides, e.g. trainer.batch_size=512")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="default $REPLAB_DATA, else ../shared/data")
+    add_machine_args(parser)
     parser.add_argument("--json", type=Path, default=None, help="default benchmarks/results/simclr-<device>.json")
     args = parser.parse_args(argv)
     cuda = torch.device(args.device).type == "cuda"
@@ -123,10 +131,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    overrides = [*(QUICK if args.quick else []), *args.set, f"data.root={json.dumps(str(args.data_dir.expanduser().resolve()))}",
-                 "data.download=false", f"data.device={args.device}"]
+    use_threads(args.threads)
+    overrides = [*(QUICK if args.quick else []), *args.set, *data_overrides(args.data_dir, args.device)]
     spec = load_spec(RECIPE, overrides)
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(args.device)

@@ -49,11 +49,14 @@ from torchvision import transforms as T
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     RESULTS,
+    add_machine_args,
+    data_overrides,
     disturbed_warning,
     environment,
     stage_torchvision_raw,
     synchronizer,
     timed,
+    use_threads,
 )
 
 from replab.data import DATASETS  # noqa: E402
@@ -326,8 +329,7 @@ def study_spec(key: str, args: argparse.Namespace) -> ExperimentSpec:
             overrides.append(item)
         elif target == key:
             overrides.append(f"{k}={rest}")
-    forced = [f"data.root={json.dumps(str(args.data_dir))}", "data.download=false", f"data.device={args.device}",
-              "trainer.progress=false", f"trainer.amp={args.amp}", f"trainer.compile={str(args.compile).lower()}"]
+    forced = [*data_overrides(args.data_dir, args.device), "trainer.progress=false", f"trainer.amp={args.amp}", f"trainer.compile={str(args.compile).lower()}"]
     return load_spec(study.recipe, [*overrides, *forced])
 
 
@@ -388,7 +390,6 @@ def print_table(studies: list[dict]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from _common import default_data_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--studies", default=",".join(STUDIES), help=f"comma-separated, from {','.join(STUDIES)} (default: all)")
@@ -403,8 +404,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile every method's model (compile time lands in warmup_s)")
     parser.add_argument("--quick", action="store_true", help="the studies' quick-profile model/batch sizes (A3 ResNet width 8, F2 VGG width 1/8)")
     parser.add_argument("--set", action="append", default=[], metavar="[STUDY:]KEY=VALUE", help="recipe override for every study, or one (a3:model.encoder.width=16)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="default $REPLAB_DATA, else ../shared/data")
+    add_machine_args(parser)
     parser.add_argument("--json", type=Path, default=None, help="default benchmarks/results/studies-<device>.json")
     args = parser.parse_args(argv)
     args.studies = [s.strip() for s in args.studies.split(",") if s.strip()]
@@ -419,8 +419,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     env = environment(device=args.device, steps=args.steps, budget=args.budget, warmup=args.warmup, repeats=args.repeats,
                       workers=args.workers, amp=args.amp, channels_last=args.channels_last, compile=args.compile, quick=args.quick,
                       overrides=args.set)

@@ -27,7 +27,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, default_data_dir, disturbed_warning, environment, synchronizer, timed  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    add_machine_args,
+    data_overrides,
+    disturbed_warning,
+    environment,
+    synchronizer,
+    timed,
+    use_threads,
+)
 
 from replab.spec import load_spec  # noqa: E402
 from replab.studies.experiment import _loaders, initial_task, load_data  # noqa: E402
@@ -45,8 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"], help="trainer.amp (auto: bf16 on CUDA)")
     parser.add_argument("--compile", action="store_true", help="trainer.compile (its time is part of the first epoch)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe overrides")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="default $REPLAB_DATA, else ../shared/data")
+    add_machine_args(parser)
     parser.add_argument("--json", type=Path, default=None, help="default benchmarks/results/tta-<recipe>-<device>.json")
     args = parser.parse_args(argv)
     args.json = args.json or RESULTS / f"tta-{Path(args.recipe).stem}-{torch.device(args.device).type}.json"
@@ -55,10 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    overrides = [*args.set, f"data.root={json.dumps(str(args.data_dir.expanduser().resolve()))}", "data.download=false",
-                 f"data.device={args.device}", "trainer.progress=false", f"trainer.amp={args.amp}",
+    use_threads(args.threads)
+    overrides = [*args.set, *data_overrides(args.data_dir, args.device), "trainer.progress=false", f"trainer.amp={args.amp}",
                  f"trainer.compile={str(args.compile).lower()}", f"trainer.epochs={args.max_epochs}"]
     spec = load_spec(args.recipe, overrides)
     seed_everything(spec.seed, spec.trainer.deterministic)
