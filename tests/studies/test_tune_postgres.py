@@ -89,16 +89,21 @@ def check_exact(trials: list, n: int, study: Path) -> None:
     assert len(runs) == len(set(runs)), "two finished trials share a run folder"
 
 
+def start_two_workers(postgres_url, tmp_path, study, n, epochs, procs):
+    """A first worker starts the study; once its first trial exists, a second joins it (same folder, same storage)."""
+    space = write(tmp_path / "space.yaml", SPACE)
+    procs.append(worker([DEFAULT, f"trainer.epochs={epochs}", *FAST, "--space", str(space), "--trials", str(n), "--no-prune",
+                         "--storage", postgres_url, "--study-dir", str(study)], tmp_path / "first.log"))
+    wait_for(lambda: trials_in(postgres_url, study.name), procs, "the first worker's first trial")
+    procs.append(worker(["--resume", str(study), "--storage", postgres_url], tmp_path / "second.log"))
+    return procs
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_postgres_study_and_finish_exactly_n_trials(postgres_url, tmp_path):
-    space, study, n = write(tmp_path / "space.yaml", SPACE), tmp_path / "shared", 6
-    first = worker([DEFAULT, "trainer.epochs=20", *FAST, "--space", str(space), "--trials", str(n), "--no-prune",
-                    "--storage", postgres_url, "--study-dir", str(study)], tmp_path / "first.log")
-    procs = [first]
+    study, n, procs = tmp_path / "shared", 6, []
     try:
-        wait_for(lambda: trials_in(postgres_url, study.name), procs, "the first worker's first trial")
-        second = worker(["--resume", str(study), "--storage", postgres_url], tmp_path / "second.log")  # joins: same folder, same storage
-        procs.append(second)
+        start_two_workers(postgres_url, tmp_path, study, n, 20, procs)
         outs = [finish(p, 400) for p in procs]
     finally:
         for p in procs:
@@ -118,14 +123,9 @@ def test_two_workers_share_one_postgres_study_and_finish_exactly_n_trials(postgr
 
 @pytest.mark.slow
 def test_killing_one_postgres_worker_mid_trial_leaves_the_other_finishing_the_study(postgres_url, tmp_path):
-    space, study, n = write(tmp_path / "space.yaml", SPACE), tmp_path / "killed", 6
-    first = worker([DEFAULT, "trainer.epochs=30", *FAST, "--space", str(space), "--trials", str(n), "--no-prune",
-                    "--storage", postgres_url, "--study-dir", str(study)], tmp_path / "first.log")
-    procs = [first]
+    study, n, procs = tmp_path / "killed", 6, []
     try:
-        wait_for(lambda: trials_in(postgres_url, study.name), procs, "the first worker's first trial")
-        second = worker(["--resume", str(study), "--storage", postgres_url], tmp_path / "second.log")
-        procs.append(second)
+        first, second = start_two_workers(postgres_url, tmp_path, study, n, 30, procs)
 
         def both_training():  # each worker has a running trial, the first one some epochs in
             running = [t for t in trials_in(postgres_url, study.name) if t.state.name == "RUNNING" and "worker" in t.user_attrs]
