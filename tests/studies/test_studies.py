@@ -20,8 +20,12 @@ def only(folder: Path) -> Path:
     return child
 
 
+def summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
 def metrics(study: Path, part: str) -> dict:
-    return json.loads((study / part / "seed0" / "summary.json").read_text())["metrics"]
+    return summary(study / part / "seed0")["metrics"]
 
 
 @pytest.mark.data

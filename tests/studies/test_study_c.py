@@ -6,17 +6,11 @@ The floors sit well below what the quick profile measured (in the comments): cha
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from replab.cli import main
 from replab.spec import load_spec
-from tests.studies.test_studies import only
-
-
-def summary(run) -> dict:
-    return json.loads((run / "summary.json").read_text())
+from tests.studies.test_studies import only, summary
 
 
 @pytest.mark.data

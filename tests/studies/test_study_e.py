@@ -5,16 +5,10 @@ Floors sit well below what the quick profile measured (comments); chance is 0.1.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from replab.cli import main
-from tests.studies.test_studies import only
-
-
-def summary(run) -> dict:
-    return json.loads((run / "summary.json").read_text())
+from tests.studies.test_studies import only, summary
 
 
 @pytest.mark.data

@@ -6,17 +6,15 @@ two-class logistic regression and for a triplet, 0.1 for the ten classes.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from replab.cli import main
 from replab.spec import load_spec
-from tests.studies.test_studies import only
+from tests.studies.test_studies import only, summary
 
 
 def metrics(run) -> dict:
-    return json.loads((run / "summary.json").read_text())["metrics"]
+    return summary(run)["metrics"]
 
 
 @pytest.mark.data
