@@ -17,8 +17,7 @@ from replab.errors import ConfigError
 from replab.io import atomic_write_text
 from replab.reporting.latent_figures import TSNE_FIGURE
 from replab.reporting.study_report import Section, StudyReport, mean_std
-from replab.spec import load_spec
-from replab.studies import tune
+from replab.studies import rundir, tune
 from replab.studies.study import STUDIES, Part, StudyRun, reference_rows
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
 
@@ -57,8 +56,8 @@ class StudyE:
         search = self._search(s)
         tuned = self._tuned_overrides(search)
         ae = s.part("E4", "the tuned autoencoder, trained in full; its latent space", AE, tuned, quick=QUICK["E4"])
-        encoder = load_spec(ae.run_dirs[0] / "config.yaml").model.encoder.model_dump()
-        optim = load_spec(ae.run_dirs[0] / "config.yaml").trainer.optimizer
+        ae_spec = rundir.open_existing(ae.run_dirs[0])  # the E4 run's own config: its encoder and optimizer carry over
+        encoder, optim = ae_spec.model.encoder.model_dump(), ae_spec.trainer.optimizer
         e3 = s.part("E3", "tuned encoder + MLP, fine-tuned as a classifier", "e3-fashion-classifier",
                     [f"model.encoder={json.dumps(encoder)}", f"model.pretrained.path={json.dumps(str(ae.run_dirs[0]))}",
                      f"trainer.optimizer.parts.encoder={json.dumps({'lr': optim.lr, 'weight_decay': optim.weight_decay})}"], quick=QUICK["E3"])
@@ -72,7 +71,7 @@ class StudyE:
             settings={**settings_of(s, parts), "search": f"{search.finished} trials in {search.study_dir}"},
             reference=reference_rows([e3, cnn]),
             timings=[*timings_of([adam, sgd]), ("E2", f"Optuna search, {search.finished} trials", _search_seconds(search)), *timings_of([ae, e3, cnn, vae])],
-            sections=[self._optimizers(adam, sgd), self._tuning(search), self._classifier(e3, cnn), self._latent(ae), self._vae(ae, vae)],
+            sections=[self._optimizers(adam, sgd), self._tuning(search), self._classifier(e3, cnn), self._latent(ae, ae_spec.model.encoder.params.get("latent_dim")), self._vae(ae, vae)],
             source="report 003; ../shared/STUDIES.md section E",
         )
 
@@ -142,11 +141,11 @@ class StudyE:
                        table=(["class", "F1 replab CL (%)", "F1 report CL", "F1 replab CNN (%)", "F1 report CNN"], rows),
                        figures={k: v for k, v in (("confusion matrix of the fine-tuned classifier", e3.figure("confusion matrix")),) if v})
 
-    def _latent(self, ae: Part) -> Section:
+    def _latent(self, ae: Part, latent_dim: int | None) -> Section:
         names = (TSNE_FIGURE, "PCA of the test latents", "traversal between four test images", "random samples", "latent interpolation")
         figures = {n: fig for n in names if (fig := ae.figure(n))}
         pixels = ae.mean("image.knn_accuracy")
-        text = [f"The tuned autoencoder (latent size {load_spec(ae.run_dirs[0] / 'config.yaml').model.encoder.params.get('latent_dim')}) "
+        text = [f"The tuned autoencoder (latent size {latent_dim}) "
                 f"on the test set: kNN accuracy {ae.mean('latent.knn_accuracy'):.3f} in its latent space"
                 f"{f' against {pixels:.3f} on the pixels' if pixels is not None else ''}, silhouette {ae.mean('latent.silhouette'):.3f}. "
                 "Random samples are decoded from a Gaussian fitted to the latents; the traversal decodes the plane between four test images."]
