@@ -13,7 +13,7 @@ from replab.evaluation.metrics import ClassificationMetrics, classification_repo
 from replab.models import Classifier, Identity
 from replab.spec import Component, TrainerSpec
 from replab.tasks.base import build_head
-from replab.tasks.classify import Classify
+from replab.tasks.classify import Classify, predicted_labels
 from replab.training import Trainer, seed_everything
 
 
@@ -84,5 +84,5 @@ def predictions(model: nn.Module, loader: DeviceLoader) -> tuple[torch.Tensor, t
     truth, predicted = [], []
     for x, y in loader:
         truth.append(y)
-        predicted.append(model(x).argmax(1))
+        predicted.append(predicted_labels(model(x)))
     return torch.cat(truth), torch.cat(predicted)

@@ -17,9 +17,8 @@ from replab.data import DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import DiskFullError, ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
-from replab.evaluation.embed import batched_eval
 from replab.evaluation.metrics import classification_report
-from replab.evaluation.probe import finetune_probe
+from replab.evaluation.probe import finetune_probe, predictions
 from replab.evaluation.trail import ReconstructionTrail
 from replab.io import (
     atomic_write_bytes,
@@ -170,7 +169,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -
         out.metrics.update(_reconstruction(ctx, out.figs))
         _trail_figure(trail, splits.test.images[0], out.figs)
     if spec.task.name == "classify":
-        _classifier_report(ctx, out)
+        _classifier_report(ctx, test, out)
     latents = _latents(ctx) if spec.probe.enabled or spec.analysis.enabled else None
     if spec.probe.enabled:
         _probes(ctx, latents, out)
@@ -268,15 +267,13 @@ def _trail_figure(trail: ReconstructionTrail, original: torch.Tensor, figs: dict
             [original[None].float() / 255, images], ["original", "epochs " + ", ".join(map(str, epochs))])
 
 
-def _classifier_report(ctx: Context, out: Outputs) -> None:
+def _classifier_report(ctx: Context, test: DeviceLoader, out: Outputs) -> None:
     """Per-class precision, recall and F1 of the trained classifier itself on the test set."""
-    test, model = ctx.splits.test, ctx.task.model
-    scores = batched_eval(model, test.images, ctx.spec.trainer.eval_batch_size, lambda b: model(ctx.normalizer(b.to(ctx.device))).float())
-    predicted = (scores.view(-1) > 0).long() if scores.ndim == 1 or scores.shape[1] == 1 else scores.argmax(1)
-    report = classification_report(test.labels, predicted.cpu(), test.classes)
+    classes = ctx.splits.test.classes
+    report = classification_report(*predictions(ctx.task.model, test), classes)
     out.per_class = _per_class(report)
     out.metrics["test.macro_f1"] = report.macro_f1
-    out.figs["confusion matrix of the classifier (test)"] = figures.confusion(report.confusion, test.classes)
+    out.figs["confusion matrix of the classifier (test)"] = figures.confusion(report.confusion, classes)
 
 
 def _latents(ctx: Context) -> Latents:

@@ -26,8 +26,12 @@ class Classify(Task):
     def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.model(x)
         loss = self.objective(logits, y)
-        if logits.ndim == 1 or logits.shape[1] == 1:
-            predicted = (logits.detach().view(-1) > 0).long()
-        else:
-            predicted = logits.detach().argmax(1)
-        return {"loss": loss, "accuracy": (predicted == y).float().mean()}
+        return {"loss": loss, "accuracy": (predicted_labels(logits.detach()) == y).float().mean()}
+
+
+def predicted_labels(scores: torch.Tensor) -> torch.Tensor:
+    """Class indices from a classifier's output: argmax over columns, or for ONE score per
+    image (binary SVM, logistic regression) the second class where the score is positive."""
+    if scores.ndim == 1 or scores.shape[1] == 1:
+        return (scores.view(-1) > 0).long()
+    return scores.argmax(1)
