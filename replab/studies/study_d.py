@@ -23,7 +23,7 @@ from replab.reporting.study_report import Section, StudyReport, mean_std
 from replab.studies import rundir
 from replab.studies.experiment import load_data
 from replab.studies.study import STUDIES, Part, StudyRun, reference_row, reference_rows
-from replab.studies.summaries import settings_of, timings_of
+from replab.studies.summaries import loss_curves, plot_curves, settings_of, timings_of
 
 REPORT_CLASSES = ("frog", "horse")  # report 002's classes 6 and 7: its reference figures are for these
 # Quick: the two-class SVM data is already small (about 730 training images here); the
@@ -157,7 +157,7 @@ class StudyD:
                 f"of the parameters, and trains in {t4:.1f} s against {t3:.1f} s here. Tying halves the weights the optimiser must fit "
                 "and makes the decoder the encoder's mirror, which constrains the model (less room to overfit) rather than adding capacity."
                 if v3 and v4 else "The autoencoders did not report a validation MSE."]
-        curves = _ae_curves([d3, d4])
+        curves = loss_curves([(p.key, p.run_dirs[0]) for p in (d3, d4)], "MSE per pixel", log=True)
         figs = {"D3 and D4: train (solid) and validation (dashed) MSE per epoch": curves}
         for part in (d3, d4):
             grid = part.figure("reconstructions")
@@ -180,43 +180,16 @@ def _sgd_row(part: Part, arrays: dict, C: float, wd: float, lr: float) -> dict:
             "step": lr * C * float(np.linalg.norm(arrays["train"][0], axis=1).mean())}
 
 
-def _history(part: Part) -> list[dict]:
-    return [json.loads(line) for line in (part.run_dirs[0] / rundir.METRICS).read_text().splitlines() if line.strip()]
-
-
 def _last_epochs_range(part: Part, key: str, k: int) -> tuple[float, float]:
-    values = [r[key] for r in _history(part)[-k:]]
+    values = [r[key] for r in rundir.read_metrics(part.run_dirs[0])[-k:]]
     return min(values), max(values)
 
 
 def _svm_curves(parts: list[Part]) -> bytes:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, part in enumerate(parts):
-        history, colour = _history(part), plt.get_cmap("tab10")(i)
-        epochs = [r["epoch"] for r in history]
-        for split, style in (("train", "-"), ("val", "--")):
-            left.plot(epochs, [r[f"{split}_loss"] for r in history], style, color=colour, label=f"{part.key} {split}")
-            right.plot(epochs, [r[f"{split}_accuracy"] for r in history], style, color=colour, label=f"{part.key} {split}")
+    runs = [(p.key, p.run_dirs[0]) for p in parts]
     # D1's C is 10x D2's, so its hinge loss is on another scale: a log axis shows both
-    left.set(xlabel="epoch", ylabel="C · mean hinge loss", yscale="log")
-    right.set(xlabel="epoch", ylabel="accuracy")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=2)
+    plot_curves(left, runs, "C · mean hinge loss", log=True)
+    plot_curves(right, runs, "accuracy", metric="accuracy")
     fig.tight_layout()
     return to_png(fig)
-
-
-def _ae_curves(parts: list[Part]) -> bytes:
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for i, part in enumerate(parts):
-        history, colour = _history(part), plt.get_cmap("tab10")(i)
-        epochs = [r["epoch"] for r in history]
-        ax.plot(epochs, [r["train_loss"] for r in history], "-", color=colour, label=f"{part.key} train")
-        ax.plot(epochs, [r["val_loss"] for r in history], "--", color=colour, label=f"{part.key} validation")
-    ax.set(xlabel="epoch", ylabel="MSE per pixel", yscale="log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return to_png(fig)
-

@@ -30,6 +30,13 @@ def timings_of(parts: list[Part | Sweep]) -> list[tuple[str, str, float]]:
 def loss_curves(runs: list[tuple[str, Path]], ylabel: str, metric: str = "loss", log: bool = False) -> bytes:
     """Training (solid) and validation (dashed) ``metric`` per epoch of several runs, one colour each."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    plot_curves(ax, runs, ylabel, metric, log)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def plot_curves(ax, runs: list[tuple[str, Path]], ylabel: str, metric: str = "loss", log: bool = False) -> None:
+    """``loss_curves`` on a given axes, so a figure can hold several metrics side by side."""
     for i, (label, run_dir) in enumerate(runs):
         history = rundir.read_metrics(run_dir)
         epochs = [r["epoch"] for r in history]
@@ -39,8 +46,6 @@ def loss_curves(runs: list[tuple[str, Path]], ylabel: str, metric: str = "loss",
     ax.set(xlabel="epoch", ylabel=ylabel, yscale="log" if log else "linear")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return to_png(fig)
 
 
 def subset_note(parts: list[Part]) -> str:
