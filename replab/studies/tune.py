@@ -310,21 +310,11 @@ def recover_orphans(study, log=print) -> list[int]:
 def _orphaned(trial) -> bool:
     host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
-        return int(pid) != os.getpid() and not _alive(int(pid))
+        return not rundir.is_alive({"pid": int(pid), "host": host})
     beat = trial.user_attrs.get("heartbeat")
     if beat is None and trial.datetime_start is not None:
         beat = trial.datetime_start.timestamp()
     return beat is None or time.time() - beat > STALE_SECONDS
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Path, log):
