@@ -6,6 +6,7 @@ mid-trial the other recovers its trial (same host: the worker's pid is gone) and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -46,11 +47,20 @@ def finish(proc: subprocess.Popen, timeout: float) -> str:
     return output(proc)
 
 
+@functools.cache
+def storage_for(url: str):
+    """One storage (one small connection pool) per server: a new one per poll would leave its
+    connections open until garbage collection and exhaust the server's max_connections."""
+    import optuna
+
+    return optuna.storages.RDBStorage(url)
+
+
 def trials_in(url: str, name: str) -> list:
     import optuna
 
     try:
-        return optuna.load_study(study_name=name, storage=url).get_trials()
+        return optuna.load_study(study_name=name, storage=storage_for(url)).get_trials()
     except KeyError:  # the first worker has not created the study yet
         return []
 
