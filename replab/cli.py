@@ -32,6 +32,7 @@ examples:
   replab study d --set classes=[cat,dog]         # the SVM on any two CIFAR-10 classes
   replab study a --dataset cifar10 --override A3:trainer.epochs=15   # change one part's recipe
   replab study --resume runs/study-a-mnist-20261123-101500
+  replab study --resume runs/study-e-20261123-101500 --seeds 3   # add seeds 1, 2; seed 0's runs are reused
 
 The study folder holds one run folder per part and seed (A1/seed0, ...), study.html (the
 reference table beside replab's mean ± std, time per part, figures and the answer to the
@@ -119,14 +120,16 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
     sw.set_defaults(func=_cmd_sweep)
 
-    st = sub.add_parser("study", help="run a whole study (several recipes, seeds, one report): a, b, c, d",
+    st = sub.add_parser("study", help="run a whole study (several recipes, seeds, one report): a, b, c, d, e, f",
                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_STUDY,
                         description="Run every part of a study from ../shared/STUDIES.md and write one report beside the published figures.")
     st.add_argument("name", nargs="?", metavar="STUDY", help="which study: a (three ways to learn a latent space), b (bottleneck, PCA, dropout, transfer), "
                     "c (rotation pretext, block transfer, pair contrast), d (linear SVM, compression autoencoders)")
     st.add_argument("--dataset", help="study a: mnist (default) or cifar10")
     st.add_argument("--quick", action="store_true", help="small, fast profile (minutes on a laptop CPU; what CI runs), not the report's settings")
-    st.add_argument("--seeds", type=int, default=1, metavar="N", help="run every part with seeds 0..N-1 and report mean ± std (default 1)")
+    st.add_argument("--seeds", type=int, default=None, metavar="N",
+                    help="run every part with seeds 0..N-1 and report mean ± std (default 1); with --resume, grow the study to N seeds "
+                         "(its finished runs are reused)")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a study option: b takes ks, transfer_k, dropout_ks; c takes angles, ks; d takes classes")
     st.add_argument("--override", action="append", default=[], metavar="PART:KEY=VALUE",
                     help="change one part's recipe, e.g. A3:trainer.epochs=15 (* for every part); the report lists every override")
@@ -263,7 +266,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from replab.studies.catalog import run_study
 
     if args.resume and (args.name or args.set or args.dataset or args.quick or args.override):
-        raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR")
+        raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR (and --seeds N to add seeds)")
     if not args.resume and not args.name:
         raise ReplabError("which study? none was named", "run e.g. `replab study a --dataset mnist` or `replab study b --quick`")
     params = {"dataset": args.dataset} if args.dataset else {}

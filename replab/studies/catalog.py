@@ -10,7 +10,7 @@ from replab.studies import study_a, study_b, study_c, study_d, study_e, study_f 
 from replab.studies.study import STUDIES, StudyRun, start_study
 
 
-def run_study(name: str, params: dict, quick: bool = False, seeds: int = 1, runs_dir: Path = Path("runs"),
+def run_study(name: str, params: dict, quick: bool = False, seeds: int | None = None, runs_dir: Path = Path("runs"),
               data_root: str | None = None, resume: Path | None = None, overrides: list[str] = (), log=print) -> tuple[Path, StudyReport, float]:
     """Run (or resume) study ``name``; returns the study folder, its report and the wall time in seconds."""
     if resume is None:

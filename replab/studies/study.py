@@ -105,10 +105,14 @@ class StudyRun:
                 out.append(override)
         return out
 
-    def part(self, key: str, title: str, recipe: str, overrides: list[str] = (), quick: list[str] = ()) -> Part:
-        """Run ``recipe`` once per seed (or reuse the finished runs) as part ``key``."""
+    def part(self, key: str, title: str, recipe: str, overrides: list[str] = (), quick: list[str] = (), per_seed=None) -> Part:
+        """Run ``recipe`` once per seed (or reuse the finished runs) as part ``key``.
+
+        ``per_seed(seed)`` gives overrides that differ by seed (as in ``sweep``), e.g. the
+        earlier part's run of the same seed to start from.
+        """
         raw = self.config(recipe, list(overrides), list(quick), key)
-        specs = [validate_spec({**raw, "seed": seed}) for seed in self.seeds]
+        specs = [validate_spec({**self._seeded(raw, per_seed(seed) if per_seed else []), "seed": seed}) for seed in self.seeds]
         self.log(f"== {key}: {title} ({len(specs)} seed{'s' * (len(specs) > 1)})")
         start = time.perf_counter()
         dirs = [self.folder / key / f"seed{s.seed}" for s in specs]
@@ -116,6 +120,15 @@ class StudyRun:
         part = Part(key, title, dirs, summaries, dict(raw.get("report", {}).get("reference", {})))
         self.log(f"== {key} done: {part.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
         return part
+
+    @staticmethod
+    def _seeded(raw: dict, overrides: list[str]) -> dict:
+        if not overrides:
+            return raw
+        raw = copy.deepcopy(raw)
+        for override in overrides:
+            apply_override(raw, override)
+        return raw
 
     def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = (),
               per_seed=None) -> Sweep:
@@ -177,14 +190,27 @@ def check_overrides(overrides: list[str]) -> None:
                               "write e.g. --override A3:trainer.epochs=15 (PART is a part such as A3 or B4, or * for every part)")
 
 
-def start_study(name: str, params: dict, quick: bool, seeds: int, runs_dir: Path, data_root: str | None, resume: Path | None,
+def _grow_seeds(folder: Path, settings: dict, seeds: int) -> None:
+    """More seeds for a study: the runs of the seeds it has are kept and reused."""
+    have = settings["seeds"]
+    if seeds < len(have):
+        raise ConfigError(f"--seeds {seeds}: the study in {folder} already has {len(have)} seeds, and a study does not drop runs",
+                          f"resume without --seeds, or with --seeds {len(have)} or more")
+    settings["seeds"] = [*have, *(s for s in range(max(have) + 1, max(have) + 1 + seeds - len(have)))]
+    atomic_write_json(folder / STUDY_FILE, settings)
+
+
+def start_study(name: str, params: dict, quick: bool, seeds: int | None, runs_dir: Path, data_root: str | None, resume: Path | None,
                 overrides: list[str] = ()) -> tuple[Path, dict]:
-    """The study folder and its settings: new, or read back from ``resume``."""
+    """The study folder and its settings: new, or read back from ``resume`` (grown to ``seeds`` if given)."""
+    if seeds is not None and not 1 <= seeds <= 100:
+        raise ConfigError(f"--seeds {seeds} is out of range", "use between 1 and 100 seeds")
     if resume:
         settings = open_study(resume)
+        if seeds is not None and seeds != len(settings["seeds"]):
+            _grow_seeds(Path(resume), settings, seeds)
         return Path(resume), settings
-    if seeds < 1 or seeds > 100:
-        raise ConfigError(f"--seeds {seeds} is out of range", "use between 1 and 100 seeds")
+    seeds = 1 if seeds is None else seeds
     check_overrides(list(overrides))
     suffix = "-".join(str(v) for v in params.values())
     stem = rundir.safe_name(f"study-{name}{'-' + suffix if suffix else ''}{'-quick' if quick else ''}")

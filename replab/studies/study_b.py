@@ -63,10 +63,14 @@ class StudyB:
         pcs = self._pca(s)
         b3 = s.sweep("B3", "dropout p in encoder and decoder, crossed with k", "b1-mnist-bottleneck",
                      [Axis([K], [transfer_k] if s.quick else self.dropout_ks), Axis(DROPOUT.keys, [0.0, 0.3] if s.quick else DROPOUT.values)], quick=QUICK)
-        encoder_run = b1.folder / next(r["run"] for r in b1.records if r["values"][K] == transfer_k and r["values"]["seed"] == s.seeds[0])
+        encoder_run = {r["values"]["seed"]: b1.folder / r["run"] for r in b1.records if r["values"][K] == transfer_k}  # per seed
+
+        def pretrained(seed: int) -> list[str]:
+            return [f"model.pretrained.path={json.dumps(str(encoder_run[seed]))}"]
+
         cases = [s.part(key, f"{enc} encoder, {trainable} trained", "b4-mnist-transfer",
-                        [f"model.encoder.latent_dim={transfer_k}", *([f"model.pretrained.path={json.dumps(str(encoder_run))}"] if pre else []),
-                         *(["model.freeze=[encoder]"] if frozen else [])], quick=QUICK)
+                        [f"model.encoder.latent_dim={transfer_k}", *(["model.freeze=[encoder]"] if frozen else [])], quick=QUICK,
+                        per_seed=pretrained if pre else None)
                  for key, enc, trainable, pre, frozen, _, _ in CASES]
         for part, case in zip(cases, CASES, strict=True):
             part.reference = {"train.loss": case[5], "test.loss": case[6]}

@@ -58,9 +58,11 @@ class StudyE:
         ae = s.part("E4", "the tuned autoencoder, trained in full; its latent space", AE, tuned, quick=QUICK["E4"])
         ae_spec = rundir.open_existing(ae.run_dirs[0])  # the E4 run's own config: its encoder and optimizer carry over
         encoder, optim = ae_spec.model.encoder.model_dump(), ae_spec.trainer.optimizer
+        ae_run = dict(zip(s.seeds, ae.run_dirs, strict=True))  # each seed fine-tunes its own seed's autoencoder
         e3 = s.part("E3", "tuned encoder + MLP, fine-tuned as a classifier", "e3-fashion-classifier",
-                    [f"model.encoder={json.dumps(encoder)}", f"model.pretrained.path={json.dumps(str(ae.run_dirs[0]))}",
-                     f"trainer.optimizer.parts.encoder={json.dumps({'lr': optim.lr, 'weight_decay': optim.weight_decay})}"], quick=QUICK["E3"])
+                    [f"model.encoder={json.dumps(encoder)}",
+                     f"trainer.optimizer.parts.encoder={json.dumps({'lr': optim.lr, 'weight_decay': optim.weight_decay})}"], quick=QUICK["E3"],
+                    per_seed=lambda seed: [f"model.pretrained.path={json.dumps(str(ae_run[seed]))}"])
         cnn = s.part("E3.cnn", "supervised CNN baseline", "e3-fashion-cnn", quick=QUICK["E3.cnn"])
         vae = s.part("E5", "variational autoencoder (d = 44)", "e5-fashion-vae", quick=QUICK["E5"])
         parts = [adam, sgd, ae, e3, cnn, vae]

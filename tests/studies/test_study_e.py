@@ -5,7 +5,11 @@ Floors sit well below what the quick profile measured (comments); chance is 0.1.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+import yaml
 
 from replab.cli import main
 from tests.studies.test_studies import only, summary
@@ -27,3 +31,13 @@ def test_study_e_quick(tmp_path, data_dir):
     assert vae["metrics"]["test.kl"] > 0
     md = (study / "study.md").read_text()
     assert "| E3 | test.accuracy | 0.9008 |" in md and "| Shirt |" in md and "E5: variational autoencoder" in md
+
+    # --resume --seeds 2 grows the study: seed 0's runs (and the search) are reused, seed 1 runs,
+    # and seed 1's classifier fine-tunes seed 1's autoencoder, not seed 0's
+    assert main(["study", "--resume", str(study), "--seeds", "2"]) == 0
+    assert json.loads((study / "study.json").read_text())["seeds"] == [0, 1]
+    assert (study / "E5" / "seed1" / "summary.json").is_file() and len((study / "E2" / "trials.csv").read_text().splitlines()) == 1 + 3
+    e3_seed1 = yaml.safe_load((study / "E3" / "seed1" / "config.yaml").read_text())
+    assert Path(e3_seed1["model"]["pretrained"]["path"]) == study / "E4" / "seed1"
+    assert "± " in (study / "study.md").read_text()
+    assert main(["study", "--resume", str(study), "--seeds", "1"]) == 2  # a study never drops runs
