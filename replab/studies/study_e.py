@@ -23,6 +23,7 @@ from replab.studies.summaries import loss_curves, settings_of, subset_note, timi
 
 AE = "e1-fashion-autoencoder"
 SPACE = "e2-fashion-space"
+SEARCH_RECIPE = "E2-recipe.yaml"
 _DATA = ["data.limit_train=2000", "data.limit_eval=2000"]
 _SMALL = [*_DATA, "analysis.tsne_sample=500", "analysis.image_space=false", "probe.trainer.epochs=20"]
 QUICK = {"E1": [*_DATA, "trainer.epochs=2", "analysis.enabled=false", "probe.enabled=false"],
@@ -32,7 +33,8 @@ QUICK = {"E1": [*_DATA, "trainer.epochs=2", "analysis.enabled=false", "probe.ena
          "E3": [*_DATA, "trainer.epochs=6", "trainer.optimizer.lr=0.002", "trainer.optimizer.weight_decay=0.0001", "analysis.enabled=false"],
          "E3.cnn": [*_DATA, "trainer.epochs=2"],
          "E5": [*_SMALL, "trainer.epochs=3"]}
-# Each trial of the search trains this many epochs; report 003 does not say how long its trials were.
+# Each trial of the search trains this many epochs (--override E2:trainer.epochs=N changes it);
+# report 003 does not say how long its trials were.
 TRIAL_EPOCHS = 5
 # Report 003, table 6: per-class F1 (%) of its classifier (CL) and of its CNN.
 F1_REFERENCE = {"T-shirt/top": (85.36, 89.21), "Trouser": (98.24, 99.35), "Pullover": (83.02, 90.71), "Dress": (89.97, 93.31),
@@ -73,7 +75,7 @@ class StudyE:
             settings={**settings_of(s, parts), "search": f"{search.finished} trials in {search.study_dir}"},
             reference=reference_rows([e3, cnn]),
             timings=[*timings_of([adam, sgd]), ("E2", f"Optuna search, {search.finished} trials", _search_seconds(search)), *timings_of([ae, e3, cnn, vae])],
-            sections=[self._optimizers(adam, sgd), self._tuning(search), self._classifier(e3, cnn), self._latent(ae, ae_spec.model.encoder.params.get("latent_dim")), self._vae(ae, vae)],
+            sections=[self._optimizers(adam, sgd), self._tuning(search, _trial_epochs(s.folder)), self._classifier(e3, cnn), self._latent(ae, ae_spec.model.encoder.params.get("latent_dim")), self._vae(ae, vae)],
             source="report 003; ../shared/STUDIES.md section E",
         )
 
@@ -85,7 +87,7 @@ class StudyE:
             s.log("== E2: continuing the search")
             return tune.resume_tune(folder, log=s.log)
         raw = s.config(AE, [f"trainer.epochs={TRIAL_EPOCHS}", "analysis.enabled=false", "probe.enabled=false"], QUICK["E2"], "E2")
-        recipe = s.folder / "E2-recipe.yaml"  # the recipe every trial starts from, the study's overrides applied
+        recipe = s.folder / SEARCH_RECIPE  # the recipe every trial starts from, the study's overrides applied
         atomic_write_text(recipe, yaml.safe_dump(raw, sort_keys=False))
         trials = min(self.trials, 3) if s.quick else self.trials
         s.log(f"== E2: Optuna search, {trials} trials")
@@ -114,11 +116,11 @@ class StudyE:
                 figures["one test image reconstructed after each epoch (Adam)"] = fig
         return Section("E1: Adam vs SGD", text, table=(["part", "what", "train MSE", "validation MSE", "test MSE"], rows), figures=figures)
 
-    def _tuning(self, search: tune.TuneResult) -> Section:
+    def _tuning(self, search: tune.TuneResult, epochs: int) -> Section:
         best = search.best or {}
         params = best.get("params", {})
         rows = [[key, str(_short(params.get(key, "—"))), str(TUNED_REFERENCE.get(_param_name(key), "—"))] for key in params]
-        text = [f"Optuna (TPE, median pruning on the validation curve) ran {search.finished} trials of {TRIAL_EPOCHS} epochs each over the "
+        text = [f"Optuna (TPE, median pruning on the validation curve) ran {search.finished} trials of {epochs} epochs each over the "
                 f"latent size, dropout, weight decay, optimizer and learning rate; the best trial (#{best.get('number')}) reached validation "
                 f"MSE {best.get('value', float('nan')):.5f}. Its full recipe is {search.best_yaml}; every trial, the optimization history and the "
                 f"parameter importances are in {search.study_dir / 'tune.html'}."]
@@ -170,6 +172,11 @@ class StudyE:
             figures["VAE: loss per epoch"] = fig
         return Section("E5: variational autoencoder beside the autoencoder", [t for t in text if t],
                        table=(["part", "test MSE", "latent kNN accuracy", "silhouette"], rows), figures=figures, columns=2)
+
+
+def _trial_epochs(folder: Path) -> int:
+    """How long each trial trained: the search's own recipe, with the study's overrides applied."""
+    return yaml.safe_load((folder / SEARCH_RECIPE).read_text(encoding="utf-8"))["trainer"]["epochs"]
 
 
 def _search_seconds(search: tune.TuneResult) -> float:
