@@ -358,15 +358,13 @@ def run_study(key: str, args: argparse.Namespace, staging: Path) -> dict:
     splits, normalizer = load_data(spec)
     epoch_images = len(splits.train)
     print(f"\n{key}: {spec.name} | {splits.train.source} | batch {spec.trainer.batch_size} | {epoch_images:,} train images", flush=True)
-    methods = {"replab": replab_runner(spec, splits, normalizer, device, args)}
+    methods, workers_of = {"replab": replab_runner(spec, splits, normalizer, device, args)}, {}
     for workers in args.workers:
         label = "reference" if len(args.workers) == 1 else f"reference/w{workers}"
-        methods[label] = reference_runner(spec, splits, normalizer, device, args, args.data_dir, staging, workers)
+        methods[label], workers_of[label] = reference_runner(spec, splits, normalizer, device, args, args.data_dir, staging, workers), workers
     methods["floor"] = floor_runner(spec, splits, normalizer, device, args)
-    rows = measure(methods, args, device, epoch_images)
-    for row in rows:
-        if row["method"].startswith("reference"):
-            row["num_workers"] = int(row["method"].rpartition("w")[2]) if "/w" in row["method"] else args.workers[0]
+    rows = [{**row, "num_workers": workers_of[row["method"]]} if row["method"] in workers_of else row
+            for row in measure(methods, args, device, epoch_images)]
     return summarise(key, spec, splits, rows, epoch_images)
 
 

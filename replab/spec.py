@@ -9,6 +9,7 @@ component's own keyword arguments, which are checked against its constructor whe
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -279,6 +280,14 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
             )
         node = child
     node[parts[-1]] = value
+
+
+def with_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A deep copy of ``raw`` with ``overrides`` (``a.b.c=value``) applied in order; ``raw`` is left as it is."""
+    out = copy.deepcopy(raw)
+    for override in overrides:
+        apply_override(out, override)
+    return out
 
 
 def validate_spec(raw: dict[str, Any]) -> ExperimentSpec:

@@ -8,7 +8,6 @@ run again with ``--resume`` reuses finished runs and resumes interrupted ones.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from replab.errors import ConfigError, ReplabError
 from replab.io import atomic_write_json
 from replab.registry import Registry
-from replab.spec import apply_override, read_recipe, validate_spec
+from replab.spec import apply_override, read_recipe, validate_spec, with_overrides
 from replab.studies import rundir
 from replab.studies.experiment import run_or_reuse
 from replab.studies.sweep import SEED, Axis, Point, aggregate, mean_std, run_grid
@@ -90,9 +89,7 @@ class StudyRun:
     user_overrides: list[str] = field(default_factory=list)  # "PART:key=value" from --override; "*:key=value" for all
 
     def config(self, recipe: str, overrides: list[str], quick: list[str], part: str = "*") -> dict:
-        raw = copy.deepcopy(read_recipe(recipe))
-        for override in [*overrides, *(quick if self.quick else []), *self.overrides_for(part)]:
-            apply_override(raw, override)
+        raw = with_overrides(read_recipe(recipe), [*overrides, *(quick if self.quick else []), *self.overrides_for(part)])
         if self.data_root:
             apply_override(raw, f"data.root={json.dumps(self.data_root)}")
         return raw
@@ -112,7 +109,7 @@ class StudyRun:
         earlier part's run of the same seed to start from.
         """
         raw = self.config(recipe, list(overrides), list(quick), key)
-        specs = [validate_spec({**self._seeded(raw, per_seed(seed) if per_seed else []), "seed": seed}) for seed in self.seeds]
+        specs = [validate_spec({**with_overrides(raw, per_seed(seed) if per_seed else []), "seed": seed}) for seed in self.seeds]
         self.log(f"== {key}: {title} ({len(specs)} seed{'s' * (len(specs) > 1)})")
         start = time.perf_counter()
         dirs = [self.folder / key / f"seed{s.seed}" for s in specs]
@@ -120,15 +117,6 @@ class StudyRun:
         part = Part(key, title, dirs, summaries, dict(raw.get("report", {}).get("reference", {})))
         self.log(f"== {key} done: {part.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
         return part
-
-    @staticmethod
-    def _seeded(raw: dict, overrides: list[str]) -> dict:
-        if not overrides:
-            return raw
-        raw = copy.deepcopy(raw)
-        for override in overrides:
-            apply_override(raw, override)
-        return raw
 
     def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = (),
               per_seed=None) -> Sweep:
@@ -196,7 +184,7 @@ def _grow_seeds(folder: Path, settings: dict, seeds: int) -> None:
     if seeds < len(have):
         raise ConfigError(f"--seeds {seeds}: the study in {folder} already has {len(have)} seeds, and a study does not drop runs",
                           f"resume without --seeds, or with --seeds {len(have)} or more")
-    settings["seeds"] = [*have, *(s for s in range(max(have) + 1, max(have) + 1 + seeds - len(have)))]
+    settings["seeds"] = [*have, *range(max(have) + 1, max(have) + 1 + seeds - len(have))]
     atomic_write_json(folder / STUDY_FILE, settings)
 
 

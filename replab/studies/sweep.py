@@ -9,7 +9,6 @@ sweep again in the same folder reuses finished runs and resumes interrupted ones
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import statistics
@@ -20,7 +19,14 @@ from pathlib import Path
 from replab.errors import ConfigError
 from replab.io import atomic_write_bytes, atomic_write_json
 from replab.reporting import figures
-from replab.spec import ExperimentSpec, apply_override, parse_yaml, read_recipe, validate_spec
+from replab.spec import (
+    ExperimentSpec,
+    apply_override,
+    parse_yaml,
+    read_recipe,
+    validate_spec,
+    with_overrides,
+)
 from replab.studies import rundir
 from replab.studies.experiment import run_or_reuse
 from replab.studies.rebuild import compare_runs
@@ -72,9 +78,7 @@ def grid(raw: dict, axes: list[Axis], overrides: list[str]) -> list[tuple[dict, 
     points = []
     for combo in itertools.product(*(a.values for a in axes)):
         assignment = dict(zip((a.key for a in axes), combo, strict=True))
-        config = copy.deepcopy(raw)
-        for override in overrides:
-            apply_override(config, override)
+        config = with_overrides(raw, overrides)
         for axis, value in zip(axes, combo, strict=True):
             for key in axis.keys:
                 apply_override(config, f"{key}={json.dumps(value)}")  # JSON is YAML: lists, numbers, null survive
