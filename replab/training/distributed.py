@@ -61,8 +61,15 @@ def setup(device_type: str = "cpu", timeout_minutes: float = 60) -> bool:
     return True
 
 
-def teardown() -> None:
+def teardown(wait_for_all: bool = True) -> None:
+    """Leave the group; by default once every rank has got here, so none closes its links while another still uses them.
+
+    After an error the others may never get here: ``wait_for_all=False`` leaves at once, and the
+    launcher then stops the rest instead of every rank waiting out the collective timeout.
+    """
     if is_active():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -72,9 +79,12 @@ def session(device_type: str = "cpu"):
     joined = setup(device_type)
     try:
         yield joined
-    finally:
+    except BaseException:
         if joined:
-            teardown()
+            teardown(wait_for_all=False)
+        raise
+    if joined:
+        teardown()
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,11 @@ The whole `replab run` under torchrun is compared with one process in tests/stud
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from replab.cli import main
@@ -70,7 +70,10 @@ def _problem():
 
 
 def _nt_xent_rank(rank: int, world: int, port: int, out: Path) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+        TORCHELASTIC_USE_AGENT_STORE="True",  # the parent serves the store, as torchrun's agent does
+    )
     torch.set_num_threads(1)
     assert distributed.setup("cpu", timeout_minutes=2)
     try:
@@ -86,19 +89,16 @@ def _nt_xent_rank(rank: int, world: int, port: int, out: Path) -> None:
         distributed.teardown()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow  # two spawned processes importing torch: about 30 s on 2 shared cores
 def test_nt_xent_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path):
     x1, x2, linear = _problem()
     z1, z2 = linear(torch.cat([x1, x2])).chunk(2)
     loss = NTXentLoss(0.5)(z1, z2)
     loss.backward()
-    mp.spawn(_nt_xent_rank, args=(2, _free_port(), tmp_path), nprocs=2, join=True)
+    # The store lives in this process, not in rank 0: a rank that hosts it can exit (and abort on
+    # its store thread) while the other rank still talks to it.
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    mp.spawn(_nt_xent_rank, args=(2, store.port, tmp_path), nprocs=2, join=True)
     for rank in range(2):
         got = torch.load(tmp_path / f"{rank}.pt")
         torch.testing.assert_close(got["loss"], loss.detach(), atol=1e-6, rtol=1e-5)
