@@ -28,6 +28,7 @@ examples:
   replab study a --dataset cifar10 --seeds 3     # mean ± std over seeds 0, 1, 2
   replab study b --quick                         # minutes on a laptop CPU
   replab study b --set ks=[2,32,300]             # study options (b: ks, transfer_k, dropout_ks)
+  replab study e --set trials=40 --override E2:trainer.epochs=10   # a longer search
   replab study c --set angles=[0,90,180,270]     # C2's 4-way rotation pretext instead of 0/90
   replab study d --set classes=[cat,dog]         # the SVM on any two CIFAR-10 classes
   replab study a --dataset cifar10 --override A3:trainer.epochs=15   # change one part's recipe
@@ -124,13 +125,15 @@ def _parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_STUDY,
                         description="Run every part of a study from ../shared/STUDIES.md and write one report beside the published figures.")
     st.add_argument("name", nargs="?", metavar="STUDY", help="which study: a (three ways to learn a latent space), b (bottleneck, PCA, dropout, transfer), "
-                    "c (rotation pretext, block transfer, pair contrast), d (linear SVM, compression autoencoders)")
+                    "c (rotation pretext, block transfer, pair contrast), d (linear SVM, compression autoencoders), "
+                    "e (conv autoencoder, Optuna tuning, transfer, VAE), f (linear baselines, triplet learning)")
     st.add_argument("--dataset", help="study a: mnist (default) or cifar10")
     st.add_argument("--quick", action="store_true", help="small, fast profile (minutes on a laptop CPU; what CI runs), not the report's settings")
     st.add_argument("--seeds", type=int, default=None, metavar="N",
                     help="run every part with seeds 0..N-1 and report mean ± std (default 1); with --resume, grow the study to N seeds "
                          "(its finished runs are reused)")
-    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a study option: b takes ks, transfer_k, dropout_ks; c takes angles, ks; d takes classes")
+    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a study option: b takes ks, transfer_k, dropout_ks; c takes angles, ks; d takes classes; "
+                    "e takes trials; f takes classes, batch_sizes, mining")
     st.add_argument("--override", action="append", default=[], metavar="PART:KEY=VALUE",
                     help="change one part's recipe, e.g. A3:trainer.epochs=15 (* for every part); the report lists every override")
     st.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")

@@ -132,6 +132,7 @@ class ModelSpec(Strict):
     projection: Component | None = Field(None, description="contrastive task: the head the loss sees (SimCLR's projection)")
     pretrained: PretrainedSpec | None = None
     freeze: list[str] = Field(default_factory=list, description="parts kept fixed while training, e.g. [encoder]")
+    init: Literal["default", "kaiming"] = Field("default", description="weight initialisation: PyTorch's default, or He-normal for ReLU nets")
 
 
 class ProbeSpec(Strict):

@@ -26,7 +26,7 @@ SPACE = "e2-fashion-space"
 SEARCH_RECIPE = "E2-recipe.yaml"
 _DATA = ["data.limit_train=2000", "data.limit_eval=2000"]
 _SMALL = [*_DATA, "analysis.tsne_sample=500", "analysis.image_space=false", "probe.trainer.epochs=20"]
-QUICK = {"E1": [*_DATA, "trainer.epochs=2", "analysis.enabled=false", "probe.enabled=false"],
+QUICK = {"E1": [*_DATA, "trainer.epochs=4", "analysis.enabled=false", "probe.enabled=false"],
          "E2": [*_DATA, "trainer.epochs=1"],
          "E4": [*_SMALL, "trainer.epochs=3"],
          # six epochs on 2,000 images: the MLP needs a faster rate and lighter decay than the report's to move at all

@@ -69,3 +69,19 @@ def test_objective_must_fit_the_task():
     spec = ModelSpec(encoder=Component(name="mlp"), decoder=Component(name="mlp_decoder"))
     with pytest.raises(ConfigError, match="does not fit this task.*l1"):
         Autoencode.from_spec(spec, Component(name="cross_entropy"), (1, 8, 8), 10)
+
+
+def test_kaiming_init_gives_he_normal_weights_and_zero_biases():
+    from replab.models.init import initialise
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(400, 300), torch.nn.ReLU(), torch.nn.Conv2d(3, 200, 5))
+    default_std = net[0].weight.std().item()
+    initialise(net, "default")
+    assert net[0].weight.std().item() == default_std  # untouched
+    initialise(net, "kaiming")
+    assert abs(net[0].weight.std().item() - (2 / 400) ** 0.5) < 0.003  # He: sqrt(2 / fan_in), 2.4x PyTorch's default
+    assert abs(net[2].weight.std().item() - (2 / 75) ** 0.5) < 0.01
+    assert not net[0].bias.any() and not net[2].bias.any()
+    with pytest.raises(ValueError, match="init"):
+        ModelSpec(encoder=Component(name="mlp"), init="xavier")

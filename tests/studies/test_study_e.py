@@ -20,11 +20,11 @@ def test_study_e_quick(tmp_path, data_dir):
     assert main(["study", "e", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)]) == 0
     study = only(tmp_path)
     adam, sgd = (summary(study / p / "seed0")["metrics"] for p in ("E1.adam", "E1.sgd"))
-    assert adam["val.loss"] < sgd["val.loss"]  # measured 0.056 vs 0.166: SGD at Adam's rate barely moves
+    assert adam["val.loss"] < 0.8 * sgd["val.loss"]  # measured 0.132 vs 0.192: SGD at Adam's rate barely moves
     trials = (study / "E2" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 3 and (study / "E2" / "best.yaml").is_file()
     e3, cnn = summary(study / "E3" / "seed0"), summary(study / "E3.cnn" / "seed0")
-    assert e3["metrics"]["test.accuracy"] >= 0.3 and cnn["metrics"]["test.accuracy"] >= 0.4  # measured 0.455, 0.578
+    assert e3["metrics"]["test.accuracy"] >= 0.55 and cnn["metrics"]["test.accuracy"] >= 0.4  # measured 0.718, 0.577
     assert set(e3["per_class"]) >= {"T-shirt/top", "Ankle boot"}
     vae = summary(study / "E5" / "seed0")
     assert any(f["name"] == "random samples decoded from the prior N(0, I)" for f in vae["figures"])

@@ -28,11 +28,14 @@ def autoencoder_checkpoint(tmp_path):
     return ae
 
 
-def test_pretrained_encoder_is_copied_from_a_run_folder(tmp_path):
+@pytest.mark.parametrize("init", ["default", "kaiming"])
+def test_pretrained_encoder_is_copied_from_a_run_folder(tmp_path, init):
     ae = autoencoder_checkpoint(tmp_path)
-    task = build_task(spec(pretrained={"path": str(tmp_path)}), (1, 8, 8), 10)
+    task = build_task(spec(pretrained={"path": str(tmp_path)}, init=init), (1, 8, 8), 10)
     for (name, a), b in zip(ae.model.encoder.state_dict().items(), task.model.encoder.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+        assert torch.equal(a, b), name  # model.init fills only what the checkpoint does not cover
+    if init == "kaiming":
+        assert not task.model.head.net.bias.any()
 
 
 def test_frozen_encoder_does_not_move_and_stays_in_eval_mode():
