@@ -5,7 +5,6 @@ from __future__ import annotations
 from torch import nn
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
-SCHEMES = ("default", "kaiming")
 
 
 def initialise(model: nn.Module, scheme: str) -> nn.Module:
@@ -13,7 +12,7 @@ def initialise(model: nn.Module, scheme: str) -> nn.Module:
 
     ``default`` keeps PyTorch's own (uniform, scaled so ReLU stacks shrink the signal);
     ``kaiming`` draws He-normal weights for ReLU (std sqrt(2 / fan_in)) and zero biases, as
-    report 003 does: with a small learning rate and heavy weight decay the larger start matters.
+    report 003 says it does; the recipe's spec limits ``scheme`` to these two (``ModelSpec.init``).
     """
     if scheme == "default":
         return model

@@ -74,9 +74,9 @@ def teardown(wait_for_all: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def session(device_type: str = "cpu"):
+def session(device_type: str = "cpu", timeout_minutes: float = 60):
     """``setup`` on entry, ``teardown`` on exit (also on errors), for one command's lifetime."""
-    joined = setup(device_type)
+    joined = setup(device_type, timeout_minutes)
     try:
         yield joined
     except BaseException:

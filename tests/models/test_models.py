@@ -7,6 +7,7 @@ import torch
 
 from replab.errors import ConfigError
 from replab.models import MODELS
+from replab.models.init import initialise
 from replab.spec import Component, ModelSpec
 from replab.tasks.autoencode import Autoencode
 from replab.tasks.classify import Classify
@@ -72,8 +73,6 @@ def test_objective_must_fit_the_task():
 
 
 def test_kaiming_init_gives_he_normal_weights_and_zero_biases():
-    from replab.models.init import initialise
-
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(400, 300), torch.nn.ReLU(), torch.nn.Conv2d(3, 200, 5))
     default_std = net[0].weight.std().item()

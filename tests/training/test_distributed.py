@@ -75,8 +75,8 @@ def _nt_xent_rank(rank: int, world: int, port: int, out: Path) -> None:
         TORCHELASTIC_USE_AGENT_STORE="True",  # the parent serves the store, as torchrun's agent does
     )
     torch.set_num_threads(1)
-    assert distributed.setup("cpu", timeout_minutes=2)
-    try:
+    with distributed.session("cpu", timeout_minutes=2) as joined:  # leaves the group as replab run does, on errors too
+        assert joined
         x1, x2, linear = _problem()
         model = distributed.wrap(linear, torch.device("cpu"))
         n = len(x1) // world
@@ -85,8 +85,6 @@ def _nt_xent_rank(rank: int, world: int, port: int, out: Path) -> None:
         loss = NTXentLoss(0.5)(z1, z2, gather=distributed.gather_rows, offset=rank * n)
         loss.backward()  # DDP averages the gradients over ranks
         torch.save({"loss": distributed.all_reduce_mean(loss.detach()), "weight": linear.weight.grad, "bias": linear.bias.grad}, out / f"{rank}.pt")
-    finally:
-        distributed.teardown()
 
 
 @pytest.mark.slow  # two spawned processes importing torch: about 30 s on 2 shared cores
