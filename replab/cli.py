@@ -29,6 +29,7 @@ examples:
   replab study b --quick                         # minutes on a laptop CPU
   replab study b --set ks=[2,32,300]             # study options (b: ks, transfer_k, dropout_ks)
   replab study e --set trials=40 --override E2:trainer.epochs=10   # a longer search
+  replab study e --set from_report=false         # E2 from TPE's draws alone (default: report 003's point first)
   replab study c --set angles=[0,90,180,270]     # C2's 4-way rotation pretext instead of 0/90
   replab study d --set classes=[cat,dog]         # the SVM on any two CIFAR-10 classes
   replab study a --dataset cifar10 --override A3:trainer.epochs=15   # change one part's recipe
@@ -46,6 +47,7 @@ examples:
   replab tune digits-autoencoder --space space.yaml --trials 20 probe.enabled=false analysis.enabled=false
   replab tune my-e2-recipe.yaml --space e2-fashion-space --trials 20 --data-dir ../shared/data
   replab tune RECIPE --space space.yaml --trials 30 --metric probe.val_accuracy --direction maximize
+  replab tune RECIPE --space space.yaml --trials 20 --enqueue '{trainer.optimizer.lr: 0.0058}'   # try a known point first
   replab tune --resume runs/digits-autoencoder-tune-20261123-101500      # continue, or join as a 2nd worker
   replab tune RECIPE --space space.yaml --trials 100 --storage postgresql://user:pw@host/optuna --study-name e2
                                                    # the same line on every machine: they share one study
@@ -133,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="run every part with seeds 0..N-1 and report mean ± std (default 1); with --resume, grow the study to N seeds "
                          "(its finished runs are reused)")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a study option: b takes ks, transfer_k, dropout_ks; c takes angles, ks; d takes classes; "
-                    "e takes trials; f takes classes, batch_sizes, mining")
+                    "e takes trials, from_report; f takes classes, batch_sizes, mining")
     st.add_argument("--override", action="append", default=[], metavar="PART:KEY=VALUE",
                     help="change one part's recipe, e.g. A3:trainer.epochs=15 (* for every part); the report lists every override")
     st.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
@@ -157,6 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--no-prune", action="store_true", help="run every trial to the end")
     tu.add_argument("--prune-startup", type=int, default=5, metavar="N", help="trials that must finish before pruning starts (default 5)")
     tu.add_argument("--prune-warmup", type=int, default=0, metavar="EPOCHS", help="epochs of each trial that are never pruned (default 0)")
+    tu.add_argument("--enqueue", action="append", default=[], metavar="POINT",
+                    help="a point to try before the sampler draws, as a YAML mapping of space keys, e.g. "
+                         "'{trainer.optimizer.lr: 0.0058, model.encoder.latent_dim: 185}' (keys left out are drawn); repeatable")
     where = tu.add_mutually_exclusive_group()
     where.add_argument("--study-dir", type=Path, metavar="DIR", help="the study folder (default RUNS_DIR/<name>-tune-<time>)")
     where.add_argument("--resume", type=Path, metavar="STUDY_DIR", help="continue a study (or join it as another worker); --trials N raises its target")
@@ -235,11 +240,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from replab.spec import parse_yaml
     from replab.studies.tune import resume_tune, start_tune
 
     log = lambda m: print(f"[replab] {m}", flush=True)  # noqa: E731
     if args.resume:
-        extra = args.recipe or args.overrides or args.space or args.data_dir or args.study_name or args.no_prune
+        extra = args.recipe or args.overrides or args.space or args.data_dir or args.study_name or args.no_prune or args.enqueue
         if extra:
             raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR (with --trials N to raise its target, --storage URL to give a password again)")
         result = resume_tune(args.resume, args.trials, args.storage, log=log)
@@ -249,7 +255,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         overrides = list(args.overrides) + ([f"data.root={args.data_dir}"] if args.data_dir else [])
         result = start_tune(args.recipe, args.space, args.trials, overrides, args.runs_dir, args.study_dir, log=log,
                             metric=args.metric, direction=args.direction, storage=args.storage, study_name=args.study_name or "",
-                            seed=args.seed, prune=not args.no_prune, prune_startup=args.prune_startup, prune_warmup=args.prune_warmup)
+                            seed=args.seed, prune=not args.no_prune, prune_startup=args.prune_startup, prune_warmup=args.prune_warmup,
+                            enqueue=[parse_yaml(point, f"--enqueue {point!r}") for point in args.enqueue])
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
     print(f"\n{result.finished} trials finished ({counts})")
     if result.best:

@@ -15,7 +15,15 @@ from typing import Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from replab import recipes
 from replab.errors import ConfigError
@@ -68,6 +76,8 @@ class DataSpec(Strict):
     root: str | None = Field(None, description="folder holding the dataset; default $REPLAB_DATA, then the cache")
     download: bool = Field(True, description="fetch from the official mirrors when not found locally")
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="share of the training set held out for validation")
+    refit: bool = Field(False, description="train on the validation images too (a final fit once tuning is done, as report 003's E3 "
+                                           "does); validation figures are then on seen images, so keep: best and early stopping are refused")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out for test when the dataset has no official test split")
     limit_train: PositiveInt | None = Field(None, description="use only this many training images (quick profiles)")
     limit_eval: PositiveInt | None = Field(None, description="use only this many validation and test images each, class-balanced (quick profiles)")
@@ -195,6 +205,14 @@ class ExperimentSpec(Strict):
     @classmethod
     def _task_name(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _refit_needs_last(self) -> ExperimentSpec:
+        # With refit the validation images are trained on: choosing an epoch by them would be choosing by training figures.
+        if self.data.refit and (self.trainer.keep == "best" or self.trainer.early_stopping is not None):
+            raise ValueError("data.refit trains on the validation images, so they cannot pick the epoch: "
+                             "set trainer.keep: last and no trainer.early_stopping (or data.refit: false)")
+        return self
 
     @field_serializer("task")
     def _task_short(self, task: Component) -> str | dict:

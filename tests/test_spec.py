@@ -131,3 +131,10 @@ def yaml_round_trip(text: str) -> dict:
     import yaml
 
     return yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("overrides", [["data.refit=true"], ["data.refit=true", "trainer.keep=last", "trainer.early_stopping={patience: 2}"]])
+def test_refit_refuses_to_pick_an_epoch_by_images_it_trains_on(overrides):
+    with pytest.raises(ConfigError, match="trainer.keep: last and no trainer.early_stopping"):
+        spec_with(*overrides)
+    assert spec_with("data.refit=true", "trainer.keep=last").data.refit is True

@@ -85,11 +85,13 @@ def load_splits(
     limit_eval: int | None = None,
     seed: int = 0,
     classes: list[str] | None = None,
+    refit: bool = False,
 ) -> Splits:
     """Train/val/test splits of ``dataset``; val (and test, if unofficial) carved by seed.
 
     ``classes`` keeps only those classes (relabelled 0..n-1 in that order) before the split,
-    so the stratified cut works on the kept classes alone.
+    so the stratified cut works on the kept classes alone. ``refit`` trains on the validation
+    images as well (the final fit after tuning); val is still those images, now seen in training.
     """
     source: DatasetSource = DATASETS.get(dataset)()
     folder = locate_or_fetch(source, root, download)
@@ -101,7 +103,9 @@ def load_splits(
         pool = pick(source.load_split(folder, "all"))
         test_idx, val_idx, train_idx = stratified_split(pool.labels, [test_fraction, val_fraction], seed)
         test = pool.subset(test_idx)
-    train, val = pool.subset(train_idx), pool.subset(val_idx)
+    train, val = pool.subset(torch.cat([train_idx, val_idx]) if refit else train_idx), pool.subset(val_idx)
+    if refit:
+        train.source += f", validation images included ({len(val_idx):,}; refit)"
     if limit_train is not None and limit_train < len(train):
         # train is already shuffled by the split, so its head is a random subset.
         train = train.subset(torch.arange(limit_train))

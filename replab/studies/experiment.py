@@ -133,7 +133,7 @@ def load_data(spec: ExperimentSpec) -> tuple[Splits, Normalizer]:
     """
     d = spec.data
     splits = load_splits(d.dataset, root=d.root, download=d.download, val_fraction=d.val_fraction,
-                         test_fraction=d.test_fraction, limit_train=d.limit_train, limit_eval=d.limit_eval, seed=spec.seed, classes=d.classes)
+                         test_fraction=d.test_fraction, limit_train=d.limit_train, limit_eval=d.limit_eval, seed=spec.seed, classes=d.classes, refit=d.refit)
     mode = d.normalize if isinstance(d.normalize, str) else d.normalize.model_dump()
     return splits, Normalizer.fit(splits.train.images, mode)
 

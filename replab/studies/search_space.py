@@ -65,6 +65,17 @@ class Param:
         """The recipe value of a value Optuna stored."""
         return json.loads(stored) if self.encoded else stored
 
+    def stored(self, value: Any, at: str) -> Any:
+        """``value`` as Optuna stores it, once it is checked to lie in this distribution."""
+        if self.type == "categorical":
+            if encode(value) not in {encode(c) for c in self.choices}:
+                raise ConfigError(f"{at}: {value!r} is not one of the choices", f"pick {self.describe()}")
+            return encode(value) if self.encoded else next(c for c in self.choices if encode(c) == encode(value))
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not self.low <= value <= self.high or (self.type == "int" and not float(value).is_integer()):
+            raise ConfigError(f"{at}: {value!r} is outside the search space", f"pick a value {self.describe()}")
+        return int(value) if self.type == "int" else float(value)
+
     def describe(self) -> str:
         if self.type == "categorical":
             return f"one of {', '.join(json.dumps(c) for c in self.choices)}"
@@ -95,6 +106,17 @@ class Space:
     def decode(self, stored: dict[str, Any]) -> dict[str, Any]:
         """Recipe values from the parameters Optuna stored for a trial."""
         return {p.key: p.decode(stored[p.key]) for p in self.params if p.key in stored}
+
+    def stored_point(self, point: Any, where: str) -> dict[str, Any]:
+        """A trial's parameters (recipe values by key, some or all) as Optuna stores them,
+        checked against the space: ``replab tune --enqueue`` runs such points first."""
+        if not isinstance(point, dict) or not point:
+            raise ConfigError(f"{where} must be a mapping of space keys to values, got {point!r}",
+                              "write e.g. {trainer.optimizer.lr: 0.001, model.encoder.latent_dim: 32}")
+        unknown = [str(k) for k in point if k not in self.keys]
+        if unknown:
+            raise ConfigError(f"{where}: {', '.join(map(repr, unknown))} not in the search space", f"use keys of the space: {', '.join(self.keys)}")
+        return {key: self.by_key(key).stored(value, f"{where}: {key!r}") for key, value in point.items()}
 
     def to_yaml_dict(self) -> dict[str, dict]:
         return {p.key: _entry(p) for p in self.params}

@@ -36,7 +36,7 @@ import yaml
 import replab
 from replab.errors import ConfigError, DivergenceError, ReplabError
 from replab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from replab.spec import ExperimentSpec, read_recipe, spec_to_yaml
+from replab.spec import ExperimentSpec, read_recipe, spec_to_yaml, with_overrides
 from replab.studies import rundir
 from replab.studies.experiment import run_experiment
 from replab.studies.search_space import (
@@ -75,6 +75,7 @@ class TuneSettings:
     prune: bool = True
     prune_startup: int = 5  # trials that complete before the median rule prunes anything
     prune_warmup: int = 0  # epochs of every trial never pruned
+    enqueue: list[dict] = field(default_factory=list)  # points (space key -> value) tried first, before the sampler draws
 
     @property
     def epoch_key(self) -> str:
@@ -113,6 +114,11 @@ def start_tune(recipe: str | Path, space_path: str | Path, trials: int, override
                             overrides=list(overrides), **options)
     _check_settings(settings)
     check_space(raw, settings.overrides, space)  # before any folder or trial exists
+    for i, point in enumerate(settings.enqueue):
+        space.stored_point(point, f"--enqueue #{i + 1}")
+    if settings.metric.startswith("val.") and (with_overrides(raw, settings.overrides).get("data") or {}).get("refit"):
+        raise ConfigError("the recipe sets data.refit, so its validation images are trained on and val metrics cannot rank trials",
+                          "tune without data.refit (add data.refit=false), then refit the best recipe")
     if study_dir is None:
         study_dir = Path(runs_dir) / f"{rundir.safe_name(settings.name)}-tune-{time.strftime('%Y%m%d-%H%M%S')}"
     study_dir = Path(study_dir)
@@ -203,6 +209,9 @@ def open_study(study_dir: Path, settings: TuneSettings):
     found = study.user_attrs.get("replab_tune")
     if found is None:
         study.set_user_attr("replab_tune", fingerprint)
+        space = parse_space(settings.space, "the search space")
+        for i, point in enumerate(settings.enqueue):  # once, by the worker that creates the study
+            study.enqueue_trial(space.stored_point(point, f"--enqueue #{i + 1}"), user_attrs={"enqueued": True})
     elif found != fingerprint:
         differs = ", ".join(k for k in fingerprint if fingerprint[k] != found.get(k))
         raise ConfigError(f"study {settings.study_name!r} in {_masked(url)} was started with another {differs}",
@@ -285,7 +294,7 @@ def _surplus(study, trial, n: int) -> bool:
     frozen = study.get_trials(deepcopy=False)[trial.number] if len(trials) > trial.number else None
     study.tell(trial, state=TrialState.FAIL)
     if frozen is not None and "fixed_params" in frozen.system_attrs:
-        study.enqueue_trial(frozen.system_attrs["fixed_params"], user_attrs={k: v for k, v in frozen.user_attrs.items() if k in ("retry_of", "run_dir")})
+        study.enqueue_trial(frozen.system_attrs["fixed_params"], user_attrs={k: v for k, v in frozen.user_attrs.items() if k in ("retry_of", "run_dir", "enqueued")})
     return True
 
 
@@ -453,9 +462,15 @@ def trial_rows(study, space: Space) -> list[dict]:
             "curve": sorted((int(k), float(v)) for k, v in t.intermediate_values.items()),
             "seconds": (end - start).total_seconds() if start and end else None,
             "run_dir": t.user_attrs.get("run_dir", ""),
-            "note": t.user_attrs.get("pruned") or t.user_attrs.get("error") or (f"retry of trial {t.user_attrs['retry_of']}" if "retry_of" in t.user_attrs else ""),
+            "note": _note(t.user_attrs),
         })
     return rows
+
+
+def _note(attrs: dict) -> str:
+    """Why a trial ended as it did, else where its parameters came from."""
+    origin = f"retry of trial {attrs['retry_of']}" if "retry_of" in attrs else "queued by --enqueue" if attrs.get("enqueued") else ""
+    return attrs.get("pruned") or attrs.get("error") or origin
 
 
 def _write_tables(study, space: Space, settings: TuneSettings, study_dir: Path) -> None:

@@ -198,3 +198,13 @@ def test_float_input_passes_through(rgb):
     x = torch.rand(2, 3, 8, 8)
     assert norm(x) is x
     assert Normalizer.fit(x, "standard").mean is None  # nothing to fit on float data
+
+
+def test_refit_trains_on_every_training_image_and_keeps_the_same_validation_images():
+    from replab.data.catalog import load_splits
+
+    held = load_splits("digits", val_fraction=0.2, seed=3)
+    refit = load_splits("digits", val_fraction=0.2, seed=3, refit=True)
+    assert len(refit.train) == len(held.train) + len(held.val) and torch.equal(refit.val.images, held.val.images)
+    assert torch.equal(refit.train.images[: len(held.train)], held.train.images)  # the held-out images are added, nothing else moves
+    assert torch.equal(refit.test.images, held.test.images) and "validation images included" in refit.train.source

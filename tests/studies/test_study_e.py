@@ -23,9 +23,13 @@ def test_study_e_quick(tmp_path, data_dir):
     assert adam["val.loss"] < 0.8 * sgd["val.loss"]  # measured 0.132 vs 0.192: SGD at Adam's rate barely moves
     trials = (study / "E2" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 3 and (study / "E2" / "best.yaml").is_file()
+    assert "queued by --enqueue" in trials[1] and ",185," in trials[1]  # trial 0 is report 003's tuned point (from_report)
     e3, cnn = summary(study / "E3" / "seed0"), summary(study / "E3.cnn" / "seed0")
-    assert e3["metrics"]["test.accuracy"] >= 0.55 and cnn["metrics"]["test.accuracy"] >= 0.4  # measured 0.718, 0.577
+    assert e3["metrics"]["test.accuracy"] >= 0.45 and cnn["metrics"]["test.accuracy"] >= 0.4  # measured 0.607, 0.577
     assert set(e3["per_class"]) >= {"T-shirt/top", "Ankle boot"}
+    assert "validation images included" in e3["data"]  # refit: the final fit sees all training images
+    long = summary(study / "E3.long" / "seed0")
+    assert long["epochs"] == 10 and long["metrics"]["test.accuracy"] >= 0.45  # measured 0.607
     vae = summary(study / "E5" / "seed0")
     assert any(f["name"] == "random samples decoded from the prior N(0, I)" for f in vae["figures"])
     assert vae["metrics"]["test.kl"] > 0

@@ -277,3 +277,42 @@ def test_bundled_e2_space_fits_a_conv_autoencoder_recipe_and_ties_dropout():
     check_space(raw, [], space)
     spec = trial_spec(raw, [], {"model.encoder.dropout,model.decoder.dropout": 0.25, "trainer.optimizer.name": "sgd"})
     assert spec.model.encoder.params["dropout"] == spec.model.decoder.params["dropout"] == 0.25
+
+
+# --- points tried first, and refit recipes -----------------------------------------------
+
+def test_enqueued_point_is_the_first_trial_and_only_the_creating_worker_queues_it(tmp_path, capsys):
+    space = write(tmp_path / "space.yaml", SPACE)
+    runs = tmp_path / "runs"
+    point = "{model.encoder.latent_dim: 7, trainer.optimizer: {name: sgd, lr: 0.05, momentum: 0.9}}"
+    assert main(["tune", DEFAULT, "trainer.epochs=1", *FAST, "--space", str(space), "--trials", "2", "--runs-dir", str(runs),
+                 "--enqueue", point]) == 0
+    study = study_of(runs)
+    first, second = trials_of(study)
+    assert first["params"]["model.encoder.latent_dim"] == 7 and json.loads(first["params"]["trainer.optimizer"])["name"] == "sgd"
+    assert first["attrs"].get("enqueued") and not second["attrs"].get("enqueued")
+    assert "trainer.optimizer.lr" in first["params"]  # a key the point leaves out is drawn
+    assert "queued by --enqueue" in (study / "trials.csv").read_text().splitlines()[1]
+    assert main(["tune", "--resume", str(study), "--trials", "3"]) == 0  # resuming does not queue the point again
+    assert [t["attrs"].get("enqueued", False) for t in trials_of(study)] == [True, False, False]
+
+
+@pytest.mark.parametrize(("point", "needle"), [
+    ("{model.encoder.hidden: [8]}", "not in the search space"),
+    ("{model.encoder.latent_dim: 64}", "outside the search space"),
+    ("{model.encoder.latent_dim: 5.5}", "outside the search space"),
+    ("{trainer.optimizer: {name: adamw, lr: 0.1}}", "is not one of the choices"),
+    ("[1, 2]", "must be a mapping"),
+])
+def test_a_bad_enqueued_point_is_refused_before_any_folder_exists(point, needle, tmp_path, capsys):
+    space = write(tmp_path / "space.yaml", SPACE)
+    runs = tmp_path / "runs"
+    assert main(["tune", DEFAULT, *FAST, "--space", str(space), "--trials", "2", "--runs-dir", str(runs), "--enqueue", point]) == 2
+    assert needle in capsys.readouterr().err and not runs.exists()
+
+
+def test_tune_refuses_a_refit_recipe_whose_validation_images_are_trained_on(tmp_path, capsys):
+    space = write(tmp_path / "space.yaml", SPACE)
+    args = ["tune", DEFAULT, "data.refit=true", "trainer.keep=last", *FAST, "--space", str(space), "--trials", "2", "--runs-dir", str(tmp_path / "runs")]
+    assert main(args) == 2
+    assert "data.refit" in capsys.readouterr().err and not (tmp_path / "runs").exists()
