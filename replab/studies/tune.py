@@ -86,6 +86,10 @@ class TuneSettings:
     def name(self) -> str:
         return str(self.recipe.get("name", "experiment"))
 
+    def enqueued(self, space: Space) -> list[dict]:
+        """The --enqueue points as Optuna stores them; a point outside ``space`` is a ConfigError."""
+        return [space.stored_point(point, f"--enqueue #{i + 1}") for i, point in enumerate(self.enqueue)]
+
 
 @dataclass
 class TuneResult:
@@ -114,8 +118,7 @@ def start_tune(recipe: str | Path, space_path: str | Path, trials: int, override
                             overrides=list(overrides), **options)
     _check_settings(settings)
     check_space(raw, settings.overrides, space)  # before any folder or trial exists
-    for i, point in enumerate(settings.enqueue):
-        space.stored_point(point, f"--enqueue #{i + 1}")
+    settings.enqueued(space)  # checked here, before any folder exists
     if settings.metric.startswith("val.") and (with_overrides(raw, settings.overrides).get("data") or {}).get("refit"):
         raise ConfigError("the recipe sets data.refit, so its validation images are trained on and val metrics cannot rank trials",
                           "tune without data.refit (add data.refit=false), then refit the best recipe")
@@ -190,7 +193,7 @@ def _check_settings(s: TuneSettings) -> None:
 # --- the search --------------------------------------------------------------------------
 
 
-def open_study(study_dir: Path, settings: TuneSettings):
+def open_study(study_dir: Path, settings: TuneSettings, space: Space):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -209,9 +212,8 @@ def open_study(study_dir: Path, settings: TuneSettings):
     found = study.user_attrs.get("replab_tune")
     if found is None:
         study.set_user_attr("replab_tune", fingerprint)
-        space = parse_space(settings.space, "the search space")
-        for i, point in enumerate(settings.enqueue):  # once, by the worker that creates the study
-            study.enqueue_trial(space.stored_point(point, f"--enqueue #{i + 1}"), user_attrs={"enqueued": True})
+        for params in settings.enqueued(space):  # once, by the worker that creates the study
+            study.enqueue_trial(params, user_attrs={"enqueued": True})
     elif found != fingerprint:
         differs = ", ".join(k for k in fingerprint if fingerprint[k] != found.get(k))
         raise ConfigError(f"study {settings.study_name!r} in {_masked(url)} was started with another {differs}",
@@ -240,7 +242,7 @@ def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
 
     study_dir = Path(study_dir)
     space = parse_space(settings.space, str(study_dir / TUNE_JSON))
-    study = open_study(study_dir, settings)
+    study = open_study(study_dir, settings, space)
     failures = 0
     waiting = False
     log(f"study {settings.study_name!r}: {settings.trials} trials of {settings.name}, {settings.direction} {settings.metric}"
