@@ -47,11 +47,11 @@ from _common import (  # noqa: E402
 )
 from studies import Steps  # noqa: E402
 
-from replab.spec import load_spec  # noqa: E402
-from replab.studies.experiment import _loaders, initial_task, load_data  # noqa: E402
+from replab.recipes import load_spec  # noqa: E402
+from replab.runs.experiment import _loaders, initial_task, load_data  # noqa: E402
 from replab.training import resolve_device, seed_everything  # noqa: E402
 from replab.training.device import autocast  # noqa: E402
-from replab.training.optim import build_optimizer  # noqa: E402
+from replab.training.optimizers import build_optimizer  # noqa: E402
 
 RECIPE = "a3-cifar10-simclr"
 QUICK = ["model.encoder.width=8", "trainer.batch_size=128"]

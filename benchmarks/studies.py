@@ -2,7 +2,7 @@
 loop, and the compute floor.
 
 For every chosen study the model, objective, task, optimizer, batch size and data are built
-from the bundled recipe (``replab.spec.load_spec`` + ``replab.tasks.build_task``, plus any
+from the bundled recipe (``replab.recipes.load_spec`` + ``replab.tasks.build_task``, plus any
 ``--set`` overrides), so the benchmark measures exactly what ``replab run`` trains:
 
 - ``replab``: the real ``Trainer._train_epoch`` (``DeviceLoader`` batches, ``task.step``
@@ -61,12 +61,13 @@ from _common import (  # noqa: E402
 )
 
 from replab.data import DATASETS  # noqa: E402
-from replab.spec import ExperimentSpec, load_spec  # noqa: E402
+from replab.recipes import load_spec  # noqa: E402
+from replab.runs.experiment import _loaders, initial_task, load_data  # noqa: E402
+from replab.spec import ExperimentSpec  # noqa: E402
 from replab.studies import study_a, study_f  # noqa: E402
-from replab.studies.experiment import _loaders, initial_task, load_data  # noqa: E402
 from replab.training import Trainer, resolve_device, seed_everything  # noqa: E402
 from replab.training.device import autocast  # noqa: E402
-from replab.training.optim import build_optimizer  # noqa: E402
+from replab.training.optimizers import build_optimizer  # noqa: E402
 
 
 def _model_and_batch(overrides: list[str]) -> list[str]:

@@ -38,8 +38,8 @@ from _common import (  # noqa: E402
     use_threads,
 )
 
-from replab.spec import load_spec  # noqa: E402
-from replab.studies.experiment import _loaders, initial_task, load_data  # noqa: E402
+from replab.recipes import load_spec  # noqa: E402
+from replab.runs.experiment import _loaders, initial_task, load_data  # noqa: E402
 from replab.training import Trainer, resolve_device, seed_everything  # noqa: E402
 
 GPU_SECONDS_TARGET = 2.0

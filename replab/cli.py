@@ -123,19 +123,21 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
     sw.set_defaults(func=_cmd_sweep)
 
-    st = sub.add_parser("study", help="run a whole study (several recipes, seeds, one report): a, b, c, d, e, f",
+    from replab.studies.runner import catalogue
+
+    studies = catalogue()
+    st = sub.add_parser("study", help=f"run a whole study (several recipes, seeds, one report): {', '.join(n for n, _, _ in studies)}",
                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_STUDY,
-                        description="Run every part of a study from ../shared/STUDIES.md and write one report beside the published figures.")
-    st.add_argument("name", nargs="?", metavar="STUDY", help="which study: a (three ways to learn a latent space), b (bottleneck, PCA, dropout, transfer), "
-                    "c (rotation pretext, block transfer, pair contrast), d (linear SVM, compression autoencoders), "
-                    "e (conv autoencoder, Optuna tuning, transfer, VAE), f (linear baselines, triplet learning)")
+                        description="Run every part of a study of a reference report and write one report beside its published figures.\n\n"
+                                    + "\n".join(f"  {n}  {title}" for n, title, _ in studies))
+    st.add_argument("name", nargs="?", metavar="STUDY", help=f"which study: {', '.join(n for n, _, _ in studies)} (listed above)")
     st.add_argument("--dataset", help="study a: mnist (default) or cifar10")
     st.add_argument("--quick", action="store_true", help="small, fast profile (minutes on a laptop CPU; what CI runs), not the report's settings")
     st.add_argument("--seeds", type=int, default=None, metavar="N",
                     help="run every part with seeds 0..N-1 and report mean ± std (default 1); with --resume, grow the study to N seeds "
                          "(its finished runs are reused)")
-    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a study option: b takes ks, transfer_k, dropout_ks; c takes angles, ks; d takes classes; "
-                    "e takes trials, from_report; f takes classes, batch_sizes, mining")
+    options = "; ".join(f"{n} takes {', '.join(o)}" for n, _, o in studies if o and o != ["dataset"])
+    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"a study option: {options}")
     st.add_argument("--override", action="append", default=[], metavar="PART:KEY=VALUE",
                     help="change one part's recipe, e.g. A3:trainer.epochs=15 (* for every part); the report lists every override")
     st.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
@@ -191,32 +193,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from replab.recipes import DEFAULT
-    from replab.spec import load_spec, read_recipe
-    from replab.studies.experiment import run_experiment
-    from replab.studies.rundir import open_existing
+    from replab import api
+    from replab.training import distributed
 
     recipe, overrides = args.recipe, list(args.overrides)
     if recipe and "=" in recipe and not Path(recipe).exists():
         recipe, overrides = None, [recipe, *overrides]  # `replab run trainer.epochs=3`: overrides on the default
-    if args.data_dir:
-        overrides.append(f"data.root={args.data_dir}")
-    if args.resume:
-        if recipe or overrides:
-            raise ReplabError("--resume continues a run exactly as it was configured", "drop the recipe and overrides, or start a new run without --resume")
-        spec = open_existing(args.resume)
-    elif recipe:
-        spec = load_spec(recipe, overrides)
-    else:
-        spec = load_spec(None, overrides, base=read_recipe(DEFAULT))
-    from replab.training import distributed, resolve_device
-
+    if args.resume and (recipe or overrides or args.data_dir):
+        raise ReplabError("--resume continues a run exactly as it was configured",
+                          "drop the recipe and overrides, or start a new run without --resume")
     # Under torchrun: one process group for the run (nccl on GPUs, gloo on CPU); rank 0 alone prints.
-    with distributed.session(resolve_device(spec.data.device).type):
-        result = run_experiment(spec, runs_dir=args.runs_dir, resume=args.resume, log=lambda m: print(f"[replab] {m}", flush=True))
-        if distributed.is_main():
-            _print_summary(result.run_dir, result.summary)
+    run = api.run(recipe, *overrides, data_dir=args.data_dir, runs_dir=args.runs_dir, resume=args.resume, log=_log)
+    if distributed.is_main():
+        _print_summary(run.dir, run.summary)
     return 0
+
+
+def _log(message: str) -> None:
+    print(f"[replab] {message}", flush=True)
 
 
 def _print_summary(run_dir: Path, summary: dict) -> None:
@@ -231,30 +225,29 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from replab.studies.sweep import parse_axis, run_sweep
+    from replab import api
 
-    axes = [parse_axis(text) for text in args.over]
-    study = run_sweep(Path(args.recipe), axes, list(args.overrides), args.runs_dir, log=lambda m: print(f"[replab] {m}", flush=True))
+    study = api.sweep(args.recipe, args.over, *args.overrides, runs_dir=args.runs_dir, log=_log)
     print(f"study folder: {study}\nreport:       {study / 'study.html'}")
     return 0
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from replab import api
     from replab.spec import parse_yaml
-    from replab.studies.tune import resume_tune, start_tune
 
-    log = lambda m: print(f"[replab] {m}", flush=True)  # noqa: E731
     if args.resume:
         extra = args.recipe or args.overrides or args.space or args.data_dir or args.study_name or args.no_prune or args.enqueue
         if extra:
             raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR (with --trials N to raise its target, --storage URL to give a password again)")
-        result = resume_tune(args.resume, args.trials, args.storage, log=log)
+        result = api.tune(resume=args.resume, trials=args.trials, storage=args.storage, log=_log)
     else:
         if not args.recipe or not args.space or args.trials is None:
             raise ReplabError("tune needs a recipe, --space and --trials", "run e.g. `replab tune digits-autoencoder --space space.yaml --trials 20`")
         overrides = list(args.overrides) + ([f"data.root={args.data_dir}"] if args.data_dir else [])
-        result = start_tune(args.recipe, args.space, args.trials, overrides, args.runs_dir, args.study_dir, log=log,
-                            metric=args.metric, direction=args.direction, storage=args.storage, study_name=args.study_name or "",
+        result = api.tune(args.recipe, args.space, args.trials, *overrides, runs_dir=args.runs_dir,
+                          study_dir=args.study_dir, log=_log, storage=args.storage,
+                          metric=args.metric, direction=args.direction, study_name=args.study_name or "",
                             seed=args.seed, prune=not args.no_prune, prune_startup=args.prune_startup, prune_warmup=args.prune_warmup,
                             enqueue=[parse_yaml(point, f"--enqueue {point!r}") for point in args.enqueue])
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
@@ -271,9 +264,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from replab import api
     from replab.reporting.study_report import reference_markdown
     from replab.spec import parse_yaml
-    from replab.studies.catalog import run_study
 
     if args.resume and (args.name or args.set or args.dataset or args.quick or args.override):
         raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR (and --seeds N to add seeds)")
@@ -285,8 +278,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
         if not sep or not key.isidentifier():
             raise ReplabError(f"--set {item!r} is not of the form key=value", "write e.g. --set ks=[2,32,300]")
         params[key] = parse_yaml(value, f"the value of --set {key}")
-    folder, report, wall = run_study(args.name, params, args.quick, args.seeds, args.runs_dir, args.data_dir, args.resume,
-                             args.override, log=lambda m: print(f"[replab] {m}", flush=True))
+    folder, report, wall = api.study(args.name, args.quick, args.seeds, params, args.override, args.runs_dir,
+                                     args.data_dir, args.resume, log=_log)
     print(f"\nReference figures beside replab's\n\n{reference_markdown(report.reference)}")
     print(f"\nwall time {wall:.1f} s\nstudy folder: {folder}\nreport:       {folder / 'study.html'}")
     return 0
@@ -294,7 +287,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 def _cmd_recipes(args: argparse.Namespace) -> int:
     from replab import recipes
-    from replab.spec import read_recipe
+    from replab.recipes import read_recipe
 
     names = recipes.names()
     width = max(map(len, names), default=0) + 2
@@ -305,7 +298,7 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from replab.studies.rebuild import rebuild_report
+    from replab.runs.rebuild import rebuild_report
 
     for run_dir in args.run_dirs:
         print(f"wrote {rebuild_report(run_dir)}")
@@ -313,7 +306,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from replab.studies.rebuild import compare_runs
+    from replab.runs.rebuild import compare_runs
 
     md, html = compare_runs(args.run_dirs, args.out)
     print(md.read_text(encoding="utf-8"))

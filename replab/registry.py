@@ -5,13 +5,17 @@ A new component is one class in one file::
     @MODELS.register("mlp")
     class MLPEncoder(nn.Module): ...
 
-and the spec refers to it by that name. Constructor keyword arguments become the
+and the spec refers to it by that name. Each component package calls ``discover(__name__)``
+in its ``__init__``, which imports every module in the package, so a new file registers
+itself without being added to any import list (as timm's model registry does). Constructor keyword arguments become the
 component's config keys, validated against the constructor's type annotations.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, get_type_hints
 
@@ -20,6 +24,21 @@ import pydantic
 from replab.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def discover(package: str, prefix: str = "") -> list[str]:
+    """Import every module of ``package`` (whose name starts with ``prefix``); returns their names.
+
+    Only replab's own packages are walked: a user's code is imported only when a recipe
+    names it.
+    """
+    root = importlib.import_module(package)
+    found = []
+    for info in pkgutil.iter_modules(root.__path__):
+        if info.name.startswith(prefix) and not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+            found.append(info.name)
+    return found
 
 
 class Registry:
@@ -42,10 +61,11 @@ class Registry:
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str, where: str = "") -> Any:
+        """The entry called ``name``; ``where`` (a recipe key) prefixes the error for unknown names."""
         if name not in self._entries:
             raise ConfigError(
-                f"unknown {self.kind} {name!r}",
+                f"{where + ': ' if where else ''}unknown {self.kind} {name!r}",
                 f"use one of: {', '.join(self.names())}",
             )
         return self._entries[name]

@@ -1,6 +1,6 @@
 """The experiment spec: a YAML recipe validated into typed config objects.
 
-``load_spec(path, overrides)`` reads a recipe, applies ``a.b=c`` overrides to the raw
+``replab.recipes.load_spec(path, overrides)`` reads a recipe, applies ``a.b=c`` overrides to the raw
 mapping (values parsed as YAML, so ``[256,128]`` is a list and ``null`` is None), and
 validates the result. Unknown keys anywhere are errors that list the valid keys.
 Components (encoder, decoder, head, objective) hold a registry ``name`` plus that
@@ -25,7 +25,6 @@ from pydantic import (
     model_validator,
 )
 
-from replab import recipes
 from replab.errors import ConfigError
 
 MAX_RECIPE_BYTES = 1 << 20
@@ -95,11 +94,13 @@ class PartOptimizerSpec(Strict):
 
 
 class OptimizerSpec(Strict):
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+    name: str = Field("adam", description="a registered optimizer: adam, adamw, sgd (replab.training.optimizers)")
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD only")
     nesterov: bool = False
+    groups: str = Field("parts", description="how parameters are grouped: parts (one group per entry of parts, one for the rest) "
+                                             "or no_decay_bias_norm (the same, biases and norm weights without weight decay)")
     parts: dict[str, PartOptimizerSpec] = Field(default_factory=dict, description="per-part lr / weight_decay, e.g. {encoder: {lr: 0.0058}} (report 003 tunes encoder and head apart)")
 
 
@@ -118,7 +119,9 @@ class TrainerSpec(Strict):
     optimizer: OptimizerSpec = OptimizerSpec()
     early_stopping: EarlyStoppingSpec | None = None
     grad_clip: float | None = Field(None, gt=0.0, description="max gradient norm")
-    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: the learning rate falls to 0 along a half cosine over all epochs' steps")
+    lr_schedule: str = Field("constant", description="a registered schedule: constant, or cosine (the learning rate falls to 0 "
+                                                     "along a half cosine over all epochs' steps); see replab.training.schedules")
+    warmup_epochs: float = Field(0.0, ge=0.0, description="linear learning-rate warm-up over this many epochs before the schedule")
     keep: Literal["best", "last"] = Field("best", description="weights evaluated after training: the best validation epoch's, or the last epoch's (reports quoting final-epoch figures)")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="auto: bf16 autocast on CUDA, off on CPU")
     compile: bool = Field(False, description="torch.compile the model (pays on GPU)")
@@ -266,16 +269,6 @@ def read_yaml_file(path: str | Path, what: str, bundled, names: list[str]) -> An
     return parse_yaml(text, f"{what} {str(path)!r}")
 
 
-def read_recipe(path: str | Path) -> dict[str, Any]:
-    """Read a recipe file, or a bundled recipe by name (``a1-mnist-autoencoder``)."""
-    raw = read_yaml_file(path, "recipe", recipes.bundled, recipes.names())
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"recipe {str(path)!r} must be a mapping of keys, got {type(raw).__name__}", "start the file with keys like `name:`, `data:`, `model:`")
-    return raw
-
-
 def apply_override(raw: dict[str, Any], override: str) -> None:
     """Apply one ``a.b.c=value`` override in place."""
     key, sep, text = override.partition("=")
@@ -314,13 +307,6 @@ def validate_spec(raw: dict[str, Any]) -> ExperimentSpec:
         return ExperimentSpec.model_validate(raw)
     except pydantic.ValidationError as err:
         raise ConfigError(_describe(err), "correct the recipe or the override; `replab run --help` shows the syntax") from None
-
-
-def load_spec(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> ExperimentSpec:
-    raw = read_recipe(path) if path is not None else dict(base or {})
-    for override in overrides:
-        apply_override(raw, override)
-    return validate_spec(raw)
 
 
 def spec_to_yaml(spec: ExperimentSpec) -> str:

@@ -13,7 +13,7 @@ import pytest
 from replab.cli import main
 from replab.errors import DiskFullError
 from replab.io import TMP_SUFFIX, atomic_write_bytes, load_checkpoint
-from replab.studies import rundir
+from replab.runs import rundir
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the file behind a descriptor in /proc")
 

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replab.errors import ConfigError
-from replab.spec import apply_override, load_spec, spec_to_yaml, validate_spec
+from replab.recipes import load_spec
+from replab.spec import apply_override, spec_to_yaml, validate_spec
 
 BASE = {"model": {"encoder": {"name": "mlp"}}, "objective": {"name": "l1"}}
 
@@ -40,7 +41,6 @@ def test_misspelled_key_lists_valid_keys():
         ("trainer.optimizer.lr=-0.1", "greater than 0"),
         ("trainer.batch_size=0", "trainer.batch_size"),
         ("data.val_fraction=1.5", "data.val_fraction"),
-        ("trainer.optimizer.name=adamax", "trainer.optimizer.name"),
     ],
 )
 def test_bad_values_name_the_key(override, needle):

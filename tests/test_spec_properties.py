@@ -12,14 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replab.errors import ConfigError
-from replab.spec import (
-    ExperimentSpec,
-    apply_override,
-    load_spec,
-    parse_yaml,
-    spec_to_yaml,
-    validate_spec,
-)
+from replab.recipes import load_spec
+from replab.spec import ExperimentSpec, apply_override, parse_yaml, spec_to_yaml, validate_spec
 
 BASE = {"model": {"encoder": {"name": "mlp"}, "decoder": {"name": "mlp_decoder"}}, "objective": {"name": "l1"}}
 KEYS = ["trainer", "epochs", "batch_size", "optimizer", "lr", "model", "encoder", "hidden", "latent_dim", "data",

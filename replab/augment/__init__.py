@@ -5,8 +5,10 @@ drawn as tensors: no per-image Python, no PIL. The geometric ops are fused into 
 affine matrix per image and resampled once (see ``pipeline``).
 """
 
-from replab.augment import color, geometric  # noqa: F401  (register)
 from replab.augment.pipeline import Augment
 from replab.augment.registry import AUGMENTATIONS
+from replab.registry import discover
+
+discover(__name__)  # every module registers its ops: a new augmentation is one new file
 
 __all__ = ["AUGMENTATIONS", "Augment"]

@@ -1,7 +1,9 @@
 """Model zoo: every encoder, decoder and head registers itself in MODELS."""
 
-from replab.models import cnn, conv, heads, mlp, pixels, resnet, tied, vgg  # noqa: F401  (register the models)
 from replab.models.composite import AutoEncoder, Classifier, Identity, Projected
 from replab.models.registry import MODELS
+from replab.registry import discover
+
+discover(__name__)  # every module registers its models: a new model is one new file
 
 __all__ = ["MODELS", "AutoEncoder", "Classifier", "Identity", "Projected"]

@@ -1,7 +1,8 @@
 """The recipes that ship with replab: one YAML file per study part, runnable by name.
 
 ``replab run a1-mnist-autoencoder`` finds ``a1-mnist-autoencoder.yaml`` here; a path to any
-other YAML file works the same way. Files ending in ``-space.yaml`` are search spaces for
+other YAML file works the same way. ``load_spec`` reads one into a validated spec; this package
+sits beside ``spec`` at the bottom of the stack (it imports only ``spec`` and ``errors``). Files ending in ``-space.yaml`` are search spaces for
 ``replab tune`` (``replab tune RECIPE --space e2-fashion-space``), not recipes.
 """
 
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+from replab.errors import ConfigError
+from replab.spec import ExperimentSpec, apply_override, read_yaml_file, validate_spec
 
 DEFAULT = "digits-autoencoder"
 SPACE_SUFFIX = "-space"
@@ -40,3 +45,20 @@ def bundled(name: str) -> Path | None:
     if "/" in stem or stem not in names():
         return None
     return Path(str(resources.files(__name__).joinpath(f"{stem}.yaml")))
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file, or a bundled recipe by name (``a1-mnist-autoencoder``)."""
+    raw = read_yaml_file(path, "recipe", bundled, names())
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of keys, got {type(raw).__name__}", "start the file with keys like `name:`, `data:`, `model:`")
+    return raw
+
+
+def load_spec(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> ExperimentSpec:
+    raw = read_recipe(path) if path is not None else dict(base or {})
+    for override in overrides:
+        apply_override(raw, override)
+    return validate_spec(raw)

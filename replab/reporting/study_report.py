@@ -33,7 +33,7 @@ class StudyReport:
     source: str = ""
 
 
-def mean_std(mean: float | None, std: float | None, digits: int = 4) -> str:
+def format_mean_std(mean: float | None, std: float | None, digits: int = 4) -> str:
     """``digits`` significant digits: 0.001462, 0.9746 and 149 all read naturally."""
     if mean is None:
         return "—"
@@ -44,7 +44,7 @@ def _reference_cells(row: dict) -> list[str]:
     if all(_is_count(row[k]) for k in ("reference", "mean")) and not row["std"]:
         # counts such as parameters (797,984) read exactly, not as 7.98e+05
         return [row["part"], row["metric"], f"{int(row['reference']):,}", f"{int(row['mean']):,}", str(row["n"]), f"{int(row['delta']):+,}"]
-    return [row["part"], row["metric"], fmt(row["reference"]) or "—", mean_std(row["mean"], row["std"]), str(row["n"]),
+    return [row["part"], row["metric"], fmt(row["reference"]) or "—", format_mean_std(row["mean"], row["std"]), str(row["n"]),
             fmt(row["delta"], signed=True) or "—"]
 
 

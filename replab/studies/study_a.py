@@ -14,9 +14,9 @@ import numpy as np
 
 from replab.evaluation.separability import Separability
 from replab.reporting.latent_figures import tsne_maps
-from replab.reporting.study_report import Section, StudyReport, mean_std
-from replab.studies import rundir
-from replab.studies.study import STUDIES, Part, StudyRun, reference_rows
+from replab.reporting.study_report import Section, StudyReport, format_mean_std
+from replab.runs import rundir
+from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
 from replab.studies.summaries import settings_of, timings_of
 
 RECIPES = {
@@ -92,12 +92,12 @@ class StudyA:
         rows = []
         for p in parts:
             acc = ACCURACY[p.key]
-            rows.append([p.key, REGIMES[p.key], mean_std(p.mean(acc), p.std(acc) if len(p.summaries) > 1 else None),
+            rows.append([p.key, REGIMES[p.key], format_mean_std(p.mean(acc), p.std(acc) if len(p.summaries) > 1 else None),
                          f"{p.reference[acc]:.4f}" if acc in p.reference else "—",
-                         *(mean_std(p.mean(m), None, 3) for m in ("latent.knn_accuracy", "latent.silhouette", "latent.tsne_trustworthiness")),
-                         mean_std(p.mean("test.mae"), None) if p.values("test.mae") and p.key == "A1" else "—"])
+                         *(format_mean_std(p.mean(m), None, 3) for m in ("latent.knn_accuracy", "latent.silhouette", "latent.tsne_trustworthiness")),
+                         format_mean_std(p.mean("test.mae"), None) if p.values("test.mae") and p.key == "A1" else "—"])
         image = parts[0]
-        rows.append(["—", "image space (pixels)", "—", "—", *(mean_std(image.mean(m), None, 3) for m in ("image.knn_accuracy", "image.silhouette", "image.tsne_trustworthiness")), "—"])
+        rows.append(["—", "image space (pixels)", "—", "—", *(format_mean_std(image.mean(m), None, 3) for m in ("image.knn_accuracy", "image.silhouette", "image.tsne_trustworthiness")), "—"])
         return Section("Accuracy and separability of each regime",
                        ["Test accuracy: A1 and A3 by a classifier on the frozen latents, A2 by the jointly trained classifier "
                         "(A2.reg, where present, adds dropout and a cosine schedule the report does not describe). "

@@ -16,9 +16,10 @@ from replab.data import load_splits
 from replab.errors import ConfigError
 from replab.evaluation.latent import pca, pca_reconstruction_mse
 from replab.reporting.figures import plt, to_png
-from replab.reporting.study_report import Section, StudyReport, mean_std
-from replab.studies import rundir
-from replab.studies.study import (
+from replab.reporting.study_report import Section, StudyReport, format_mean_std
+from replab.runs import rundir
+from replab.search.sweep import Axis
+from replab.studies.framework import (
     STUDIES,
     Part,
     StudyRun,
@@ -28,7 +29,6 @@ from replab.studies.study import (
     run_figure,
 )
 from replab.studies.summaries import loss_curves, settings_of, timings_of
-from replab.studies.sweep import Axis
 
 K = "model.encoder.latent_dim"
 DROPOUT = Axis(["model.encoder.dropout", "model.decoder.dropout"], [0.0, 0.1, 0.3])
@@ -132,7 +132,7 @@ class StudyB:
             ax.grid(alpha=0.3)
         fig.tight_layout()
         best = min(b1.points, key=lambda p: p.mean("test.loss"))
-        rows = [[str(p.values[K]), mean_std(p.mean("train.loss"), p.std("train.loss") or None, 5), mean_std(p.mean("test.loss"), p.std("test.loss") or None, 5),
+        rows = [[str(p.values[K]), format_mean_std(p.mean("train.loss"), p.std("train.loss") or None, 5), format_mean_std(p.mean("test.loss"), p.std("test.loss") or None, 5),
                  f"{pcs['mse'][min(p.values[K], len(pcs['mse'])) - 1]:.5f}"] for p in b1.points]
         c95, c99 = result.components_for(0.95), result.components_for(0.99)
         seeds = len(b1.points[0].metrics.get("test.loss", []))
@@ -148,7 +148,7 @@ class StudyB:
         for p in b3.points:
             kp = (p.values[K], p.values[DROPOUT.key])
             ref = DROPOUT_REFERENCE.get(kp)
-            rows.append([str(kp[0]), str(kp[1]), mean_std(p.mean("train.loss"), None, 5), mean_std(p.mean("test.loss"), None, 5),
+            rows.append([str(kp[0]), str(kp[1]), format_mean_std(p.mean("train.loss"), None, 5), format_mean_std(p.mean("test.loss"), None, 5),
                          f"{ref[0]:.5f}" if ref else "—", f"{ref[1]:.5f}" if ref else "—"])
         worst = max(b3.points, key=lambda p: p.mean("test.loss"))
         plain = [p for p in b3.points if p.values[DROPOUT.key] == 0.0]
@@ -165,8 +165,8 @@ class StudyB:
     def _transfer(self, cases: list[Part], k: int) -> Section:
         rows = []
         for part, (key, enc, trainable, *_ , ref_train, ref_test) in zip(cases, CASES, strict=True):
-            rows.append([key, enc, trainable, mean_std(part.mean("train.loss"), None), mean_std(part.mean("test.loss"), None),
-                         mean_std(part.mean("test.accuracy"), None), f"{ref_train:.4f}", f"{ref_test:.4f}"])
+            rows.append([key, enc, trainable, format_mean_std(part.mean("train.loss"), None), format_mean_std(part.mean("test.loss"), None),
+                         format_mean_std(part.mean("test.accuracy"), None), f"{ref_train:.4f}", f"{ref_test:.4f}"])
         curves = loss_curves([(p.key, p.run_dirs[0]) for p in cases], "cross-entropy", log=True)
         best = min(cases, key=lambda p: p.mean("test.loss"))
         text = [f"Classify(x) = softmax(A F(x) + b) with F the B1 encoder (784-1000-{k}); pretrained F is the B1 run at k={k}. "

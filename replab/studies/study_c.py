@@ -12,10 +12,10 @@ import json
 from replab.errors import ConfigError
 from replab.reporting.figures import plt, to_png
 from replab.reporting.latent_figures import PLANE_FIGURE
-from replab.reporting.study_report import Section, StudyReport, mean_std
-from replab.studies.study import STUDIES, Part, StudyRun, Sweep, reference_row, reference_rows
+from replab.reporting.study_report import Section, StudyReport, format_mean_std
+from replab.search.sweep import Axis
+from replab.studies.framework import STUDIES, Part, StudyRun, Sweep, reference_row, reference_rows
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
-from replab.studies.sweep import Axis
 
 BLOCKS, FREEZE = "model.pretrained.blocks", "model.pretrained.freeze"
 QUICK = ["data.limit_train=1000", "data.limit_eval=500", "trainer.epochs=2", "trainer.eval_batch_size=1024"]
@@ -71,9 +71,9 @@ class StudyC:
     # --- C1 and C2 --------------------------------------------------------------------
     def _classifiers(self, c1: Part, c2: Part) -> Section:
         def row(p: Part, task: str) -> list[str]:
-            cells = [mean_std(p.mean(m), p.std(m) or None) for m in ("train.loss", "test.loss", "test.accuracy")]
+            cells = [format_mean_std(p.mean(m), p.std(m) or None) for m in ("train.loss", "test.loss", "test.accuracy")]
             return [p.key, task, *cells, *(f"{p.reference[m]:.4f}" if m in p.reference else "—" for m in ("test.loss", "test.accuracy")),
-                    mean_std(p.mean("probe.test_accuracy"), None) if p.values("probe.test_accuracy") else "—"]
+                    format_mean_std(p.mean("probe.test_accuracy"), None) if p.values("probe.test_accuracy") else "—"]
 
         rows = [row(c1, "10 classes"), row(c2, self._pretext())]
         probe, supervised = c2.mean("probe.test_accuracy"), c1.mean("test.accuracy")
@@ -92,10 +92,10 @@ class StudyC:
 
     # --- C3 ---------------------------------------------------------------------------
     def _transfer(self, c1: Part, c3: Sweep) -> Section:
-        rows = [["0 (C1, from scratch)", "—", *(mean_std(c1.mean(m), c1.std(m) or None) for m in ("train.loss", "test.loss", "test.accuracy"))]]
+        rows = [["0 (C1, from scratch)", "—", *(format_mean_std(c1.mean(m), c1.std(m) or None) for m in ("train.loss", "test.loss", "test.accuracy"))]]
         for p in sorted(c3.points, key=lambda p: (p.values[FREEZE], p.values[BLOCKS])):
             rows.append([str(p.values[BLOCKS]), "frozen" if p.values[FREEZE] else "trainable",
-                         *(mean_std(p.mean(m), p.std(m) or None) for m in ("train.loss", "test.loss", "test.accuracy"))])
+                         *(format_mean_std(p.mean(m), p.std(m) or None) for m in ("train.loss", "test.loss", "test.accuracy"))])
         best = min(c3.points, key=lambda p: p.mean("test.loss"))
         gain = best.mean("test.accuracy") - c1.mean("test.accuracy")
         text = ["Each run is C1's recipe with `model.pretrained: {path: <C2 run>, blocks: k, freeze: ...}`: the first k conv blocks "
@@ -109,7 +109,7 @@ class StudyC:
 
     # --- C4 ---------------------------------------------------------------------------
     def _pairs(self, c4: Part) -> Section:
-        rows = [[m, mean_std(c4.mean(m), c4.std(m) or None), f"{c4.reference[m]:.4f}" if m in c4.reference else "—"]
+        rows = [[m, format_mean_std(c4.mean(m), c4.std(m) or None), f"{c4.reference[m]:.4f}" if m in c4.reference else "—"]
                 for m in ("train.loss", "test.loss", "test.pair_accuracy", "initial.knn_accuracy", "latent.knn_accuracy", "probe.test_accuracy")]
         text = ["The loss is report 001's: a same-class pair costs its squared distance d², a different-class pair max(M − d², 0) with M = 2. "
                 "Pairs are each batch against a random permutation of itself. Pair accuracy counts pairs on the right side of d² = M/2, "

@@ -19,10 +19,10 @@ from replab.errors import ConfigError
 from replab.evaluation.svm_reference import equivalent_C, fit_linear_svc, sgd_objective
 from replab.io import load_checkpoint
 from replab.reporting.figures import plt, to_png
-from replab.reporting.study_report import Section, StudyReport, mean_std
-from replab.studies import rundir
-from replab.studies.experiment import load_data
-from replab.studies.study import STUDIES, Part, StudyRun, reference_row, reference_rows
+from replab.reporting.study_report import Section, StudyReport, format_mean_std
+from replab.runs import rundir
+from replab.runs.experiment import load_data
+from replab.studies.framework import STUDIES, Part, StudyRun, reference_row, reference_rows
 from replab.studies.summaries import loss_curves, plot_curves, settings_of, timings_of
 
 REPORT_CLASSES = ("frog", "horse")  # report 002's classes 6 and 7: its reference figures are for these
@@ -116,7 +116,7 @@ class StudyD:
                 "SGD minimises C·mean(hinge) + (wd/2)·||θ||², which is LinearSVC's 0.5·||θ||² + C_sk·Σ hinge with "
                 f"C_sk = C / (wd · n) (n = {n:,}); both penalise the bias too. So the LinearSVC rows are the exact optimum of "
                 "each run's own objective on the same split, and the objective column compares SGD's last iterate with it."]
-        text.append(f"D1 (lr 0.1, wd 0.5) ends at test accuracy {mean_std(d1.mean('test.accuracy'), d1.std('test.accuracy') or None)} "
+        text.append(f"D1 (lr 0.1, wd 0.5) ends at test accuracy {format_mean_std(d1.mean('test.accuracy'), d1.std('test.accuracy') or None)} "
                     f"(report {d1.reference.get('test.accuracy') or '—'}); over its last 10 epochs the validation accuracy swings between "
                     f"{swing[0]:.3f} and {swing[1]:.3f}. Its objective at the last epoch is {sgd1['objective']:.4g}, "
                     f"{sgd1['objective'] / opt1.objective:.1f}x the optimum {opt1.objective:.4g}, whose LinearSVC scores "
@@ -127,7 +127,7 @@ class StudyD:
                         "jumping across the optimum instead of settling in it."
                         if opt1.accuracy["test"] > sgd1["accuracy"]["test"] + 0.05
                         else "Here SGD's last iterate classifies about as well as the optimum, though its objective is higher."))
-        text.append(f"D2 (C 0.1, lr 0.01, wd 0.01, momentum 0.9) reaches test accuracy {mean_std(d2.mean('test.accuracy'), d2.std('test.accuracy') or None)} "
+        text.append(f"D2 (C 0.1, lr 0.01, wd 0.01, momentum 0.9) reaches test accuracy {format_mean_std(d2.mean('test.accuracy'), d2.std('test.accuracy') or None)} "
                     f"(report {d2.reference.get('test.accuracy') or '—'}); its objective {sgd2['objective']:.4g} is "
                     f"{sgd2['objective'] / opt2.objective:.2f}x its optimum, and the optimum scores {opt2.accuracy['test']:.4f} on test "
                     f"against SGD's {sgd2['accuracy']['test']:.4f} on the same split: "
@@ -144,8 +144,8 @@ class StudyD:
         for part in (d3, d4):
             p = part.summaries[0]["parameters"]["total"]
             train_s = [x["timings"]["train"] for x in part.summaries]
-            rows.append([part.key, part.title, f"{p:,}", f"{PARAMETERS_REFERENCE[part.key]:,}", mean_std(part.mean("train.loss"), part.std("train.loss") or None, 5),
-                         mean_std(part.mean("val.loss"), part.std("val.loss") or None, 5), mean_std(part.mean("test.mse"), None, 5),
+            rows.append([part.key, part.title, f"{p:,}", f"{PARAMETERS_REFERENCE[part.key]:,}", format_mean_std(part.mean("train.loss"), part.std("train.loss") or None, 5),
+                         format_mean_std(part.mean("val.loss"), part.std("val.loss") or None, 5), format_mean_std(part.mean("test.mse"), None, 5),
                          f"{np.mean(train_s):.1f}", f"{np.mean(train_s) / part.summaries[0]['epochs']:.2f}"])
         v3, v4 = d3.mean("val.loss"), d4.mean("val.loss")
         t3, t4 = (np.mean([x["timings"]["train"] for x in p.summaries]) for p in (d3, d4))

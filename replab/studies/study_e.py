@@ -16,9 +16,10 @@ import yaml
 from replab.errors import ConfigError
 from replab.io import atomic_write_text
 from replab.reporting.latent_figures import TSNE_FIGURE
-from replab.reporting.study_report import Section, StudyReport, mean_std
-from replab.studies import rundir, tune
-from replab.studies.study import STUDIES, Part, StudyRun, reference_rows
+from replab.reporting.study_report import Section, StudyReport, format_mean_std
+from replab.runs import rundir
+from replab.search import tune
+from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
 
 AE = "e1-fashion-autoencoder"
@@ -116,7 +117,7 @@ class StudyE:
 
     # --- sections -----------------------------------------------------------------------
     def _optimizers(self, adam: Part, sgd: Part) -> Section:
-        rows = [[p.key, p.title, *(mean_std(p.mean(m), p.std(m) or None, 4) for m in ("train.loss", "val.loss", "test.mse"))] for p in (adam, sgd)]
+        rows = [[p.key, p.title, *(format_mean_std(p.mean(m), p.std(m) or None, 4) for m in ("train.loss", "val.loss", "test.mse"))] for p in (adam, sgd)]
         ratio = sgd.mean("val.loss") / adam.mean("val.loss")
         text = [f"Both train report 003's encoder and decoder (tables 1-2) with MSE, {adam.summaries[0]['epochs']} epochs, the same learning rate; "
                 f"only the optimizer differs. SGD ends at {ratio:.1f}x Adam's validation MSE"
@@ -171,8 +172,8 @@ class StudyE:
         return Section("E4: the autoencoder's latent space", text, figures=figures)
 
     def _vae(self, ae: Part, vae: Part) -> Section:
-        rows = [[p.key, mean_std(p.mean("test.mse"), None, 4), mean_std(p.mean("latent.knn_accuracy"), None, 3),
-                 mean_std(p.mean("latent.silhouette"), None, 3)] for p in (ae, vae)]
+        rows = [[p.key, format_mean_std(p.mean("test.mse"), None, 4), format_mean_std(p.mean("latent.knn_accuracy"), None, 3),
+                 format_mean_std(p.mean("latent.silhouette"), None, 3)] for p in (ae, vae)]
         text = ["The VAE's encoder gives a mean and a log-variance per latent dimension; training samples z = μ + σ·ε and minimises the "
                 "summed squared error plus the KL divergence to N(0, I). Its samples come from that prior, the AE's from a Gaussian fitted "
                 "to its latents. The report found the VAE's traversal smooth and its samples meaningful, the AE's traversal abrupt.",
@@ -203,13 +204,13 @@ def _search_seconds(search: tune.TuneResult) -> float:
 
 def _f1(part: Part, cls: str) -> str:
     values = [s["per_class"][cls]["f1"] * 100 for s in part.summaries if s.get("per_class") and cls in s["per_class"]]
-    return mean_std(sum(values) / len(values), None) if values else "—"
+    return format_mean_std(sum(values) / len(values), None) if values else "—"
 
 
 def _accuracy(part: Part, scale: float = 1.0) -> str:
     """Test accuracy, mean ± std over the part's seeds (scale 100: in %)."""
     mean, std = part.mean("test.accuracy"), part.std("test.accuracy")
-    return mean_std(None if mean is None else mean * scale, std * scale if std else None)
+    return format_mean_std(None if mean is None else mean * scale, std * scale if std else None)
 
 
 def _short(value):

@@ -12,10 +12,10 @@ import json
 
 from replab.errors import ConfigError
 from replab.reporting.latent_figures import TSNE_FIGURE
-from replab.reporting.study_report import Section, StudyReport, mean_std
-from replab.studies.study import STUDIES, Part, StudyRun, Sweep, reference_row, reference_rows
+from replab.reporting.study_report import Section, StudyReport, format_mean_std
+from replab.search.sweep import Axis
+from replab.studies.framework import STUDIES, Part, StudyRun, Sweep, reference_row, reference_rows
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
-from replab.studies.sweep import Axis
 
 BATCH = "trainer.batch_size"
 QUICK_F1 = ["trainer.epochs=15"]
@@ -66,11 +66,11 @@ class StudyF:
                               p.metrics.get("val.accuracy", [])) for p in softmax.points]
 
     def _linear(self, logistic: Part, softmax: Sweep) -> Section:
-        rows = [["logistic (2 classes)", str(256), *(mean_std(logistic.mean(m), logistic.std(m) or None) for m in ("val.accuracy", "test.accuracy")),
+        rows = [["logistic (2 classes)", str(256), *(format_mean_std(logistic.mean(m), logistic.std(m) or None) for m in ("val.accuracy", "test.accuracy")),
                  str(logistic.summaries[0]["epochs"])]]
         for p in softmax.points:
-            rows.append(["softmax (10 classes)", str(p.values[BATCH]), mean_std(p.mean("val.accuracy"), p.std("val.accuracy") or None),
-                         mean_std(p.mean("test.accuracy"), p.std("test.accuracy") or None), "—"])
+            rows.append(["softmax (10 classes)", str(p.values[BATCH]), format_mean_std(p.mean("val.accuracy"), p.std("val.accuracy") or None),
+                         format_mean_std(p.mean("test.accuracy"), p.std("test.accuracy") or None), "—"])
         best = max(softmax.points, key=lambda p: p.mean("val.accuracy"))
         text = [f"Both models are one linear map on the 3,072 pixels (`encoder: pixels`), trained with Adam, L2 weight decay, gradient-norm "
                 f"clipping at 5 and early stopping on validation accuracy. The report does not name its two classes; these are "
@@ -87,7 +87,7 @@ class StudyF:
                                 "softmax regression: accuracy per epoch, by batch size": loss_curves(runs, "accuracy", metric="accuracy")})
 
     def _triplet(self, triplet: Part) -> Section:
-        rows = [[m, mean_std(triplet.mean(m), triplet.std(m) or None, 3)] for m in
+        rows = [[m, format_mean_std(triplet.mean(m), triplet.std(m) or None, 3)] for m in
                 ("train.loss", "test.loss", "test.triplet_accuracy", "latent.knn_accuracy", "latent.silhouette", "image.knn_accuracy", "probe.test_accuracy")
                 if triplet.values(m)]
         text = ["Each image of a batch is an anchor; its positive is another image of the same class from the batch and its negative one "
@@ -100,10 +100,10 @@ class StudyF:
     def _probes(self, triplet: Part, nn: Part) -> Section:
         """fine_tune_linear is F2's own probe (a linear head on the frozen, precomputed vectors)."""
         rows = [["F3.linear (F2's probe)", "linear head, encoder frozen",
-                 *(mean_std(triplet.mean(m), triplet.std(m) or None) for m in ("probe.train_accuracy", "probe.val_accuracy", "probe.test_accuracy")),
+                 *(format_mean_std(triplet.mean(m), triplet.std(m) or None) for m in ("probe.train_accuracy", "probe.val_accuracy", "probe.test_accuracy")),
                  "0.7744", "—"],
                 ["F3.nn", "MLP head (512), encoder fine-tuned",
-                 *(mean_std(nn.mean(m), nn.std(m) or None) for m in ("train.accuracy", "val.accuracy", "test.accuracy")), "0.8257", "0.8635"]]
+                 *(format_mean_std(nn.mean(m), nn.std(m) or None) for m in ("train.accuracy", "val.accuracy", "test.accuracy")), "0.8257", "0.8635"]]
         gain = nn.mean("test.accuracy") - triplet.mean("probe.test_accuracy")
         text = [f"Fine-tuning the encoder under an MLP head changes test accuracy by {gain:+.3f} against a linear head on the frozen vectors "
                 "(report: 77.44% → 82.57% validation, best test 86.35%)."]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from replab.reporting.figures import plt, to_png
-from replab.studies import rundir
-from replab.studies.study import Part, StudyRun, Sweep
+from replab.runs import rundir
+from replab.studies.framework import Part, StudyRun, Sweep
 
 
 def settings_of(s: StudyRun, parts: list[Part | Sweep]) -> dict[str, str]:

@@ -1,26 +1,10 @@
 """Tasks: how a batch becomes a loss. ``build_task`` turns a spec into a ready task."""
 
-from __future__ import annotations
-
-from replab.models.init import initialise
-from replab.spec import ExperimentSpec
-from replab.tasks import autoencode, classify, contrastive, pairs, rotation, triplet, vae  # noqa: F401  (register)
-from replab.tasks.base import Task, task_options
+from replab.registry import discover
+from replab.tasks.base import Task
+from replab.tasks.build import build_task
 from replab.tasks.registry import TASKS
-from replab.tasks.transfer import freeze, load_pretrained
 
-
-def build_task(spec: ExperimentSpec, shape: tuple[int, ...], num_classes: int) -> Task:
-    cls = TASKS.get(spec.task.name)
-    task = cls.from_spec(spec.model, spec.objective, shape, num_classes, augment=spec.augment, **task_options(cls, spec.task))
-    initialise(task.model, spec.model.init)  # before the pretrained weights, which replace what they cover
-    frozen = list(spec.model.freeze)
-    if spec.model.pretrained is not None:
-        copied = load_pretrained(task.model, spec.model.pretrained)
-        frozen += copied if spec.model.pretrained.freeze else []
-    freeze(task.model, frozen)
-    task.frozen = frozen
-    return task
-
+discover(__name__)  # every module registers its task: a new task is one new file
 
 __all__ = ["TASKS", "Task", "build_task"]

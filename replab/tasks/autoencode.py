@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import AutoEncoder
 from replab.spec import ModelSpec
-from replab.tasks.base import Task, build_decoder, build_encoder
+from replab.tasks.base import Gather, Task, build_decoder, build_encoder
 from replab.tasks.registry import TASKS
 
 
@@ -24,7 +25,7 @@ class Autoencode(Task):
         decoder = build_decoder(model.decoder, encoder, shape)
         return cls(AutoEncoder(encoder, decoder), cls.build_objective(objective))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        reconstruction = self.model(x)
+    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
+        reconstruction = model(x)
         loss = self.objective(reconstruction, x)
         return {"loss": loss, "mae": (reconstruction.detach() - x).abs().mean()}

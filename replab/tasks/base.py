@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -11,6 +13,7 @@ from replab.objectives import OBJECTIVES
 from replab.spec import Component
 
 EVAL_SEED = 20_240_613
+Gather = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Task:
@@ -24,7 +27,6 @@ class Task:
     options: tuple[str, ...] = ()  # the task's own settings (``task: {name: rotation, angles: [0, 90]}``)
     reconstructs = False  # the model maps images to images: a run reports test reconstructions (autoencode, vae)
     has_prior = False  # the decoder was trained against N(0, I): the analysis samples the prior (vae)
-    gather = None  # set by a multi-process trainer during training steps: local rows -> all ranks' rows
 
     def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         self.model = model
@@ -65,7 +67,18 @@ class Task:
             )
         return objective
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(self, x: torch.Tensor, y: torch.Tensor, model: nn.Module | None = None,
+             gather: Gather | None = None) -> dict[str, torch.Tensor]:
+        """The batch's metrics through ``model`` (default ``self.model``).
+
+        The trainer passes the module it trains (compiled, or wrapped for DDP) and, across
+        processes, ``gather`` (this rank's rows -> every rank's rows, for losses whose
+        negatives span the global batch); the task itself is never changed.
+        """
+        return self.compute(self.model if model is None else model, x, y, gather)
+
+    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                gather: Gather | None) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     @property

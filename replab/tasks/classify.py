@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import Classifier
 from replab.spec import ModelSpec
-from replab.tasks.base import Task, build_encoder, build_head
+from replab.tasks.base import Gather, Task, build_encoder, build_head
 from replab.tasks.registry import TASKS
 
 
@@ -23,8 +24,8 @@ class Classify(Task):
         head = build_head(model.head, encoder.latent_dim, num_classes)
         return cls(Classifier(encoder, head), cls.build_objective(objective))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = self.model(x)
+    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
+        logits = model(x)
         loss = self.objective(logits, y)
         return {"loss": loss, "accuracy": (predicted_labels(logits.detach()) == y).float().mean()}
 

@@ -8,12 +8,13 @@ see the same statistics for both.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from replab.augment import Augment
 from replab.errors import ConfigError
 from replab.models import MODELS, Projected
 from replab.spec import ModelSpec
-from replab.tasks.base import Task, build_encoder
+from replab.tasks.base import Gather, Task, build_encoder
 from replab.tasks.registry import TASKS
 
 
@@ -36,14 +37,14 @@ class Contrastive(Task):
         projection = MODELS.build(model.projection.name, model.projection.params, where="model.projection", in_dim=encoder.latent_dim)
         return cls(Projected(encoder, projection), cls.build_objective(objective), Augment.from_components(augment))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
         generator = self.batch_generator(x.device)
         views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
-        z1, z2 = self.model(views).chunk(2)
-        if self.gather is None:
+        z1, z2 = model(views).chunk(2)
+        if gather is None:
             loss = self.objective(z1, z2)
         else:  # multi-process training: negatives from every rank's views, this rank's rows at rank * N
-            loss = self.objective(z1, z2, gather=self.gather, offset=torch.distributed.get_rank() * len(z1))
+            loss = self.objective(z1, z2, gather=gather, offset=torch.distributed.get_rank() * len(z1))
         return {"loss": loss, "pair_accuracy": _pair_accuracy(z1.detach(), z2.detach())}
 
 

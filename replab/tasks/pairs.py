@@ -7,11 +7,12 @@ objective (``pair_margin``) sees both embeddings and the same-class flag.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from replab.errors import ConfigError
 from replab.objectives.pair_margin import permuted_pairs
 from replab.spec import ModelSpec
-from replab.tasks.base import Task, build_encoder
+from replab.tasks.base import Gather, Task, build_encoder
 from replab.tasks.registry import TASKS
 
 
@@ -37,8 +38,8 @@ class Pairs(Task):
                               "remove them and set model.encoder.latent_dim to the embedding size (2 for a plot)")
         return cls(Embedding(build_encoder(model.encoder, shape)), cls.build_objective(objective))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        z_a, z_b, same = permuted_pairs(self.model(x), y, self.batch_generator(x.device))
+    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
+        z_a, z_b, same = permuted_pairs(model(x), y, self.batch_generator(x.device))
         loss = self.objective(z_a, z_b, same)
         d2 = (z_a - z_b).detach().pow(2).sum(1)
         # Share of pairs on the right side of the margin's midpoint: same-class closer than M/2, others farther.

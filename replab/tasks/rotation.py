@@ -9,11 +9,12 @@ The encoder learned this way is what study C3 transfers, block by block.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import Classifier
 from replab.spec import ModelSpec
-from replab.tasks.base import Task, build_encoder, build_head
+from replab.tasks.base import Gather, Task, build_encoder, build_head
 from replab.tasks.registry import TASKS
 
 
@@ -51,9 +52,9 @@ class Rotation(Task):
         head = build_head(model.head, encoder.latent_dim, len(angles))
         return cls(Classifier(encoder, head), cls.build_objective(objective), angles)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
         generator = self.batch_generator(x.device)
         which = torch.randint(len(self.angles), (len(x),), generator=generator, device=x.device)
-        logits = self.model(rotate(x, which, self.angles))
+        logits = model(rotate(x, which, self.angles))
         loss = self.objective(logits, which)
         return {"loss": loss, "accuracy": (logits.detach().argmax(1) == which).float().mean()}

@@ -12,11 +12,12 @@ The latent is the encoder's output (report 004: VGG-16-BN to d_out = 64).
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from replab.errors import ConfigError
 from replab.objectives.triplet import MINING, mine_triplets
 from replab.spec import ModelSpec
-from replab.tasks.base import Task, build_encoder
+from replab.tasks.base import Gather, Task, build_encoder
 from replab.tasks.pairs import Embedding
 from replab.tasks.registry import TASKS
 
@@ -39,8 +40,8 @@ class Triplet(Task):
                               "remove them and set model.encoder.latent_dim to the embedding size (report 004: 64)")
         return cls(Embedding(build_encoder(model.encoder, shape)), cls.build_objective(objective), mining)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = self.model(x)
+    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
+        z = model(x)
         a, p, n = mine_triplets(z, y, self.mining, self.batch_generator(x.device), squared=self.objective.squared)
         loss = self.objective(z[a], z[p], z[n])
         with torch.no_grad():

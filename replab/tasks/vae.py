@@ -12,12 +12,13 @@ samples from the prior N(0, I) (``has_prior``) rather than a Gaussian fitted to 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import MODELS
 from replab.models.gaussian import VAE, GaussianEncoder, reparameterise
 from replab.spec import Component, ModelSpec
-from replab.tasks.base import Task, build_decoder, build_encoder
+from replab.tasks.base import Gather, Task, build_decoder, build_encoder
 from replab.tasks.registry import TASKS
 
 
@@ -49,8 +50,7 @@ class VariationalAutoencode(Task):
         decoder = build_decoder(model.decoder, encoder, shape)
         return cls(VAE(encoder, decoder), cls.build_objective(objective))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        model = self.model
+    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
         mu, logvar = model.encoder.distribution(x)
         z = reparameterise(mu, logvar, self.batch_generator(x.device))
         return self.objective(model.decoder(z), x, mu, logvar)

@@ -1,6 +1,7 @@
-"""Training: the trainer, optimizers, early stopping, device and seeding helpers."""
+"""Training: the trainer, optimizer / parameter-group / schedule registries, early stopping,
+DDP, device and seeding helpers."""
 
 from replab.training.device import resolve_device, seed_everything
-from replab.training.trainer import FitResult, Trainer
+from replab.training.trainer import FitResult, Trainer, check_trainer_spec
 
-__all__ = ["FitResult", "Trainer", "resolve_device", "seed_everything"]
+__all__ = ["FitResult", "Trainer", "check_trainer_spec", "resolve_device", "seed_everything"]

@@ -1,6 +1,12 @@
 """One trainer for every task: epochs, validation, early stopping, checkpoints, resume.
 
-Hooks (``on_epoch_end(trainer, record)``) let studies add work without touching the loop.
+Hooks let studies and methods add work without touching the loop: ``hooks`` run after every
+epoch with ``(trainer, record)`` (tune reports to Optuna there), ``step_hooks`` after every
+optimizer step with ``(trainer, step)`` (a momentum encoder's EMA update belongs there).
+
+The trainer never changes the task it is given: the module its steps run through (the
+task's model, compiled and/or wrapped for DDP) and the cross-rank ``gather`` are passed to
+``task.step`` on every call.
 
 With ``distributed=True`` inside a process group (``replab run`` under ``torchrun``) the
 training steps run through DistributedDataParallel on each rank's slice of every global
@@ -29,10 +35,19 @@ from replab.tasks import Task
 from replab.training import distributed as dist
 from replab.training.device import autocast
 from replab.training.early_stopping import EarlyStopping
-from replab.training.optim import build_optimizer
+from replab.training.optimizers import build_optimizer, check_optimizer
+from replab.training.schedules import SCHEDULES
 
 Hook = Callable[["Trainer", dict], None]
+StepHook = Callable[["Trainer", int], None]  # (trainer, optimizer steps taken so far in the run)
 RESUME_KEYS = ("model", "optimizer", "history", "stopper", "best_state", "loader", "torch_rng")
+
+
+def check_trainer_spec(spec: TrainerSpec) -> None:
+    """Names the registries must know (optimizer, its grouping, the schedule): checked before a
+    run folder is created, so a typo costs nothing."""
+    check_optimizer(spec.optimizer)
+    SCHEDULES.get(spec.lr_schedule, where="trainer.lr_schedule")
 
 
 @dataclass
@@ -58,43 +73,36 @@ class Trainer:
     hooks: list[Hook] = field(default_factory=list)
     desc: str = "train"
     distributed: bool = False  # DDP over the process group, if one is active (else ignored)
+    step_hooks: list[StepHook] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.model = self.task.model.to(self.device)
+        self.schedule = SCHEDULES.get(self.spec.lr_schedule, where="trainer.lr_schedule")
         self.optimizer = build_optimizer(self.model, self.spec.optimizer, self.device)
         es = self.spec.early_stopping
         self.stopper = EarlyStopping.from_spec(es) if es else EarlyStopping("val_loss", "min", patience=10**9)
         self.history: list[dict] = []
         self.best_state: dict | None = None
-        self.step_fn = self.task.step
-        if self.spec.compile:
-            self.task.model = torch.compile(self.model)  # the task's step now runs compiled
+        # What the steps run through; the task's own model stays the plain module.
+        self.eval_model: torch.nn.Module = torch.compile(self.model) if self.spec.compile else self.model
+        self.train_model: torch.nn.Module = self.eval_model
+        self.gather: Callable | None = None
         self._ddp: torch.nn.Module | None = None
         self._rng_states: list | None = None
         if self.distributed and dist.is_active():
             self._setup_distributed()
 
     def _setup_distributed(self) -> None:
-        """Rank r trains on its slice of each global batch through DDP; only rank 0 writes."""
+        """Rank r trains on its slice of each global batch through DDP and may gather other
+        ranks' rows (NT-Xent negatives); only rank 0 writes."""
         self.train.shard(dist.rank(), dist.world_size())
         ddp = dist.wrap(self.model, self.device)
         self._ddp = torch.compile(ddp) if self.spec.compile else ddp
+        self.train_model, self.gather = self._ddp, dist.gather_rows
         if not dist.is_main():
             self.checkpoint_dir = None
             # Own random stream per rank (dropout, augmentations), from the run's seed.
             torch.manual_seed(torch.initial_seed() + 1_000_003 * dist.rank())
-
-    def _enter_training_steps(self) -> Callable[[], None]:
-        """The task's steps go through DDP and may gather other ranks' rows (NT-Xent negatives);
-        returns what puts the plain model back (an error ends the run, so no finally is needed)."""
-        if self._ddp is None:
-            return lambda: None
-        model, self.task.model, self.task.gather = self.task.model, self._ddp, dist.gather_rows
-
-        def restore() -> None:
-            self.task.model, self.task.gather = model, None
-
-        return restore
 
     # --- the loop -------------------------------------------------------------------------
     def fit(self) -> FitResult:
@@ -132,22 +140,23 @@ class Trainer:
         seen = 0
         bar = tqdm(self.train, desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}", leave=False,
                    disable=not self.spec.progress or not sys.stderr.isatty() or not dist.is_main(), unit="batch")
-        restore = self._enter_training_steps()
         for step, (x, y) in enumerate(bar):
-            self._schedule(epoch, step)
+            done = (epoch - 1) * len(self.train) + step  # optimizer steps before this one
+            self._schedule(done)
             with autocast(self.device, self.spec.amp):
-                metrics = self.step_fn(x, y)
+                metrics = self.task.step(x, y, model=self.train_model, gather=self.gather)
             self.optimizer.zero_grad(set_to_none=True)
             metrics["loss"].backward()
             if self.spec.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
             self.optimizer.step()
+            for step_hook in self.step_hooks:
+                step_hook(self, done + 1)
             n = len(y)
             seen += n
             losses.append(metrics["loss"].detach())
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0) + value.detach().float() * n
-        restore()
         stacked = torch.stack(losses)
         if self._ddp is not None:  # sample-weighted over ranks: every rank logs the global figures
             stacked = dist.all_reduce_mean(stacked.float())
@@ -168,20 +177,19 @@ class Trainer:
         seen = 0
         for x, y in loader:
             with autocast(self.device, self.spec.amp):
-                metrics = self.step_fn(x, y)
+                metrics = self.task.step(x, y, model=self.eval_model)
             seen += len(y)
             for key, value in metrics.items():
                 sums[key] = sums.get(key, 0) + value.float() * len(y)
         return {f"{prefix}_{k}": v.item() / seen for k, v in sums.items()}
 
-    def _schedule(self, epoch: int, step: int) -> None:
-        """Set this step's learning rate. A pure function of (epoch, step), so a resumed run
-        follows the same schedule with nothing extra in the checkpoint."""
-        if self.spec.lr_schedule == "constant":
-            return
-        total = self.spec.epochs * len(self.train)
-        done = (epoch - 1) * len(self.train) + step
-        factor = 0.5 * (1 + math.cos(math.pi * done / total))
+    def _schedule(self, done: int) -> None:
+        """Set the learning rate of the step after ``done`` steps. A pure function of the step
+        (see schedules), so a resumed run follows the same curve with nothing extra saved."""
+        warmup = round(self.spec.warmup_epochs * len(self.train))
+        if self.spec.lr_schedule == "constant" and warmup == 0:
+            return  # the optimizer's rates as built, untouched
+        factor = self.schedule(done, self.spec.epochs * len(self.train), warmup)
         for group in self.optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
             group["lr"] = group["initial_lr"] * factor

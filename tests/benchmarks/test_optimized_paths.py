@@ -19,7 +19,7 @@ import shutil
 import pytest
 import torch
 
-from replab.spec import load_spec
+from replab.recipes import load_spec
 from replab.tasks import build_task
 
 CONV_STUDIES = {

@@ -7,7 +7,7 @@ import torch
 
 from replab.data import ImageSet, Normalizer, load_splits
 from replab.errors import ConfigError
-from replab.spec import load_spec
+from replab.recipes import load_spec
 
 CLASSES = ["airplane", "cat", "frog", "horse"]
 

@@ -201,7 +201,7 @@ def test_float_input_passes_through(rgb):
 
 
 def test_refit_trains_on_every_training_image_and_keeps_the_same_validation_images():
-    from replab.data.catalog import load_splits
+    from replab.data.load import load_splits
 
     held = load_splits("digits", val_fraction=0.2, seed=3)
     refit = load_splits("digits", val_fraction=0.2, seed=3, refit=True)

@@ -7,7 +7,7 @@ import torch
 
 from replab.errors import ConfigError
 from replab.models import MODELS
-from replab.spec import load_spec
+from replab.recipes import load_spec
 from replab.tasks import build_task
 
 

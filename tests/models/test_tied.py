@@ -13,7 +13,7 @@ from replab.models import MODELS
 from replab.models.tied import TiedMLPDecoder
 from replab.spec import Component, ModelSpec
 from replab.tasks.autoencode import Autoencode
-from replab.training.optim import trainable
+from replab.training.optimizers import trainable
 
 SHAPE = (3, 32, 32)
 

@@ -6,8 +6,8 @@ import json
 import re
 
 from replab.reporting.figures import curves
-from replab.reporting.study_report import Section, StudyReport, mean_std, write_study_report
-from replab.studies.study import reference_row
+from replab.reporting.study_report import Section, StudyReport, format_mean_std, write_study_report
+from replab.studies.framework import reference_row
 from tests.reporting.test_browser import browse
 
 
@@ -29,7 +29,7 @@ def test_reference_row_gives_mean_std_and_gap():
     assert abs(row["mean"] - 0.975) < 1e-12 and abs(row["std"] - 0.005) < 1e-12 and row["n"] == 3
     assert abs(row["delta"] - 0.0015) < 1e-12
     assert reference_row("A2", "acc", None, [0.9])["std"] is None
-    assert mean_std(0.001462, None) == "0.001462" and mean_std(149.0, None) == "149" and mean_std(0.975, 0.005) == "0.975 ± 0.005"
+    assert format_mean_std(0.001462, None) == "0.001462" and format_mean_std(149.0, None) == "149" and format_mean_std(0.975, 0.005) == "0.975 ± 0.005"
 
 
 def test_html_markdown_and_json(tmp_path):

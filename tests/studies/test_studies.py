@@ -97,7 +97,7 @@ def test_bad_study_arguments_are_clear_errors(args, message, capsys, tmp_path):
 
 
 def test_part_overrides_reach_only_their_part():
-    from replab.studies.study import StudyRun, check_overrides
+    from replab.studies.framework import StudyRun, check_overrides
 
     s = StudyRun(Path("."), quick=False, seeds=[0], user_overrides=["A3:trainer.epochs=2", "*:seed=5", "B4:trainer.batch_size=7"])
     assert s.config("a3-mnist-simclr", [], [], "A3")["trainer"]["epochs"] == 2

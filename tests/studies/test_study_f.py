@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from replab.cli import main
-from replab.spec import load_spec
+from replab.recipes import load_spec
 from tests.studies.test_studies import only, summary
 
 

@@ -12,8 +12,9 @@ from replab.evaluation.analysis import analyse
 from replab.evaluation.latent import decode, sample_prior
 from replab.models.gaussian import GaussianEncoder
 from replab.objectives.triplet import mine_triplets
-from replab.spec import AnalysisSpec, Component, load_spec, validate_spec
-from replab.studies.experiment import _loaders, initial_task, load_data
+from replab.recipes import load_spec
+from replab.runs.experiment import _loaders, initial_task, load_data
+from replab.spec import AnalysisSpec, Component, validate_spec
 from replab.tasks import build_task
 from replab.tasks.base import EVAL_SEED
 from replab.training import Trainer

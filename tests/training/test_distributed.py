@@ -1,6 +1,6 @@
 """Multi-process pieces: single-process fallbacks, the sharded loader, NT-Xent across 2 gloo ranks.
 
-The whole `replab run` under torchrun is compared with one process in tests/studies/test_ddp_run.py.
+The whole `replab run` under torchrun is compared with one process in tests/runs/test_ddp_run.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from replab.cli import main
 from replab.data import DeviceLoader
 from replab.errors import ConfigError
-from replab.objectives.nt_xent import NTXentLoss
+from replab.objectives import OBJECTIVES
 from replab.training import distributed
 
 
@@ -61,7 +61,7 @@ def test_other_commands_refuse_to_run_under_torchrun(monkeypatch, capsys):
     assert "only `replab run`" in capsys.readouterr().err
 
 
-# --- NT-Xent across 2 gloo processes ------------------------------------------------------
+# --- losses over the global batch across 2 gloo processes ----------------------------------
 def _problem():
     g = torch.Generator().manual_seed(0)
     x1, x2 = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
@@ -69,7 +69,11 @@ def _problem():
     return x1, x2, torch.nn.Linear(5, 4)
 
 
-def _nt_xent_rank(rank: int, world: int, port: int, out: Path) -> None:
+def _loss(name: str):
+    return OBJECTIVES.build(name, {}, where="test")
+
+
+def _loss_rank(rank: int, world: int, port: int, out: Path, name: str) -> None:
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
         TORCHELASTIC_USE_AGENT_STORE="True",  # the parent serves the store, as torchrun's agent does
@@ -82,21 +86,23 @@ def _nt_xent_rank(rank: int, world: int, port: int, out: Path) -> None:
         n = len(x1) // world
         rows = slice(rank * n, (rank + 1) * n)
         z1, z2 = model(torch.cat([x1[rows], x2[rows]])).chunk(2)  # one forward per backward, as the task does
-        loss = NTXentLoss(0.5)(z1, z2, gather=distributed.gather_rows, offset=rank * n)
+        loss = _loss(name)(z1, z2, gather=distributed.gather_rows, offset=rank * n)
         loss.backward()  # DDP averages the gradients over ranks
         torch.save({"loss": distributed.all_reduce_mean(loss.detach()), "weight": linear.weight.grad, "bias": linear.bias.grad}, out / f"{rank}.pt")
 
 
 @pytest.mark.slow  # two spawned processes importing torch: about 30 s on 2 shared cores
-def test_nt_xent_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path):
+@pytest.mark.parametrize("name", ["nt_xent", "barlow_twins"])
+def test_loss_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, name):
+    """NT-Xent takes its negatives, Barlow Twins its batch statistics from every rank."""
     x1, x2, linear = _problem()
     z1, z2 = linear(torch.cat([x1, x2])).chunk(2)
-    loss = NTXentLoss(0.5)(z1, z2)
+    loss = _loss(name)(z1, z2)
     loss.backward()
     # The store lives in this process, not in rank 0: a rank that hosts it can exit (and abort on
     # its store thread) while the other rank still talks to it.
     store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    mp.spawn(_nt_xent_rank, args=(2, store.port, tmp_path), nprocs=2, join=True)
+    mp.spawn(_loss_rank, args=(2, store.port, tmp_path, name), nprocs=2, join=True)
     for rank in range(2):
         got = torch.load(tmp_path / f"{rank}.pt")
         torch.testing.assert_close(got["loss"], loss.detach(), atol=1e-6, rtol=1e-5)

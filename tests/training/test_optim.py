@@ -10,7 +10,7 @@ import torch
 from replab.errors import ConfigError
 from replab.models import Classifier
 from replab.spec import OptimizerSpec
-from replab.training.optim import build_optimizer
+from replab.training.optimizers import build_optimizer
 
 
 def model():

@@ -16,8 +16,8 @@ import pytest
 
 from replab.cli import main
 from replab.errors import ConfigError
-from replab.spec import load_spec, read_recipe
-from replab.studies.search_space import check_space, parse_space, read_space, trial_spec
+from replab.recipes import load_spec, read_recipe
+from replab.search.space import check_space, parse_space, read_space, trial_spec
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT = "digits-autoencoder"
@@ -244,7 +244,7 @@ def test_a_worker_waits_for_another_workers_last_trial_and_takes_it_over_when_th
 
     import optuna
 
-    from replab.studies import tune
+    from replab.search import tune
 
     monkeypatch.setattr(tune, "WAIT_SECONDS", 0.05)
     space = write(tmp_path / "space.yaml", "trainer.optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}")

@@ -18,18 +18,12 @@ from pathlib import Path
 
 from replab.errors import ConfigError
 from replab.io import atomic_write_bytes, atomic_write_json
+from replab.recipes import read_recipe
 from replab.reporting import figures
-from replab.spec import (
-    ExperimentSpec,
-    apply_override,
-    parse_yaml,
-    read_recipe,
-    validate_spec,
-    with_overrides,
-)
-from replab.studies import rundir
-from replab.studies.experiment import run_or_reuse
-from replab.studies.rebuild import compare_runs
+from replab.runs import rundir
+from replab.runs.experiment import run_or_reuse
+from replab.runs.rebuild import compare_runs
+from replab.spec import ExperimentSpec, apply_override, parse_yaml, validate_spec, with_overrides
 
 SEED = "seed"
 
@@ -53,13 +47,13 @@ class Point:
     metrics: dict[str, list[float]] = field(default_factory=dict)
 
     def mean(self, metric: str) -> float | None:
-        return mean_std(self.metrics.get(metric, []))[0]
+        return mean_and_std(self.metrics.get(metric, []))[0]
 
     def std(self, metric: str) -> float:
-        return mean_std(self.metrics.get(metric, []))[1] or 0.0
+        return mean_and_std(self.metrics.get(metric, []))[1] or 0.0
 
 
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+def mean_and_std(values: list[float]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation over seeds; None where there are too few values."""
     mean = statistics.fmean(values) if values else None
     return mean, statistics.stdev(values) if len(values) > 1 else None

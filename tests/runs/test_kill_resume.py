@@ -27,8 +27,8 @@ import pytest
 
 from replab.cli import main
 from replab.io import TMP_SUFFIX, load_checkpoint, read_jsonl
-from replab.spec import load_spec
-from replab.studies import rundir
+from replab.recipes import load_spec
+from replab.runs import rundir
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 60

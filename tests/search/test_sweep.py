@@ -8,7 +8,7 @@ import pytest
 
 from replab.cli import main
 from replab.errors import ConfigError
-from replab.studies.sweep import parse_axis
+from replab.search.sweep import parse_axis
 
 DEFAULT = "digits-autoencoder"
 
@@ -54,8 +54,8 @@ def test_axis_syntax(text):
 
 
 def test_one_axis_can_set_several_keys():
-    from replab.spec import read_recipe
-    from replab.studies.sweep import grid
+    from replab.recipes import read_recipe
+    from replab.search.sweep import grid
 
     axis = parse_axis("model.encoder.dropout,model.decoder.dropout=[0.0,0.3]")
     points = grid(read_recipe(DEFAULT), [axis], [])
@@ -65,8 +65,8 @@ def test_one_axis_can_set_several_keys():
 
 def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path):
     from replab.errors import ReplabError
-    from replab.spec import load_spec
-    from replab.studies.experiment import run_or_reuse
+    from replab.recipes import load_spec
+    from replab.runs.experiment import run_or_reuse
 
     spec = load_spec(DEFAULT, ["trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false"])
     first = run_or_reuse(spec, tmp_path / "p", log=lambda m: None)

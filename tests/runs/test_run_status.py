@@ -11,9 +11,9 @@ import pytest
 
 from replab.cli import main
 from replab.errors import ReplabError
-from replab.spec import load_spec
-from replab.studies import rundir
-from replab.studies.experiment import run_or_reuse
+from replab.recipes import load_spec
+from replab.runs import rundir
+from replab.runs.experiment import run_or_reuse
 
 FAST = ["trainer.epochs=2", "trainer.progress=false", "probe.enabled=false", "analysis.enabled=false"]
 

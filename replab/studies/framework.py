@@ -15,11 +15,12 @@ from pathlib import Path
 
 from replab.errors import ConfigError, ReplabError
 from replab.io import atomic_write_json
+from replab.recipes import read_recipe
 from replab.registry import Registry
-from replab.spec import apply_override, read_recipe, validate_spec, with_overrides
-from replab.studies import rundir
-from replab.studies.experiment import run_or_reuse
-from replab.studies.sweep import SEED, Axis, Point, aggregate, mean_std, run_grid
+from replab.runs import rundir
+from replab.runs.experiment import run_or_reuse
+from replab.search.sweep import SEED, Axis, Point, aggregate, mean_and_std, run_grid
+from replab.spec import apply_override, validate_spec, with_overrides
 
 STUDIES = Registry("study")
 STUDY_FILE = "study.json"
@@ -39,10 +40,10 @@ class Part:
         return [s["metrics"][metric] for s in self.summaries if metric in s["metrics"]]
 
     def mean(self, metric: str) -> float | None:
-        return mean_std(self.values(metric))[0]
+        return mean_and_std(self.values(metric))[0]
 
     def std(self, metric: str) -> float:
-        return mean_std(self.values(metric))[1] or 0.0
+        return mean_and_std(self.values(metric))[1] or 0.0
 
     @property
     def seconds(self) -> float:
@@ -155,7 +156,7 @@ def reference_rows(parts: list[Part | Sweep]) -> list[dict]:
 
 
 def reference_row(part: str, metric: str, reference: float | None, values: list[float]) -> dict:
-    mean, std = mean_std(values)
+    mean, std = mean_and_std(values)
     return {"part": part, "metric": metric, "reference": reference, "mean": mean, "std": std, "n": len(values),
             "delta": None if mean is None or reference is None else mean - reference}
 

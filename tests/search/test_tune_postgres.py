@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.studies.test_tune import DEFAULT, FAST, REPO, write
+from tests.search.test_tune import DEFAULT, FAST, REPO, write
 
 SPACE = ("model.encoder.latent_dim: {type: int, low: 4, high: 32}\n"
          "trainer.optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from replab.errors import ReplabError
 from replab.io import atomic_write_json, atomic_write_text, read_jsonl, write_error
-from replab.spec import ExperimentSpec, load_spec, spec_to_yaml
+from replab.spec import ExperimentSpec, spec_to_yaml
+from replab.recipes import load_spec
 
 CONFIG = "config.yaml"
 STATUS = "status.json"

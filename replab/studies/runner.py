@@ -1,13 +1,20 @@
-"""`replab study NAME`: run a registered study end to end and write its report."""
+"""`replab study NAME`: run a registered study end to end and write its report.
+
+``catalogue()`` lists the registered studies with their one-line titles and options, which
+is where ``replab study --help`` takes them from.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from replab.registry import discover
 from replab.reporting.study_report import StudyReport, write_study_report
-from replab.studies import study_a, study_b, study_c, study_d, study_e, study_f  # noqa: F401  (register the studies)
-from replab.studies.study import STUDIES, StudyRun, start_study
+from replab.studies.framework import STUDIES, StudyRun, start_study
+
+# Each study_<name>.py registers itself: a new study is one new file (plus its test).
+discover("replab.studies", prefix="study_")
 
 
 def run_study(name: str, params: dict, quick: bool = False, seeds: int | None = None, runs_dir: Path = Path("runs"),
@@ -25,3 +32,12 @@ def run_study(name: str, params: dict, quick: bool = False, seeds: int | None = 
     wall = time.perf_counter() - start
     log(f"study report: {html} ({wall:.1f} s)")
     return folder, report, wall
+
+
+def catalogue() -> list[tuple[str, str, list[str]]]:
+    """(name, title, option names) of every registered study; the title is its docstring's first line."""
+    rows = []
+    for name in STUDIES.names():
+        doc = (STUDIES.get(name).__doc__ or "").strip().splitlines()
+        rows.append((name, doc[0].rstrip(".") if doc else "", list(STUDIES.signature(name))))
+    return rows

@@ -29,9 +29,9 @@ from replab.io import (
 from replab.reporting import figures, write_run_report
 from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_points
 from replab.spec import ExperimentSpec, spec_to_yaml
-from replab.studies import rundir
+from replab.runs import rundir
 from replab.tasks import Task, build_task
-from replab.training import Trainer, distributed, resolve_device, seed_everything
+from replab.training import Trainer, check_trainer_spec, distributed, resolve_device, seed_everything
 
 
 @dataclass
@@ -73,6 +73,7 @@ def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: 
     exception with a ``run_state`` attribute (a pruned trial) leaves the run folder in that
     state, with the exception's text, instead of ``failed``.
     """
+    check_trainer_spec(spec.trainer)
     if not distributed.is_main():  # under torchrun: ranks > 0 train silently; rank 0 writes, evaluates, reports
         return RunResult(resume, _run(spec, resume, resumed=resume is not None, log=lambda _: None, hooks=list(hooks)))
     if resume:

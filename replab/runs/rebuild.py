@@ -10,7 +10,7 @@ from replab.io import atomic_write_text
 from replab.reporting import write_run_report
 from replab.reporting.compare import render_compare_html, render_compare_markdown
 from replab.reporting.latent_figures import TSNE_FIGURE
-from replab.studies import rundir
+from replab.runs import rundir
 
 
 def rebuild_report(run_dir: Path) -> Path:

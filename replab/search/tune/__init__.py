@@ -1,0 +1,91 @@
+"""Hyperparameter search with Optuna: `replab tune RECIPE --space SPACE.yaml --trials N`.
+
+Every trial is an ordinary replab run in ``STUDY_DIR/trial-0007/`` (config.yaml, metrics,
+report.html) with the trial's values applied on top of the recipe and the fixed overrides.
+The study lives in an Optuna storage: ``STUDY_DIR/optuna.db`` (SQLite) unless ``--storage``
+names another (PostgreSQL for workers on several machines). The sampler is TPE, seeded from
+the settings and the trial count so that a resumed or joined study never replays draws; the
+pruner is the median rule on the per-epoch validation metric.
+
+Exactly N trials finish (complete or pruned) however many workers share the study: each
+worker asks for a trial only while fewer than N are finished or running, and gives a trial
+back at once when a faster worker filled the last slot; with nothing left to ask it waits
+for the other workers' trials instead of stopping. Trials left running by a killed worker
+(same host: its process is gone; another host: no epoch heartbeat for ``STALE_SECONDS``) are
+marked failed by the next worker that looks (at start, before each trial and while waiting),
+and their parameters queued again; the new trial continues the old trial's run folder from
+its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from replab.errors import ConfigError, ReplabError
+from replab.io import atomic_write_text
+from replab.recipes import read_recipe
+from replab.runs import rundir
+from replab.search.space import check_space, parse_space, read_space
+from replab.search.tune.settings import (
+    SPACE_YAML,
+    TUNE_JSON,
+    TuneResult,
+    TuneSettings,
+    check_settings,
+    load_settings,
+    save_settings,
+)
+from replab.search.tune.workers import run_tune
+from replab.spec import with_overrides
+
+__all__ = ["TUNE_JSON", "TuneResult", "TuneSettings", "load_settings", "resume_tune", "start_tune"]
+
+# --- starting and resuming ---------------------------------------------------------------
+
+
+def start_tune(recipe: str | Path, space_path: str | Path, trials: int, overrides: list[str], runs_dir: Path,
+               study_dir: Path | None = None, log=print, **options) -> TuneResult:
+    """Check everything, create the study folder, then search."""
+    raw = read_recipe(recipe)
+    space = read_space(space_path)
+    settings = TuneSettings(recipe=raw, recipe_source=str(recipe), space=space.to_yaml_dict(), trials=trials,
+                            overrides=list(overrides), **options)
+    check_settings(settings)
+    check_space(raw, settings.overrides, space)  # before any folder or trial exists
+    settings.enqueued(space)  # checked here, before any folder exists
+    if settings.metric.startswith("val.") and (with_overrides(raw, settings.overrides).get("data") or {}).get("refit"):
+        raise ConfigError("the recipe sets data.refit, so its validation images are trained on and val metrics cannot rank trials",
+                          "tune without data.refit (add data.refit=false), then refit the best recipe")
+    if study_dir is None:
+        study_dir = Path(runs_dir) / f"{rundir.safe_name(settings.name)}-tune-{time.strftime('%Y%m%d-%H%M%S')}"
+    study_dir = Path(study_dir)
+    if (study_dir / TUNE_JSON).exists():
+        raise ReplabError(f"{study_dir} already holds a study", f"continue it with `replab tune --resume {study_dir}`, or pick a new --study-dir")
+    if study_dir.exists() and any(study_dir.iterdir()):
+        raise ReplabError(f"{study_dir} exists and is not empty", "pick a new --study-dir (or leave it out for runs/<name>-tune-<time>)")
+    settings.study_name = settings.study_name or study_dir.name
+    study_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(study_dir / SPACE_YAML, yaml.safe_dump(settings.space, sort_keys=False))
+    save_settings(study_dir, settings)
+    return run_tune(study_dir, settings, log)
+
+
+def resume_tune(study_dir: Path, trials: int | None = None, storage: str | None = None, log=print) -> TuneResult:
+    """Continue (or join, as one more worker) the study in ``study_dir``."""
+    settings = load_settings(study_dir)
+    if trials is not None:
+        settings.trials = trials
+    if storage is not None:
+        settings.storage = storage
+    if settings.storage and "***" in settings.storage:
+        raise ConfigError(f"the storage of {study_dir} was saved without its password ({settings.storage})",
+                          "pass the full URL again with --storage")
+    check_settings(settings)
+    check_space(settings.recipe, settings.overrides, parse_space(settings.space, f"{study_dir / TUNE_JSON}"))
+    save_settings(study_dir, settings)
+    return run_tune(Path(study_dir), settings, log)
+
+

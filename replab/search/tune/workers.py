@@ -1,0 +1,133 @@
+"""The worker loop: ask for trials while fewer than N are finished or running, recover orphans."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from replab.errors import ReplabError
+from replab.runs import rundir
+from replab.search.space import (
+    parse_space,
+)
+from replab.search.tune.outputs import best_trial, write_outputs, write_tables
+from replab.search.tune.settings import (
+    DB,
+    STALE_SECONDS,
+    TUNE_JSON,
+    WAIT_SECONDS,
+    TuneResult,
+    TuneSettings,
+    masked_url,
+)
+from replab.search.tune.storage import open_study, sampler_for
+from replab.search.tune.trials import run_trial
+
+
+def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
+    from optuna.trial import TrialState
+
+    study_dir = Path(study_dir)
+    space = parse_space(settings.space, str(study_dir / TUNE_JSON))
+    study = open_study(study_dir, settings, space)
+    failures = 0
+    waiting = False
+    log(f"study {settings.study_name!r}: {settings.trials} trials of {settings.name}, {settings.direction} {settings.metric}"
+        f" (storage {masked_url(settings.storage) if settings.storage else study_dir / DB})")
+    while True:
+        # Before every trial, not only at start: a worker that dies while this one trains leaves
+        # its trial RUNNING, and without this the study would stop one trial short.
+        recover_orphans(study, log)
+        trials = study.get_trials(deepcopy=False)
+        done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if done >= settings.trials:
+            break
+        if done + running >= settings.trials:
+            # The last trials run in other workers: wait for them rather than stop, so that if
+            # one of those workers dies its trial is recovered and finished here.
+            if not waiting:
+                log(f"{done} trials finished and {running} running in other workers make {settings.trials}:"
+                    " this worker waits for them (it takes over a trial whose worker stops)")
+                waiting = True
+            time.sleep(WAIT_SECONDS)
+            continue
+        waiting = False
+        trial = study.ask()
+        if _surplus(study, trial, settings.trials):
+            log(f"trial {trial.number}: another worker took the last slot")
+            continue
+        # Seeded by the trial's number (unique in the study), after ask: two workers asking at
+        # once saw the same trial count, and seeding by it drew the same values twice.
+        study.sampler = sampler_for(settings, trial.number)
+        state = run_trial(study, trial, space, settings, study_dir, log)
+        if state == TrialState.FAIL:
+            failures += 1
+            if failures > max(3, settings.trials):
+                raise ReplabError(f"{failures} trials failed in this worker", "see each trial's status.json; narrow the search space (e.g. the learning rate)")
+        write_tables(study, space, settings, study_dir)
+        log_progress(study, trial.number, settings, log)
+    return write_outputs(study, space, settings, study_dir, log)
+
+
+def _surplus(study, trial, n: int) -> bool:
+    """Did workers asking at the same time overshoot N? Lower trial numbers win; the loser
+    gives its trial back (failed, its parameters queued again if they were queued for it)."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    before = sum(t.state == TrialState.RUNNING and t.number < trial.number for t in trials)
+    if done + before < n:
+        return False
+    frozen = study.get_trials(deepcopy=False)[trial.number] if len(trials) > trial.number else None
+    study.tell(trial, state=TrialState.FAIL)
+    if frozen is not None and "fixed_params" in frozen.system_attrs:
+        study.enqueue_trial(frozen.system_attrs["fixed_params"], user_attrs={k: v for k, v in frozen.user_attrs.items() if k in ("retry_of", "run_dir", "enqueued")})
+    return True
+
+
+def recover_orphans(study, log=print) -> list[int]:
+    """Fail the trials a dead worker left RUNNING and queue their parameters again."""
+    from optuna.trial import TrialState
+
+    recovered = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not _orphaned(t):
+            continue
+        try:
+            study.tell(t.number, state=TrialState.FAIL)
+        except Exception:  # another worker recovered it first
+            continue
+        study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number, "run_dir": t.user_attrs.get("run_dir")})
+        recovered.append(t.number)
+        log(f"trial {t.number} was left running by a stopped worker ({t.user_attrs.get('worker', 'unknown')}): marked failed, its parameters queued again")
+    return recovered
+
+
+def _orphaned(trial) -> bool:
+    host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return not rundir.is_alive({"pid": int(pid), "host": host})
+    beat = trial.user_attrs.get("heartbeat")
+    if beat is None and trial.datetime_start is not None:
+        beat = trial.datetime_start.timestamp()
+    return beat is None or time.time() - beat > STALE_SECONDS
+
+
+def log_progress(study, number: int, settings: TuneSettings, log) -> None:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    t = trials[number]
+    done = sum(x.state in (TrialState.COMPLETE, TrialState.PRUNED) for x in trials)
+    line = f"trial {number} {t.state.name.lower()}"
+    if t.value is not None:
+        line += f": {settings.metric} {t.value:.5g}"
+    best = best_trial(study)
+    if best is not None:
+        line += f" | best {best.value:.5g} (trial {best.number})"
+    log(f"{line} | {done}/{settings.trials} finished")
+
+
