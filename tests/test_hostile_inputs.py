@@ -216,6 +216,8 @@ CORPUS: list[Case] = [
     mnist_case("IDX header claiming terabytes", idx_claiming([60000, 100000, 100000]), "more than any real dataset"),
     cifar_case("truncated CIFAR batch", lambda ctx: (ctx.data / "cifar10-mini/cifar-10-batches-py/data_batch_1").read_bytes()[:100_000], "data_batch_1", "truncated or corrupt"),
     cifar_case("CIFAR batch of random bytes", os.urandom(10_000), "data_batch_1"),
+    # what random bytes sometimes were (a CI failure): a string claiming more than sys.maxsize bytes
+    cifar_case("CIFAR batch claiming an endless string", b"\x80\x04\x8d" + (2**63 + 5).to_bytes(8, "little"), "data_batch_1"),
     cifar_case("CIFAR batch running code", evil_pickle, "refused to load", marker=True),
     cifar_case("CIFAR batch of the wrong structure", pickle.dumps({"data": [1, 2, 3], "labels": "x"}), "data_batch_1"),
 ]

@@ -277,10 +277,12 @@ def _build(spec: ExperimentSpec, values: dict) -> None:
 
     from replab.data import DATASETS
     from replab.tasks import build_task
+    from replab.training import check_trainer_spec
 
     source = DATASETS.get(spec.data.dataset)()
     classes = len(spec.data.classes) if spec.data.classes else len(source.classes)
     try:
+        check_trainer_spec(spec.trainer)  # registered optimizer, grouping and schedule names
         with torch.random.fork_rng():
             build_task(spec, tuple(source.shape), classes)
     except ReplabError as err:

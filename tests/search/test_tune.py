@@ -244,9 +244,9 @@ def test_a_worker_waits_for_another_workers_last_trial_and_takes_it_over_when_th
 
     import optuna
 
-    from replab.search import tune
+    from replab.search.tune import workers
 
-    monkeypatch.setattr(tune, "WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(workers, "WAIT_SECONDS", 0.05)
     space = write(tmp_path / "space.yaml", "trainer.optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}")
     study = tmp_path / "study"
     assert main(["tune", DEFAULT, "trainer.epochs=1", *FAST, "--space", str(space), "--trials", "1", "--study-dir", str(study)]) == 0
