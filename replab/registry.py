@@ -7,8 +7,9 @@ A new component is one class in one file::
 
 and the spec refers to it by that name. Each component package calls ``discover(__name__)``
 in its ``__init__``, which imports every module in the package, so a new file registers
-itself without being added to any import list (as timm's model registry does). Constructor keyword arguments become the
-component's config keys, validated against the constructor's type annotations.
+itself without being added to any import list (as timm's model registry does). Constructor
+keyword arguments become the component's config keys, validated against the constructor's
+type annotations.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Registry:
         return name in self._entries
 
     def get(self, name: str, where: str = "") -> Any:
-        """The entry called ``name``; ``where`` (a recipe key) prefixes the error for unknown names."""
+        """The entry called ``name``; ``where`` (a recipe key) prefixes
+        the error for unknown names."""
         if name not in self._entries:
             raise ConfigError(
                 f"{where + ': ' if where else ''}unknown {self.kind} {name!r}",
@@ -85,13 +87,18 @@ class Registry:
         except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as err:
             # e.g. a negative width, or a layer too large to allocate: the user's values, not a bug
             raise ConfigError(
-                f"{where} ({self.kind} {name!r} with {checked}) cannot be built: {(str(err).splitlines() or [type(err).__name__])[0][:300]}",
-                "check its sizes: widths and latent_dim must be positive integers that fit in memory",
+                f"{where} ({self.kind} {name!r} with {checked}) "
+                f"cannot be built: {(str(err).splitlines() or [type(err).__name__])[0][:300]}",
+                "check its sizes: widths and "
+                "latent_dim must be positive integers that fit in memory",
             ) from None
         empty = [n for n, p in getattr(built, "named_parameters", lambda: [])() if p.numel() == 0]
         if empty:
-            raise ConfigError(f"{where} ({self.kind} {name!r} with {checked}) has empty layers ({', '.join(empty[:3])})",
-                              "every width and latent_dim must be at least 1")
+            raise ConfigError(
+                f"{where} ({self.kind} {name!r} with {checked}) "
+                f"has empty layers ({', '.join(empty[:3])})",
+                "every width and latent_dim must be at least 1",
+            )
         return built
 
     def signature(self, name: str) -> dict[str, inspect.Parameter]:
@@ -132,7 +139,10 @@ def validate_params(cls: Any, params: Mapping[str, Any], where: str) -> dict[str
     try:
         checked = model(**params)
     except pydantic.ValidationError as err:
-        raise ConfigError(f"{where}: {format_validation_error(err)}", "correct the value(s) in the recipe or override") from None
+        raise ConfigError(
+            f"{where}: {format_validation_error(err)}",
+            "correct the value(s) in the recipe or override",
+        ) from None
     return {k: getattr(checked, k) for k in params}
 
 

@@ -26,7 +26,10 @@ class Normalizer:
             return cls()
         if isinstance(mode, Mapping):
             channels = images.shape[1]
-            return cls(_per_channel(mode["mean"], channels, "mean"), _per_channel(mode["std"], channels, "std"))
+            return cls(
+                _per_channel(mode["mean"], channels, "mean"),
+                _per_channel(mode["std"], channels, "std"),
+            )
         x = images.float().div_(255)
         dims = [0, 2, 3]
         return cls(x.mean(dims).view(1, -1, 1, 1), x.std(dims).clamp_min(1e-6).view(1, -1, 1, 1))
@@ -50,10 +53,15 @@ def _per_channel(value: float | list[float], channels: int, what: str) -> torch.
     """A scalar broadcast to every channel, or a list with exactly one value per channel."""
     values = list(value) if isinstance(value, list | tuple) else [float(value)] * channels
     if len(values) != channels:
-        raise ConfigError(f"data.normalize.{what} has {len(values)} values but the images have {channels} channel(s)",
-                          f"give one {what} per channel, or a single number for all")
+        raise ConfigError(
+            f"data.normalize.{what} has "
+            f"{len(values)} values but the images have {channels} channel(s)",
+            f"give one {what} per channel, or a single number for all",
+        )
     if what == "std" and min(values) <= 0:
-        raise ConfigError(f"data.normalize.std {values} must be > 0", "use positive standard deviations")
+        raise ConfigError(
+            f"data.normalize.std {values} must be > 0", "use positive standard deviations"
+        )
     return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
 
 
@@ -88,13 +96,18 @@ class DeviceLoader:
     def shard(self, rank: int, world_size: int) -> None:
         """Yield rank ``rank``'s slice of each global batch of ``batch_size`` rows.
 
-        Slices are equal: rank r takes rows ``[r * k, (r + 1) * k)`` of a batch of ``world_size * k``.
-        A last partial batch is cut to a multiple of ``world_size`` (at most ``world_size - 1``
-        rows of an epoch skipped, other ones each epoch as the order is reshuffled).
+        Slices are equal: rank r takes rows ``[r * k, (r + 1) * k)`` of a batch of
+        ``world_size * k``. A last partial batch is cut to a multiple of ``world_size`` (at most
+        ``world_size - 1`` rows of an epoch skipped, other ones each epoch as the order is
+        reshuffled).
         """
         if world_size > 1 and self.batch_size % world_size:
-            raise ConfigError(f"batch size {self.batch_size} does not split into {world_size} equal per-process slices",
-                              f"use a trainer.batch_size divisible by the number of processes ({world_size}); it is the global batch")
+            raise ConfigError(
+                f"batch size {self.batch_size} "
+                f"does not split into {world_size} equal per-process slices",
+                "use a trainer.batch_size divisible by the number of processes "
+                f"({world_size}); it is the global batch",
+            )
         self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:

@@ -36,7 +36,8 @@ class IDXSource(DatasetSource):
         labels = read_idx(self._file(folder, labels_name))
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(
-                f"{self.title} {split} files in {str(folder)!r} disagree: images {images.shape}, labels {labels.shape}",
+                f"{self.title} {split} files in {str(folder)!r} disagree: "
+                f"images {images.shape}, labels {labels.shape}",
                 "replace them with the official files",
             )
         return ImageSet(
@@ -46,7 +47,9 @@ class IDXSource(DatasetSource):
             source=f"{self.title} {split} ({len(labels):,} images) from {folder}",
         )
 
-    def download(self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None) -> Path:
+    def download(
+        self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None
+    ) -> Path:
         dest = cache / self.folder / "raw"
         for resource in self.resources:
             md5 = (checksums or {}).get(resource.filename)
@@ -85,7 +88,18 @@ class FashionMNIST(IDXSource):
     name = "fashion_mnist"
     title = "Fashion-MNIST"
     folder = "FashionMNIST"
-    classes = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    classes = (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
     shape = (1, 28, 28)
     mirrors = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
     resources = (

@@ -22,8 +22,14 @@ from replab.models.layers import flat_size, mlp
 from replab.models.registry import MODELS
 
 
-def conv_block(c_in: int, c_out: int, kernel: int, activation: str, pool: int, dropout: float) -> nn.Sequential:
-    layers = [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2), make_activation(activation), nn.MaxPool2d(pool)]
+def conv_block(
+    c_in: int, c_out: int, kernel: int, activation: str, pool: int, dropout: float
+) -> nn.Sequential:
+    layers = [
+        nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2),
+        make_activation(activation),
+        nn.MaxPool2d(pool),
+    ]
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
@@ -47,19 +53,30 @@ class CNNEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if kernel % 2 == 0:
-            raise ConfigError(f"cnn kernel={kernel} must be odd so a block keeps the image size before pooling", "use kernel=3 or 5")
+            raise ConfigError(
+                f"cnn kernel={kernel} must be odd so a block keeps the image size before pooling",
+                "use kernel=3 or 5",
+            )
         c_in, size = in_shape[0], min(in_shape[1:])
         blocks = []
         for c_out in channels:
             blocks.append(conv_block(c_in, c_out, kernel, activation, pool, block_dropout))
             c_in, size = c_out, size // pool
         if size < 1:
-            raise ConfigError(f"{len(channels)} pooled blocks shrink a {tuple(in_shape)} image to nothing", "use fewer blocks or pool=1")
+            raise ConfigError(
+                f"{len(channels)} pooled blocks shrink a {tuple(in_shape)} image to nothing",
+                "use fewer blocks or pool=1",
+            )
         self.blocks = nn.Sequential(*blocks)
         with torch.no_grad():
             self.feature_shape = tuple(self.blocks(torch.zeros(1, *in_shape)).shape[1:])
         self.latent_dim = latent_dim
-        fc = mlp([flat_size(self.feature_shape), *hidden, latent_dim], activation, dropout, latent_activation)
+        fc = mlp(
+            [flat_size(self.feature_shape), *hidden, latent_dim],
+            activation,
+            dropout,
+            latent_activation,
+        )
         self.fc = nn.Sequential(*fc, nn.Dropout(latent_dropout)) if latent_dropout > 0 else fc
 
     @property

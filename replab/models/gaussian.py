@@ -31,7 +31,10 @@ class GaussianEncoder(nn.Module):
         self.split = split
         if split:
             if base.latent_dim != 2 * latent_dim:
-                raise ValueError(f"a split Gaussian encoder needs a base with {2 * latent_dim} outputs, got {base.latent_dim}")
+                raise ValueError(
+                    "a split Gaussian encoder "
+                    f"needs a base with {2 * latent_dim} outputs, got {base.latent_dim}"
+                )
         else:
             self.mu = nn.Linear(base.latent_dim, latent_dim)
             self.logvar = nn.Linear(base.latent_dim, latent_dim)
@@ -52,7 +55,9 @@ class GaussianEncoder(nn.Module):
         return self.distribution(x)[0]
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def reparameterise(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """z = mu + exp(logvar / 2) * eps with eps ~ N(0, I), drawn from ``generator`` when given."""
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps

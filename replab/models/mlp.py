@@ -24,7 +24,9 @@ class MLPEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.net = mlp([flat_size(in_shape), *hidden, latent_dim], activation, dropout, latent_activation)
+        self.net = mlp(
+            [flat_size(in_shape), *hidden, latent_dim], activation, dropout, latent_activation
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
@@ -45,7 +47,9 @@ class MLPDecoder(nn.Module):
     ) -> None:
         super().__init__()
         self.out_shape = tuple(out_shape)
-        self.net = mlp([latent_dim, *hidden, flat_size(out_shape)], activation, dropout, output_activation)
+        self.net = mlp(
+            [latent_dim, *hidden, flat_size(out_shape)], activation, dropout, output_activation
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(-1, *self.out_shape)
