@@ -90,11 +90,12 @@ def run(
     runs_dir: str | Path | None = None,
     resume: str | Path | None = None,
     log: Log | None = None,
-) -> Run:
+) -> Run | None:
     """Train, evaluate and report one recipe (``replab run``); returns the finished run.
 
     ``resume`` continues an interrupted run folder exactly as it was configured. Under
-    ``torchrun`` every process calls this; rank 0 alone writes the folder.
+    ``torchrun`` every process calls this; rank 0 alone writes the folder, and the other ranks
+    of a new run get None.
     """
     if resume is not None:
         if recipe is not None or overrides or data_dir:
@@ -112,7 +113,8 @@ def run(
             resume=Path(resume) if resume else None,
             log=log or _quiet,
         )
-    return Run(Path(result.run_dir))
+    # Under torchrun, ranks > 0 of a new run never learn the folder rank 0 creates.
+    return Run(result.run_dir) if result.run_dir is not None else None
 
 
 def study(

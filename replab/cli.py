@@ -440,7 +440,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume=args.resume,
         log=_log,
     )
-    if distributed.is_main():
+    if run is not None and distributed.is_main():
         _print_summary(run.dir, run.summary)
     return 0
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, get_type_hints
+from collections.abc import Callable, Mapping, Sequence
+from types import GenericAlias
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import pydantic
 
@@ -126,8 +127,8 @@ def validate_params(cls: Any, params: Mapping[str, Any], where: str) -> dict[str
         )
     target = cls.__init__ if inspect.isclass(cls) else cls
     hints = get_type_hints(target)
-    fields = {
-        k: (hints.get(k, Any), ... if p.default is p.empty else p.default)
+    fields: dict[str, Any] = {
+        k: (_recipe_type(hints.get(k, Any)), ... if p.default is p.empty else p.default)
         for k, p in accepted.items()
         if k in params
     }
@@ -144,6 +145,14 @@ def validate_params(cls: Any, params: Mapping[str, Any], where: str) -> dict[str
             "correct the value(s) in the recipe or override",
         ) from None
     return {k: getattr(checked, k) for k in params}
+
+
+def _recipe_type(hint: Any) -> Any:
+    """The type a recipe value is validated as: ``Sequence[X]`` (a parameter whose default is a
+    tuple) as ``list[X]``, since recipes give YAML lists and list errors read best."""
+    if get_origin(hint) is Sequence:
+        return GenericAlias(list, get_args(hint))
+    return hint
 
 
 def format_validation_error(err: pydantic.ValidationError, prefix: str = "") -> str:

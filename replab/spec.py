@@ -334,7 +334,7 @@ class _NoAliasLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors/aliases: recipes never need them
     and they enable YAML bombs."""
 
-    def compose_node(self, parent, index):  # type: ignore[override]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.constructor.ConstructorError(

@@ -14,6 +14,7 @@ means square.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -79,7 +80,7 @@ class RandomResizedCrop:
     tries = 10
 
     def __init__(
-        self, scale: list[float] = (0.08, 1.0), ratio: list[float] = (3 / 4, 4 / 3)
+        self, scale: Sequence[float] = (0.08, 1.0), ratio: Sequence[float] = (3 / 4, 4 / 3)
     ) -> None:
         self.scale = check_range(scale, "scale", minimum=1e-4)
         self.ratio = check_range(ratio, "ratio", minimum=1e-6)
@@ -92,7 +93,8 @@ class RandomResizedCrop:
     def matrices(self, n: int, device, generator=None, size=None) -> torch.Tensor:
         a = _aspect(size)
         area = uniform(*self.scale, (n, self.tries), device, generator)
-        r = uniform(*map(math.log, self.ratio), (n, self.tries), device, generator).exp()
+        log_ratio = math.log(self.ratio[0]), math.log(self.ratio[1])
+        r = uniform(*log_ratio, (n, self.tries), device, generator).exp()
         fw, fh = (area * r / a).sqrt(), (area * a / r).sqrt()  # width, height as fractions
         valid = (fw <= 1) & (fh <= 1)
         first = valid.int().argmax(1, keepdim=True)
@@ -135,8 +137,9 @@ class Rotation:
                     f"degrees must be >= 0 (got {degrees})",
                     "write e.g. degrees: 15, or a [low, high] pair",
                 )
-            degrees = (-degrees, degrees)
-        self.degrees = check_range(degrees, "degrees")
+            self.degrees = check_range((-degrees, degrees), "degrees")
+        else:
+            self.degrees = check_range(degrees, "degrees")
 
     def matrices(self, n: int, device, generator=None, size=None) -> torch.Tensor:
         return rotation_matrix(uniform(*self.degrees, n, device, generator), size)
@@ -148,7 +151,7 @@ class Affine:
     ``scale`` (a [low, high] range, >1 zooms in) and x-shear up to ``shear`` degrees."""
 
     def __init__(
-        self, translate: float = 0.1, scale: list[float] = (0.9, 1.1), shear: float = 0.0
+        self, translate: float = 0.1, scale: Sequence[float] = (0.9, 1.1), shear: float = 0.0
     ) -> None:
         if not 0 <= translate <= 1:
             raise ConfigError(

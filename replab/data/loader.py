@@ -17,6 +17,8 @@ class Normalizer:
     """uint8 pixels -> float in [0, 1], optionally standardised per channel; floats pass through."""
 
     def __init__(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+        if (mean is None) != (std is None):
+            raise ValueError("a Normalizer takes both mean and std, or neither")
         self.mean, self.std = mean, std
 
     @classmethod
@@ -38,13 +40,13 @@ class Normalizer:
         if x.dtype != torch.uint8:
             return x
         x = x.float().div_(255)
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         return x
 
     def invert(self, x: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] pixel space, for pictures and pixel metrics."""
-        if self.mean is None:
+        if self.mean is None or self.std is None:
             return x
         return x * self.std.to(x.device) + self.mean.to(x.device)
 

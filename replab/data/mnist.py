@@ -31,9 +31,13 @@ class IDXSource(DatasetSource):
 
     def load_split(self, folder: Path | None, split: str) -> ImageSet:
         assert folder is not None
-        images_name, labels_name = _FILES[split]
-        images = read_idx(self._file(folder, images_name))
-        labels = read_idx(self._file(folder, labels_name))
+        images_path, labels_path = (self._file(folder, name) for name in _FILES[split])
+        if images_path is None or labels_path is None:  # gone since ``locate`` found them
+            raise DataError(
+                f"the {self.title} {split} files are missing from {str(folder)!r}",
+                "point data.root at a complete copy, or let replab download it again",
+            )
+        images, labels = read_idx(images_path), read_idx(labels_path)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(
                 f"{self.title} {split} files in {str(folder)!r} disagree: "

@@ -87,6 +87,8 @@ def analyse(
     before = [("latent space before training", z_initial.cpu())] if z_initial is not None else []
     for name, z in (*inputs, *before, ("latent space", z_test.cpu())):
         direct = z.shape[1] == 2
+        points: np.ndarray | None
+        mapped: np.ndarray | None
         if direct:
             points, mapped = z[index].float().numpy(), None
         else:

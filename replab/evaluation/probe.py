@@ -11,6 +11,7 @@ from torch import nn
 from replab.data import DeviceLoader
 from replab.evaluation.metrics import ClassificationMetrics, classification_report
 from replab.models import Classifier, Identity
+from replab.models.layers import latent_dim_of
 from replab.spec import Component, TrainerSpec
 from replab.tasks.base import build_head
 from replab.tasks.classify import Classify, predicted_labels
@@ -24,7 +25,7 @@ class ProbeResult:
     train_accuracy: float
     epochs: int
     history: list[dict]
-    test_report: ClassificationMetrics | None = None
+    test_report: ClassificationMetrics
 
 
 @dataclass
@@ -101,7 +102,7 @@ def finetune_probe(
     seed_everything(seed)
     encoder = copy.deepcopy(encoder)
     model = Classifier(
-        encoder, build_head(head, encoder.latent_dim, num_classes, where="probe.head")
+        encoder, build_head(head, latent_dim_of(encoder), num_classes, where="probe.head")
     )
     task = Classify(model, Classify.build_objective(Component(name="cross_entropy")))
     return _fit_and_score(

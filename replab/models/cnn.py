@@ -13,6 +13,8 @@ report 001 transfers "first k blocks" of (problems 3-6). Study C's encoders:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -40,11 +42,11 @@ class CNNEncoder(nn.Module):
     def __init__(
         self,
         in_shape: tuple[int, ...],
-        channels: list[int] = (32, 64, 128),  # type: ignore[assignment]
+        channels: Sequence[int] = (32, 64, 128),
         kernel: int = 3,
         pool: int = 2,
         block_dropout: float = 0.25,
-        hidden: list[int] = (),  # type: ignore[assignment]
+        hidden: Sequence[int] = (),
         latent_dim: int = 256,
         activation: str = "relu",
         dropout: float = 0.0,

@@ -7,6 +7,8 @@ paddings=[1,1,0] hidden=[64]`` with the decoder mirroring it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -22,11 +24,11 @@ class ConvEncoder(nn.Module):
         self,
         in_shape: tuple[int, ...],
         latent_dim: int = 128,
-        channels: list[int] = (64, 128, 256),  # type: ignore[assignment]
+        channels: Sequence[int] = (64, 128, 256),
         kernels: int | list[int] = 4,
         strides: int | list[int] = 2,
         paddings: int | list[int] = 1,
-        hidden: list[int] = (),  # type: ignore[assignment]
+        hidden: Sequence[int] = (),
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from replab.models.layers import latent_dim_of
+
 
 class GaussianEncoder(nn.Module):
     def __init__(self, base: nn.Module, latent_dim: int, split: bool) -> None:
@@ -29,15 +31,16 @@ class GaussianEncoder(nn.Module):
         self.base = base
         self.latent_dim = latent_dim
         self.split = split
+        base_dim = latent_dim_of(base)
         if split:
-            if base.latent_dim != 2 * latent_dim:
+            if base_dim != 2 * latent_dim:
                 raise ValueError(
                     "a split Gaussian encoder "
-                    f"needs a base with {2 * latent_dim} outputs, got {base.latent_dim}"
+                    f"needs a base with {2 * latent_dim} outputs, got {base_dim}"
                 )
         else:
-            self.mu = nn.Linear(base.latent_dim, latent_dim)
-            self.logvar = nn.Linear(base.latent_dim, latent_dim)
+            self.mu = nn.Linear(base_dim, latent_dim)
+            self.logvar = nn.Linear(base_dim, latent_dim)
         # What a mirrored conv decoder reads from its encoder.
         for key in ("feature_shape", "spec"):
             if hasattr(base, key):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -36,7 +38,7 @@ class MLPHead(nn.Module):
         self,
         in_dim: int,
         num_classes: int,
-        hidden: list[int] = (64,),  # type: ignore[assignment]
+        hidden: Sequence[int] = (64,),
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:
@@ -56,7 +58,7 @@ class ProjectionHead(nn.Module):
         self,
         in_dim: int,
         out_dim: int = 128,
-        hidden: list[int] = (512,),  # type: ignore[assignment]
+        hidden: Sequence[int] = (512,),
         activation: str = "relu",
     ) -> None:
         super().__init__()

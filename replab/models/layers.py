@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 from torch import nn
 
@@ -59,3 +60,9 @@ def per_layer(value: int | Sequence[int], n: int, what: str) -> list[int]:
 
 def flat_size(shape: Sequence[int]) -> int:
     return math.prod(shape)
+
+
+def latent_dim_of(encoder: nn.Module) -> int:
+    """``encoder.latent_dim``: the size of the vector an encoder gives per image. Every encoder
+    sets it as an int attribute, which ``nn.Module``'s typing cannot see."""
+    return cast(int, encoder.latent_dim)

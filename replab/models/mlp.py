@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -17,7 +19,7 @@ class MLPEncoder(nn.Module):
         self,
         in_shape: tuple[int, ...],
         latent_dim: int = 128,
-        hidden: list[int] = (256,),  # type: ignore[assignment]
+        hidden: Sequence[int] = (256,),
         activation: str = "relu",
         dropout: float = 0.0,
         latent_activation: str | None = None,
@@ -40,7 +42,7 @@ class MLPDecoder(nn.Module):
         self,
         latent_dim: int,
         out_shape: tuple[int, ...],
-        hidden: list[int] = (256,),  # type: ignore[assignment]
+        hidden: Sequence[int] = (256,),
         activation: str = "relu",
         dropout: float = 0.0,
         output_activation: str | None = "sigmoid",

@@ -26,6 +26,8 @@ class TiedMLPDecoder(nn.Module):
     gradients, and a checkpoint stores it once.
     """
 
+    _tied: tuple[nn.Linear, ...]  # set with object.__setattr__ in __init__ (see there)
+
     def __init__(
         self,
         latent_dim: int,
@@ -70,7 +72,7 @@ class TiedMLPDecoder(nn.Module):
         self.hidden_activation = make_activation(activation)
         self.output_activation = make_activation(output_activation)
 
-    def weights(self) -> list[nn.Parameter]:
+    def weights(self) -> list[torch.Tensor]:
         """The tied weights in decoding order: the encoder layers' own ``weight`` Parameters."""
         return [layer.weight for layer in self._tied]
 

@@ -64,7 +64,8 @@ class VGG16BN(nn.Module):
         for m in self.stages.modules():  # torchvision's VGG initialisation of the conv part
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     @property
     def block_names(self) -> list[str]:

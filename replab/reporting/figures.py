@@ -87,7 +87,7 @@ def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
             ax.text(
                 j,
                 i,
-                int(counts[i, j]),
+                str(int(counts[i, j])),
                 ha="center",
                 va="center",
                 fontsize=7,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ def score_line(scores) -> str:
 
 
 def tsne_maps(
-    maps: list[tuple[str, np.ndarray, object]],
+    maps: Sequence[tuple[str, np.ndarray, object]],
     labels: np.ndarray,
     classes: list[str],
     ticks: bool = False,
@@ -146,7 +147,7 @@ def analysis_figures(
     figs["PCA explained variance of the latents"] = pca_curve(analysis.pca)
     if analysis.pca.components.shape[1] > 2:
         figs["PCA of the test latents: the first two components"] = pca_scatter(analysis, classes)
-    if analysis.interpolation is not None:
+    if analysis.interpolation is not None and analysis.interpolation_labels is not None:
         a, b = analysis.interpolation_labels
         figs[f"latent interpolation {a} → {b}"] = image_grid(
             [analysis.interpolation], [f"{a} → {b}"]
@@ -191,7 +192,7 @@ def hover_map(
     latent = next(
         (s for s in analysis.spaces if s.name == "latent space" and s.points is not None), None
     )
-    if latent is None:
+    if latent is None or latent.points is None:
         return None
     points = latent.points
     lo, hi = points.min(0), points.max(0)

@@ -104,7 +104,7 @@ def curves_figure(rows: list[dict], epoch_key: str, best: int | None) -> bytes:
     """Report 003's figure: every trial's validation metric over epochs; pruned ones dashed and
     ended with a cross, the best trial in red."""
     fig, ax = plt.subplots(figsize=(6.2, 3.8))
-    values = []
+    values: list[float] = []
     for r in rows:
         if not r["curve"]:
             continue

@@ -42,7 +42,7 @@ from replab.training import (
 
 @dataclass
 class RunResult:
-    run_dir: Path
+    run_dir: Path | None  # None on ranks > 0 of a new run under torchrun: they write no folder
     summary: dict
 
 
@@ -175,7 +175,8 @@ def load_data(spec: ExperimentSpec) -> tuple[Splits, Normalizer]:
     return splits, Normalizer.fit(splits.train.images, mode)
 
 
-def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -> dict:
+def _run(spec: ExperimentSpec, run_dir: Path | None, resumed: bool, log, hooks: list) -> dict:
+    """Train and evaluate; rank 0 writes ``run_dir`` (None on the other ranks of a new run)."""
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)
@@ -185,12 +186,13 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -
     train, val, test = _loaders(
         spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
     )
-    main = distributed.is_main()
+    # the folder this process writes: rank 0's run folder, none on the other ranks
+    folder = run_dir if distributed.is_main() else None
     trail = (
         ReconstructionTrail(
-            run_dir / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device
+            folder / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device
         )
-        if task.reconstructs and main
+        if task.reconstructs and folder is not None
         else None
     )
     trainer = Trainer(
@@ -203,11 +205,11 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -
         hooks=[_epoch_logger(log), *([trail] if trail else []), *hooks],
         distributed=True,
     )
-    if resumed and (run_dir / rundir.LAST).exists():
+    if resumed and run_dir is not None and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
         log(f"resumed after epoch {len(trainer.history)}")
-    if main:
-        _rewrite_metrics(run_dir, trainer.history)
+    if folder is not None:
+        _rewrite_metrics(folder, trainer.history)
     t_data = time.perf_counter() - t0
     fit = trainer.fit()
     t_train = time.perf_counter() - t0 - t_data
@@ -215,7 +217,7 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -
         f"trained {len(fit.history)} epochs in {fit.train_seconds:.1f} s "
         f"(best epoch {fit.best_epoch})"
     )
-    if not main:
+    if folder is None:
         return {}
 
     out = Outputs(
@@ -225,14 +227,15 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -
     ctx = Context(spec, splits, normalizer, device, task, log)
     if task.reconstructs:
         out.metrics.update(_reconstruction(ctx, out.figs))
-        _trail_figure(trail, splits.test.images[0], out.figs)
+        if trail is not None:
+            _trail_figure(trail, splits.test.images[0], out.figs)
     if spec.task.name == "classify":
         _classifier_report(ctx, test, out)
     latents = _latents(ctx) if spec.probe.enabled or spec.analysis.enabled else None
-    if spec.probe.enabled:
+    if spec.probe.enabled and latents is not None:
         _probes(ctx, latents, out)
     t_probe = time.perf_counter() - t0 - t_data - t_train
-    if spec.analysis.enabled:
+    if spec.analysis.enabled and latents is not None:
         _analysis(ctx, latents, out)
     t_eval = time.perf_counter() - t0 - t_data - t_train
 
@@ -263,8 +266,8 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -
         "replab_version": replab.__version__,
     }
     if out.maps is not None:
-        atomic_write_json(run_dir / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
-    _write_outputs(run_dir, spec, summary, out.figs, out.hover)
+        atomic_write_json(folder / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
+    _write_outputs(folder, spec, summary, out.figs, out.hover)
     return summary
 
 

@@ -54,15 +54,17 @@ class Param:
     # --- Optuna ---------------------------------------------------------------------------
     def suggest(self, trial) -> Any:
         """Draw this parameter in an Optuna trial; returns the value as stored by Optuna."""
+        if self.type == "categorical":
+            return trial.suggest_categorical(self.key, self.stored_choices)
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.key}: a {self.type} parameter needs low and high")
         if self.type == "int":
             return trial.suggest_int(
                 self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
             )
-        if self.type == "float":
-            return trial.suggest_float(
-                self.key, float(self.low), float(self.high), step=self.step, log=self.log
-            )
-        return trial.suggest_categorical(self.key, self.stored_choices)
+        return trial.suggest_float(
+            self.key, float(self.low), float(self.high), step=self.step, log=self.log
+        )
 
     @property
     def stored_choices(self) -> list:

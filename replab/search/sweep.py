@@ -49,6 +49,13 @@ class Point:
     def mean(self, metric: str) -> float | None:
         return mean_and_std(self.metrics.get(metric, []))[0]
 
+    def reported_mean(self, metric: str) -> float:
+        """``mean(metric)`` of a metric every run reports (KeyError if none did)."""
+        mean = self.mean(metric)
+        if mean is None:
+            raise KeyError(f"no run of {self.values} reported {metric!r}")
+        return mean
+
     def std(self, metric: str) -> float:
         return mean_and_std(self.metrics.get(metric, []))[1] or 0.0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,13 +35,20 @@ class Part:
     title: str
     run_dirs: list[Path]
     summaries: list[dict]
-    reference: dict[str, float]
+    reference: dict[str, float | None]  # None: no published figure for this setting
 
     def values(self, metric: str) -> list[float]:
         return [s["metrics"][metric] for s in self.summaries if metric in s["metrics"]]
 
     def mean(self, metric: str) -> float | None:
         return mean_and_std(self.values(metric))[0]
+
+    def reported_mean(self, metric: str) -> float:
+        """``mean(metric)`` of a metric every run reports (KeyError if none did)."""
+        mean = self.mean(metric)
+        if mean is None:
+            raise KeyError(f"no run of {self.key} reported {metric!r}")
+        return mean
 
     def std(self, metric: str) -> float:
         return mean_and_std(self.values(metric))[1] or 0.0
@@ -87,7 +95,7 @@ class StudyRun:
     quick: bool
     seeds: list[int]
     data_root: str | None = None
-    log: object = print
+    log: Callable[[str], None] = print
     # "PART:key=value" from --override; "*:key=value" for all
     user_overrides: list[str] = field(default_factory=list)
 
@@ -113,8 +121,8 @@ class StudyRun:
         key: str,
         title: str,
         recipe: str,
-        overrides: list[str] = (),
-        quick: list[str] = (),
+        overrides: Sequence[str] = (),
+        quick: Sequence[str] = (),
         per_seed=None,
     ) -> Part:
         """Run ``recipe`` once per seed (or reuse the finished runs) as part ``key``.
@@ -146,8 +154,8 @@ class StudyRun:
         title: str,
         recipe: str,
         axes: list[Axis],
-        overrides: list[str] = (),
-        quick: list[str] = (),
+        overrides: Sequence[str] = (),
+        quick: Sequence[str] = (),
         per_seed=None,
     ) -> Sweep:
         """Run the grid of ``axes`` (times the study's seeds) as part ``key``.
@@ -196,7 +204,7 @@ def run_figure(run_dir: Path, summary: dict, prefix: str) -> bytes | None:
     return None
 
 
-def reference_rows(parts: list[Part | Sweep]) -> list[dict]:
+def reference_rows(parts: Sequence[Part | Sweep]) -> list[dict]:
     """Reference figures beside replab's (mean ± std over seeds), one row per (part, metric)."""
     out = []
     for part in parts:
@@ -259,14 +267,14 @@ def _grow_seeds(folder: Path, settings: dict, seeds: int) -> None:
 
 
 def start_study(
-    name: str,
+    name: str | None,
     params: dict,
     quick: bool,
     seeds: int | None,
     runs_dir: Path,
     data_root: str | None,
     resume: Path | None,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
 ) -> tuple[Path, dict]:
     """The study folder and its settings: new, or read back from ``resume``
     (grown to ``seeds`` if given)."""

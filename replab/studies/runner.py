@@ -7,8 +7,10 @@ is where ``replab study --help`` takes them from.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from replab.errors import ReplabError
 from replab.registry import discover
 from replab.reporting.study_report import StudyReport, write_study_report
 from replab.studies.framework import STUDIES, StudyRun, start_study
@@ -18,19 +20,21 @@ discover("replab.studies", prefix="study_")
 
 
 def run_study(
-    name: str,
+    name: str | None,
     params: dict,
     quick: bool = False,
     seeds: int | None = None,
     runs_dir: Path = Path("runs"),
     data_root: str | None = None,
     resume: Path | None = None,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
     log=print,
 ) -> tuple[Path, StudyReport, float]:
     """Run (or resume) study ``name``; returns the study folder, its report
-    and the wall time in seconds."""
+    and the wall time in seconds. ``name`` may be None only with ``resume``."""
     if resume is None:
+        if name is None:
+            raise ReplabError("which study? none was named", "name a study, or resume one")
         # validate the options before creating a folder
         study = STUDIES.build(name, params, where=f"study {name!r}")
     folder, settings = start_study(

@@ -228,7 +228,8 @@ class StudyA:
                 panels.append((f"{p.key} {REGIMES[p.key]} latents", latent))
         figures = {}
         if panels:
-            ref = maps[0]
+            # the labels of the test sample every map shows (A1's may be missing)
+            ref = next(m for m in maps if m)
             figures["t-SNE of the same test sample"] = tsne_maps(
                 [
                     (title, np.asarray(sp["points"]), Separability(**sp["scores"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -58,9 +59,9 @@ class StudyB:
 
     def __init__(
         self,
-        ks: list[int] = (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 700),  # type: ignore[assignment]
+        ks: Sequence[int] = (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 700),
         transfer_k: int = 300,
-        dropout_ks: list[int] = (300, 500),  # type: ignore[assignment]
+        dropout_ks: Sequence[int] = (300, 500),
     ) -> None:
         if any(k < 1 or k > 784 for k in ks) or not ks:
             raise ConfigError(
@@ -214,7 +215,9 @@ class StudyB:
             )
         kk = np.arange(1, len(pcs["mse"]) + 1)
         left.plot(kk, pcs["mse"], "-", color="grey", label="PCA with k components, test")
-        lowest = min(p.mean(m) for p in b1.points for m in ("train.loss", "test.loss") if p.mean(m))
+        lowest = min(
+            loss for p in b1.points for m in ("train.loss", "test.loss") if (loss := p.mean(m))
+        )
         # PCA's error falls to ~0 at all 784 components; clip there so the
         # autoencoder's curve stays readable
         left.set(
@@ -246,7 +249,7 @@ class StudyB:
         for ax in (left, right):
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        best = min(b1.points, key=lambda p: p.mean("test.loss"))
+        best = min(b1.points, key=lambda p: p.reported_mean("test.loss"))
         rows = [
             [
                 str(p.values[K]),
@@ -289,7 +292,7 @@ class StudyB:
                     f"{ref[1]:.5f}" if ref else "—",
                 ]
             )
-        worst = max(b3.points, key=lambda p: p.mean("test.loss"))
+        worst = max(b3.points, key=lambda p: p.reported_mean("test.loss"))
         plain = [p for p in b3.points if p.values[DROPOUT.key] == 0.0]
         text = [
             "Dropout sits after each hidden layer's activation in the encoder and the decoder. "
@@ -297,8 +300,8 @@ class StudyB:
             "epoch with dropout active; the test loss is measured without it."
         ]
         if plain:
-            plain_mse = min(p.mean("test.loss") for p in plain)
-            verdict = "hurts" if worst.mean("test.loss") > plain_mse else "does not hurt"
+            plain_mse = min(p.reported_mean("test.loss") for p in plain)
+            verdict = "hurts" if worst.reported_mean("test.loss") > plain_mse else "does not hurt"
             text.append(
                 f"Without dropout the test MSE is {plain_mse:.5f}; the worst setting "
                 f"(k={worst.values[K]}, p={worst.values[DROPOUT.key]}) "
@@ -329,7 +332,7 @@ class StudyB:
                 ]
             )
         curves = loss_curves([(p.key, p.run_dirs[0]) for p in cases], "cross-entropy", log=True)
-        best = min(cases, key=lambda p: p.mean("test.loss"))
+        best = min(cases, key=lambda p: p.reported_mean("test.loss"))
         text = [
             "Classify(x) = softmax(A F(x) "
             f"+ b) with F the B1 encoder (784-1000-{k}); pretrained F is the B1 run at k={k}. "

@@ -8,6 +8,7 @@ sweep; C4 embeds images in 2-D with the pair margin loss and plots them before a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from replab.errors import ConfigError
 from replab.reporting.figures import plt, to_png
@@ -40,7 +41,7 @@ class StudyC:
     """Rotation pretext, first-k-blocks transfer and a pair-contrastive 2-D embedding
     (report 001, problems 3-6)."""
 
-    def __init__(self, angles: list[int] = (0, 90), ks: list[int] = (1, 2, 3)) -> None:  # type: ignore[assignment]
+    def __init__(self, angles: Sequence[int] = (0, 90), ks: Sequence[int] = (1, 2, 3)) -> None:
         if not ks or any(not isinstance(k, int) or not 1 <= k <= 3 for k in ks):
             raise ConfigError(
                 f"study c: ks={list(ks)} must be block counts between 1 and 3",
@@ -187,8 +188,8 @@ class StudyC:
                     ),
                 ]
             )
-        best = min(c3.points, key=lambda p: p.mean("test.loss"))
-        gain = best.mean("test.accuracy") - c1.mean("test.accuracy")
+        best = min(c3.points, key=lambda p: p.reported_mean("test.loss"))
+        gain = best.reported_mean("test.accuracy") - c1.reported_mean("test.accuracy")
         text = [
             "Each run is C1's recipe with `model.pretrained: "
             "{path: <C2 run>, blocks: k, freeze: ...}`: the first k conv blocks "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -41,7 +42,7 @@ REPORT_TRAIN = {"svm": 7_000, "autoencoder": 35_000}
 class StudyD:
     """Linear SVM and compression on CIFAR-10 (report 002)."""
 
-    def __init__(self, classes: list[str] = REPORT_CLASSES) -> None:  # type: ignore[assignment]
+    def __init__(self, classes: Sequence[str] = REPORT_CLASSES) -> None:
         names = list(classes)
         known = DATASETS.get("cifar10").classes
         if len(names) != 2 or len(set(names)) != 2 or any(n not in known for n in names):
@@ -348,7 +349,9 @@ class StudyD:
         )
 
 
-def _sgd_row(part: Part, arrays: dict, C: float, wd: float, lr: float) -> dict:
+def _sgd_row(
+    part: Part, arrays: dict[str, tuple[np.ndarray, np.ndarray]], C: float, wd: float, lr: float
+) -> dict:
     """The first seed's SGD run scored from its final weights (last.pt) on
     the same arrays as LinearSVC."""
     state = load_checkpoint(part.run_dirs[0] / rundir.LAST)["model"]
@@ -357,16 +360,17 @@ def _sgd_row(part: Part, arrays: dict, C: float, wd: float, lr: float) -> dict:
     accuracy = {
         k: float((((x @ w + b) > 0).astype(np.int64) == y).mean()) for k, (x, y) in arrays.items()
     }
+    x_train, y_train = arrays["train"]
     return {
         "label": f"{part.key}: SGD, last epoch",
         "C": C,
         "lr": lr,
         "accuracy": accuracy,
         "epochs": part.summaries[0]["epochs"],
-        "objective": sgd_objective(w, b, *arrays["train"], C, wd),
+        "objective": sgd_objective(w, b, x_train, y_train, C, wd),
         # the largest move one hinge step can make (a batch of margin
         # violators): lr * C * mean ||x||
-        "step": lr * C * float(np.linalg.norm(arrays["train"][0], axis=1).mean()),
+        "step": lr * C * float(np.linalg.norm(x_train, axis=1).mean()),
     }
 
 

@@ -229,7 +229,7 @@ class StudyE:
             ]
             for p in (adam, sgd)
         ]
-        ratio = sgd.mean("val.loss") / adam.mean("val.loss")
+        ratio = sgd.reported_mean("val.loss") / adam.reported_mean("val.loss")
         text = [
             "Both train report 003's encoder and decoder "
             f"(tables 1-2) with MSE, {adam.summaries[0]['epochs']} epochs, the same learning rate; "

@@ -9,6 +9,7 @@ F3 trains a linear head on the frozen F2 vectors and an MLP head fine-tuning the
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from replab.errors import ConfigError
 from replab.reporting.latent_figures import TSNE_FIGURE
@@ -46,8 +47,8 @@ class StudyF:
 
     def __init__(
         self,
-        classes: list[str] = ("airplane", "automobile"),  # type: ignore[assignment]
-        batch_sizes: list[int] = (256, 1024, 4096),  # type: ignore[assignment]
+        classes: Sequence[str] = ("airplane", "automobile"),
+        batch_sizes: Sequence[int] = (256, 1024, 4096),
         mining: str = "random",
     ) -> None:
         if len(classes) != 2 or len(set(classes)) != 2:
@@ -157,7 +158,7 @@ class StudyF:
                     "—",
                 ]
             )
-        best = max(softmax.points, key=lambda p: p.mean("val.accuracy"))
+        best = max(softmax.points, key=lambda p: p.reported_mean("val.accuracy"))
         text = [
             "Both models are one linear map on the 3,072 pixels "
             "(`encoder: pixels`), trained with Adam, L2 weight decay, gradient-norm "
@@ -251,7 +252,7 @@ class StudyF:
                 "0.8635",
             ],
         ]
-        gain = nn.mean("test.accuracy") - triplet.mean("probe.test_accuracy")
+        gain = nn.reported_mean("test.accuracy") - triplet.reported_mean("probe.test_accuracy")
         text = [
             "Fine-tuning the encoder under an MLP head "
             f"changes test accuracy by {gain:+.3f} against a linear head on the frozen vectors "

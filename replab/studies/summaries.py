@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from replab.reporting.figures import plt, to_png
@@ -9,7 +10,7 @@ from replab.runs import rundir
 from replab.studies.framework import Part, StudyRun, Sweep
 
 
-def settings_of(s: StudyRun, parts: list[Part | Sweep]) -> dict[str, str]:
+def settings_of(s: StudyRun, parts: Sequence[Part | Sweep]) -> dict[str, str]:
     runs = [p for p in parts if isinstance(p, Part)]
     data = list(dict.fromkeys(p.data for p in runs))
     device = runs[0].summaries[0]["device"] if runs else ""
@@ -25,7 +26,7 @@ def settings_of(s: StudyRun, parts: list[Part | Sweep]) -> dict[str, str]:
     }
 
 
-def timings_of(parts: list[Part | Sweep]) -> list[tuple[str, str, float]]:
+def timings_of(parts: Sequence[Part | Sweep]) -> list[tuple[str, str, float]]:
     return [(p.key, p.title, p.seconds) for p in parts]
 
 

@@ -102,7 +102,7 @@ class Task:
 
     @property
     def encoder(self) -> nn.Module:
-        return self.model.encoder
+        return self.model.get_submodule("encoder")
 
 
 def task_options(cls: type[Task], task: Component) -> dict:

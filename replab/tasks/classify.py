@@ -7,6 +7,7 @@ from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import Classifier
+from replab.models.layers import latent_dim_of
 from replab.spec import ModelSpec
 from replab.tasks.base import Gather, Task, build_encoder, build_head
 from replab.tasks.registry import TASKS
@@ -26,7 +27,7 @@ class Classify(Task):
                 "add e.g. `head: {name: mlp_head, hidden: [64]}` under model",
             )
         encoder = build_encoder(model.encoder, shape)
-        head = build_head(model.head, encoder.latent_dim, num_classes)
+        head = build_head(model.head, latent_dim_of(encoder), num_classes)
         return cls(Classifier(encoder, head), cls.build_objective(objective))
 
     def compute(

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from replab.errors import ConfigError
-from replab.objectives.pair_margin import permuted_pairs
+from replab.objectives.pair_margin import PairMarginLoss, permuted_pairs
 from replab.spec import ModelSpec
 from replab.tasks.base import Gather, Task, build_encoder
 from replab.tasks.registry import TASKS
@@ -30,6 +30,7 @@ class Embedding(torch.nn.Module):
 @TASKS.register("pairs")
 class Pairs(Task):
     objective_target = "pairs"
+    objective: PairMarginLoss  # the objective whose target is "pairs"
 
     @classmethod
     def from_spec(

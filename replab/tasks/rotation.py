@@ -13,6 +13,7 @@ from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import Classifier
+from replab.models.layers import latent_dim_of
 from replab.spec import ModelSpec
 from replab.tasks.base import Gather, Task, build_encoder, build_head
 from replab.tasks.registry import TASKS
@@ -70,7 +71,7 @@ class Rotation(Task):
                 "add e.g. `head: {name: linear_head}` under model",
             )
         encoder = build_encoder(model.encoder, shape)
-        head = build_head(model.head, encoder.latent_dim, len(angles))
+        head = build_head(model.head, latent_dim_of(encoder), len(angles))
         return cls(Classifier(encoder, head), cls.build_objective(objective), angles)
 
     def compute(

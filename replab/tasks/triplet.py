@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from replab.errors import ConfigError
-from replab.objectives.triplet import MINING, mine_triplets
+from replab.objectives.triplet import MINING, TripletMarginLoss, mine_triplets
 from replab.spec import ModelSpec
 from replab.tasks.base import Gather, Task, build_encoder
 from replab.tasks.pairs import Embedding
@@ -26,6 +26,7 @@ from replab.tasks.registry import TASKS
 class Triplet(Task):
     objective_target = "triplets"
     options = ("mining",)
+    objective: TripletMarginLoss  # the objective whose target is "triplets"
 
     def __init__(self, model: Embedding, objective, mining: str = "random") -> None:
         super().__init__(model, objective)

@@ -11,12 +11,15 @@ samples from the prior N(0, I) (``has_prior``) rather than a Gaussian fitted to 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import MODELS
 from replab.models.gaussian import VAE, GaussianEncoder, reparameterise
+from replab.models.layers import latent_dim_of
 from replab.spec import Component, ModelSpec
 from replab.tasks.base import Gather, Task, build_decoder, build_encoder
 from replab.tasks.registry import TASKS
@@ -36,7 +39,7 @@ def build_gaussian_encoder(component: Component, shape: tuple[int, ...]) -> Gaus
         )
         return GaussianEncoder(base, d, split=True)
     base = build_encoder(component, shape)
-    return GaussianEncoder(base, base.latent_dim, split=False)
+    return GaussianEncoder(base, latent_dim_of(base), split=False)
 
 
 @TASKS.register("vae")
@@ -66,6 +69,8 @@ class VariationalAutoencode(Task):
     def compute(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
     ) -> dict[str, torch.Tensor]:
-        mu, logvar = model.encoder.distribution(x)
+        # ``model`` is this task's VAE, possibly compiled (which forwards these attributes)
+        encoder, decoder = cast(GaussianEncoder, model.encoder), cast(nn.Module, model.decoder)
+        mu, logvar = encoder.distribution(x)
         z = reparameterise(mu, logvar, self.batch_generator(x.device))
-        return self.objective(model.decoder(z), x, mu, logvar)
+        return self.objective(decoder(z), x, mu, logvar)

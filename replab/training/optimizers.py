@@ -66,7 +66,8 @@ def sgd(groups: list[dict], spec: OptimizerSpec, extra: dict) -> torch.optim.Opt
 def param_groups(model: nn.Module, spec: OptimizerSpec) -> list[dict]:
     """One group per part named in ``spec.parts`` (with its own lr /
     weight decay), one for the rest."""
-    groups, claimed = [], set()
+    groups: list[dict] = []
+    claimed: set[int] = set()
     for name, part in spec.parts.items():
         try:
             module = model.get_submodule(name)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm.auto import tqdm
@@ -89,8 +90,9 @@ class Trainer:
         self.history: list[dict] = []
         self.best_state: dict | None = None
         # What the steps run through; the task's own model stays the plain module.
+        # torch.compile gives an OptimizedModule for a module; its stub says a plain callable
         self.eval_model: torch.nn.Module = (
-            torch.compile(self.model) if self.spec.compile else self.model
+            cast(torch.nn.Module, torch.compile(self.model)) if self.spec.compile else self.model
         )
         self.train_model: torch.nn.Module = self.eval_model
         self.gather: Callable | None = None
@@ -104,8 +106,8 @@ class Trainer:
         ranks' rows (NT-Xent negatives); only rank 0 writes."""
         self.train.shard(dist.rank(), dist.world_size())
         ddp = dist.wrap(self.model, self.device)
-        self._ddp = torch.compile(ddp) if self.spec.compile else ddp
-        self.train_model, self.gather = self._ddp, dist.gather_rows
+        model = cast(torch.nn.Module, torch.compile(ddp)) if self.spec.compile else ddp
+        self._ddp, self.train_model, self.gather = model, model, dist.gather_rows
         if not dist.is_main():
             self.checkpoint_dir = None
             # Own random stream per rank (dropout, augmentations), from the run's seed.
@@ -134,14 +136,14 @@ class Trainer:
                 break
         stopped = self.stopper.should_stop
         es = self.spec.early_stopping
-        restore = (
-            self.best_state is not None
-            and self.spec.keep == "best"
-            and (es is None or es.restore_best)
+        restored = (
+            self.best_state
+            if self.spec.keep == "best" and (es is None or es.restore_best)
+            else None
         )
-        if restore:
-            self.model.load_state_dict(self.best_state)
-        evaluated = self.stopper.best_epoch if restore else self.history[-1]["epoch"]
+        if restored is not None:
+            self.model.load_state_dict(restored)
+        evaluated = self.stopper.best_epoch if restored is not None else self.history[-1]["epoch"]
         return FitResult(
             self.history, self.stopper.best_epoch, stopped, time.perf_counter() - start, evaluated
         )
@@ -150,7 +152,7 @@ class Trainer:
         self.task.train_mode()
         sums: dict[str, torch.Tensor] = {}
         losses = []
-        seen = 0
+        seen: float = 0  # an int, until DDP sums it over ranks as a float
         bar = tqdm(
             self.train,
             desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}",

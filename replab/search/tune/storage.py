@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal, cast
 
 from replab.errors import ConfigError, ReplabError
 from replab.search.space import (
@@ -40,7 +41,8 @@ def open_study(study_dir: Path, settings: TuneSettings, space: Space):
     study = optuna.create_study(
         storage=storage,
         study_name=settings.study_name,
-        direction=settings.direction,
+        # check_settings has refused any other direction
+        direction=cast(Literal["minimize", "maximize"], settings.direction),
         sampler=sampler_for(settings, 0),
         pruner=pruner,
         load_if_exists=True,
