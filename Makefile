@@ -26,8 +26,10 @@ test: setup                              ## the default test suite (what CI runs
 test-slow: setup                         ## long suites (DDP, PostgreSQL, kill/resume); CI runs them too
 	$(PY) -m pytest -q -m slow; code=$$?; [ $$code -eq 5 ] && echo "no slow tests yet" && exit 0; exit $$code
 
-lint: setup
+lint: setup                              ## ruff (lint rules and formatting), then mypy on replab/
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check replab tests benchmarks
+	$(VENV)/bin/mypy
 
 bench: setup                             ## CPU benchmarks; figures in benchmarks/README.md
 	$(PY) benchmarks/a1_loader.py

@@ -26,7 +26,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DISTURBED = 0.10  # other processes used more than this share of the CPU during a timing
-MNIST_RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 def default_data_dir() -> Path:
@@ -37,7 +42,12 @@ def default_data_dir() -> Path:
 def add_machine_args(parser) -> None:
     """The options every benchmark shares: torch's thread count and the dataset folder."""
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="default $REPLAB_DATA, else ../shared/data")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="default $REPLAB_DATA, else ../shared/data",
+    )
 
 
 def use_threads(threads: int | None) -> None:
@@ -47,16 +57,22 @@ def use_threads(threads: int | None) -> None:
 
 def data_overrides(data_dir: Path, device: str) -> list[str]:
     """Recipe overrides that read the local dataset copy (never download) onto ``device``."""
-    return [f"data.root={json.dumps(str(Path(data_dir).expanduser().resolve()))}", "data.download=false", f"data.device={device}"]
+    return [
+        f"data.root={json.dumps(str(Path(data_dir).expanduser().resolve()))}",
+        "data.download=false",
+        f"data.device={device}",
+    ]
 
 
 def cpu_clock() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
+    """(busy CPU seconds of the whole machine, CPU seconds of this
+    process and its reaped children)."""
     busy = 0.0
     stat = Path("/proc/stat")
     if stat.is_file():
         fields = [int(v) for v in stat.read_text().split("\n", 1)[0].split()[1:9]]
-        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+        # minus idle, iowait
+        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
     t = os.times()
     return busy, t.user + t.system + t.children_user + t.children_system
 
@@ -96,7 +112,9 @@ class timed:
         seconds = time.perf_counter() - self._start
         busy, own = cpu_clock()
         self.result.seconds = seconds
-        self.result.other_share = max(0.0, (busy - self._busy) - (own - self._own)) / (max(seconds, 1e-9) * (os.cpu_count() or 1))
+        self.result.other_share = max(0.0, (busy - self._busy) - (own - self._own)) / (
+            max(seconds, 1e-9) * (os.cpu_count() or 1)
+        )
 
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
@@ -149,5 +167,8 @@ def stage_torchvision_raw(folder: Path, dest: Path, name: str = "MNIST") -> Path
 def disturbed_warning(labels: list[str]) -> str | None:
     if not labels:
         return None
-    return (f"WARNING: other processes used > {DISTURBED:.0%} of the CPU while timing {', '.join(labels)}; "
-            "these figures are not results: rerun on an idle machine")
+    return (
+        "WARNING: other processes "
+        f"used > {DISTURBED:.0%} of the CPU while timing {', '.join(labels)}; "
+        "these figures are not results: rerun on an idle machine"
+    )

@@ -70,7 +70,9 @@ def build_model() -> tuple[nn.Module, torch.optim.Optimizer]:
     return model, torch.optim.Adam(model.parameters(), lr=LR)
 
 
-def train(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, limit: int | None = None) -> int:
+def train(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, limit: int | None = None
+) -> int:
     """The trainer's step (forward, L1 against the input, backward, Adam) over ``batches``."""
     loss_fn, seen = L1Loss(), 0
     for step, (x, _) in enumerate(batches):
@@ -99,7 +101,9 @@ def time_epoch(make_batches: Batches, repeats: int) -> tuple[list[float], list[f
         seen = train(model, optimizer, make_batches())
         times.append(time.perf_counter() - start)
         busy1, own1 = cpu_clock()
-        others.append(max(0.0, (busy1 - busy0) - (own1 - own0)) / (times[-1] * (os.cpu_count() or 1)))
+        others.append(
+            max(0.0, (busy1 - busy0) - (own1 - own0)) / (times[-1] * (os.cpu_count() or 1))
+        )
     return times, others, seen
 
 
@@ -113,7 +117,9 @@ def reference_batches(root: Path, num_workers: int) -> tuple[Batches, float]:
     setup = time.perf_counter() - start
 
     def make() -> Iterable:
-        return torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True, num_workers=num_workers)
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=BATCH_SIZE, shuffle=True, num_workers=num_workers
+        )
 
     return make, setup
 
@@ -121,7 +127,14 @@ def reference_batches(root: Path, num_workers: int) -> tuple[Batches, float]:
 def replab_batches(mnist_folder: Path) -> tuple[Batches, float]:
     start = time.perf_counter()
     train_split = MNIST().load_split(mnist_folder, "train")
-    loader = DeviceLoader(train_split.images, train_split.labels, BATCH_SIZE, shuffle=True, seed=SEED, normalizer=Normalizer())
+    loader = DeviceLoader(
+        train_split.images,
+        train_split.labels,
+        BATCH_SIZE,
+        shuffle=True,
+        seed=SEED,
+        normalizer=Normalizer(),
+    )
     return (lambda: loader), time.perf_counter() - start
 
 
@@ -136,16 +149,30 @@ def floor_batches(samples: int) -> tuple[Batches, float]:
 # --- running, reporting -------------------------------------------------------------------
 
 
-def measure(name: str, num_workers: int | None, batches: tuple[Batches, float], repeats: int) -> dict:
+def measure(
+    name: str, num_workers: int | None, batches: tuple[Batches, float], repeats: int
+) -> dict:
     make, setup = batches
     times, others, seen = time_epoch(make, repeats)
     best = times.index(min(times))
     label = name if num_workers is None else f"{name} (num_workers={num_workers})"
-    runs = ", ".join(f"{t:.3f} ({o:.0%} busy elsewhere)" for t, o in zip(times, others, strict=True))
+    runs = ", ".join(
+        f"{t:.3f} ({o:.0%} busy elsewhere)" for t, o in zip(times, others, strict=True)
+    )
     print(f"  {label:<32} best {times[best]:7.3f} s of {runs}", flush=True)
-    return {"method": name, "num_workers": num_workers, "label": label, "seconds": times[best],
-            "all_seconds": times, "cpu_used_elsewhere": others, "disturbed": others[best] > DISTURBED,
-            "samples": seen, "steps": math.ceil(seen / BATCH_SIZE), "samples_per_s": seen / times[best], "setup_s": setup}
+    return {
+        "method": name,
+        "num_workers": num_workers,
+        "label": label,
+        "seconds": times[best],
+        "all_seconds": times,
+        "cpu_used_elsewhere": others,
+        "disturbed": others[best] > DISTURBED,
+        "samples": seen,
+        "steps": math.ceil(seen / BATCH_SIZE),
+        "samples_per_s": seen / times[best],
+        "setup_s": setup,
+    }
 
 
 def run_all(mnist_folder: Path, repeats: int) -> list[dict]:
@@ -166,15 +193,27 @@ def key_ratios(rows: list[dict]) -> dict:
     for row in rows:
         row["ratio_vs_replab"] = row["seconds"] / replab
     values = {"reference / replab": reference["seconds"] / replab, "replab / floor": replab / floor}
-    passed = {k: (v >= TARGETS[k][1] if TARGETS[k][0] == ">=" else v <= TARGETS[k][1]) for k, v in values.items()}
+    passed = {
+        k: (v >= TARGETS[k][1] if TARGETS[k][0] == ">=" else v <= TARGETS[k][1])
+        for k, v in values.items()
+    }
     disturbed = any(r["disturbed"] for r in rows)
-    return {"reference_figure": reference["label"], "values": values, "targets": TARGETS, "passed": passed, "disturbed": disturbed}
+    return {
+        "reference_figure": reference["label"],
+        "values": values,
+        "targets": TARGETS,
+        "passed": passed,
+        "disturbed": disturbed,
+    }
 
 
 def print_table(rows: list[dict], ratios: dict) -> None:
     print(f"\n{'method':<32} {'s/epoch':>9} {'samples/s':>11} {'vs replab':>10}")
     for r in rows:
-        print(f"{r['label']:<32} {r['seconds']:>9.3f} {r['samples_per_s']:>11,.0f} {r['ratio_vs_replab']:>9.2f}x")
+        print(
+            f"{r['label']:<32} {r['seconds']:>9.3f} "
+            f"{r['samples_per_s']:>11,.0f} {r['ratio_vs_replab']:>9.2f}x"
+        )
     print(f"\nreference figure: {ratios['reference_figure']}")
     for key, value in ratios["values"].items():
         op, target = TARGETS[key]
@@ -182,7 +221,10 @@ def print_table(rows: list[dict], ratios: dict) -> None:
         print(f"{key:<20} {value:6.2f}x   (target {op} {target}x)  {verdict}")
     disturbed = [r["label"] for r in rows if r["disturbed"]]
     if disturbed:
-        print(f"WARNING: other processes used > {DISTURBED:.0%} of the CPU while timing {', '.join(disturbed)}; rerun on a quiet machine")
+        print(
+            f"WARNING: other processes used > {DISTURBED:.0%} "
+            f"of the CPU while timing {', '.join(disturbed)}; rerun on a quiet machine"
+        )
 
 
 def a1_environment(repeats: int) -> dict:
@@ -192,16 +234,32 @@ def a1_environment(repeats: int) -> dict:
 def find_mnist(data_dir: Path) -> Path:
     folder = MNIST().locate(data_dir)
     if folder is None:
-        raise SystemExit(f"MNIST not found under {data_dir} (expected MNIST/raw/*-ubyte[.gz]); pass --data-dir")
+        raise SystemExit(
+            f"MNIST not found under {data_dir} (expected MNIST/raw/*-ubyte[.gz]); pass --data-dir"
+        )
     return folder
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(), help="folder holding MNIST/raw (default: $REPLAB_DATA or ../shared/data)")
-    parser.add_argument("--repeats", type=int, default=2, help="timings per method; the best is kept (default 2)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's default)")
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "a1_loader.json", help="where to write the results")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="folder holding MNIST/raw (default: $REPLAB_DATA or ../shared/data)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="timings per method; the best is kept (default 2)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's default)"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=REPO / "benchmarks" / "results" / "a1_loader.json",
+        help="where to write the results",
+    )
     return parser.parse_args()
 
 
@@ -211,13 +269,22 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     mnist_folder = find_mnist(args.data_dir.expanduser())
     env = a1_environment(args.repeats)
-    print(f"A1 MNIST autoencoder, one epoch | torch {env['torch']} | {env['threads']} threads | {env['cpu']}")
+    print(
+        "A1 MNIST autoencoder, one "
+        f"epoch | torch {env['torch']} | {env['threads']} threads | {env['cpu']}"
+    )
     rows = run_all(mnist_folder, args.repeats)
     ratios = key_ratios(rows)
     print_table(rows, ratios)
     env["load_average_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"environment": env, "data": str(mnist_folder), "results": rows, "ratios": ratios}, indent=2) + "\n")
+    args.json.write_text(
+        json.dumps(
+            {"environment": env, "data": str(mnist_folder), "results": rows, "ratios": ratios},
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\nwrote {args.json}")
 
 

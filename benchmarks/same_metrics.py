@@ -43,13 +43,30 @@ def run_all(studies: list[str], data_dir: Path, threads: int) -> dict[str, dict[
         for study in studies:
             name, _, dataset = study.partition(":")
             extra = ["--dataset", dataset] if dataset else []
-            jobs.append((study, ["study", name, "--quick", *extra, "--data-dir", str(data_dir),
-                                 "--runs-dir", f"{tmp}/{study}"]))
+            jobs.append(
+                (
+                    study,
+                    [
+                        "study",
+                        name,
+                        "--quick",
+                        *extra,
+                        "--data-dir",
+                        str(data_dir),
+                        "--runs-dir",
+                        f"{tmp}/{study}",
+                    ],
+                )
+            )
         for label, args in jobs:
             print(f"[same_metrics] replab {' '.join(args)}", flush=True)
-            code = [sys.executable, "-c",
-                    f"import torch, sys; torch.set_num_threads({threads}); "
-                    "from replab.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+            code = [
+                sys.executable,
+                "-c",
+                f"import torch, sys; torch.set_num_threads({threads}); "
+                "from replab.cli import main; sys.exit(main(sys.argv[1:]))",
+                *args,
+            ]
             subprocess.run(code, env=env, check=True, stdout=subprocess.DEVNULL)
             root = Path(tmp) / label
             for path in sorted(root.rglob("summary.json")):
@@ -59,8 +76,11 @@ def run_all(studies: list[str], data_dir: Path, threads: int) -> dict[str, dict[
 
 
 def _numbers(metrics: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, int | float) and not any(t in k for t in VOLATILE)}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not any(t in k for t in VOLATILE)
+    }
 
 
 def differences(old: dict, new: dict, tolerance: float) -> list[str]:
@@ -71,8 +91,13 @@ def differences(old: dict, new: dict, tolerance: float) -> list[str]:
             continue
         for key in sorted(set(old[run]) | set(new[run])):
             a, b = old[run].get(key), new[run].get(key)
-            same = a is not None and b is not None and (
-                (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tolerance * max(1.0, abs(a)))
+            same = (
+                a is not None
+                and b is not None
+                and (
+                    (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tolerance * max(1.0, abs(a))
+                )
+            )
             if not same:
                 lines.append(f"{run}: {key} {a} -> {b}")
     return lines
@@ -89,7 +114,9 @@ def main() -> int:
     args = parser.parse_args()
     found = run_all(args.studies.split(","), args.data_dir, args.threads)
     args.json.write_text(json.dumps(found, indent=1, sort_keys=True))
-    print(f"[same_metrics] {len(found)} runs, {sum(map(len, found.values()))} figures -> {args.json}")
+    print(
+        f"[same_metrics] {len(found)} runs, {sum(map(len, found.values()))} figures -> {args.json}"
+    )
     if args.against is None:
         return 0
     diff = differences(json.loads(args.against.read_text()), found, args.tolerance)

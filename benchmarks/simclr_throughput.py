@@ -72,7 +72,9 @@ def run_config(config: str, spec, splits, normalizer, device, args) -> dict:
     optimizer = build_optimizer(task.model, spec.trainer.optimizer, device)
     if "compile" in opts:
         task.model = torch.compile(task.model)
-    train, _, _ = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
+    train, _, _ = _loaders(
+        spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
+    )
     sync = synchronizer(device)
     task.train_mode()
 
@@ -101,30 +103,74 @@ def run_config(config: str, spec, splits, normalizer, device, args) -> dict:
     s_step = full.seconds / batches.steps
     s_aug = aug.seconds / aug_batches.steps
     views = 2 * batches.samples / full.seconds
-    row = {"config": config, "amp": amp, "channels_last": "cl" in opts, "compile": "compile" in opts, "steps": batches.steps,
-           "s_per_step": s_step, "views_per_s": views, "augment_s_per_step": s_aug, "augment_share": s_aug / s_step,
-           "first_step_s": first.seconds, "compile_s": max(0.0, first.seconds - s_step) if "compile" in opts else None,
-           "cpu_used_elsewhere": max(full.other_share, aug.other_share), "disturbed": full.disturbed or aug.disturbed}
+    row = {
+        "config": config,
+        "amp": amp,
+        "channels_last": "cl" in opts,
+        "compile": "compile" in opts,
+        "steps": batches.steps,
+        "s_per_step": s_step,
+        "views_per_s": views,
+        "augment_s_per_step": s_aug,
+        "augment_share": s_aug / s_step,
+        "first_step_s": first.seconds,
+        "compile_s": max(0.0, first.seconds - s_step) if "compile" in opts else None,
+        "cpu_used_elsewhere": max(full.other_share, aug.other_share),
+        "disturbed": full.disturbed or aug.disturbed,
+    }
     compiled = f"  compile {row['compile_s']:.1f} s" if row["compile"] else ""
-    print(f"  {config:<20} {s_step:8.4f} s/step {views:10,.0f} views/s  augment {s_aug:.4f} s ({row['augment_share']:.0%}){compiled}"
-          f"  ({row['cpu_used_elsewhere']:.0%} busy elsewhere{', DISTURBED' if row['disturbed'] else ''})", flush=True)
+    print(
+        f"  {config:<20} {s_step:8.4f} s/step {views:10,.0f} views/s  augment {s_aug:.4f} s "
+        f"({row['augment_share']:.0%}){compiled}"
+        f"  ({row['cpu_used_elsewhere']:.0%} "
+        f"busy elsewhere{', DISTURBED' if row['disturbed'] else ''})",
+        flush=True,
+    )
     return row
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--configs", default=None, help="comma-separated; default eager,bf16,bf16+cl,bf16+cl+compile on CUDA, eager,cl on CPU")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per configuration (default 30)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first, the first one timed apart (default 5)")
-    parser.add_argument("--budget", type=float, default=60.0, help="stop a timing after this many seconds (>= 3 steps; default 60)")
-    parser.add_argument("--quick", action="store_true", help=f"small model for a CPU smoke run: {' '.join(QUICK)}")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe overrides, e.g. trainer.batch_size=512")
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help="comma-separated; default eager,bf16,bf16+cl,bf16+cl+compile on CUDA, eager,cl on CPU",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=30, help="timed steps per configuration (default 30)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help="untimed steps first, the first one timed apart (default 5)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="stop a timing after this many seconds (>= 3 steps; default 60)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"small model for a CPU smoke run: {' '.join(QUICK)}"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe overrides, e.g. trainer.batch_size=512",
+    )
     add_machine_args(parser)
-    parser.add_argument("--json", type=Path, default=None, help="default benchmarks/results/simclr-<device>.json")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default benchmarks/results/simclr-<device>.json"
+    )
     args = parser.parse_args(argv)
     cuda = torch.device(args.device).type == "cuda"
-    args.configs = (args.configs or ("eager,bf16,bf16+cl,bf16+cl+compile" if cuda else "eager,cl")).split(",")
+    args.configs = (
+        args.configs or ("eager,bf16,bf16+cl,bf16+cl+compile" if cuda else "eager,cl")
+    ).split(",")
     args.json = args.json or RESULTS / f"simclr-{torch.device(args.device).type}.json"
     return args
 
@@ -132,33 +178,70 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     use_threads(args.threads)
-    overrides = [*(QUICK if args.quick else []), *args.set, *data_overrides(args.data_dir, args.device)]
+    overrides = [
+        *(QUICK if args.quick else []),
+        *args.set,
+        *data_overrides(args.data_dir, args.device),
+    ]
     spec = load_spec(RECIPE, overrides)
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(args.device)
     splits, normalizer = load_data(spec)
-    env = environment(device=args.device, steps=args.steps, warmup=args.warmup, overrides=overrides, batch_size=spec.trainer.batch_size)
-    print(f"SimCLR throughput | {RECIPE} {' '.join(args.set + (QUICK if args.quick else []))} | batch {spec.trainer.batch_size} | "
-          f"{env['gpu'] or env['cpu']} | {splits.train.source}")
+    env = environment(
+        device=args.device,
+        steps=args.steps,
+        warmup=args.warmup,
+        overrides=overrides,
+        batch_size=spec.trainer.batch_size,
+    )
+    print(
+        f"SimCLR throughput | {RECIPE} "
+        f"{' '.join(args.set + (QUICK if args.quick else []))} | batch {spec.trainer.batch_size} | "
+        f"{env['gpu'] or env['cpu']} | {splits.train.source}"
+    )
     rows = []
     for config in args.configs:
         if "bf16" in config and device.type != "cuda":
-            print(f"  {config:<20} skipped: replab's bf16 autocast is CUDA-only (measured slower on CPU)")
+            print(
+                f"  {config:<20} skipped: "
+                "replab's bf16 autocast is CUDA-only (measured slower on CPU)"
+            )
             continue
         rows.append(run_config(config, spec, splits, normalizer, device, args))
     best = max(rows, key=lambda r: r["views_per_s"])
-    verdict = {"views_per_s": best["views_per_s"] >= VIEWS_TARGET, "augment_share": best["augment_share"] <= AUG_SHARE_TARGET}
-    print(f"\nbest: {best['config']}: {best['views_per_s']:,.0f} views/s (target >= {VIEWS_TARGET:,} on one H100) "
-          f"{'PASS' if verdict['views_per_s'] else 'FAIL'}; augmentation {best['augment_share']:.0%} of the step "
-          f"(target <= {AUG_SHARE_TARGET:.0%}) {'PASS' if verdict['augment_share'] else 'FAIL'}")
+    verdict = {
+        "views_per_s": best["views_per_s"] >= VIEWS_TARGET,
+        "augment_share": best["augment_share"] <= AUG_SHARE_TARGET,
+    }
+    print(
+        f"\nbest: {best['config']}: "
+        f"{best['views_per_s']:,.0f} views/s (target >= {VIEWS_TARGET:,} on one H100) "
+        f"{'PASS' if verdict['views_per_s'] else 'FAIL'}; "
+        f"augmentation {best['augment_share']:.0%} of the step "
+        f"(target <= {AUG_SHARE_TARGET:.0%}) {'PASS' if verdict['augment_share'] else 'FAIL'}"
+    )
     warning = disturbed_warning([r["config"] for r in rows if r["disturbed"]])
     if warning:
         print(warning)
     env["load_average_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"environment": env, "recipe": RECIPE, "data": splits.train.source, "results": rows, "best": best["config"],
-                                     "targets": {"views_per_s": VIEWS_TARGET, "augment_share": AUG_SHARE_TARGET}, "passed": verdict,
-                                     "disturbed": any(r["disturbed"] for r in rows)}, indent=2, default=str) + "\n")
+    args.json.write_text(
+        json.dumps(
+            {
+                "environment": env,
+                "recipe": RECIPE,
+                "data": splits.train.source,
+                "results": rows,
+                "best": best["config"],
+                "targets": {"views_per_s": VIEWS_TARGET, "augment_share": AUG_SHARE_TARGET},
+                "passed": verdict,
+                "disturbed": any(r["disturbed"] for r in rows),
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"wrote {args.json}")
 
 

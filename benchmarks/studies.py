@@ -20,8 +20,9 @@ from the bundled recipe (``replab.recipes.load_spec`` + ``replab.tasks.build_tas
   on-device augmentation that ``replab`` pays for).
 
 Each method is warmed up (``--warmup`` steps; the time, which includes any
-``torch.compile``, is reported apart), then timed over ``--steps`` steps (or until ``--budget`` seconds have passed, at least
-3 steps), ``--repeats`` rounds with the methods taking turns, and the best of each kept. Epoch
+``torch.compile``, is reported apart), then timed over ``--steps`` steps (or until
+``--budget`` seconds have passed, at least 3 steps), ``--repeats`` rounds with the methods
+taking turns, and the best of each kept. Epoch
 times are extrapolated from samples/s over the training split found here (for CIFAR-10 on
 these machines, the cifar10-mini subset: ``epoch_images`` says how many).
 
@@ -98,6 +99,7 @@ MIN_STEPS = 3
 
 # --- one timed method -----------------------------------------------------------------------
 
+
 class Steps:
     """The first ``n`` batches of ``loader`` (cycling through epochs), stopping early once
     ``budget`` seconds have passed and at least MIN_STEPS were taken; counts what it yielded."""
@@ -115,7 +117,11 @@ class Steps:
         start = time.perf_counter()
         while True:
             for batch in self.loader:
-                over = self.budget is not None and self.steps >= MIN_STEPS and time.perf_counter() - start > self.budget
+                over = (
+                    self.budget is not None
+                    and self.steps >= MIN_STEPS
+                    and time.perf_counter() - start > self.budget
+                )
                 if self.steps >= self.n or over:
                     return
                 self.steps += 1
@@ -126,7 +132,9 @@ class Steps:
 Runner = Callable[[int, float | None], tuple[int, int]]  # (steps, budget) -> (steps, samples) taken
 
 
-def measure(methods: dict[str, Runner], args: argparse.Namespace, device: torch.device, epoch_images: int) -> list[dict]:
+def measure(
+    methods: dict[str, Runner], args: argparse.Namespace, device: torch.device, epoch_images: int
+) -> list[dict]:
     """Warm every method up, then time them in turns, ``--repeats`` rounds, the best of each kept.
 
     Taking the methods in turns rather than one after another spreads slow phases of a shared
@@ -148,15 +156,29 @@ def measure(methods: dict[str, Runner], args: argparse.Namespace, device: torch.
 
 def _row(label: str, timings: list, warmup_s: float, epoch_images: int) -> dict:
     per_sample, best, steps, samples = min(timings, key=lambda r: r[0])
-    row = {"method": label, "s_per_step": best.seconds / steps, "samples_per_s": 1 / per_sample, "steps": steps, "samples": samples,
-           "s_per_epoch": epoch_images * per_sample, "warmup_s": warmup_s, "all_s_per_sample": [r[0] for r in timings],
-           "cpu_used_elsewhere": best.other_share, "disturbed": best.disturbed}
-    print(f"    {label:<12} {row['s_per_step']:8.4f} s/step  {row['samples_per_s']:9,.0f} samples/s  (warm-up {warmup_s:.1f} s, "
-          f"{best.other_share:.0%} busy elsewhere{', DISTURBED' if best.disturbed else ''})", flush=True)
+    row = {
+        "method": label,
+        "s_per_step": best.seconds / steps,
+        "samples_per_s": 1 / per_sample,
+        "steps": steps,
+        "samples": samples,
+        "s_per_epoch": epoch_images * per_sample,
+        "warmup_s": warmup_s,
+        "all_s_per_sample": [r[0] for r in timings],
+        "cpu_used_elsewhere": best.other_share,
+        "disturbed": best.disturbed,
+    }
+    print(
+        f"    {label:<12} {row['s_per_step']:8.4f} s/step  {row['samples_per_s']:9,.0f} samples/s  "
+        f"(warm-up {warmup_s:.1f} s, "
+        f"{best.other_share:.0%} busy elsewhere{', DISTURBED' if best.disturbed else ''})",
+        flush=True,
+    )
     return row
 
 
 # --- the three ways -------------------------------------------------------------------------
+
 
 def fresh_task(spec: ExperimentSpec, shape, num_classes: int, device: torch.device, args):
     """The task with the run's initial weights, on ``device``, in the layout asked for."""
@@ -169,8 +191,11 @@ def fresh_task(spec: ExperimentSpec, shape, num_classes: int, device: torch.devi
 
 def replab_runner(spec: ExperimentSpec, splits, normalizer, device, args) -> Runner:
     task = fresh_task(spec, splits.train.shape, len(splits.train.classes), device, args)
-    train, val, _ = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
-    trainer = Trainer(task, spec.trainer, train, val, device)  # compiles the model when trainer.compile is set
+    train, val, _ = _loaders(
+        spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
+    )
+    # compiles the model when trainer.compile is set
+    trainer = Trainer(task, spec.trainer, train, val, device)
 
     def run(n: int, budget: float | None) -> tuple[int, int]:
         trainer.train = Steps(train, n, budget)
@@ -205,11 +230,17 @@ def _compiled(task, args):
 
 
 def floor_runner(spec: ExperimentSpec, splits, normalizer, device, args) -> Runner:
-    task = _compiled(fresh_task(spec, splits.train.shape, len(splits.train.classes), device, args), args)
+    task = _compiled(
+        fresh_task(spec, splits.train.shape, len(splits.train.classes), device, args), args
+    )
     optimizer = build_optimizer(task.model, spec.trainer.optimizer, device)
     bs, shape, views = spec.trainer.batch_size, splits.train.shape, spec.task.name == "contrastive"
     generator = torch.Generator().manual_seed(0)
-    x = normalizer(torch.randint(0, 256, (2 * bs if views else bs, *shape), dtype=torch.uint8, generator=generator)).to(device)
+    x = normalizer(
+        torch.randint(
+            0, 256, (2 * bs if views else bs, *shape), dtype=torch.uint8, generator=generator
+        )
+    ).to(device)
     y = torch.randint(0, len(splits.train.classes), (bs,), generator=generator).to(device)
     step = train_step(task, optimizer, device, spec.trainer.amp, views)
 
@@ -258,11 +289,23 @@ def torchvision_augment(spec: ExperimentSpec, size: int) -> list:
     for c in spec.augment:
         p = c.params
         if c.name == "random_resized_crop":
-            out.append(T.RandomResizedCrop(size, scale=tuple(p.get("scale", (0.08, 1.0))), ratio=tuple(p.get("ratio", (3 / 4, 4 / 3))), antialias=True))
+            out.append(
+                T.RandomResizedCrop(
+                    size,
+                    scale=tuple(p.get("scale", (0.08, 1.0))),
+                    ratio=tuple(p.get("ratio", (3 / 4, 4 / 3))),
+                    antialias=True,
+                )
+            )
         elif c.name == "horizontal_flip":
             out.append(T.RandomHorizontalFlip(p.get("p", 0.5)))
         elif c.name == "color_jitter":
-            jitter = T.ColorJitter(p.get("brightness", 0.4), p.get("contrast", 0.4), p.get("saturation", 0.4), p.get("hue", 0.1))
+            jitter = T.ColorJitter(
+                p.get("brightness", 0.4),
+                p.get("contrast", 0.4),
+                p.get("saturation", 0.4),
+                p.get("hue", 0.1),
+            )
             out.append(T.RandomApply([jitter], p=p.get("p", 0.8)))
         elif c.name == "grayscale":
             out.append(T.RandomGrayscale(p.get("p", 0.2)))
@@ -274,13 +317,21 @@ def torchvision_augment(spec: ExperimentSpec, size: int) -> list:
 def reference_dataset(spec: ExperimentSpec, splits, normalizer, data_dir: Path, staging: Path):
     to_tensor = [T.ToTensor()]
     if normalizer.mean is not None:
-        to_tensor.append(T.Normalize(normalizer.mean.flatten().tolist(), normalizer.std.flatten().tolist()))
+        to_tensor.append(
+            T.Normalize(normalizer.mean.flatten().tolist(), normalizer.std.flatten().tolist())
+        )
     views = spec.task.name == "contrastive"
-    transform = T.Compose([*(torchvision_augment(spec, splits.train.shape[-1]) if views else []), *to_tensor])
+    transform = T.Compose(
+        [*(torchvision_augment(spec, splits.train.shape[-1]) if views else []), *to_tensor]
+    )
     transform = TwoViews(transform) if views else transform
     dataset = spec.data.dataset
     if dataset in ("mnist", "fashion_mnist"):
-        name, cls = ("MNIST", torchvision.datasets.MNIST) if dataset == "mnist" else ("FashionMNIST", torchvision.datasets.FashionMNIST)
+        name, cls = (
+            ("MNIST", torchvision.datasets.MNIST)
+            if dataset == "mnist"
+            else ("FashionMNIST", torchvision.datasets.FashionMNIST)
+        )
         if not (staging / name).is_dir():
             stage_torchvision_raw(DATASETS.get(dataset)().locate(data_dir), staging, name)
         return cls(str(staging), train=True, download=False, transform=transform), views
@@ -296,14 +347,33 @@ def torch_default_optimizer(model, spec: ExperimentSpec, device) -> torch.optim.
     return type(built)([{**group, "fused": None} for group in built.param_groups])
 
 
-def reference_runner(spec: ExperimentSpec, splits, normalizer, device, args, data_dir: Path, staging: Path, workers: int) -> Runner:
+def reference_runner(
+    spec: ExperimentSpec,
+    splits,
+    normalizer,
+    device,
+    args,
+    data_dir: Path,
+    staging: Path,
+    workers: int,
+) -> Runner:
     dataset, views = reference_dataset(spec, splits, normalizer, data_dir, staging)
-    task = _compiled(fresh_task(spec, splits.train.shape, len(splits.train.classes), device, args), args)
-    step = train_step(task, torch_default_optimizer(task.model, spec, device), device, spec.trainer.amp, views)
+    task = _compiled(
+        fresh_task(spec, splits.train.shape, len(splits.train.classes), device, args), args
+    )
+    step = train_step(
+        task, torch_default_optimizer(task.model, spec, device), device, spec.trainer.amp, views
+    )
     # Workers persist across the timed steps: their start-up (paid every epoch by a plain
     # DataLoader) is left out, which favours the reference.
-    loader = torch.utils.data.DataLoader(dataset, batch_size=spec.trainer.batch_size, shuffle=True, num_workers=workers,
-                                         persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=spec.trainer.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     stream = iter(())
 
     def batches() -> Iterator:
@@ -317,7 +387,8 @@ def reference_runner(spec: ExperimentSpec, splits, normalizer, device, args, dat
         counted = Steps(_Once(batches()), n, budget)
         for x, y in counted:
             if views:
-                x = x.transpose(0, 1).flatten(0, 1)  # (B, 2, C, H, W) -> all first views, then all second views
+                # (B, 2, C, H, W) -> all first views, then all second views
+                x = x.transpose(0, 1).flatten(0, 1)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = step(x, y)
             loss.item()  # the reference scripts log the running loss every step
@@ -338,6 +409,7 @@ class _Once:
 
 # --- a study ------------------------------------------------------------------------------
 
+
 def study_spec(key: str, args: argparse.Namespace) -> ExperimentSpec:
     study = STUDIES[key]
     overrides = [*(study.quick if args.quick else ())]
@@ -348,52 +420,96 @@ def study_spec(key: str, args: argparse.Namespace) -> ExperimentSpec:
             overrides.append(item)
         elif target == key:
             overrides.append(f"{k}={rest}")
-    forced = [*data_overrides(args.data_dir, args.device), "trainer.progress=false", f"trainer.amp={args.amp}", f"trainer.compile={str(args.compile).lower()}"]
+    forced = [
+        *data_overrides(args.data_dir, args.device),
+        "trainer.progress=false",
+        f"trainer.amp={args.amp}",
+        f"trainer.compile={str(args.compile).lower()}",
+    ]
     return load_spec(study.recipe, [*overrides, *forced])
 
 
 def run_study(key: str, args: argparse.Namespace, staging: Path) -> dict:
     spec = study_spec(key, args)
-    seed_everything(spec.seed, spec.trainer.deterministic)  # as a run does: deterministic algorithms where asked
+    # as a run does: deterministic algorithms where asked
+    seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(args.device)
     splits, normalizer = load_data(spec)
     epoch_images = len(splits.train)
-    print(f"\n{key}: {spec.name} | {splits.train.source} | batch {spec.trainer.batch_size} | {epoch_images:,} train images", flush=True)
+    print(
+        f"\n{key}: {spec.name} | {splits.train.source} "
+        f"| batch {spec.trainer.batch_size} | {epoch_images:,} train images",
+        flush=True,
+    )
     methods, workers_of = {"replab": replab_runner(spec, splits, normalizer, device, args)}, {}
     for workers in args.workers:
         label = "reference" if len(args.workers) == 1 else f"reference/w{workers}"
-        methods[label], workers_of[label] = reference_runner(spec, splits, normalizer, device, args, args.data_dir, staging, workers), workers
+        methods[label], workers_of[label] = (
+            reference_runner(
+                spec, splits, normalizer, device, args, args.data_dir, staging, workers
+            ),
+            workers,
+        )
     methods["floor"] = floor_runner(spec, splits, normalizer, device, args)
-    rows = [{**row, "num_workers": workers_of[row["method"]]} if row["method"] in workers_of else row
-            for row in measure(methods, args, device, epoch_images)]
+    rows = [
+        {**row, "num_workers": workers_of[row["method"]]} if row["method"] in workers_of else row
+        for row in measure(methods, args, device, epoch_images)
+    ]
     return summarise(key, spec, splits, rows, epoch_images)
 
 
 def summarise(key: str, spec: ExperimentSpec, splits, rows: list[dict], epoch_images: int) -> dict:
     by = {r["method"]: r for r in rows}
     replab, floor = by["replab"], by["floor"]
-    reference = min((r for r in rows if r["method"].startswith("reference")), key=lambda r: 1 / r["samples_per_s"])
-    ratios = {"replab / floor": floor["samples_per_s"] / replab["samples_per_s"],
-              "reference / replab": replab["samples_per_s"] / reference["samples_per_s"]}
+    reference = min(
+        (r for r in rows if r["method"].startswith("reference")),
+        key=lambda r: 1 / r["samples_per_s"],
+    )
+    ratios = {
+        "replab / floor": floor["samples_per_s"] / replab["samples_per_s"],
+        "reference / replab": replab["samples_per_s"] / reference["samples_per_s"],
+    }
     targets = {"replab / floor": ("<=", FLOOR_TARGET)}
     if STUDIES[key].mlp:
         targets["reference / replab"] = (">=", REFERENCE_TARGET)
-    passed = {k: (ratios[k] <= t if op == "<=" else ratios[k] >= t) for k, (op, t) in targets.items()}
-    return {"study": key, "recipe": STUDIES[key].recipe, "name": spec.name, "data": splits.train.source, "epoch_images": epoch_images,
-            "batch_size": spec.trainer.batch_size, "spec": spec.model_dump(mode="json"), "results": rows,
-            "reference_figure": reference["method"], "ratios": ratios, "targets": targets, "passed": passed,
-            # a verdict rests on three timings; a slower reference's own loader workers do not touch them
-            "disturbed": any(r["disturbed"] for r in (replab, floor, reference))}
+    passed = {
+        k: (ratios[k] <= t if op == "<=" else ratios[k] >= t) for k, (op, t) in targets.items()
+    }
+    return {
+        "study": key,
+        "recipe": STUDIES[key].recipe,
+        "name": spec.name,
+        "data": splits.train.source,
+        "epoch_images": epoch_images,
+        "batch_size": spec.trainer.batch_size,
+        "spec": spec.model_dump(mode="json"),
+        "results": rows,
+        "reference_figure": reference["method"],
+        "ratios": ratios,
+        "targets": targets,
+        "passed": passed,
+        # a verdict rests on three timings; a slower reference's own
+        # loader workers do not touch them
+        "disturbed": any(r["disturbed"] for r in (replab, floor, reference)),
+    }
 
 
 def print_table(studies: list[dict]) -> None:
-    print(f"\n{'study':<6}{'method':<14}{'s/step':>9}{'samples/s':>11}{'s/epoch':>9}{'epoch imgs':>11}  {'vs floor':>8}  disturbed")
+    print(
+        f"\n{'study':<6}{'method':<14}{'s/step':>9}"
+        f"{'samples/s':>11}{'s/epoch':>9}{'epoch imgs':>11}  {'vs floor':>8}  disturbed"
+    )
     for s in studies:
         floor = next(r for r in s["results"] if r["method"] == "floor")["samples_per_s"]
         for r in s["results"]:
-            print(f"{s['study']:<6}{r['method']:<14}{r['s_per_step']:>9.4f}{r['samples_per_s']:>11,.0f}{r['s_per_epoch']:>9.2f}"
-                  f"{s['epoch_images']:>11,}  {floor / r['samples_per_s']:>7.2f}x  {'YES' if r['disturbed'] else 'no'}")
-    print(f"\n{'study':<6}{'replab/floor':>13}{'target':>9}{'':>6}{'ref/replab':>12}{'target':>9}{'':>6}")
+            print(
+                f"{s['study']:<6}{r['method']:<14}{r['s_per_step']:>9.4f}{r['samples_per_s']:>11,.0f}{r['s_per_epoch']:>9.2f}"
+                f"{s['epoch_images']:>11,} "
+                f" {floor / r['samples_per_s']:>7.2f}x  {'YES' if r['disturbed'] else 'no'}"
+            )
+    print(
+        f"\n{'study':<6}{'replab/floor':>13}{'target':>9}{'':>6}{'ref/replab':>12}{'target':>9}{'':>6}"
+    )
     for s in studies:
         cells = []
         for key in ("replab / floor", "reference / replab"):
@@ -405,7 +521,9 @@ def print_table(studies: list[dict]) -> None:
             else:
                 cells.append(f"{value:>11.2f}x{'-':>9}{'':>6}")
         print(f"{s['study']:<6}{cells[0]:>28}{cells[1]:>29}")
-    warning = disturbed_warning([f"{s['study']}:{r['method']}" for s in studies for r in s["results"] if r["disturbed"]])
+    warning = disturbed_warning(
+        [f"{s['study']}:{r['method']}" for s in studies for r in s["results"] if r["disturbed"]]
+    )
     if warning:
         print(f"\n{warning}\n(* a verdict taken while disturbed)")
 
@@ -413,20 +531,68 @@ def print_table(studies: list[dict]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--studies", default=",".join(STUDIES), help=f"comma-separated, from {','.join(STUDIES)} (default: all)")
+    parser.add_argument(
+        "--studies",
+        default=",".join(STUDIES),
+        help=f"comma-separated, from {','.join(STUDIES)} (default: all)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per method (default 50)")
-    parser.add_argument("--budget", type=float, default=60.0, help="stop a timing after this many seconds (>= 3 steps; default 60)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5; includes torch.compile)")
-    parser.add_argument("--repeats", type=int, default=1, help="timings per method, the best kept (default 1)")
-    parser.add_argument("--workers", default="0", help="DataLoader num_workers for the reference, comma-separated; the fastest is its figure (default 0)")
-    parser.add_argument("--amp", default="auto", choices=["auto", "off", "bf16", "fp16"], help="trainer.amp for every method (auto: bf16 on CUDA, off on CPU)")
-    parser.add_argument("--channels-last", action="store_true", help="every method's model in channels_last memory format")
-    parser.add_argument("--compile", action="store_true", help="torch.compile every method's model (compile time lands in warmup_s)")
-    parser.add_argument("--quick", action="store_true", help="the studies' quick-profile model/batch sizes (A3 ResNet width 8, F2 VGG width 1/8)")
-    parser.add_argument("--set", action="append", default=[], metavar="[STUDY:]KEY=VALUE", help="recipe override for every study, or one (a3:model.encoder.width=16)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="stop a timing after this many seconds (>= 3 steps; default 60)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help="untimed steps first (default 5; includes torch.compile)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="timings per method, the best kept (default 1)"
+    )
+    parser.add_argument(
+        "--workers",
+        default="0",
+        help=(
+            "DataLoader num_workers for the reference, "
+            "comma-separated; the fastest is its figure (default 0)"
+        ),
+    )
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "off", "bf16", "fp16"],
+        help="trainer.amp for every method (auto: bf16 on CUDA, off on CPU)",
+    )
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="every method's model in channels_last memory format",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile every method's model (compile time lands in warmup_s)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the studies' quick-profile model/batch sizes (A3 ResNet width 8, F2 VGG width 1/8)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[STUDY:]KEY=VALUE",
+        help="recipe override for every study, or one (a3:model.encoder.width=16)",
+    )
     add_machine_args(parser)
-    parser.add_argument("--json", type=Path, default=None, help="default benchmarks/results/studies-<device>.json")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default benchmarks/results/studies-<device>.json"
+    )
     args = parser.parse_args(argv)
     args.studies = [s.strip() for s in args.studies.split(",") if s.strip()]
     unknown = [s for s in args.studies if s not in STUDIES]
@@ -441,13 +607,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     use_threads(args.threads)
-    env = environment(device=args.device, steps=args.steps, budget=args.budget, warmup=args.warmup, repeats=args.repeats,
-                      workers=args.workers, amp=args.amp, channels_last=args.channels_last, compile=args.compile, quick=args.quick,
-                      overrides=args.set)
-    print(f"replab studies benchmark | torch {env['torch']} | {env['threads']} threads | {env['gpu'] or env['cpu']}")
+    env = environment(
+        device=args.device,
+        steps=args.steps,
+        budget=args.budget,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        workers=args.workers,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        quick=args.quick,
+        overrides=args.set,
+    )
+    print(
+        "replab studies benchmark "
+        f"| torch {env['torch']} | {env['threads']} threads | {env['gpu'] or env['cpu']}"
+    )
     if args.channels_last and torch.device(args.device).type == "cpu" and "f2" in args.studies:
-        print("WARNING: channels_last F2 (VGG-16-BN) on CPU computes different gradients in torch 2.14.1 "
-              "(tests/benchmarks/test_optimized_paths.py, xfail); its timing is not of the same computation")
+        print(
+            "WARNING: channels_last F2 "
+            "(VGG-16-BN) on CPU computes different gradients in torch 2.14.1 "
+            "(tests/benchmarks/test_optimized_paths.py, "
+            "xfail); its timing is not of the same computation"
+        )
     results = []
     with tempfile.TemporaryDirectory(prefix="replab_bench_") as tmp:
         for key in args.studies:
@@ -455,8 +638,18 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results)
     env["load_average_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"environment": env, "studies": results,
-                                     "disturbed": any(s["disturbed"] for s in results)}, indent=2, default=str) + "\n")
+    args.json.write_text(
+        json.dumps(
+            {
+                "environment": env,
+                "studies": results,
+                "disturbed": any(s["disturbed"] for s in results),
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"\nwrote {args.json}")
 
 

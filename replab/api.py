@@ -70,8 +70,11 @@ def load(run_dir: str | Path) -> Run:
     return run
 
 
-def run_spec(recipe: str | Path | None = None, overrides: Sequence[str] = (),
-             data_dir: str | Path | None = None) -> ExperimentSpec:
+def run_spec(
+    recipe: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    data_dir: str | Path | None = None,
+) -> ExperimentSpec:
     """The validated spec ``run`` would train: a recipe (file or bundled name; None: the
     default job) with ``KEY=VALUE`` overrides and, optionally, the dataset folder."""
     overrides = [*overrides, *([f"data.root={data_dir}"] if data_dir else [])]
@@ -80,58 +83,105 @@ def run_spec(recipe: str | Path | None = None, overrides: Sequence[str] = (),
     return load_spec(recipe, overrides)
 
 
-def run(recipe: str | Path | None = None, *overrides: str, data_dir: str | Path | None = None,
-        runs_dir: str | Path | None = None, resume: str | Path | None = None,
-        log: Log | None = None) -> Run:
+def run(
+    recipe: str | Path | None = None,
+    *overrides: str,
+    data_dir: str | Path | None = None,
+    runs_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    log: Log | None = None,
+) -> Run | None:
     """Train, evaluate and report one recipe (``replab run``); returns the finished run.
 
     ``resume`` continues an interrupted run folder exactly as it was configured. Under
-    ``torchrun`` every process calls this; rank 0 alone writes the folder.
+    ``torchrun`` every process calls this; rank 0 alone writes the folder, and the other ranks
+    of a new run get None.
     """
     if resume is not None:
         if recipe is not None or overrides or data_dir:
-            raise ReplabError("resume continues a run exactly as it was configured",
-                              "drop the recipe and overrides, or start a new run without resume")
+            raise ReplabError(
+                "resume continues a run exactly as it was configured",
+                "drop the recipe and overrides, or start a new run without resume",
+            )
         spec = rundir.open_existing(Path(resume))
     else:
         spec = run_spec(recipe, overrides, data_dir)
     with distributed.session(resolve_device(spec.data.device).type):
-        result = run_experiment(spec, runs_dir=Path(runs_dir or default_runs_dir()),
-                                resume=Path(resume) if resume else None, log=log or _quiet)
-    return Run(Path(result.run_dir))
+        result = run_experiment(
+            spec,
+            runs_dir=Path(runs_dir or default_runs_dir()),
+            resume=Path(resume) if resume else None,
+            log=log or _quiet,
+        )
+    # Under torchrun, ranks > 0 of a new run never learn the folder rank 0 creates.
+    return Run(result.run_dir) if result.run_dir is not None else None
 
 
-def study(name: str | None = None, quick: bool = False, seeds: int | None = None,
-          options: dict | None = None, overrides: Sequence[str] = (),
-          runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
-          resume: str | Path | None = None, log: Log | None = None) -> tuple[Path, StudyReport, float]:
+def study(
+    name: str | None = None,
+    quick: bool = False,
+    seeds: int | None = None,
+    options: dict | None = None,
+    overrides: Sequence[str] = (),
+    runs_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    log: Log | None = None,
+) -> tuple[Path, StudyReport, float]:
     """Run (or ``resume``) a whole study (``replab study``): its folder, report and wall seconds.
 
     ``options`` are the study's own settings (``{"dataset": "cifar10"}`` for study a;
     ``replab study --help`` lists each study's); ``overrides`` are ``PART:KEY=VALUE``.
     """
     if resume is not None and (name or options or quick or overrides):
-        raise ReplabError("resume continues a study exactly as it was started",
-                          "pass only the study folder to resume (and seeds to add seeds)")
+        raise ReplabError(
+            "resume continues a study exactly as it was started",
+            "pass only the study folder to resume (and seeds to add seeds)",
+        )
     if resume is None and not name:
-        raise ReplabError("which study? none was named", "name one, e.g. study('a') or study('b', quick=True)")
-    return run_study(name, dict(options or {}), quick, seeds, Path(runs_dir or default_runs_dir()),
-                     str(data_dir) if data_dir else None, Path(resume) if resume else None,
-                     list(overrides), log=log or _quiet)
+        raise ReplabError(
+            "which study? none was named", "name one, e.g. study('a') or study('b', quick=True)"
+        )
+    return run_study(
+        name,
+        dict(options or {}),
+        quick,
+        seeds,
+        Path(runs_dir or default_runs_dir()),
+        str(data_dir) if data_dir else None,
+        Path(resume) if resume else None,
+        list(overrides),
+        log=log or _quiet,
+    )
 
 
-def sweep(recipe: str | Path, over: Sequence[str], *overrides: str,
-          runs_dir: str | Path | None = None, log: Log | None = None) -> Path:
-    """One run per value of each ``over`` key (``KEY=[V1,V2]``; several make a grid); the study folder."""
+def sweep(
+    recipe: str | Path,
+    over: Sequence[str],
+    *overrides: str,
+    runs_dir: str | Path | None = None,
+    log: Log | None = None,
+) -> Path:
+    """One run per value of each ``over`` key (``KEY=[V1,V2]``; several
+    make a grid); the study folder."""
     axes = [parse_axis(text) for text in over]
-    return run_sweep(Path(recipe), axes, list(overrides), Path(runs_dir or default_runs_dir()),
-                     log=log or _quiet)
+    return run_sweep(
+        Path(recipe), axes, list(overrides), Path(runs_dir or default_runs_dir()), log=log or _quiet
+    )
 
 
-def tune(recipe: str | Path | None = None, space: str | Path | None = None, trials: int | None = None,
-         *overrides: str, resume: str | Path | None = None, runs_dir: str | Path | None = None,
-         study_dir: str | Path | None = None, storage: str | None = None, log: Log | None = None,
-         **options) -> TuneResult:
+def tune(
+    recipe: str | Path | None = None,
+    space: str | Path | None = None,
+    trials: int | None = None,
+    *overrides: str,
+    resume: str | Path | None = None,
+    runs_dir: str | Path | None = None,
+    study_dir: str | Path | None = None,
+    storage: str | None = None,
+    log: Log | None = None,
+    **options,
+) -> TuneResult:
     """An Optuna search over ``space`` (``replab tune``), or ``resume`` one; see docs/tuning.md.
 
     ``options``: metric, direction, study_name, seed, prune, prune_startup, prune_warmup,
@@ -141,10 +191,21 @@ def tune(recipe: str | Path | None = None, space: str | Path | None = None, tria
     if resume is not None:
         return resume_tune(Path(resume), trials, storage, log=log)
     if not recipe or not space or trials is None:
-        raise ReplabError("tune needs a recipe, a search space and a trial count",
-                          "e.g. tune('digits-autoencoder', 'space.yaml', 20)")
-    return start_tune(recipe, space, trials, list(overrides), Path(runs_dir or default_runs_dir()),
-                      Path(study_dir) if study_dir else None, log=log, storage=storage, **options)
+        raise ReplabError(
+            "tune needs a recipe, a search space and a trial count",
+            "e.g. tune('digits-autoencoder', 'space.yaml', 20)",
+        )
+    return start_tune(
+        recipe,
+        space,
+        trials,
+        list(overrides),
+        Path(runs_dir or default_runs_dir()),
+        Path(study_dir) if study_dir else None,
+        log=log,
+        storage=storage,
+        **options,
+    )
 
 
 def _quiet(message: str) -> None:

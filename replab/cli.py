@@ -29,12 +29,14 @@ examples:
   replab study b --quick                         # minutes on a laptop CPU
   replab study b --set ks=[2,32,300]             # study options (b: ks, transfer_k, dropout_ks)
   replab study e --set trials=40 --override E2:trainer.epochs=10   # a longer search
-  replab study e --set from_report=false         # E2 from TPE's draws alone (default: report 003's point first)
+  replab study e --set from_report=false         # E2 from TPE's draws alone \
+(default: report 003's point first)
   replab study c --set angles=[0,90,180,270]     # C2's 4-way rotation pretext instead of 0/90
   replab study d --set classes=[cat,dog]         # the SVM on any two CIFAR-10 classes
   replab study a --dataset cifar10 --override A3:trainer.epochs=15   # change one part's recipe
   replab study --resume runs/study-a-mnist-20261123-101500
-  replab study --resume runs/study-e-20261123-101500 --seeds 3   # add seeds 1, 2; seed 0's runs are reused
+  replab study --resume runs/study-e-20261123-101500 --seeds 3   # add seeds 1, 2; \
+seed 0's runs are reused
 
 The study folder holds one run folder per part and seed (A1/seed0, ...), study.html (the
 reference table beside replab's mean ± std, time per part, figures and the answer to the
@@ -44,13 +46,18 @@ study's question), study.md and study-summary.json.
 
 EPILOG_TUNE = """\
 examples:
-  replab tune digits-autoencoder --space space.yaml --trials 20 probe.enabled=false analysis.enabled=false
+  replab tune digits-autoencoder --space space.yaml --trials 20 probe.enabled=false \
+analysis.enabled=false
   replab tune my-e2-recipe.yaml --space e2-fashion-space --trials 20 --data-dir ../shared/data
   replab tune RECIPE --space space.yaml --trials 30 --metric probe.val_accuracy --direction maximize
-  replab tune RECIPE --space space.yaml --trials 20 --enqueue '{trainer.optimizer.lr: 0.0058}'   # try a known point first
-  replab tune --resume runs/digits-autoencoder-tune-20261123-101500      # continue, or join as a 2nd worker
-  replab tune RECIPE --space space.yaml --trials 100 --storage postgresql://user:pw@host/optuna --study-name e2
-                                                   # the same line on every machine: they share one study
+  replab tune RECIPE --space space.yaml --trials 20 --enqueue '{trainer.optimizer.lr: 0.0058}' \
+  # try a known point first
+  replab tune --resume runs/digits-autoencoder-tune-20261123-101500      # continue, or join as \
+a 2nd worker
+  replab tune RECIPE --space space.yaml --trials 100 --storage postgresql://user:pw@host/optuna \
+--study-name e2
+                                                   # the same line on every machine: \
+they share one study
 
 SPACE.yaml maps recipe keys to distributions:
   model.encoder.latent_dim: {type: int, low: 8, high: 256, log: true}
@@ -65,9 +72,11 @@ trial's full recipe: `replab run best.yaml`), tune.html/tune.md and figures/. Se
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    # argparse cannot take positionals after options: KEY=VALUE overrides written after an
-    # option (`replab tune RECIPE --trials 5 trainer.epochs=3`) arrive here; anything else is an error.
-    if extra and (not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra)):
+    # argparse cannot take positionals after options: KEY=VALUE overrides written after an option
+    # (`replab tune RECIPE --trials 5 trainer.epochs=3`) arrive here; anything else is an error.
+    if extra and (
+        not hasattr(args, "overrides") or any(a.startswith("-") or "=" not in a for a in extra)
+    ):
         parser.parse_args(argv)  # reports the unrecognised arguments the usual way
     if extra:
         args.overrides = [*args.overrides, *extra]
@@ -76,117 +85,333 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ReplabError(f"`replab {args.command}` runs in one process; only `replab run` trains across torchrun's processes",
-                              "launch it without torchrun, or run each recipe with `torchrun ... -m replab.cli run RECIPE`")
+            raise ReplabError(
+                f"`replab {args.command}` runs in one process; "
+                "only `replab run` trains across torchrun's processes",
+                "launch it without torchrun, "
+                "or run each recipe with `torchrun ... -m replab.cli run RECIPE`",
+            )
         return args.func(args)
     except ReplabError as err:
         print(f"replab: error: {err.message}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("replab: interrupted; a run folder keeps its last checkpoint (continue with --resume)", file=sys.stderr)
+        print(
+            "replab: interrupted; a run folder keeps its last checkpoint (continue with --resume)",
+            file=sys.stderr,
+        )
         return 130
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's own errors (a missing or mistyped argument) in replab's form: problem, fix, exit 2."""
+    """argparse's own errors (a missing or mistyped argument) in replab's
+    form: problem, fix, exit 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(2, f"replab: error: {message}. Fix: see `{self.prog} --help` for the arguments it takes.\n")
+        self.exit(
+            2,
+            f"replab: error: {message}. "
+            f"Fix: see `{self.prog} --help` for the arguments it takes.\n",
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="replab",
-        description="replab: representation-learning studies as one command (train, evaluate, report).",
+        description=(
+            "replab: representation-learning studies as one command (train, evaluate, report)."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="train, evaluate and report one recipe", epilog=EPILOG_RUN,
-                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                         description="Train, evaluate and report one experiment recipe (YAML).")
-    run.add_argument("recipe", nargs="?", help="recipe file or bundled recipe name (see `replab recipes`; default: the digits autoencoder)")
-    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override recipe keys, e.g. trainer.epochs=3")
-    run.add_argument("--resume", metavar="RUN_DIR", type=Path, help="continue an interrupted run from its last checkpoint")
-    run.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where run folders go (default: ./runs or $REPLAB_RUNS)")
-    run.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR; default $REPLAB_DATA, then the cache)")
+    run = sub.add_parser(
+        "run",
+        help="train, evaluate and report one recipe",
+        epilog=EPILOG_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train, evaluate and report one experiment recipe (YAML).",
+    )
+    run.add_argument(
+        "recipe",
+        nargs="?",
+        help=(
+            "recipe file or bundled recipe name "
+            "(see `replab recipes`; default: the digits autoencoder)"
+        ),
+    )
+    run.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override recipe keys, e.g. trainer.epochs=3",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        type=Path,
+        help="continue an interrupted run from its last checkpoint",
+    )
+    run.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
+        help="where run folders go (default: ./runs or $REPLAB_RUNS)",
+    )
+    run.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="dataset folder (same as data.root=DIR; default $REPLAB_DATA, then the cache)",
+    )
     run.set_defaults(func=_cmd_run)
 
-    sw = sub.add_parser("sweep", help="one run per value of a recipe key (a grid for several keys), one study folder",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Train one run per value of each --over key and compare them in one study folder.",
-                        epilog="example:\n  replab sweep a1-mnist-autoencoder --over model.encoder.latent_dim=[2,8,32,128] trainer.epochs=5\n\n"
-                               "The study folder holds every run, sweep.json, study.md/study.html and figures/<metric>.png.")
+    sw = sub.add_parser(
+        "sweep",
+        help="one run per value of a recipe key (a grid for several keys), one study folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Train one run per value of each --over key and compare them in one study folder."
+        ),
+        epilog=(
+            "example:\n  replab sweep a1-mnist-autoencoder "
+            "--over model.encoder.latent_dim=[2,8,32,128] trainer.epochs=5\n\nThe study "
+            "folder holds every run, sweep.json, study.md/study.html and figures/<metric>.png."
+        ),
+    )
     sw.add_argument("recipe", help="recipe file or bundled recipe name")
-    sw.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every run")
-    sw.add_argument("--over", action="append", required=True, metavar="KEY=[V1,V2,...]", help="a key and the values to sweep (repeat for a grid)")
-    sw.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
+    sw.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every run"
+    )
+    sw.add_argument(
+        "--over",
+        action="append",
+        required=True,
+        metavar="KEY=[V1,V2,...]",
+        help="a key and the values to sweep (repeat for a grid)",
+    )
+    sw.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
+        help="where the study folder goes",
+    )
     sw.set_defaults(func=_cmd_sweep)
 
     from replab.studies.runner import catalogue
 
     studies = catalogue()
-    st = sub.add_parser("study", help=f"run a whole study (several recipes, seeds, one report): {', '.join(n for n, _, _ in studies)}",
-                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_STUDY,
-                        description="Run every part of a study of a reference report and write one report beside its published figures.\n\n"
-                                    + "\n".join(f"  {n}  {title}" for n, title, _ in studies))
-    st.add_argument("name", nargs="?", metavar="STUDY", help=f"which study: {', '.join(n for n, _, _ in studies)} (listed above)")
+    st = sub.add_parser(
+        "study",
+        help=(
+            "run a whole study (several recipes, "
+            f"seeds, one report): {', '.join(n for n, _, _ in studies)}"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG_STUDY,
+        description=(
+            "Run every part of a study "
+            "of a reference report and write one report beside its published figures.\n\n"
+        )
+        + "\n".join(f"  {n}  {title}" for n, title, _ in studies),
+    )
+    st.add_argument(
+        "name",
+        nargs="?",
+        metavar="STUDY",
+        help=f"which study: {', '.join(n for n, _, _ in studies)} (listed above)",
+    )
     st.add_argument("--dataset", help="study a: mnist (default) or cifar10")
-    st.add_argument("--quick", action="store_true", help="small, fast profile (minutes on a laptop CPU; what CI runs), not the report's settings")
-    st.add_argument("--seeds", type=int, default=None, metavar="N",
-                    help="run every part with seeds 0..N-1 and report mean ± std (default 1); with --resume, grow the study to N seeds "
-                         "(its finished runs are reused)")
-    options = "; ".join(f"{n} takes {', '.join(o)}" for n, _, o in studies if o and o != ["dataset"])
-    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=f"a study option: {options}")
-    st.add_argument("--override", action="append", default=[], metavar="PART:KEY=VALUE",
-                    help="change one part's recipe, e.g. A3:trainer.epochs=15 (* for every part); the report lists every override")
-    st.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
-    st.add_argument("--data-dir", metavar="DIR", help="dataset folder (default $REPLAB_DATA, then the cache)")
-    st.add_argument("--resume", metavar="STUDY_DIR", type=Path, help="continue a study: finished runs are reused, an interrupted one resumes")
+    st.add_argument(
+        "--quick",
+        action="store_true",
+        help=(
+            "small, fast profile (minutes on a laptop CPU; what CI runs), not the report's settings"
+        ),
+    )
+    st.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "run every part with seeds 0..N-1 and report mean ± std "
+            "(default 1); with --resume, grow the study to N seeds (its finished runs are reused)"
+        ),
+    )
+    options = "; ".join(
+        f"{n} takes {', '.join(o)}" for n, _, o in studies if o and o != ["dataset"]
+    )
+    st.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help=f"a study option: {options}"
+    )
+    st.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="PART:KEY=VALUE",
+        help=(
+            "change one part's recipe, "
+            "e.g. A3:trainer.epochs=15 (* for every part); the report lists every override"
+        ),
+    )
+    st.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
+        help="where the study folder goes",
+    )
+    st.add_argument(
+        "--data-dir", metavar="DIR", help="dataset folder (default $REPLAB_DATA, then the cache)"
+    )
+    st.add_argument(
+        "--resume",
+        metavar="STUDY_DIR",
+        type=Path,
+        help="continue a study: finished runs are reused, an interrupted one resumes",
+    )
     st.set_defaults(func=_cmd_study)
 
-    tu = sub.add_parser("tune", help="hyperparameter search with Optuna (TPE, median pruning), one study folder",
-                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_TUNE,
-                        description="Search recipe keys over a space (SPACE.yaml) with Optuna: N trials, each an ordinary run, "
-                                    "unpromising ones pruned by epoch; writes best.yaml, trials.csv, figures and tune.html.")
+    tu = sub.add_parser(
+        "tune",
+        help="hyperparameter search with Optuna (TPE, median pruning), one study folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG_TUNE,
+        description=(
+            "Search recipe keys over a space "
+            "(SPACE.yaml) with Optuna: N trials, each an ordinary run, "
+            "unpromising ones pruned by epoch; writes best.yaml, trials.csv, figures and tune.html."
+        ),
+    )
     tu.add_argument("recipe", nargs="?", help="recipe file or bundled recipe name")
-    tu.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every trial, e.g. trainer.epochs=10")
-    tu.add_argument("--space", metavar="SPACE.yaml", help="the search space: recipe keys mapped to distributions (file or bundled name)")
-    tu.add_argument("--trials", type=int, metavar="N", help="finished (complete or pruned) trials wanted, across all workers")
-    tu.add_argument("--metric", default="val.loss", help="summary metric to optimise (default val.loss; its per-epoch form, val_loss, drives pruning)")
-    tu.add_argument("--direction", default="minimize", choices=["minimize", "maximize"], help="minimize (default) or maximize the metric")
-    tu.add_argument("--storage", metavar="URL", help="Optuna storage URL (default sqlite:///STUDY_DIR/optuna.db), e.g. postgresql://user:pw@host/db for many workers")
-    tu.add_argument("--study-name", help="the study's name in the storage (default: the study folder's name); workers sharing a storage pass the same")
+    tu.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="fixed overrides for every trial, e.g. trainer.epochs=10",
+    )
+    tu.add_argument(
+        "--space",
+        metavar="SPACE.yaml",
+        help="the search space: recipe keys mapped to distributions (file or bundled name)",
+    )
+    tu.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="finished (complete or pruned) trials wanted, across all workers",
+    )
+    tu.add_argument(
+        "--metric",
+        default="val.loss",
+        help=(
+            "summary metric to optimise "
+            "(default val.loss; its per-epoch form, val_loss, drives pruning)"
+        ),
+    )
+    tu.add_argument(
+        "--direction",
+        default="minimize",
+        choices=["minimize", "maximize"],
+        help="minimize (default) or maximize the metric",
+    )
+    tu.add_argument(
+        "--storage",
+        metavar="URL",
+        help=(
+            "Optuna storage URL (default sqlite:///STUDY_DIR/optuna.db), "
+            "e.g. postgresql://user:pw@host/db for many workers"
+        ),
+    )
+    tu.add_argument(
+        "--study-name",
+        help=(
+            "the study's name in the storage "
+            "(default: the study folder's name); workers sharing a storage pass the same"
+        ),
+    )
     tu.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     tu.add_argument("--no-prune", action="store_true", help="run every trial to the end")
-    tu.add_argument("--prune-startup", type=int, default=5, metavar="N", help="trials that must finish before pruning starts (default 5)")
-    tu.add_argument("--prune-warmup", type=int, default=0, metavar="EPOCHS", help="epochs of each trial that are never pruned (default 0)")
-    tu.add_argument("--enqueue", action="append", default=[], metavar="POINT",
-                    help="a point to try before the sampler draws, as a YAML mapping of space keys, e.g. "
-                         "'{trainer.optimizer.lr: 0.0058, model.encoder.latent_dim: 185}' (keys left out are drawn); repeatable")
+    tu.add_argument(
+        "--prune-startup",
+        type=int,
+        default=5,
+        metavar="N",
+        help="trials that must finish before pruning starts (default 5)",
+    )
+    tu.add_argument(
+        "--prune-warmup",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="epochs of each trial that are never pruned (default 0)",
+    )
+    tu.add_argument(
+        "--enqueue",
+        action="append",
+        default=[],
+        metavar="POINT",
+        help="a point to try before the sampler draws, as a YAML mapping of space keys, e.g. "
+        "'{trainer.optimizer.lr: 0.0058, "
+        "model.encoder.latent_dim: 185}' (keys left out are drawn); repeatable",
+    )
     where = tu.add_mutually_exclusive_group()
-    where.add_argument("--study-dir", type=Path, metavar="DIR", help="the study folder (default RUNS_DIR/<name>-tune-<time>)")
-    where.add_argument("--resume", type=Path, metavar="STUDY_DIR", help="continue a study (or join it as another worker); --trials N raises its target")
-    tu.add_argument("--runs-dir", type=Path, default=Path(os.environ.get("REPLAB_RUNS", "runs")), help="where the study folder goes")
+    where.add_argument(
+        "--study-dir",
+        type=Path,
+        metavar="DIR",
+        help="the study folder (default RUNS_DIR/<name>-tune-<time>)",
+    )
+    where.add_argument(
+        "--resume",
+        type=Path,
+        metavar="STUDY_DIR",
+        help="continue a study (or join it as another worker); --trials N raises its target",
+    )
+    tu.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
+        help="where the study folder goes",
+    )
     tu.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR)")
     tu.set_defaults(func=_cmd_tune)
 
-    rc = sub.add_parser("recipes", help="list the bundled recipes", description="List the recipes that ship with replab, runnable by name.")
+    rc = sub.add_parser(
+        "recipes",
+        help="list the bundled recipes",
+        description="List the recipes that ship with replab, runnable by name.",
+    )
     rc.set_defaults(func=_cmd_recipes)
 
-    rep = sub.add_parser("report", help="rebuild report.html of saved runs without retraining",
-                         description="Rebuild each run folder's report.html from its summary.json, figures/ and config.yaml.")
+    rep = sub.add_parser(
+        "report",
+        help="rebuild report.html of saved runs without retraining",
+        description=(
+            "Rebuild each run folder's report.html from its summary.json, figures/ and config.yaml."
+        ),
+    )
     rep.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     rep.set_defaults(func=_cmd_report)
 
-    cmp_ = sub.add_parser("compare", help="side-by-side table of runs (Markdown and HTML)",
-                          description="Write a table comparing runs' metrics, with the reference figures first.")
+    cmp_ = sub.add_parser(
+        "compare",
+        help="side-by-side table of runs (Markdown and HTML)",
+        description="Write a table comparing runs' metrics, with the reference figures first.",
+    )
     cmp_.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    cmp_.add_argument("--out", type=Path, default=Path("compare"), help="output path without extension (default: ./compare -> compare.md, compare.html)")
+    cmp_.add_argument(
+        "--out",
+        type=Path,
+        default=Path("compare"),
+        help="output path without extension (default: ./compare -> compare.md, compare.html)",
+    )
     cmp_.set_defaults(func=_cmd_compare)
 
-    ds = sub.add_parser("datasets", help="list datasets, where they are found, and whether they are cached",
-                        description="List the registered datasets and where replab finds each one.")
+    ds = sub.add_parser(
+        "datasets",
+        help="list datasets, where they are found, and whether they are cached",
+        description="List the registered datasets and where replab finds each one.",
+    )
     ds.add_argument("--data-dir", metavar="DIR", help="also look in DIR")
     ds.set_defaults(func=_cmd_datasets)
     return parser
@@ -198,13 +423,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     recipe, overrides = args.recipe, list(args.overrides)
     if recipe and "=" in recipe and not Path(recipe).exists():
-        recipe, overrides = None, [recipe, *overrides]  # `replab run trainer.epochs=3`: overrides on the default
+        # `replab run trainer.epochs=3`: overrides on the default
+        recipe, overrides = None, [recipe, *overrides]
     if args.resume and (recipe or overrides or args.data_dir):
-        raise ReplabError("--resume continues a run exactly as it was configured",
-                          "drop the recipe and overrides, or start a new run without --resume")
-    # Under torchrun: one process group for the run (nccl on GPUs, gloo on CPU); rank 0 alone prints.
-    run = api.run(recipe, *overrides, data_dir=args.data_dir, runs_dir=args.runs_dir, resume=args.resume, log=_log)
-    if distributed.is_main():
+        raise ReplabError(
+            "--resume continues a run exactly as it was configured",
+            "drop the recipe and overrides, or start a new run without --resume",
+        )
+    # Under torchrun: one process group for the run (nccl on GPUs,
+    # gloo on CPU); rank 0 alone prints.
+    run = api.run(
+        recipe,
+        *overrides,
+        data_dir=args.data_dir,
+        runs_dir=args.runs_dir,
+        resume=args.resume,
+        log=_log,
+    )
+    if run is not None and distributed.is_main():
         _print_summary(run.dir, run.summary)
     return 0
 
@@ -220,7 +456,10 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
         ref = reference.get(name)
         print(f"{name:<24}{value:>10.4f}{'' if ref is None else f'{ref:.4f}':>12}")
     t = summary["timings"]
-    print(f"\nwall time: {t['total']:.1f} s (data {t['data']:.1f}, train {t['train']:.1f}, evaluation {t['evaluation']:.1f})")
+    print(
+        f"\nwall time: {t['total']:.1f} s "
+        f"(data {t['data']:.1f}, train {t['train']:.1f}, evaluation {t['evaluation']:.1f})"
+    )
     print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}")
 
 
@@ -237,19 +476,47 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from replab.spec import parse_yaml
 
     if args.resume:
-        extra = args.recipe or args.overrides or args.space or args.data_dir or args.study_name or args.no_prune or args.enqueue
+        extra = (
+            args.recipe
+            or args.overrides
+            or args.space
+            or args.data_dir
+            or args.study_name
+            or args.no_prune
+            or args.enqueue
+        )
         if extra:
-            raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR (with --trials N to raise its target, --storage URL to give a password again)")
+            raise ReplabError(
+                "--resume continues a study exactly as it was started",
+                "pass only --resume STUDY_DIR "
+                "(with --trials N to raise its target, --storage URL to give a password again)",
+            )
         result = api.tune(resume=args.resume, trials=args.trials, storage=args.storage, log=_log)
     else:
         if not args.recipe or not args.space or args.trials is None:
-            raise ReplabError("tune needs a recipe, --space and --trials", "run e.g. `replab tune digits-autoencoder --space space.yaml --trials 20`")
+            raise ReplabError(
+                "tune needs a recipe, --space and --trials",
+                "run e.g. `replab tune digits-autoencoder --space space.yaml --trials 20`",
+            )
         overrides = list(args.overrides) + ([f"data.root={args.data_dir}"] if args.data_dir else [])
-        result = api.tune(args.recipe, args.space, args.trials, *overrides, runs_dir=args.runs_dir,
-                          study_dir=args.study_dir, log=_log, storage=args.storage,
-                          metric=args.metric, direction=args.direction, study_name=args.study_name or "",
-                            seed=args.seed, prune=not args.no_prune, prune_startup=args.prune_startup, prune_warmup=args.prune_warmup,
-                            enqueue=[parse_yaml(point, f"--enqueue {point!r}") for point in args.enqueue])
+        result = api.tune(
+            args.recipe,
+            args.space,
+            args.trials,
+            *overrides,
+            runs_dir=args.runs_dir,
+            study_dir=args.study_dir,
+            log=_log,
+            storage=args.storage,
+            metric=args.metric,
+            direction=args.direction,
+            study_name=args.study_name or "",
+            seed=args.seed,
+            prune=not args.no_prune,
+            prune_startup=args.prune_startup,
+            prune_warmup=args.prune_warmup,
+            enqueue=[parse_yaml(point, f"--enqueue {point!r}") for point in args.enqueue],
+        )
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
     print(f"\n{result.finished} trials finished ({counts})")
     if result.best:
@@ -269,19 +536,38 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from replab.spec import parse_yaml
 
     if args.resume and (args.name or args.set or args.dataset or args.quick or args.override):
-        raise ReplabError("--resume continues a study exactly as it was started", "pass only --resume STUDY_DIR (and --seeds N to add seeds)")
+        raise ReplabError(
+            "--resume continues a study exactly as it was started",
+            "pass only --resume STUDY_DIR (and --seeds N to add seeds)",
+        )
     if not args.resume and not args.name:
-        raise ReplabError("which study? none was named", "run e.g. `replab study a --dataset mnist` or `replab study b --quick`")
+        raise ReplabError(
+            "which study? none was named",
+            "run e.g. `replab study a --dataset mnist` or `replab study b --quick`",
+        )
     params = {"dataset": args.dataset} if args.dataset else {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise ReplabError(f"--set {item!r} is not of the form key=value", "write e.g. --set ks=[2,32,300]")
+            raise ReplabError(
+                f"--set {item!r} is not of the form key=value", "write e.g. --set ks=[2,32,300]"
+            )
         params[key] = parse_yaml(value, f"the value of --set {key}")
-    folder, report, wall = api.study(args.name, args.quick, args.seeds, params, args.override, args.runs_dir,
-                                     args.data_dir, args.resume, log=_log)
+    folder, report, wall = api.study(
+        args.name,
+        args.quick,
+        args.seeds,
+        params,
+        args.override,
+        args.runs_dir,
+        args.data_dir,
+        args.resume,
+        log=_log,
+    )
     print(f"\nReference figures beside replab's\n\n{reference_markdown(report.reference)}")
-    print(f"\nwall time {wall:.1f} s\nstudy folder: {folder}\nreport:       {folder / 'study.html'}")
+    print(
+        f"\nwall time {wall:.1f} s\nstudy folder: {folder}\nreport:       {folder / 'study.html'}"
+    )
     return 0
 
 
@@ -329,7 +615,10 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
             status = "cached" if cached else ("found" if folder else "missing")
             where = str(folder) if folder else f"downloads to {cache_dir()} on first use"
         print(f"{name:<15}{source.title:<22}{shape:<12}{status:<10}{where}")
-    print(f"\nsearch order: data.root / --data-dir, $REPLAB_DATA, then the cache {cache_dir()} ($REPLAB_CACHE)")
+    print(
+        "\nsearch order: data.root / --data-dir, "
+        f"$REPLAB_DATA, then the cache {cache_dir()} ($REPLAB_CACHE)"
+    )
     return 0
 
 

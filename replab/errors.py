@@ -1,4 +1,5 @@
-"""User-facing errors: each names the problem and the fix, and the CLI prints it without a traceback."""
+"""User-facing errors: each names the problem and the fix, and the CLI
+prints it without a traceback."""
 
 from __future__ import annotations
 

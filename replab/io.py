@@ -49,12 +49,15 @@ def write_error(path: Path, err: OSError) -> ReplabError:
     """The user-facing error for a failed write: a full disk, or a path that cannot be written."""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFullError(
-            f"the disk is full while writing {path}: the previous version of the file, if any, is intact",
-            "free some space (or point --runs-dir at another disk), then continue with `replab run --resume RUN_DIR`",
+            f"the disk is full while writing {path}: "
+            "the previous version of the file, if any, is intact",
+            "free some space (or point --runs-dir at another disk), "
+            "then continue with `replab run --resume RUN_DIR`",
         )
     return ReplabError(
         f"cannot write {path}: {err.strerror or err}",
-        "check that the folder (e.g. --runs-dir) is a writable directory, not a file, and that you may write there",
+        "check that the folder (e.g. "
+        "--runs-dir) is a writable directory, not a file, and that you may write there",
     )
 
 
@@ -105,16 +108,23 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Load with ``weights_only=True``: tensors and plain containers only, never code."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist", "check the run folder path")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not exist", "check the run folder path"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(
-            f"cannot load checkpoint {str(path)!r}: {(str(err).splitlines() or [type(err).__name__])[0][:300]}",
-            "it is corrupt, not a replab checkpoint, or holds objects other than tensors; use a checkpoint written by replab",
+            f"cannot load checkpoint {str(path)!r}: "
+            f"{(str(err).splitlines() or [type(err).__name__])[0][:300]}",
+            "it is corrupt, not a replab checkpoint, "
+            "or holds objects other than tensors; use a checkpoint written by replab",
         ) from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, not a replab checkpoint", "use a checkpoint written by replab")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a {type(state).__name__}, not a replab checkpoint",
+            "use a checkpoint written by replab",
+        )
     return state
 
 
@@ -126,7 +136,8 @@ def load_state_into(module: torch.nn.Module, state: dict, path: Path | str) -> N
         first = str(err).replace("\n", " ")[:400]
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not fit this model ({first})",
-            "resume with the recipe the checkpoint was trained with (the run folder's config.yaml), or start a new run",
+            "resume with the recipe the checkpoint was trained with "
+            "(the run folder's config.yaml), or start a new run",
         ) from None
 
 

@@ -7,8 +7,9 @@ A new component is one class in one file::
 
 and the spec refers to it by that name. Each component package calls ``discover(__name__)``
 in its ``__init__``, which imports every module in the package, so a new file registers
-itself without being added to any import list (as timm's model registry does). Constructor keyword arguments become the
-component's config keys, validated against the constructor's type annotations.
+itself without being added to any import list (as timm's model registry does). Constructor
+keyword arguments become the component's config keys, validated against the constructor's
+type annotations.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, get_type_hints
+from collections.abc import Callable, Mapping, Sequence
+from types import GenericAlias
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import pydantic
 
@@ -62,7 +64,8 @@ class Registry:
         return name in self._entries
 
     def get(self, name: str, where: str = "") -> Any:
-        """The entry called ``name``; ``where`` (a recipe key) prefixes the error for unknown names."""
+        """The entry called ``name``; ``where`` (a recipe key) prefixes
+        the error for unknown names."""
         if name not in self._entries:
             raise ConfigError(
                 f"{where + ': ' if where else ''}unknown {self.kind} {name!r}",
@@ -85,13 +88,18 @@ class Registry:
         except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as err:
             # e.g. a negative width, or a layer too large to allocate: the user's values, not a bug
             raise ConfigError(
-                f"{where} ({self.kind} {name!r} with {checked}) cannot be built: {(str(err).splitlines() or [type(err).__name__])[0][:300]}",
-                "check its sizes: widths and latent_dim must be positive integers that fit in memory",
+                f"{where} ({self.kind} {name!r} with {checked}) "
+                f"cannot be built: {(str(err).splitlines() or [type(err).__name__])[0][:300]}",
+                "check its sizes: widths and "
+                "latent_dim must be positive integers that fit in memory",
             ) from None
         empty = [n for n, p in getattr(built, "named_parameters", lambda: [])() if p.numel() == 0]
         if empty:
-            raise ConfigError(f"{where} ({self.kind} {name!r} with {checked}) has empty layers ({', '.join(empty[:3])})",
-                              "every width and latent_dim must be at least 1")
+            raise ConfigError(
+                f"{where} ({self.kind} {name!r} with {checked}) "
+                f"has empty layers ({', '.join(empty[:3])})",
+                "every width and latent_dim must be at least 1",
+            )
         return built
 
     def signature(self, name: str) -> dict[str, inspect.Parameter]:
@@ -119,8 +127,8 @@ def validate_params(cls: Any, params: Mapping[str, Any], where: str) -> dict[str
         )
     target = cls.__init__ if inspect.isclass(cls) else cls
     hints = get_type_hints(target)
-    fields = {
-        k: (hints.get(k, Any), ... if p.default is p.empty else p.default)
+    fields: dict[str, Any] = {
+        k: (_recipe_type(hints.get(k, Any)), ... if p.default is p.empty else p.default)
         for k, p in accepted.items()
         if k in params
     }
@@ -132,8 +140,19 @@ def validate_params(cls: Any, params: Mapping[str, Any], where: str) -> dict[str
     try:
         checked = model(**params)
     except pydantic.ValidationError as err:
-        raise ConfigError(f"{where}: {format_validation_error(err)}", "correct the value(s) in the recipe or override") from None
+        raise ConfigError(
+            f"{where}: {format_validation_error(err)}",
+            "correct the value(s) in the recipe or override",
+        ) from None
     return {k: getattr(checked, k) for k in params}
+
+
+def _recipe_type(hint: Any) -> Any:
+    """The type a recipe value is validated as: ``Sequence[X]`` (a parameter whose default is a
+    tuple) as ``list[X]``, since recipes give YAML lists and list errors read best."""
+    if get_origin(hint) is Sequence:
+        return GenericAlias(list, get_args(hint))
+    return hint
 
 
 def format_validation_error(err: pydantic.ValidationError, prefix: str = "") -> str:

@@ -72,17 +72,50 @@ class FixedNormalization(Strict):
 
 class DataSpec(Strict):
     dataset: str = "digits"
-    root: str | None = Field(None, description="folder holding the dataset; default $REPLAB_DATA, then the cache")
-    download: bool = Field(True, description="fetch from the official mirrors when not found locally")
-    val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="share of the training set held out for validation")
-    refit: bool = Field(False, description="train on the validation images too (a final fit once tuning is done, as report 003's E3 "
-                                           "does); validation figures are then on seen images, so keep: best and early stopping are refused")
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share held out for test when the dataset has no official test split")
-    limit_train: PositiveInt | None = Field(None, description="use only this many training images (quick profiles)")
-    limit_eval: PositiveInt | None = Field(None, description="use only this many validation and test images each, class-balanced (quick profiles)")
-    classes: list[str] | None = Field(None, min_length=1, description="keep only these classes, relabelled 0..n-1 in this order (null: all)")
+    root: str | None = Field(
+        None, description="folder holding the dataset; default $REPLAB_DATA, then the cache"
+    )
+    download: bool = Field(
+        True, description="fetch from the official mirrors when not found locally"
+    )
+    val_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0, description="share of the training set held out for validation"
+    )
+    refit: bool = Field(
+        False,
+        description=(
+            "train on the validation images too (a final fit once tuning is done, "
+            "as report 003's E3 does); validation figures are then on seen images, "
+            "so keep: best and early stopping are refused"
+        ),
+    )
+    test_fraction: float = Field(
+        0.2,
+        gt=0.0,
+        lt=1.0,
+        description="share held out for test when the dataset has no official test split",
+    )
+    limit_train: PositiveInt | None = Field(
+        None, description="use only this many training images (quick profiles)"
+    )
+    limit_eval: PositiveInt | None = Field(
+        None,
+        description=(
+            "use only this many validation and test images each, class-balanced (quick profiles)"
+        ),
+    )
+    classes: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="keep only these classes, relabelled 0..n-1 in this order (null: all)",
+    )
     normalize: Literal["unit", "standard"] | FixedNormalization = Field(
-        "unit", description="unit: pixels in [0,1]; standard: per-channel mean/std of the training split; {mean, std}: fixed values")
+        "unit",
+        description=(
+            "unit: pixels in [0,1]; standard: "
+            "per-channel mean/std of the training split; {mean, std}: fixed values"
+        ),
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
 
 
@@ -94,14 +127,27 @@ class PartOptimizerSpec(Strict):
 
 
 class OptimizerSpec(Strict):
-    name: str = Field("adam", description="a registered optimizer: adam, adamw, sgd (replab.training.optimizers)")
+    name: str = Field(
+        "adam", description="a registered optimizer: adam, adamw, sgd (replab.training.optimizers)"
+    )
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD only")
     nesterov: bool = False
-    groups: str = Field("parts", description="how parameters are grouped: parts (one group per entry of parts, one for the rest) "
-                                             "or no_decay_bias_norm (the same, biases and norm weights without weight decay)")
-    parts: dict[str, PartOptimizerSpec] = Field(default_factory=dict, description="per-part lr / weight_decay, e.g. {encoder: {lr: 0.0058}} (report 003 tunes encoder and head apart)")
+    groups: str = Field(
+        "parts",
+        description=(
+            "how parameters are grouped: parts (one group per entry of parts, one for the rest) "
+            "or no_decay_bias_norm (the same, biases and norm weights without weight decay)"
+        ),
+    )
+    parts: dict[str, PartOptimizerSpec] = Field(
+        default_factory=dict,
+        description=(
+            "per-part lr / weight_decay, "
+            "e.g. {encoder: {lr: 0.0058}} (report 003 tunes encoder and head apart)"
+        ),
+    )
 
 
 class EarlyStoppingSpec(Strict):
@@ -119,22 +165,46 @@ class TrainerSpec(Strict):
     optimizer: OptimizerSpec = OptimizerSpec()
     early_stopping: EarlyStoppingSpec | None = None
     grad_clip: float | None = Field(None, gt=0.0, description="max gradient norm")
-    lr_schedule: str = Field("constant", description="a registered schedule: constant, or cosine (the learning rate falls to 0 "
-                                                     "along a half cosine over all epochs' steps); see replab.training.schedules")
-    warmup_epochs: float = Field(0.0, ge=0.0, description="linear learning-rate warm-up over this many epochs before the schedule")
-    keep: Literal["best", "last"] = Field("best", description="weights evaluated after training: the best validation epoch's, or the last epoch's (reports quoting final-epoch figures)")
-    amp: Literal["auto", "off", "bf16", "fp16"] = Field("auto", description="auto: bf16 autocast on CUDA, off on CPU")
+    lr_schedule: str = Field(
+        "constant",
+        description="a registered schedule: constant, or cosine (the learning rate falls to 0 "
+        "along a half cosine over all epochs' steps); see replab.training.schedules",
+    )
+    warmup_epochs: float = Field(
+        0.0,
+        ge=0.0,
+        description="linear learning-rate warm-up over this many epochs before the schedule",
+    )
+    keep: Literal["best", "last"] = Field(
+        "best",
+        description=(
+            "weights evaluated after training: "
+            "the best validation epoch's, or the last epoch's (reports quoting final-epoch figures)"
+        ),
+    )
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, off on CPU"
+    )
     compile: bool = Field(False, description="torch.compile the model (pays on GPU)")
     progress: bool = True
-    deterministic: bool = Field(True, description="deterministic algorithms, so a seed gives the same metrics")
+    deterministic: bool = Field(
+        True, description="deterministic algorithms, so a seed gives the same metrics"
+    )
 
 
 class PretrainedSpec(Strict):
     """Weights copied from an earlier run before training (transfer, studies B4 and C3)."""
 
     path: str = Field(description="a run folder (its best.pt is used) or a checkpoint file")
-    modules: list[str] = Field(["encoder"], min_length=1, description="which parts of the model to copy, e.g. [encoder]")
-    blocks: PositiveInt | None = Field(None, description="copy only the first k blocks of each module (block-structured encoders: cnn, resnet18)")
+    modules: list[str] = Field(
+        ["encoder"], min_length=1, description="which parts of the model to copy, e.g. [encoder]"
+    )
+    blocks: PositiveInt | None = Field(
+        None,
+        description=(
+            "copy only the first k blocks of each module (block-structured encoders: cnn, resnet18)"
+        ),
+    )
     freeze: bool = Field(False, description="keep the copied weights fixed while training")
 
 
@@ -142,10 +212,17 @@ class ModelSpec(Strict):
     encoder: Component
     decoder: Component | None = None
     head: Component | None = None
-    projection: Component | None = Field(None, description="contrastive task: the head the loss sees (SimCLR's projection)")
+    projection: Component | None = Field(
+        None, description="contrastive task: the head the loss sees (SimCLR's projection)"
+    )
     pretrained: PretrainedSpec | None = None
-    freeze: list[str] = Field(default_factory=list, description="parts kept fixed while training, e.g. [encoder]")
-    init: Literal["default", "kaiming"] = Field("default", description="weight initialisation: PyTorch's default, or He-normal for ReLU nets")
+    freeze: list[str] = Field(
+        default_factory=list, description="parts kept fixed while training, e.g. [encoder]"
+    )
+    init: Literal["default", "kaiming"] = Field(
+        "default",
+        description="weight initialisation: PyTorch's default, or He-normal for ReLU nets",
+    )
 
 
 class ProbeSpec(Strict):
@@ -159,7 +236,9 @@ class ProbeSpec(Strict):
         early_stopping=EarlyStoppingSpec(monitor="val_accuracy", mode="max", patience=5),
         progress=False,
     )
-    finetune: bool = Field(False, description="also fine-tune a copy of the encoder with a fresh head on the images")
+    finetune: bool = Field(
+        False, description="also fine-tune a copy of the encoder with a fresh head on the images"
+    )
     finetune_trainer: TrainerSpec = TrainerSpec(
         epochs=10,
         batch_size=128,
@@ -174,18 +253,32 @@ class AnalysisSpec(Strict):
 
     enabled: bool = True
     tsne: bool = True
-    image_space: bool = Field(True, description="also map and score the raw pixels (a study comparing runs on one test set needs them once)")
-    tsne_sample: PositiveInt | None = Field(2500, description="test points mapped by t-SNE (stratified); null maps all of them")
+    image_space: bool = Field(
+        True,
+        description=(
+            "also map and score the raw pixels "
+            "(a study comparing runs on one test set needs them once)"
+        ),
+    )
+    tsne_sample: PositiveInt | None = Field(
+        2500, description="test points mapped by t-SNE (stratified); null maps all of them"
+    )
     knn_k: PositiveInt = Field(5, le=1000)
-    knn_metric: Literal["cosine", "euclidean"] = Field("cosine", description="euclidean where distances are what was trained (pair margin)")
-    interpolate: tuple[int, int] = Field((7, 2), description="labels of the two test images to interpolate between")
+    knn_metric: Literal["cosine", "euclidean"] = Field(
+        "cosine", description="euclidean where distances are what was trained (pair margin)"
+    )
+    interpolate: tuple[int, int] = Field(
+        (7, 2), description="labels of the two test images to interpolate between"
+    )
     interpolation_steps: int = Field(10, ge=2, le=50)
     traversal_steps: int = Field(8, ge=2, le=20)
     n_samples: int = Field(16, ge=0, le=400, description="images decoded from random latents")
 
 
 class ReportSpec(Strict):
-    reference: dict[str, float] = Field(default_factory=dict, description="published figures, by metric name")
+    reference: dict[str, float] = Field(
+        default_factory=dict, description="published figures, by metric name"
+    )
     reference_source: str = ""
     n_reconstructions: PositiveInt = Field(10, le=100)
 
@@ -194,11 +287,17 @@ class ExperimentSpec(Strict):
     name: str = Field("experiment", min_length=1, max_length=120)
     description: str = ""
     seed: int = Field(0, ge=0, lt=2**63)
-    task: Component = Field(Component(name="autoencode"), description="a task name, or {name: ..., option: value} for tasks with options")
+    task: Component = Field(
+        Component(name="autoencode"),
+        description="a task name, or {name: ..., option: value} for tasks with options",
+    )
     data: DataSpec = DataSpec()
     model: ModelSpec
     objective: Component
-    augment: list[Component] = Field(default_factory=list, description="contrastive task: batched on-device augmentations making each view")
+    augment: list[Component] = Field(
+        default_factory=list,
+        description="contrastive task: batched on-device augmentations making each view",
+    )
     trainer: TrainerSpec = TrainerSpec()
     probe: ProbeSpec = ProbeSpec()
     analysis: AnalysisSpec = AnalysisSpec()
@@ -211,10 +310,15 @@ class ExperimentSpec(Strict):
 
     @model_validator(mode="after")
     def _refit_needs_last(self) -> ExperimentSpec:
-        # With refit the validation images are trained on: choosing an epoch by them would be choosing by training figures.
-        if self.data.refit and (self.trainer.keep == "best" or self.trainer.early_stopping is not None):
-            raise ValueError("data.refit trains on the validation images, so they cannot pick the epoch: "
-                             "set trainer.keep: last and no trainer.early_stopping (or data.refit: false)")
+        # With refit the validation images are trained on: choosing an epoch by them would
+        # be choosing by training figures.
+        if self.data.refit and (
+            self.trainer.keep == "best" or self.trainer.early_stopping is not None
+        ):
+            raise ValueError(
+                "data.refit trains on the validation images, so they cannot pick the epoch: "
+                "set trainer.keep: last and no trainer.early_stopping (or data.refit: false)"
+            )
         return self
 
     @field_serializer("task")
@@ -227,9 +331,10 @@ class ExperimentSpec(Strict):
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors/aliases: recipes never need them and they enable YAML bombs."""
+    """SafeLoader that refuses anchors/aliases: recipes never need them
+    and they enable YAML bombs."""
 
-    def compose_node(self, parent, index):  # type: ignore[override]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.constructor.ConstructorError(
@@ -242,9 +347,14 @@ def parse_yaml(text: str, where: str) -> Any:
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
-        raise ConfigError(f"{where} is not valid YAML: {err}", "fix the YAML syntax at the line shown") from None
+        raise ConfigError(
+            f"{where} is not valid YAML: {err}", "fix the YAML syntax at the line shown"
+        ) from None
     except RecursionError:
-        raise ConfigError(f"{where} is nested too deeply to be a recipe", "a recipe is a few levels of keys; check you passed the right file") from None
+        raise ConfigError(
+            f"{where} is nested too deeply to be a recipe",
+            "a recipe is a few levels of keys; check you passed the right file",
+        ) from None
 
 
 def read_yaml_file(path: str | Path, what: str, bundled, names: list[str]) -> Any:
@@ -257,15 +367,24 @@ def read_yaml_file(path: str | Path, what: str, bundled, names: list[str]) -> An
     if not path.is_file():
         path = bundled(str(path)) or path
     if not path.is_file():
-        raise ConfigError(f"{what} {str(path)!r} does not exist",
-                          f"pass the path of a {what} .yaml file or a bundled one: {', '.join(names) or 'none'}")
+        raise ConfigError(
+            f"{what} {str(path)!r} does not exist",
+            f"pass the path of a {what} .yaml file or a bundled one: {', '.join(names) or 'none'}",
+        )
     if path.stat().st_size > MAX_RECIPE_BYTES:
-        raise ConfigError(f"{what} {str(path)!r} is larger than 1 MiB", f"a {what} is a short YAML file; check you passed the right file")
+        raise ConfigError(
+            f"{what} {str(path)!r} is larger than 1 MiB",
+            f"a {what} is a short YAML file; check you passed the right file",
+        )
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})",
-                          f"a {what} is a UTF-8 YAML file; check you passed the right file, or re-save it as UTF-8") from None
+        raise ConfigError(
+            f"{what} {str(path)!r} is not UTF-8 text "
+            f"(byte {err.object[err.start]:#04x} at offset {err.start})",
+            f"a {what} is a UTF-8 YAML file; "
+            "check you passed the right file, or re-save it as UTF-8",
+        ) from None
     return parse_yaml(text, f"{what} {str(path)!r}")
 
 
@@ -295,7 +414,8 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
 
 
 def with_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A deep copy of ``raw`` with ``overrides`` (``a.b.c=value``) applied in order; ``raw`` is left as it is."""
+    """A deep copy of ``raw`` with ``overrides`` (``a.b.c=value``) applied in
+    order; ``raw`` is left as it is."""
     out = copy.deepcopy(raw)
     for override in overrides:
         apply_override(out, override)
@@ -306,7 +426,10 @@ def validate_spec(raw: dict[str, Any]) -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(raw)
     except pydantic.ValidationError as err:
-        raise ConfigError(_describe(err), "correct the recipe or the override; `replab run --help` shows the syntax") from None
+        raise ConfigError(
+            _describe(err),
+            "correct the recipe or the override; `replab run --help` shows the syntax",
+        ) from None
 
 
 def spec_to_yaml(spec: ExperimentSpec) -> str:

@@ -24,10 +24,14 @@ SHARED_DATA = shared_data_dir()
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The folder holding MNIST, FashionMNIST and cifar10-mini; skips (with the reason) if absent."""
+    """The folder holding MNIST, FashionMNIST and cifar10-mini; skips
+    (with the reason) if absent."""
     found = SHARED_DATA
     if found is None:
-        pytest.skip("datasets not found: set REPLAB_DATA to the folder holding MNIST/, FashionMNIST/ and cifar10-mini/")
+        pytest.skip(
+            "datasets not found: set REPLAB_DATA to the folder holding MNIST/, "
+            "FashionMNIST/ and cifar10-mini/"
+        )
     return found
 
 

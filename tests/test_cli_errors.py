@@ -16,11 +16,25 @@ from replab.cli import main
 @pytest.fixture
 def existing_run(tmp_path):
     runs = tmp_path / "runs"
-    assert main(["run", "trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false", "--runs-dir", str(runs)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "trainer.epochs=1",
+                "probe.enabled=false",
+                "analysis.enabled=false",
+                "--runs-dir",
+                str(runs),
+            ]
+        )
+        == 0
+    )
     (run,) = runs.iterdir()
     snapshot = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     yield runs, run
-    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == snapshot, "an existing run was modified"
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == snapshot, (
+        "an existing run was modified"
+    )
 
 
 def run_cli(args, capsys):
@@ -32,7 +46,10 @@ def run_cli(args, capsys):
 CASES = {
     "misspelled key": (["trainer.epocs=3"], ["unknown key 'trainer.epocs'", "epochs"]),
     "wrong type": (["trainer.batch_size=lots"], ["trainer.batch_size", "integer"]),
-    "negative learning rate": (["trainer.optimizer.lr=-0.001"], ["trainer.optimizer.lr", "greater than 0"]),
+    "negative learning rate": (
+        ["trainer.optimizer.lr=-0.001"],
+        ["trainer.optimizer.lr", "greater than 0"],
+    ),
     "unknown model": (["model.encoder.name=transformer"], ["unknown model 'transformer'", "mlp"]),
     "unknown model param": (["model.encoder.depth=3"], ["unknown key", "'depth'", "hidden"]),
     "unknown dataset": (["data.dataset=imagenet"], ["unknown dataset 'imagenet'", "mnist"]),
@@ -58,7 +75,16 @@ def test_bad_input_is_a_clear_error(case, existing_run, capsys):
 def test_missing_dataset_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("REPLAB_DATA", raising=False)
     monkeypatch.setenv("REPLAB_MIRROR", "http://127.0.0.1:1/")
-    code, err = run_cli(["run", "a1-mnist-autoencoder", f"data.root={tmp_path / 'empty'}", "--runs-dir", str(tmp_path / "runs")], capsys)
+    code, err = run_cli(
+        [
+            "run",
+            "a1-mnist-autoencoder",
+            f"data.root={tmp_path / 'empty'}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capsys,
+    )
     assert code == 2
     assert "MNIST was not found" in err and "downloading it failed" in err and "REPLAB_DATA" in err
 
@@ -71,7 +97,16 @@ def test_truncated_dataset_file(tmp_path, data_dir, capsys):
         shutil.copy(f, raw / f.name)
     labels = gzip.decompress((raw / "t10k-labels-idx1-ubyte.gz").read_bytes())
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels[:5000]))
-    code, err = run_cli(["run", "a1-mnist-autoencoder", f"data.root={tmp_path}", "--runs-dir", str(tmp_path / "runs")], capsys)
+    code, err = run_cli(
+        [
+            "run",
+            "a1-mnist-autoencoder",
+            f"data.root={tmp_path}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capsys,
+    )
     assert code == 2
     assert "t10k-labels-idx1-ubyte.gz" in err and "truncated or corrupt" in err
 
@@ -96,8 +131,12 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_no_traceback_from_the_real_process(tmp_path):
     """The installed entry point, as a user runs it."""
-    proc = subprocess.run([sys.executable, "-m", "replab.cli", "run", "trainer.epocs=3", "--runs-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "replab.cli", "run", "trainer.epocs=3", "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown key 'trainer.epocs'" in proc.stderr
     assert not any(tmp_path.iterdir()), "a failed config must not create a run folder"
@@ -107,6 +146,18 @@ def test_overrides_may_follow_options(tmp_path):
     # argparse alone rejects positionals after options; replab takes KEY=VALUE ones as overrides
     from replab.cli import main
 
-    assert main(["run", "--runs-dir", str(tmp_path), "trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--runs-dir",
+                str(tmp_path),
+                "trainer.epochs=1",
+                "probe.enabled=false",
+                "analysis.enabled=false",
+            ]
+        )
+        == 0
+    )
     (run,) = tmp_path.iterdir()
     assert "epochs: 1\n" in (run / "config.yaml").read_text()

@@ -15,7 +15,9 @@ from replab.errors import DiskFullError
 from replab.io import TMP_SUFFIX, atomic_write_bytes, load_checkpoint
 from replab.runs import rundir
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the file behind a descriptor in /proc")
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/fd").is_dir(), reason="finds the file behind a descriptor in /proc"
+)
 
 
 class FullDisk:
@@ -70,11 +72,19 @@ def test_atomic_write_keeps_the_old_file_on_a_full_disk(tmp_path, monkeypatch):
         atomic_write_bytes(path, b"new checkpoint" * 5000)
     assert path.read_bytes() == b"old checkpoint" * 1000
     assert not temp_files(tmp_path)
-    assert "disk is full while writing" in err.value.message and "intact" in err.value.message and "Fix:" in err.value.message
+    assert (
+        "disk is full while writing" in err.value.message
+        and "intact" in err.value.message
+        and "Fix:" in err.value.message
+    )
 
 
-@pytest.mark.parametrize("everything_after", [False, True], ids=["checkpoint only", "every write after it"])
-def test_full_disk_mid_run_keeps_the_last_checkpoint_and_resumes(tmp_path, monkeypatch, capsys, everything_after):
+@pytest.mark.parametrize(
+    "everything_after", [False, True], ids=["checkpoint only", "every write after it"]
+)
+def test_full_disk_mid_run_keeps_the_last_checkpoint_and_resumes(
+    tmp_path, monkeypatch, capsys, everything_after
+):
     """The third epoch's last.pt hits a full disk: exit 2 with the fix, epoch 2's last.pt intact."""
     runs = tmp_path / "runs"
     saved: dict[str, bytes] = {}
@@ -93,7 +103,17 @@ def test_full_disk_mid_run_keeps_the_last_checkpoint_and_resumes(tmp_path, monke
         return False
 
     failed = fill_disk(monkeypatch, fails)
-    code = main(["run", "trainer.epochs=4", "trainer.progress=false", "probe.enabled=false", "analysis.enabled=false", "--runs-dir", str(runs)])
+    code = main(
+        [
+            "run",
+            "trainer.epochs=4",
+            "trainer.progress=false",
+            "probe.enabled=false",
+            "analysis.enabled=false",
+            "--runs-dir",
+            str(runs),
+        ]
+    )
     err = capsys.readouterr().err
     (run,) = runs.iterdir()
     assert code == 2 and failed[0] == "last.pt"
@@ -117,7 +137,16 @@ def test_full_disk_mid_run_keeps_the_last_checkpoint_and_resumes(tmp_path, monke
 def test_full_disk_while_writing_the_report(tmp_path, monkeypatch, capsys):
     runs = tmp_path / "runs"
     failed = fill_disk(monkeypatch, lambda name: name == rundir.REPORT)
-    code = main(["run", "trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false", "--runs-dir", str(runs)])
+    code = main(
+        [
+            "run",
+            "trainer.epochs=1",
+            "probe.enabled=false",
+            "analysis.enabled=false",
+            "--runs-dir",
+            str(runs),
+        ]
+    )
     err = capsys.readouterr().err
     (run,) = runs.iterdir()
     assert code == 2 and failed == [rundir.REPORT]

@@ -51,7 +51,8 @@ class Case:
     argv: tuple[str, ...]
     expect: tuple[str, ...]
     files: dict[str, Content] = field(default_factory=dict)
-    needs: frozenset[str] = frozenset()  # "run": a finished run at {run}; "data": the shared datasets
+    # "run": a finished run at {run}; "data": the shared datasets
+    needs: frozenset[str] = frozenset()
     marker: bool = False
 
 
@@ -80,10 +81,13 @@ def torch_bytes(obj) -> Callable[[Ctx], bytes]:
         buffer = io.BytesIO()
         torch.save(obj(ctx) if callable(obj) else obj, buffer)
         return buffer.getvalue()
+
     return make
 
 
-def run_file(name: str, transform: Callable[[bytes], bytes] = lambda b: b) -> Callable[[Ctx], bytes]:
+def run_file(
+    name: str, transform: Callable[[bytes], bytes] = lambda b: b
+) -> Callable[[Ctx], bytes]:
     return lambda ctx: transform((ctx.run / name).read_bytes())
 
 
@@ -119,25 +123,63 @@ def resume_case(name: str, last_pt: Content, *expect: str, marker: bool = False)
 
 
 def pretrained_case(name: str, checkpoint: Content, *expect: str, marker: bool = False) -> Case:
-    return Case(name, run("model.pretrained.path={tmp}/p.pt", "trainer.epochs=1"), expect, {"p.pt": checkpoint},
-                frozenset({"run"}), marker)
+    return Case(
+        name,
+        run("model.pretrained.path={tmp}/p.pt", "trainer.epochs=1"),
+        expect,
+        {"p.pt": checkpoint},
+        frozenset({"run"}),
+        marker,
+    )
 
 
 def mnist_case(name: str, damage: Callable[[bytes], bytes], *expect: str) -> Case:
     """MNIST from the shared data with t10k-labels damaged by ``damage``."""
-    files = {"MNIST/raw/t10k-labels-idx1-ubyte.gz": lambda ctx: damage((ctx.data / "MNIST/raw/t10k-labels-idx1-ubyte.gz").read_bytes())}
-    for other in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
-        files[f"MNIST/raw/{other}"] = lambda ctx, other=other: (ctx.data / "MNIST/raw" / other).read_bytes()
-    return Case(name, run("a1-mnist-autoencoder", "data.root={tmp}", "data.download=false"), expect, files, frozenset({"data"}))
+    files = {
+        "MNIST/raw/t10k-labels-idx1-ubyte.gz": lambda ctx: damage(
+            (ctx.data / "MNIST/raw/t10k-labels-idx1-ubyte.gz").read_bytes()
+        )
+    }
+    for other in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+    ):
+        files[f"MNIST/raw/{other}"] = lambda ctx, other=other: (
+            ctx.data / "MNIST/raw" / other
+        ).read_bytes()
+    return Case(
+        name,
+        run("a1-mnist-autoencoder", "data.root={tmp}", "data.download=false"),
+        expect,
+        files,
+        frozenset({"data"}),
+    )
 
 
 def cifar_case(name: str, batch: Content, *expect: str, marker: bool = False) -> Case:
     """cifar10-mini from the shared data with data_batch_1 replaced by ``batch``."""
     folder = "cifar-10-batches-py"
     files = {f"{folder}/data_batch_1": batch}
-    for other in ("batches.meta", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"):
-        files[f"{folder}/{other}"] = lambda ctx, other=other: (ctx.data / "cifar10-mini" / folder / other).read_bytes()
-    return Case(name, run("c1-cifar10-cnn", "data.root={tmp}", "data.download=false"), expect, files, frozenset({"data"}), marker)
+    for other in (
+        "batches.meta",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+    ):
+        files[f"{folder}/{other}"] = lambda ctx, other=other: (
+            ctx.data / "cifar10-mini" / folder / other
+        ).read_bytes()
+    return Case(
+        name,
+        run("c1-cifar10-cnn", "data.root={tmp}", "data.download=false"),
+        expect,
+        files,
+        frozenset({"data"}),
+        marker,
+    )
 
 
 def gz_member_bomb(raw: bytes) -> bytes:
@@ -155,8 +197,18 @@ CORPUS: list[Case] = [
     # --- recipes -------------------------------------------------------------------------
     recipe_case("wrong type", BASE + "trainer: {epochs: many}\n", "trainer.epochs", "integer"),
     recipe_case("section of the wrong type", BASE + "trainer: [1, 2]\n", "trainer"),
-    recipe_case("unknown top-level key", BASE + "optimiser: {lr: 0.1}\n", "unknown key 'optimiser'", "trainer"),
-    recipe_case("unknown nested key", BASE + "data: {datset: mnist}\n", "unknown key 'data.datset'", "dataset"),
+    recipe_case(
+        "unknown top-level key",
+        BASE + "optimiser: {lr: 0.1}\n",
+        "unknown key 'optimiser'",
+        "trainer",
+    ),
+    recipe_case(
+        "unknown nested key",
+        BASE + "data: {datset: mnist}\n",
+        "unknown key 'data.datset'",
+        "dataset",
+    ),
     recipe_case("out-of-range fraction", BASE + "data: {val_fraction: 2}\n", "data.val_fraction"),
     recipe_case("negative seed", BASE + "seed: -1\n", "seed"),
     recipe_case("billion laughs", billion_laughs(), "aliases"),
@@ -169,9 +221,21 @@ CORPUS: list[Case] = [
     recipe_case("binary garbage", bytes(range(256)) * 8, "not UTF-8"),
     recipe_case("control characters", BASE + "name: \x01\x02\x1b[31m\n", "not valid YAML"),
     recipe_case("not UTF-8", BASE.encode() + b"name: caf\xe9\xff\n", "not UTF-8", "0xe9"),
-    recipe_case("python object tag", BASE + "seed: !!python/object/apply:os.system ['touch {tmp}/PWNED']\n", "not valid YAML", marker=True),
-    recipe_case("negative layer width", BASE.replace("name: mlp}", "name: mlp, hidden: [-5]}"), "hidden"),
-    recipe_case("unknown encoder parameter", BASE.replace("name: mlp}", "name: mlp, depth: 3}"), "unknown key", "depth"),
+    recipe_case(
+        "python object tag",
+        BASE + "seed: !!python/object/apply:os.system ['touch {tmp}/PWNED']\n",
+        "not valid YAML",
+        marker=True,
+    ),
+    recipe_case(
+        "negative layer width", BASE.replace("name: mlp}", "name: mlp, hidden: [-5]}"), "hidden"
+    ),
+    recipe_case(
+        "unknown encoder parameter",
+        BASE.replace("name: mlp}", "name: mlp, depth: 3}"),
+        "unknown key",
+        "depth",
+    ),
     Case("recipe is a folder", run("{tmp}"), ("does not exist",)),
     # --- override and CLI values ---------------------------------------------------------------
     Case("epochs 1e99", run("trainer.epochs=1e99"), ("trainer.epochs",)),
@@ -181,45 +245,127 @@ CORPUS: list[Case] = [
     Case("absurd latent size", run("model.encoder.latent_dim=1000000000000"), ("latent_dim",)),
     Case("zero latent size", run("model.encoder.latent_dim=0"), ("latent_dim",)),
     Case("override alias bomb", run("model.encoder.hidden=&a [*a]"), ("aliases",)),
-    Case("override python tag", run("seed=!!python/object/apply:os.system ['touch {tmp}/PWNED']"), ("not valid YAML",), marker=True),
+    Case(
+        "override python tag",
+        run("seed=!!python/object/apply:os.system ['touch {tmp}/PWNED']"),
+        ("not valid YAML",),
+        marker=True,
+    ),
     Case("unknown class", run("data.classes=[seven]"), ("seven",)),
-    Case("runs-dir is a file", ("run", "trainer.epochs=1", "--runs-dir", "{tmp}/afile"), ("cannot write", "--runs-dir"), {"afile": "x"}),
+    Case(
+        "runs-dir is a file",
+        ("run", "trainer.epochs=1", "--runs-dir", "{tmp}/afile"),
+        ("cannot write", "--runs-dir"),
+        {"afile": "x"},
+    ),
     Case("seeds 0", ("study", "a", "--seeds", "0", "--runs-dir", "{tmp}/runs"), ("--seeds 0",)),
-    Case("seeds 10**9", ("study", "a", "--seeds", "1000000000", "--runs-dir", "{tmp}/runs"), ("--seeds 1000000000",)),
+    Case(
+        "seeds 10**9",
+        ("study", "a", "--seeds", "1000000000", "--runs-dir", "{tmp}/runs"),
+        ("--seeds 1000000000",),
+    ),
     Case("seeds not a number", ("study", "a", "--seeds", "many"), ("invalid int value",)),
     Case("unknown option", ("run", "--epochs", "3"), ("unrecognized arguments",)),
     # --- run folders and checkpoints --------------------------------------------------------
     Case("resume a missing folder", ("run", "--resume", "{tmp}/nowhere"), ("does not exist",)),
-    Case("resume a folder that is not a run", ("run", "--resume", "{tmp}"), ("not a replab run folder",)),
-    Case("resume with a bombed config", ("run", "--resume", "{tmp}/r"), ("aliases",), {"r/config.yaml": billion_laughs()}),
+    Case(
+        "resume a folder that is not a run",
+        ("run", "--resume", "{tmp}"),
+        ("not a replab run folder",),
+    ),
+    Case(
+        "resume with a bombed config",
+        ("run", "--resume", "{tmp}/r"),
+        ("aliases",),
+        {"r/config.yaml": billion_laughs()},
+    ),
     Case("report of a folder that is not a run", ("report", "{tmp}"), ("not a replab run folder",)),
-    Case("report with a corrupt summary", ("report", "{tmp}/r"), ("not valid JSON",),
-         {"r/config.yaml": run_file("config.yaml"), "r/summary.json": '{"metrics": {"a": 1'}, frozenset({"run"})),
-    resume_case("truncated last.pt", run_file("last.pt", lambda b: b[: len(b) // 2]), "cannot load checkpoint"),
+    Case(
+        "report with a corrupt summary",
+        ("report", "{tmp}/r"),
+        ("not valid JSON",),
+        {"r/config.yaml": run_file("config.yaml"), "r/summary.json": '{"metrics": {"a": 1'},
+        frozenset({"run"}),
+    ),
+    resume_case(
+        "truncated last.pt",
+        run_file("last.pt", lambda b: b[: len(b) // 2]),
+        "cannot load checkpoint",
+    ),
     resume_case("empty last.pt", b"", "cannot load checkpoint"),
     resume_case("last.pt of random bytes", os.urandom(4096), "cannot load checkpoint"),
     resume_case("last.pt running code", evil_checkpoint, "cannot load checkpoint", marker=True),
-    resume_case("last.pt a raw pickle running code", evil_pickle, "cannot load checkpoint", marker=True),
+    resume_case(
+        "last.pt a raw pickle running code", evil_pickle, "cannot load checkpoint", marker=True
+    ),
     resume_case("last.pt holding a list", torch_bytes([1, 2, 3]), "holds a list"),
-    resume_case("last.pt of weights only", run_file("best.pt"), "cannot resume training", "last.pt"),
-    resume_case("last.pt of another shape", torch_bytes(other_shape_checkpoint), "does not fit this model"),
-    resume_case("last.pt with a damaged training state", torch_bytes(lambda ctx: {**torch.load(ctx.run / "last.pt", weights_only=True), "optimizer": {"x": 1}}),
-                "damaged training state"),
-    pretrained_case("pretrained of another shape", torch_bytes(lambda ctx: {"model": {"encoder.net.0.weight": torch.zeros(2, 2)}}), "does not fit this model"),
-    pretrained_case("pretrained running code", evil_checkpoint, "cannot load checkpoint", marker=True),
+    resume_case(
+        "last.pt of weights only", run_file("best.pt"), "cannot resume training", "last.pt"
+    ),
+    resume_case(
+        "last.pt of another shape", torch_bytes(other_shape_checkpoint), "does not fit this model"
+    ),
+    resume_case(
+        "last.pt with a damaged training state",
+        torch_bytes(
+            lambda ctx: {
+                **torch.load(ctx.run / "last.pt", weights_only=True),
+                "optimizer": {"x": 1},
+            }
+        ),
+        "damaged training state",
+    ),
+    pretrained_case(
+        "pretrained of another shape",
+        torch_bytes(lambda ctx: {"model": {"encoder.net.0.weight": torch.zeros(2, 2)}}),
+        "does not fit this model",
+    ),
+    pretrained_case(
+        "pretrained running code", evil_checkpoint, "cannot load checkpoint", marker=True
+    ),
     pretrained_case("pretrained garbage", b"PK\x03\x04 not really a zip", "cannot load checkpoint"),
     Case("pretrained missing", run("model.pretrained.path={tmp}/none.pt"), ("does not exist",)),
     # --- dataset files ------------------------------------------------------------------------
-    mnist_case("truncated IDX gzip", lambda b: b[: len(b) // 2], "t10k-labels-idx1-ubyte.gz", "cannot be decompressed"),
-    mnist_case("corrupted IDX gzip", lambda b: b[:100] + bytes(x ^ 0xFF for x in b[100:200]) + b[200:], "t10k-labels-idx1-ubyte.gz"),
-    mnist_case("IDX gzip bomb", gz_member_bomb, "t10k-labels-idx1-ubyte.gz", "truncated or corrupt"),
-    mnist_case("IDX header claiming terabytes", idx_claiming([60000, 100000, 100000]), "more than any real dataset"),
-    cifar_case("truncated CIFAR batch", lambda ctx: (ctx.data / "cifar10-mini/cifar-10-batches-py/data_batch_1").read_bytes()[:100_000], "data_batch_1", "truncated or corrupt"),
+    mnist_case(
+        "truncated IDX gzip",
+        lambda b: b[: len(b) // 2],
+        "t10k-labels-idx1-ubyte.gz",
+        "cannot be decompressed",
+    ),
+    mnist_case(
+        "corrupted IDX gzip",
+        lambda b: b[:100] + bytes(x ^ 0xFF for x in b[100:200]) + b[200:],
+        "t10k-labels-idx1-ubyte.gz",
+    ),
+    mnist_case(
+        "IDX gzip bomb", gz_member_bomb, "t10k-labels-idx1-ubyte.gz", "truncated or corrupt"
+    ),
+    mnist_case(
+        "IDX header claiming terabytes",
+        idx_claiming([60000, 100000, 100000]),
+        "more than any real dataset",
+    ),
+    cifar_case(
+        "truncated CIFAR batch",
+        lambda ctx: (ctx.data / "cifar10-mini/cifar-10-batches-py/data_batch_1").read_bytes()[
+            :100_000
+        ],
+        "data_batch_1",
+        "truncated or corrupt",
+    ),
     cifar_case("CIFAR batch of random bytes", os.urandom(10_000), "data_batch_1"),
     # what random bytes sometimes were (a CI failure): a string claiming more than sys.maxsize bytes
-    cifar_case("CIFAR batch claiming an endless string", b"\x80\x04\x8d" + (2**63 + 5).to_bytes(8, "little"), "data_batch_1"),
+    cifar_case(
+        "CIFAR batch claiming an endless string",
+        b"\x80\x04\x8d" + (2**63 + 5).to_bytes(8, "little"),
+        "data_batch_1",
+    ),
     cifar_case("CIFAR batch running code", evil_pickle, "refused to load", marker=True),
-    cifar_case("CIFAR batch of the wrong structure", pickle.dumps({"data": [1, 2, 3], "labels": "x"}), "data_batch_1"),
+    cifar_case(
+        "CIFAR batch of the wrong structure",
+        pickle.dumps({"data": [1, 2, 3], "labels": "x"}),
+        "data_batch_1",
+    ),
 ]
 
 
@@ -237,12 +383,27 @@ def materialise(case: Case, ctx: Ctx) -> list[str]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("finished")
-    assert main(["run", "trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false", "--runs-dir", str(runs)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "trainer.epochs=1",
+                "probe.enabled=false",
+                "analysis.enabled=false",
+                "--runs-dir",
+                str(runs),
+            ]
+        )
+        == 0
+    )
     (run_dir,) = runs.iterdir()
     return run_dir
 
 
-PARAMS = [pytest.param(case, id=case.name, marks=[pytest.mark.data] if "data" in case.needs else []) for case in CORPUS]
+PARAMS = [
+    pytest.param(case, id=case.name, marks=[pytest.mark.data] if "data" in case.needs else [])
+    for case in CORPUS
+]
 
 
 @pytest.mark.parametrize("case", PARAMS)
@@ -273,20 +434,45 @@ def test_hostile_input_is_one_clear_error(case: Case, tmp_path, request, capsys)
 
 # A representative subset through the real entry point: nothing at all may print a traceback.
 # Each is a fresh interpreter (seconds of imports), so only the first few run by default.
-SUBPROCESS = ["billion laughs", "last.pt running code", "seeds not a number",
-              "deeply nested", "binary garbage", "python object tag", "epochs 1e99", "runs-dir is a file", "resume a missing folder"]
+SUBPROCESS = [
+    "billion laughs",
+    "last.pt running code",
+    "seeds not a number",
+    "deeply nested",
+    "binary garbage",
+    "python object tag",
+    "epochs 1e99",
+    "runs-dir is a file",
+    "resume a missing folder",
+]
 DEFAULT_SUBPROCESS = 3
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if i >= DEFAULT_SUBPROCESS else []) for i, n in enumerate(SUBPROCESS)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow] if i >= DEFAULT_SUBPROCESS else [])
+        for i, n in enumerate(SUBPROCESS)
+    ],
+)
 def test_hostile_input_through_the_real_process(name, tmp_path, request):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     case = next(case for case in CORPUS if case.name == name)
-    ctx = Ctx(tmp_path / "case", run=request.getfixturevalue("finished_run") if "run" in case.needs else None)
+    ctx = Ctx(
+        tmp_path / "case",
+        run=request.getfixturevalue("finished_run") if "run" in case.needs else None,
+    )
     ctx.tmp.mkdir()
     argv = materialise(case, ctx)
-    proc = subprocess.run([sys.executable, "-m", "replab.cli", *argv], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "replab.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
     assert "Fix:" in proc.stderr, proc.stderr

@@ -18,7 +18,12 @@ def spec_with(*overrides: str):
 
 
 def test_overrides_are_typed_yaml_values():
-    spec = spec_with("trainer.epochs=3", "trainer.optimizer.lr=0.01", "model.encoder.hidden=[512,256]", "probe.enabled=false")
+    spec = spec_with(
+        "trainer.epochs=3",
+        "trainer.optimizer.lr=0.01",
+        "model.encoder.hidden=[512,256]",
+        "probe.enabled=false",
+    )
     assert spec.trainer.epochs == 3
     assert spec.trainer.optimizer.lr == pytest.approx(0.01)
     assert spec.model.encoder.params["hidden"] == [512, 256]
@@ -123,7 +128,9 @@ def test_task_is_a_name_or_a_name_with_options():
     assert plain.task.name == "classify" and plain.task.params == {}
     assert "\ntask: classify\n" in spec_to_yaml(plain)  # saved configs keep the one-word form
     rotation = load_spec("c2-cifar10-rotation", ["task.angles=[0,90,180,270]"])
-    assert rotation.task.name == "rotation" and rotation.task.params == {"angles": [0, 90, 180, 270]}
+    assert rotation.task.name == "rotation" and rotation.task.params == {
+        "angles": [0, 90, 180, 270]
+    }
     assert validate_spec(yaml_round_trip(spec_to_yaml(rotation))) == rotation
 
 
@@ -133,7 +140,13 @@ def yaml_round_trip(text: str) -> dict:
     return yaml.safe_load(text)
 
 
-@pytest.mark.parametrize("overrides", [["data.refit=true"], ["data.refit=true", "trainer.keep=last", "trainer.early_stopping={patience: 2}"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["data.refit=true"],
+        ["data.refit=true", "trainer.keep=last", "trainer.early_stopping={patience: 2}"],
+    ],
+)
 def test_refit_refuses_to_pick_an_epoch_by_images_it_trains_on(overrides):
     with pytest.raises(ConfigError, match="trainer.keep: last and no trainer.early_stopping"):
         spec_with(*overrides)

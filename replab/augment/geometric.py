@@ -14,6 +14,7 @@ means square.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -21,7 +22,9 @@ from replab.augment.registry import AUGMENTATIONS
 from replab.errors import ConfigError
 
 
-def uniform(low: float, high: float, shape: int | tuple[int, ...], device, generator) -> torch.Tensor:
+def uniform(
+    low: float, high: float, shape: int | tuple[int, ...], device, generator
+) -> torch.Tensor:
     """``shape`` draws uniform in [low, high] (float32) on ``device``."""
     shape = (shape,) if isinstance(shape, int) else shape
     return low + (high - low) * torch.rand(shape, device=device, generator=generator)
@@ -32,7 +35,10 @@ def check_range(value, name: str, minimum: float | None = None) -> tuple[float, 
     pair = tuple(float(v) for v in value)
     if len(pair) != 2 or pair[0] > pair[1] or (minimum is not None and pair[0] < minimum):
         floor = f" with low >= {minimum}" if minimum is not None else ""
-        raise ConfigError(f"{name} must be a [low, high] pair{floor} (got {list(value)})", f"write e.g. {name}: [low, high]")
+        raise ConfigError(
+            f"{name} must be a [low, high] pair{floor} (got {list(value)})",
+            f"write e.g. {name}: [low, high]",
+        )
     return pair
 
 
@@ -59,7 +65,8 @@ def rotation_matrix(degrees: torch.Tensor, size: tuple[int, int] | None = None) 
     """Rotate each image counter-clockwise by ``degrees`` (one per image) about its centre."""
     rad = degrees.float() * (math.pi / 180)
     c, s = rad.cos(), rad.sin()
-    # Counter-clockwise on screen (y down) moves input p to [[c, s], [-s, c]] p; sample with the inverse.
+    # Counter-clockwise on screen (y down) moves input p to [[c, s], [-s, c]] p;
+    # sample with the inverse.
     linear = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
     return to_normalized(linear, size)
 
@@ -72,16 +79,22 @@ class RandomResizedCrop:
 
     tries = 10
 
-    def __init__(self, scale: list[float] = (0.08, 1.0), ratio: list[float] = (3 / 4, 4 / 3)) -> None:
+    def __init__(
+        self, scale: Sequence[float] = (0.08, 1.0), ratio: Sequence[float] = (3 / 4, 4 / 3)
+    ) -> None:
         self.scale = check_range(scale, "scale", minimum=1e-4)
         self.ratio = check_range(ratio, "ratio", minimum=1e-6)
         if self.scale[1] > 1:
-            raise ConfigError(f"scale is an area fraction, at most 1 (got {list(scale)})", "write e.g. scale: [0.08, 1.0]")
+            raise ConfigError(
+                f"scale is an area fraction, at most 1 (got {list(scale)})",
+                "write e.g. scale: [0.08, 1.0]",
+            )
 
     def matrices(self, n: int, device, generator=None, size=None) -> torch.Tensor:
         a = _aspect(size)
         area = uniform(*self.scale, (n, self.tries), device, generator)
-        r = uniform(*map(math.log, self.ratio), (n, self.tries), device, generator).exp()
+        log_ratio = math.log(self.ratio[0]), math.log(self.ratio[1])
+        r = uniform(*log_ratio, (n, self.tries), device, generator).exp()
         fw, fh = (area * r / a).sqrt(), (area * a / r).sqrt()  # width, height as fractions
         valid = (fw <= 1) & (fh <= 1)
         first = valid.int().argmax(1, keepdim=True)
@@ -120,9 +133,13 @@ class Rotation:
     def __init__(self, degrees: float | list[float] = 10.0) -> None:
         if isinstance(degrees, (int, float)):
             if degrees < 0:
-                raise ConfigError(f"degrees must be >= 0 (got {degrees})", "write e.g. degrees: 15, or a [low, high] pair")
-            degrees = (-degrees, degrees)
-        self.degrees = check_range(degrees, "degrees")
+                raise ConfigError(
+                    f"degrees must be >= 0 (got {degrees})",
+                    "write e.g. degrees: 15, or a [low, high] pair",
+                )
+            self.degrees = check_range((-degrees, degrees), "degrees")
+        else:
+            self.degrees = check_range(degrees, "degrees")
 
     def matrices(self, n: int, device, generator=None, size=None) -> torch.Tensor:
         return rotation_matrix(uniform(*self.degrees, n, device, generator), size)
@@ -133,11 +150,18 @@ class Affine:
     """Random translation (up to ``translate`` of the width / height each way), isotropic
     ``scale`` (a [low, high] range, >1 zooms in) and x-shear up to ``shear`` degrees."""
 
-    def __init__(self, translate: float = 0.1, scale: list[float] = (0.9, 1.1), shear: float = 0.0) -> None:
+    def __init__(
+        self, translate: float = 0.1, scale: Sequence[float] = (0.9, 1.1), shear: float = 0.0
+    ) -> None:
         if not 0 <= translate <= 1:
-            raise ConfigError(f"translate is a fraction of the image, in [0, 1] (got {translate})", "write e.g. translate: 0.1")
+            raise ConfigError(
+                f"translate is a fraction of the image, in [0, 1] (got {translate})",
+                "write e.g. translate: 0.1",
+            )
         if not 0 <= shear < 90:
-            raise ConfigError(f"shear is in degrees, in [0, 90) (got {shear})", "write e.g. shear: 10")
+            raise ConfigError(
+                f"shear is in degrees, in [0, 90) (got {shear})", "write e.g. shear: 10"
+            )
         self.translate, self.shear = translate, shear
         self.scale = check_range(scale, "scale", minimum=1e-3)
 
@@ -146,8 +170,11 @@ class Affine:
         tan = uniform(-self.shear, self.shear, n, device, generator).mul(math.pi / 180).tan()
         zero = torch.zeros_like(tan)
         # Forward map s * [[1, tan], [0, 1]]; sample with its inverse.
-        linear = inv_scale[:, None, None] * torch.stack([torch.stack([1 + zero, -tan], -1), torch.stack([zero, 1 + zero], -1)], -2)
+        linear = inv_scale[:, None, None] * torch.stack(
+            [torch.stack([1 + zero, -tan], -1), torch.stack([zero, 1 + zero], -1)], -2
+        )
         m = to_normalized(linear, size)
-        shift = 2 * uniform(-self.translate, self.translate, (n, 2, 1), device, generator)  # normalized units
+        # normalized units
+        shift = 2 * uniform(-self.translate, self.translate, (n, 2, 1), device, generator)
         m[:, :2, 2:] = -m[:, :2, :2] @ shift
         return m

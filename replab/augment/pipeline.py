@@ -27,14 +27,19 @@ def warp(x: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
 
 
 def _name_and_params(component: Any, where: str) -> tuple[str, dict[str, Any]]:
-    """``{"name": ..., **params}`` or an object with ``.name`` and ``.params`` (a spec Component)."""
+    """``{"name": ..., **params}`` or an object with ``.name`` and
+    ``.params`` (a spec Component)."""
     if isinstance(component, Mapping):
         params = dict(component)
         name = params.pop("name", None)
     else:
         name, params = getattr(component, "name", None), dict(getattr(component, "params", {}))
     if not isinstance(name, str):
-        raise ConfigError(f"{where}: an augmentation needs a name", f"write e.g. {{name: horizontal_flip, p: 0.5}}; known: {', '.join(AUGMENTATIONS.names())}")
+        raise ConfigError(
+            f"{where}: an augmentation needs a name",
+            "write e.g. {name: horizontal_flip, "
+            f"p: 0.5}}; known: {', '.join(AUGMENTATIONS.names())}",
+        )
     return name, params
 
 
@@ -70,7 +75,10 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not x.is_floating_point() or x.ndim != 4:
-            raise ValueError(f"augmentations expect a float N×C×H×W batch, got {x.dtype} of shape {tuple(x.shape)}")
+            raise ValueError(
+                "augmentations expect a float N×C×H×W batch, "
+                f"got {x.dtype} of shape {tuple(x.shape)}"
+            )
         if self.geometric:
             x = warp(x, self.matrix(x, generator))
         for op in self.color:

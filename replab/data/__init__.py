@@ -8,4 +8,14 @@ from replab.registry import discover
 
 discover(__name__)  # every module registers its dataset sources: a new dataset is one new file
 
-__all__ = ["DATASETS", "DatasetSource", "DeviceLoader", "ImageSet", "Normalizer", "Splits", "cache_dir", "find", "load_splits"]
+__all__ = [
+    "DATASETS",
+    "DatasetSource",
+    "DeviceLoader",
+    "ImageSet",
+    "Normalizer",
+    "Splits",
+    "cache_dir",
+    "find",
+    "load_splits",
+]

@@ -43,16 +43,24 @@ class ImageSet:
         """
         unknown = [n for n in names if n not in self.classes]
         if unknown or not names:
-            raise ConfigError(f"data.classes {list(names)}: {', '.join(map(repr, unknown)) or 'no class'} is not a class of this dataset",
-                              f"use names from: {', '.join(self.classes)}")
+            raise ConfigError(
+                f"data.classes {list(names)}: "
+                f"{', '.join(map(repr, unknown)) or 'no class'} is not a class of this dataset",
+                f"use names from: {', '.join(self.classes)}",
+            )
         if len(set(names)) != len(names):
-            raise ConfigError(f"data.classes {list(names)} names a class twice", "list each class once")
+            raise ConfigError(
+                f"data.classes {list(names)} names a class twice", "list each class once"
+            )
         old = torch.tensor([self.classes.index(n) for n in names])
         relabel = torch.full((len(self.classes),), -1, dtype=torch.int64)
         relabel[old] = torch.arange(len(names))
         keep = torch.isin(self.labels, old)
-        kept = f"classes {', '.join(names)} only: {int(keep.sum()):,} images (labels {', '.join(f'{n}={i}' for i, n in enumerate(names))})"
-        return ImageSet(self.images[keep], relabel[self.labels[keep]], list(names), f"{self.source}, {kept}")
+        labels = ", ".join(f"{n}={i}" for i, n in enumerate(names))
+        kept = f"classes {', '.join(names)} only: {int(keep.sum()):,} images (labels {labels})"
+        return ImageSet(
+            self.images[keep], relabel[self.labels[keep]], list(names), f"{self.source}, {kept}"
+        )
 
 
 @dataclass
@@ -87,6 +95,8 @@ class DatasetSource:
         """Read ``split`` ('train' or 'test'; 'all' where there is no test split)."""
         raise NotImplementedError
 
-    def download(self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None) -> Path:
+    def download(
+        self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None
+    ) -> Path:
         """Fetch the official files into ``cache`` and return the folder ``locate`` finds there."""
         raise NotImplementedError(f"{self.name} has no download")

@@ -27,13 +27,28 @@ FULL_SIZE = {"train": FULL_TRAIN, "test": 10_000}
 class CIFAR10(DatasetSource):
     name = "cifar10"
     title = "CIFAR-10"
-    classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    classes = (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
     shape = (3, 32, 32)
     mirrors = ("https://www.cs.toronto.edu/~kriz/",)
     resources = (Resource("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),)
 
     def locate(self, root: Path) -> Path | None:
-        for candidate in (root / BATCHES, root / "cifar10-mini" / BATCHES, root / "cifar-10" / BATCHES):
+        for candidate in (
+            root / BATCHES,
+            root / "cifar10-mini" / BATCHES,
+            root / "cifar-10" / BATCHES,
+        ):
             if all((candidate / f).is_file() for files in _SPLITS.values() for f in files):
                 return candidate
         return None
@@ -50,15 +65,29 @@ class CIFAR10(DatasetSource):
         y = torch.from_numpy(np.concatenate(labels))
         full = FULL_SIZE[split]
         subset = "" if len(y) == full else f", a subset of the full {full:,}"
-        return ImageSet(x, y, list(self.classes), source=f"CIFAR-10 {split} ({len(y):,} images{subset}) from {folder}")
+        return ImageSet(
+            x,
+            y,
+            list(self.classes),
+            source=f"CIFAR-10 {split} ({len(y):,} images{subset}) from {folder}",
+        )
 
-    def download(self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None) -> Path:
+    def download(
+        self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None
+    ) -> Path:
         (resource,) = self.resources
-        archive = fetch(resource, list(mirrors or self.mirrors), cache, md5=(checksums or {}).get(resource.filename))
+        archive = fetch(
+            resource,
+            list(mirrors or self.mirrors),
+            cache,
+            md5=(checksums or {}).get(resource.filename),
+        )
         extract_tar(archive, cache)
         folder = self.locate(cache)
         if folder is None:
-            raise DataError(f"{archive} does not contain {BATCHES}/", f"delete {archive} and run again")
+            raise DataError(
+                f"{archive} does not contain {BATCHES}/", f"delete {archive} and run again"
+            )
         return folder
 
 
@@ -68,13 +97,26 @@ def _fields(batch: object, path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise _bad(path, f"holds a {type(batch).__name__}, not a dict")
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
     data, labels = batch.get("data"), batch.get("labels")
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3072
+    ):
         raise _bad(path, "has no 'data' array of shape (N, 3072) uint8")
     labels = np.asarray(labels, dtype=np.int64) if isinstance(labels, list) else None
-    if labels is None or labels.shape != (len(data),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+    if (
+        labels is None
+        or labels.shape != (len(data),)
+        or labels.min(initial=0) < 0
+        or labels.max(initial=0) > 9
+    ):
         raise _bad(path, "has no 'labels' list of one class 0-9 per image")
     return data, labels
 
 
 def _bad(path: Path, what: str) -> DataError:
-    return DataError(f"CIFAR-10 batch {str(path)!r} {what}", "replace it with the official cifar-10-batches-py file")
+    return DataError(
+        f"CIFAR-10 batch {str(path)!r} {what}",
+        "replace it with the official cifar-10-batches-py file",
+    )

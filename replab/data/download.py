@@ -50,14 +50,18 @@ def fetch(resource: Resource, mirrors: list[str], dest_dir: Path, md5: str | Non
         if got != expected:
             part.unlink(missing_ok=True)
             raise DataError(
-                f"checksum mismatch for {resource.filename} downloaded from {url}: expected md5 {expected}, got {got}; the download is corrupt or the mirror serves a different file",
-                "run the command again to retry the download; if it keeps failing, fetch the file by hand and point data.root at it",
+                f"checksum mismatch for {resource.filename} downloaded from {url}: "
+                f"expected md5 {expected}, "
+                f"got {got}; the download is corrupt or the mirror serves a different file",
+                "run the command again to retry the download; "
+                "if it keeps failing, fetch the file by hand and point data.root at it",
             )
         os.replace(part, dest)
         return dest
     raise DataError(
         f"could not download {resource.filename}: " + "; ".join(failures),
-        "check the network connection, or copy the dataset into a folder and pass data.root=FOLDER (or set REPLAB_DATA)",
+        "check the network connection, "
+        "or copy the dataset into a folder and pass data.root=FOLDER (or set REPLAB_DATA)",
     )
 
 

@@ -24,7 +24,7 @@ def read_idx(path: Path) -> np.ndarray:
     trailing data) are decompressed, so a gzip bomb cannot fill memory.
     """
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
             head = f.read(4)
             if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _DTYPES:
                 raise _corrupt(path, "does not start with an IDX header")
@@ -35,18 +35,27 @@ def read_idx(path: Path) -> np.ndarray:
             dims = [int.from_bytes(dim_bytes[4 * i : 4 * i + 4], "big") for i in range(ndim)]
             size = math.prod(dims)
             if size > MAX_IDX_BYTES:
-                raise _corrupt(path, f"announces {size:,} data bytes in its header (dimensions {dims}), more than any real dataset")
+                raise _corrupt(
+                    path,
+                    f"announces {size:,} data bytes in its header "
+                    f"(dimensions {dims}), more than any real dataset",
+                )
             data = f.read(size + 1)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise _corrupt(path, f"cannot be decompressed ({err})") from None
     if len(data) != size:
         more = "at least " if len(data) > size else ""
-        raise _corrupt(path, f"holds {more}{len(data):,} data bytes but its header announces {size:,} (truncated or corrupt)")
+        raise _corrupt(
+            path,
+            f"holds {more}{len(data):,} "
+            f"data bytes but its header announces {size:,} (truncated or corrupt)",
+        )
     return np.frombuffer(data, dtype=_DTYPES[head[2]]).reshape(dims)
 
 
 def _corrupt(path: Path, what: str) -> DataError:
     return DataError(
         f"dataset file {str(path)!r} {what}",
-        "delete it and let replab download it again, or point data.root / REPLAB_DATA at an intact copy",
+        "delete it and let replab download it again, "
+        "or point data.root / REPLAB_DATA at an intact copy",
     )

@@ -51,14 +51,17 @@ def locate_or_fetch(source: DatasetSource, root: str | None, download: bool) -> 
     if not download:
         raise DataError(
             f"{source.title} was not found (looked in {looked}) and data.download is false",
-            "set data.root=FOLDER (or REPLAB_DATA) to a folder holding it, or allow data.download=true",
+            "set data.root=FOLDER (or REPLAB_DATA) "
+            "to a folder holding it, or allow data.download=true",
         )
     try:
         return source.download(cache_dir(), mirrors=mirrors_for(source))
     except DataError as err:
         raise DataError(
-            f"{source.title} was not found (looked in {looked}) and downloading it failed: {err.problem}",
-            "connect to the internet and run again, or set data.root=FOLDER (or REPLAB_DATA) to a folder holding the files",
+            f"{source.title} was not found "
+            f"(looked in {looked}) and downloading it failed: {err.problem}",
+            "connect to the internet and run again, "
+            "or set data.root=FOLDER (or REPLAB_DATA) to a folder holding the files",
         ) from None
 
 
@@ -97,13 +100,21 @@ def load_splits(
     folder = locate_or_fetch(source, root, download)
     pick = (lambda s: s.select_classes(classes)) if classes is not None else (lambda s: s)  # noqa: E731
     if source.has_test_split:
-        pool, test = pick(source.load_split(folder, "train")), pick(source.load_split(folder, "test"))
+        pool, test = (
+            pick(source.load_split(folder, "train")),
+            pick(source.load_split(folder, "test")),
+        )
         val_idx, train_idx = stratified_split(pool.labels, [val_fraction], seed)
     else:
         pool = pick(source.load_split(folder, "all"))
-        test_idx, val_idx, train_idx = stratified_split(pool.labels, [test_fraction, val_fraction], seed)
+        test_idx, val_idx, train_idx = stratified_split(
+            pool.labels, [test_fraction, val_fraction], seed
+        )
         test = pool.subset(test_idx)
-    train, val = pool.subset(torch.cat([train_idx, val_idx]) if refit else train_idx), pool.subset(val_idx)
+    train, val = (
+        pool.subset(torch.cat([train_idx, val_idx]) if refit else train_idx),
+        pool.subset(val_idx),
+    )
     if refit:
         train.source += f", validation images included ({len(val_idx):,}; refit)"
     if limit_train is not None and limit_train < len(train):
@@ -111,7 +122,10 @@ def load_splits(
         train = train.subset(torch.arange(limit_train))
         train.source += f", limited to {limit_train:,} training images"
     if limit_eval is not None:
-        val, test = _stratified_head(val, limit_eval, seed), _stratified_head(test, limit_eval, seed)
+        val, test = (
+            _stratified_head(val, limit_eval, seed),
+            _stratified_head(test, limit_eval, seed),
+        )
     return Splits(train, val, test, source.title)
 
 

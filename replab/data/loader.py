@@ -17,6 +17,8 @@ class Normalizer:
     """uint8 pixels -> float in [0, 1], optionally standardised per channel; floats pass through."""
 
     def __init__(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+        if (mean is None) != (std is None):
+            raise ValueError("a Normalizer takes both mean and std, or neither")
         self.mean, self.std = mean, std
 
     @classmethod
@@ -26,7 +28,10 @@ class Normalizer:
             return cls()
         if isinstance(mode, Mapping):
             channels = images.shape[1]
-            return cls(_per_channel(mode["mean"], channels, "mean"), _per_channel(mode["std"], channels, "std"))
+            return cls(
+                _per_channel(mode["mean"], channels, "mean"),
+                _per_channel(mode["std"], channels, "std"),
+            )
         x = images.float().div_(255)
         dims = [0, 2, 3]
         return cls(x.mean(dims).view(1, -1, 1, 1), x.std(dims).clamp_min(1e-6).view(1, -1, 1, 1))
@@ -35,13 +40,13 @@ class Normalizer:
         if x.dtype != torch.uint8:
             return x
         x = x.float().div_(255)
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         return x
 
     def invert(self, x: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] pixel space, for pictures and pixel metrics."""
-        if self.mean is None:
+        if self.mean is None or self.std is None:
             return x
         return x * self.std.to(x.device) + self.mean.to(x.device)
 
@@ -50,10 +55,15 @@ def _per_channel(value: float | list[float], channels: int, what: str) -> torch.
     """A scalar broadcast to every channel, or a list with exactly one value per channel."""
     values = list(value) if isinstance(value, list | tuple) else [float(value)] * channels
     if len(values) != channels:
-        raise ConfigError(f"data.normalize.{what} has {len(values)} values but the images have {channels} channel(s)",
-                          f"give one {what} per channel, or a single number for all")
+        raise ConfigError(
+            f"data.normalize.{what} has "
+            f"{len(values)} values but the images have {channels} channel(s)",
+            f"give one {what} per channel, or a single number for all",
+        )
     if what == "std" and min(values) <= 0:
-        raise ConfigError(f"data.normalize.std {values} must be > 0", "use positive standard deviations")
+        raise ConfigError(
+            f"data.normalize.std {values} must be > 0", "use positive standard deviations"
+        )
     return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
 
 
@@ -88,13 +98,18 @@ class DeviceLoader:
     def shard(self, rank: int, world_size: int) -> None:
         """Yield rank ``rank``'s slice of each global batch of ``batch_size`` rows.
 
-        Slices are equal: rank r takes rows ``[r * k, (r + 1) * k)`` of a batch of ``world_size * k``.
-        A last partial batch is cut to a multiple of ``world_size`` (at most ``world_size - 1``
-        rows of an epoch skipped, other ones each epoch as the order is reshuffled).
+        Slices are equal: rank r takes rows ``[r * k, (r + 1) * k)`` of a batch of
+        ``world_size * k``. A last partial batch is cut to a multiple of ``world_size`` (at most
+        ``world_size - 1`` rows of an epoch skipped, other ones each epoch as the order is
+        reshuffled).
         """
         if world_size > 1 and self.batch_size % world_size:
-            raise ConfigError(f"batch size {self.batch_size} does not split into {world_size} equal per-process slices",
-                              f"use a trainer.batch_size divisible by the number of processes ({world_size}); it is the global batch")
+            raise ConfigError(
+                f"batch size {self.batch_size} "
+                f"does not split into {world_size} equal per-process slices",
+                "use a trainer.batch_size divisible by the number of processes "
+                f"({world_size}); it is the global batch",
+            )
         self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:

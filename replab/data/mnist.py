@@ -31,12 +31,17 @@ class IDXSource(DatasetSource):
 
     def load_split(self, folder: Path | None, split: str) -> ImageSet:
         assert folder is not None
-        images_name, labels_name = _FILES[split]
-        images = read_idx(self._file(folder, images_name))
-        labels = read_idx(self._file(folder, labels_name))
+        images_path, labels_path = (self._file(folder, name) for name in _FILES[split])
+        if images_path is None or labels_path is None:  # gone since ``locate`` found them
+            raise DataError(
+                f"the {self.title} {split} files are missing from {str(folder)!r}",
+                "point data.root at a complete copy, or let replab download it again",
+            )
+        images, labels = read_idx(images_path), read_idx(labels_path)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(
-                f"{self.title} {split} files in {str(folder)!r} disagree: images {images.shape}, labels {labels.shape}",
+                f"{self.title} {split} files in {str(folder)!r} disagree: "
+                f"images {images.shape}, labels {labels.shape}",
                 "replace them with the official files",
             )
         return ImageSet(
@@ -46,7 +51,9 @@ class IDXSource(DatasetSource):
             source=f"{self.title} {split} ({len(labels):,} images) from {folder}",
         )
 
-    def download(self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None) -> Path:
+    def download(
+        self, cache: Path, mirrors: list[str] | None = None, checksums: dict[str, str] | None = None
+    ) -> Path:
         dest = cache / self.folder / "raw"
         for resource in self.resources:
             md5 = (checksums or {}).get(resource.filename)
@@ -85,7 +92,18 @@ class FashionMNIST(IDXSource):
     name = "fashion_mnist"
     title = "Fashion-MNIST"
     folder = "FashionMNIST"
-    classes = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    classes = (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
     shape = (1, 28, 28)
     mirrors = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
     resources = (

@@ -42,13 +42,25 @@ def load_pickle(path: Path) -> Any:
         return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except RefusedGlobal as err:
         raise DataError(
-            f"refused to load {str(path)!r}: {err}; a CIFAR batch holds only arrays and lists, so this file is not one (or was tampered with)",
+            f"refused to load {str(path)!r}: {err}; a CIFAR batch holds only arrays and lists, "
+            "so this file is not one (or was tampered with)",
             "replace it with the official cifar-10-batches-py files",
         ) from None
-    # Random bytes can also claim absurd lengths (OverflowError, MemoryError) or nest without end.
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, OSError,
-            OverflowError, MemoryError, RecursionError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OSError,
+        # Random bytes can also claim absurd lengths or nest without end.
+        OverflowError,
+        MemoryError,
+        RecursionError,
+    ) as err:
         raise DataError(
             f"cannot read {str(path)!r}: {err} (truncated or corrupt)",
-            "delete the folder and let replab download CIFAR-10 again, or point data.root at an intact copy",
+            "delete the folder and let replab download CIFAR-10 again, "
+            "or point data.root at an intact copy",
         ) from None

@@ -1,4 +1,5 @@
-"""Evaluation: embeddings, probes, classification and reconstruction metrics, latent-space analysis."""
+"""Evaluation: embeddings, probes, classification and reconstruction
+metrics, latent-space analysis."""
 
 from replab.evaluation.embed import embed, reconstruct
 from replab.evaluation.latent import (

@@ -32,7 +32,8 @@ from replab.spec import AnalysisSpec
 
 @dataclass
 class SpaceMap:
-    """One space (pixels or latents) of the test sample: its 2-D map and how well it separates classes."""
+    """One space (pixels or latents) of the test sample: its 2-D map and
+    how well it separates classes."""
 
     name: str
     points: np.ndarray | None  # (n, 2) t-SNE map, None when t-SNE is off
@@ -41,7 +42,11 @@ class SpaceMap:
 
 
 # The spaces an analysis scores, and the prefix of their metrics in a run's summary.
-SPACES = {"image space": "image", "latent space before training": "initial", "latent space": "latent"}
+SPACES = {
+    "image space": "image",
+    "latent space before training": "initial",
+    "latent space": "latent",
+}
 
 
 @dataclass
@@ -54,7 +59,8 @@ class LatentAnalysis:
     interpolation_labels: tuple[int, int] | None = None
     traversal: torch.Tensor | None = None  # (steps, steps, C, H, W)
     samples: torch.Tensor | None = None
-    samples_from_prior: bool = False  # samples decode N(0, I) draws (a VAE), not a Gaussian fitted to the latents
+    # samples decode N(0, I) draws (a VAE), not a Gaussian fitted to the latents
+    samples_from_prior: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -81,6 +87,8 @@ def analyse(
     before = [("latent space before training", z_initial.cpu())] if z_initial is not None else []
     for name, z in (*inputs, *before, ("latent space", z_test.cpu())):
         direct = z.shape[1] == 2
+        points: np.ndarray | None
+        mapped: np.ndarray | None
         if direct:
             points, mapped = z[index].float().numpy(), None
         else:
@@ -88,7 +96,9 @@ def analyse(
         clock.lap(f"t-SNE {name}")
         # Every space is scored the same way (kNN on a seeded 80/20 split of the test set),
         # so their figures are comparable.
-        scores = separability(z, labels, mapped, z2d_index=index, k=spec.knn_k, metric=spec.knn_metric, seed=seed)
+        scores = separability(
+            z, labels, mapped, z2d_index=index, k=spec.knn_k, metric=spec.knn_metric, seed=seed
+        )
         clock.lap(f"scores {name}")
         spaces.append(SpaceMap(name, points, scores, direct))
     result = LatentAnalysis(index, labels[index].numpy(), spaces, pca(z_test.cpu()))
@@ -99,19 +109,36 @@ def analyse(
     return result
 
 
-def _generate(result: LatentAnalysis, test: ImageSet, z_test, spec: AnalysisSpec, decoder, normalizer, seed: int, prior: bool = False) -> None:
+def _generate(
+    result: LatentAnalysis,
+    test: ImageSet,
+    z_test,
+    spec: AnalysisSpec,
+    decoder,
+    normalizer,
+    seed: int,
+    prior: bool = False,
+) -> None:
     """Interpolation between the first test images of two labels, a traversal, random samples."""
     labels = test.labels.cpu()
     first = {int(c): int(torch.nonzero(labels == c)[0]) for c in torch.unique(labels)}
     a, b = spec.interpolate
     if a in first and b in first:
-        result.interpolation = interpolate(decoder, z_test[first[a]], z_test[first[b]], spec.interpolation_steps, normalizer)
+        result.interpolation = interpolate(
+            decoder, z_test[first[a]], z_test[first[b]], spec.interpolation_steps, normalizer
+        )
         result.interpolation_labels = (a, b)
     corners = [first[c] for c in sorted(first)[:4]]
     if len(corners) == 4:
-        result.traversal = traversal_grid(decoder, z_test[corners], spec.traversal_steps, normalizer)
+        result.traversal = traversal_grid(
+            decoder, z_test[corners], spec.traversal_steps, normalizer
+        )
     if spec.n_samples:
-        z = sample_prior(z_test.shape[1], spec.n_samples, seed) if prior else sample_latents(z_test, spec.n_samples, seed)
+        z = (
+            sample_prior(z_test.shape[1], spec.n_samples, seed)
+            if prior
+            else sample_latents(z_test, spec.n_samples, seed)
+        )
         result.samples = decode(decoder, z, normalizer)
         result.samples_from_prior = prior
 

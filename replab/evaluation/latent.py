@@ -35,7 +35,8 @@ class PCAResult:
         return np.cumsum(self.explained_variance_ratio)
 
     def components_for(self, fraction: float) -> int:
-        """Fewest components whose cumulative ratio reaches ``fraction`` (all of them if none does)."""
+        """Fewest components whose cumulative ratio reaches ``fraction``
+        (all of them if none does)."""
         reached = np.nonzero(self.cumulative >= fraction - 1e-9)[0]
         return int(reached[0]) + 1 if len(reached) else len(self.explained_variance_ratio)
 
@@ -74,7 +75,10 @@ def stratified_sample(y, n: int, seed: int = 0) -> np.ndarray:
     quota = np.floor(exact).astype(int)
     quota[np.argsort(-(exact - quota), kind="stable")[: n - quota.sum()]] += 1
     rng = np.random.default_rng(seed)
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota, strict=True)]
+    picked = [
+        rng.permutation(np.flatnonzero(labels == c))[:q]
+        for c, q in zip(classes, quota, strict=True)
+    ]
     return np.sort(np.concatenate(picked))
 
 
@@ -89,11 +93,23 @@ def tsne_2d(z, seed: int = 0, n_jobs: int = 2, perplexity: float = 30.0) -> np.n
 
     x = _as_float64(z).numpy()
     perplexity = min(perplexity, max((len(x) - 1) / 3, 1.0))
-    tsne = TSNE(n_components=2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=n_jobs, verbose=False)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        initialization="pca",
+        random_state=seed,
+        n_jobs=n_jobs,
+        verbose=False,
+    )
     return np.asarray(tsne.fit(x), dtype=np.float64)
 
 
-def decode(decoder: nn.Module, z: torch.Tensor, normalizer: Normalizer | None = None, batch_size: int = 4096) -> torch.Tensor:
+def decode(
+    decoder: nn.Module,
+    z: torch.Tensor,
+    normalizer: Normalizer | None = None,
+    batch_size: int = 4096,
+) -> torch.Tensor:
     """Decoder output for latents ``z`` (N, d), on the CPU as float.
 
     Runs in eval mode under inference mode on the decoder's device. With ``normalizer``
@@ -107,14 +123,22 @@ def decode(decoder: nn.Module, z: torch.Tensor, normalizer: Normalizer | None = 
     return images.cpu()
 
 
-def interpolate(decoder: nn.Module, z_a: torch.Tensor, z_b: torch.Tensor, steps: int = 10, normalizer: Normalizer | None = None) -> torch.Tensor:
+def interpolate(
+    decoder: nn.Module,
+    z_a: torch.Tensor,
+    z_b: torch.Tensor,
+    steps: int = 10,
+    normalizer: Normalizer | None = None,
+) -> torch.Tensor:
     """``steps`` decoded images along the straight line z_a -> z_b, both endpoints included."""
     z_a, z_b = z_a.reshape(1, -1).float(), z_b.reshape(1, -1).float()
     t = torch.linspace(0, 1, steps, device=z_a.device).unsqueeze(1)
     return decode(decoder, (1 - t) * z_a + t * z_b.to(z_a.device), normalizer)
 
 
-def traversal_grid(decoder: nn.Module, z4: torch.Tensor, steps: int = 8, normalizer: Normalizer | None = None) -> torch.Tensor:
+def traversal_grid(
+    decoder: nn.Module, z4: torch.Tensor, steps: int = 8, normalizer: Normalizer | None = None
+) -> torch.Tensor:
     """(steps, steps, *image) grid bilinear between four corner latents.
 
     ``z4`` rows are the top-left, top-right, bottom-left and bottom-right corners; row i and
@@ -140,12 +164,15 @@ def sample_latents(z, n: int, seed: int = 0) -> torch.Tensor:
     cov = torch.atleast_2d(torch.cov(x.T))
     eigenvalues, eigenvectors = torch.linalg.eigh(cov)
     root = eigenvectors * eigenvalues.clamp_min(0).sqrt()
-    noise = torch.randn(n, len(mean), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    noise = torch.randn(
+        n, len(mean), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
     return (mean + noise @ root.T).float()
 
 
 def sample_prior(dim: int, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` standard-normal latents of size ``dim``: the prior a VAE decoder was trained against."""
+    """``n`` standard-normal latents of size ``dim``: the prior a VAE
+    decoder was trained against."""
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
 
 

@@ -56,16 +56,23 @@ def classification_report(y_true, y_pred, classes: Sequence) -> ClassificationMe
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
-    """``num_classes`` x ``num_classes`` counts (rows: true, columns: predicted), via one bincount."""
+    """``num_classes`` x ``num_classes`` counts (rows: true, columns:
+    predicted), via one bincount."""
     y_true = _labels(y_true)
     y_pred = _labels(y_pred).to(y_true.device)
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true has {tuple(y_true.shape)} labels but y_pred has {tuple(y_pred.shape)}")
+        raise ValueError(
+            f"y_true has {tuple(y_true.shape)} labels but y_pred has {tuple(y_pred.shape)}"
+        )
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise ValueError(f"{name} holds labels outside 0..{num_classes - 1}")
     flat = y_true * num_classes + y_pred
-    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes).cpu()
+    return (
+        torch.bincount(flat, minlength=num_classes * num_classes)
+        .view(num_classes, num_classes)
+        .cpu()
+    )
 
 
 def _labels(y) -> torch.Tensor:

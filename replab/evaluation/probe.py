@@ -11,6 +11,7 @@ from torch import nn
 from replab.data import DeviceLoader
 from replab.evaluation.metrics import ClassificationMetrics, classification_report
 from replab.models import Classifier, Identity
+from replab.models.layers import latent_dim_of
 from replab.spec import Component, TrainerSpec
 from replab.tasks.base import build_head
 from replab.tasks.classify import Classify, predicted_labels
@@ -24,7 +25,7 @@ class ProbeResult:
     train_accuracy: float
     epochs: int
     history: list[dict]
-    test_report: ClassificationMetrics | None = None
+    test_report: ClassificationMetrics
 
 
 @dataclass
@@ -37,14 +38,29 @@ class Latents:
     y_test: torch.Tensor
 
     def standardized(self) -> Latents:
-        """z-score every dimension with train statistics: probes then need no per-encoder lr tuning."""
+        """z-score every dimension with train statistics: probes then
+        need no per-encoder lr tuning."""
         mean, std = self.train.mean(0), self.train.std(0).clamp_min(1e-6)
         scale = lambda z: (z - mean) / std  # noqa: E731
-        return Latents(scale(self.train), scale(self.val), scale(self.test), self.y_train, self.y_val, self.y_test)
+        return Latents(
+            scale(self.train),
+            scale(self.val),
+            scale(self.test),
+            self.y_train,
+            self.y_val,
+            self.y_test,
+        )
 
 
-def train_probe(latents: Latents, head: Component, spec: TrainerSpec, num_classes: int, device: torch.device, seed: int,
-                classes: list[str] | None = None) -> ProbeResult:
+def train_probe(
+    latents: Latents,
+    head: Component,
+    spec: TrainerSpec,
+    num_classes: int,
+    device: torch.device,
+    seed: int,
+    classes: list[str] | None = None,
+) -> ProbeResult:
     """Fit ``head`` on ``latents.train``, early-stopping on val; report val and test accuracy."""
     seed_everything(seed)
     latents = latents.standardized()
@@ -52,29 +68,67 @@ def train_probe(latents: Latents, head: Component, spec: TrainerSpec, num_classe
     model = Classifier(Identity(dim), build_head(head, dim, num_classes, where="probe.head"))
     task = Classify(model, Classify.build_objective(Component(name="cross_entropy")))
     loaders = {
-        split: DeviceLoader(x, y, spec.batch_size if split == "train" else spec.eval_batch_size, shuffle=split == "train", seed=seed, device=device)
-        for split, x, y in (("train", latents.train, latents.y_train), ("val", latents.val, latents.y_val), ("test", latents.test, latents.y_test))
+        split: DeviceLoader(
+            x,
+            y,
+            spec.batch_size if split == "train" else spec.eval_batch_size,
+            shuffle=split == "train",
+            seed=seed,
+            device=device,
+        )
+        for split, x, y in (
+            ("train", latents.train, latents.y_train),
+            ("val", latents.val, latents.y_val),
+            ("test", latents.test, latents.y_test),
+        )
     }
-    return _fit_and_score(task, spec, loaders, device, "probe", classes or [str(i) for i in range(num_classes)])
+    return _fit_and_score(
+        task, spec, loaders, device, "probe", classes or [str(i) for i in range(num_classes)]
+    )
 
 
-def finetune_probe(encoder: nn.Module, head: Component, spec: TrainerSpec, loaders: dict[str, DeviceLoader],
-                   num_classes: int, device: torch.device, seed: int, classes: list[str] | None = None) -> ProbeResult:
-    """Train a copy of ``encoder`` together with a fresh ``head`` on the images (the encoder is not frozen)."""
+def finetune_probe(
+    encoder: nn.Module,
+    head: Component,
+    spec: TrainerSpec,
+    loaders: dict[str, DeviceLoader],
+    num_classes: int,
+    device: torch.device,
+    seed: int,
+    classes: list[str] | None = None,
+) -> ProbeResult:
+    """Train a copy of ``encoder`` together with a fresh ``head`` on the images
+    (the encoder is not frozen)."""
     seed_everything(seed)
     encoder = copy.deepcopy(encoder)
-    model = Classifier(encoder, build_head(head, encoder.latent_dim, num_classes, where="probe.head"))
+    model = Classifier(
+        encoder, build_head(head, latent_dim_of(encoder), num_classes, where="probe.head")
+    )
     task = Classify(model, Classify.build_objective(Component(name="cross_entropy")))
-    return _fit_and_score(task, spec, loaders, device, "fine-tune", classes or [str(i) for i in range(num_classes)])
+    return _fit_and_score(
+        task, spec, loaders, device, "fine-tune", classes or [str(i) for i in range(num_classes)]
+    )
 
 
-def _fit_and_score(task: Classify, spec: TrainerSpec, loaders: dict[str, DeviceLoader], device, desc: str, classes: list[str]) -> ProbeResult:
+def _fit_and_score(
+    task: Classify,
+    spec: TrainerSpec,
+    loaders: dict[str, DeviceLoader],
+    device,
+    desc: str,
+    classes: list[str],
+) -> ProbeResult:
     trainer = Trainer(task, spec, loaders["train"], loaders["val"], device, desc=desc)
     fit = trainer.fit()
-    scores = {split: trainer.evaluate(loaders[split], split)[f"{split}_accuracy"] for split in ("train", "val")}
+    scores = {
+        split: trainer.evaluate(loaders[split], split)[f"{split}_accuracy"]
+        for split in ("train", "val")
+    }
     # One pass over the test set gives the per-class report, whose accuracy is the test accuracy.
     report = classification_report(*predictions(trainer.model, loaders["test"]), classes)
-    return ProbeResult(scores["val"], report.accuracy, scores["train"], len(fit.history), fit.history, report)
+    return ProbeResult(
+        scores["val"], report.accuracy, scores["train"], len(fit.history), fit.history, report
+    )
 
 
 @torch.inference_mode()

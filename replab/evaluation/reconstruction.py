@@ -14,7 +14,9 @@ class ReconstructionMetrics:
     psnr: float
 
 
-def reconstruction_metrics(reconstructions: torch.Tensor, images: torch.Tensor) -> ReconstructionMetrics:
+def reconstruction_metrics(
+    reconstructions: torch.Tensor, images: torch.Tensor
+) -> ReconstructionMetrics:
     """Compare reconstructions in [0, 1] with the uint8 originals they came from."""
     target = images.to(reconstructions.device).float() / 255
     diff = reconstructions.float() - target

@@ -1,4 +1,5 @@
-"""How well latents separate the classes without training anything: kNN, silhouette, trustworthiness.
+"""How well latents separate the classes without training anything: kNN, silhouette,
+trustworthiness.
 
 A linear probe measures separability after fitting; these scores need no fitting and no
 hyper-parameter search, so they compare encoders cheaply and show whether a 2-D picture
@@ -18,7 +19,9 @@ from replab.evaluation.latent import stratified_sample
 METRICS = ("cosine", "euclidean")
 
 
-def knn_accuracy(train_z, train_y, test_z, test_y, k: int = 5, metric: str = "cosine", batch_size: int = 512) -> float:
+def knn_accuracy(
+    train_z, train_y, test_z, test_y, k: int = 5, metric: str = "cosine", batch_size: int = 512
+) -> float:
     """Accuracy of a k-nearest-neighbour vote of ``train`` labels on ``test`` points.
 
     Distances are one matmul per batch of test points (on whatever device the tensors
@@ -114,7 +117,9 @@ def separability(
         knn = knn_accuracy(train_z, train_y, z, y, k, metric)
     trust = None
     if z2d is not None:
-        high = z if z2d_index is None else z[torch.as_tensor(np.asarray(z2d_index), dtype=torch.long)]
+        high = (
+            z if z2d_index is None else z[torch.as_tensor(np.asarray(z2d_index), dtype=torch.long)]
+        )
         trust = trustworthiness(high, z2d, sample=sample, seed=seed)
     return Separability(knn, k, metric, silhouette(z, y, sample, seed), trust)
 
@@ -128,7 +133,9 @@ def _similarity(queries: torch.Tensor, keys: torch.Tensor, metric: str) -> torch
 
 def _vote(neighbour_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Majority label per row of (B, k) labels sorted nearest first; ties go to the nearest."""
-    votes = torch.zeros(len(neighbour_labels), num_classes, dtype=torch.long, device=neighbour_labels.device)
+    votes = torch.zeros(
+        len(neighbour_labels), num_classes, dtype=torch.long, device=neighbour_labels.device
+    )
     votes.scatter_add_(1, neighbour_labels, torch.ones_like(neighbour_labels))
     tied = votes == votes.max(1, keepdim=True).values
     # First neighbour (nearest) whose class is among the tied winners; argmax returns the first max.

@@ -25,7 +25,8 @@ class SVCFit:
     max_iter: int
     converged: bool
     warning: str | None  # scikit-learn's ConvergenceWarning text, kept for the report
-    objective: float  # C * mean(hinge) + (wd/2) ||theta||^2 in SGD's units, or nan without weight_decay
+    # C * mean(hinge) + (wd/2) ||theta||^2 in SGD's units, or nan without weight_decay
+    objective: float
     norm: float  # ||(w, b)|| of the fitted model
     seconds: float
 
@@ -37,8 +38,14 @@ def equivalent_C(C: float, weight_decay: float, n_train: int) -> float:
     return C / (weight_decay * n_train)
 
 
-def fit_linear_svc(label: str, C: float, train: tuple[np.ndarray, np.ndarray], splits: dict[str, tuple[np.ndarray, np.ndarray]],
-                   max_iter: int = 100_000, sgd: tuple[float, float] | None = None) -> SVCFit:
+def fit_linear_svc(
+    label: str,
+    C: float,
+    train: tuple[np.ndarray, np.ndarray],
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    max_iter: int = 100_000,
+    sgd: tuple[float, float] | None = None,
+) -> SVCFit:
     """Fit ``LinearSVC(loss="hinge", C=C)`` on ``train`` (X, labels 0/1) and score every split.
 
     ``sgd`` = (C, weight_decay) of the SGD run, to state the fitted model's objective in its units.
@@ -53,15 +60,37 @@ def fit_linear_svc(label: str, C: float, train: tuple[np.ndarray, np.ndarray], s
         warnings.simplefilter("always", ConvergenceWarning)
         model.fit(x, y)
     seconds = time.perf_counter() - start
-    message = next((str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)), None)
+    message = next(
+        (str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)), None
+    )
     iterations = int(np.max(model.n_iter_))
-    accuracy = {name: float((model.predict(sx) == sy).mean()) for name, (sx, sy) in {"train": train, **splits}.items()}
-    objective = sgd_objective(model.coef_.ravel(), float(model.intercept_[0]), x, y, *sgd) if sgd else float("nan")
-    norm = float(np.sqrt((model.coef_ ** 2).sum() + (model.intercept_ ** 2).sum()))
-    return SVCFit(label, C, accuracy, iterations, max_iter, message is None and iterations < max_iter, message, objective, norm, seconds)
+    accuracy = {
+        name: float((model.predict(sx) == sy).mean())
+        for name, (sx, sy) in {"train": train, **splits}.items()
+    }
+    objective = (
+        sgd_objective(model.coef_.ravel(), float(model.intercept_[0]), x, y, *sgd)
+        if sgd
+        else float("nan")
+    )
+    norm = float(np.sqrt((model.coef_**2).sum() + (model.intercept_**2).sum()))
+    return SVCFit(
+        label,
+        C,
+        accuracy,
+        iterations,
+        max_iter,
+        message is None and iterations < max_iter,
+        message,
+        objective,
+        norm,
+        seconds,
+    )
 
 
-def sgd_objective(w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray, C: float, weight_decay: float) -> float:
+def sgd_objective(
+    w: np.ndarray, b: float, x: np.ndarray, y: np.ndarray, C: float, weight_decay: float
+) -> float:
     """``C * mean(max(0, 1 - s f(x))) + (wd/2)(||w||^2 + b^2)`` with s = -1/+1 for labels 0/1."""
     signs = 2.0 * y - 1.0
     hinge = np.maximum(0.0, 1.0 - signs * (x @ w + b)).mean()

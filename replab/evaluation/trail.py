@@ -20,8 +20,15 @@ MAX_COLUMNS = 10
 
 
 class ReconstructionTrail:
-    def __init__(self, path: Path, image: torch.Tensor, normalizer: Normalizer, device: torch.device) -> None:
-        self.path, self.image, self.normalizer, self.device = Path(path), image[:1], normalizer, device
+    def __init__(
+        self, path: Path, image: torch.Tensor, normalizer: Normalizer, device: torch.device
+    ) -> None:
+        self.path, self.image, self.normalizer, self.device = (
+            Path(path),
+            image[:1],
+            normalizer,
+            device,
+        )
         self.epochs: list[int] = []
         self.images: list[np.ndarray] = []
         if self.path.is_file():
@@ -30,8 +37,13 @@ class ReconstructionTrail:
 
     def __call__(self, trainer, record: dict) -> None:
         """A trainer hook: reconstruct the image with the weights of the epoch just finished."""
-        recon = reconstruct(trainer.task.model, self.image, self.normalizer, self.device)[0].cpu().numpy()
-        keep = [i for i, e in enumerate(self.epochs) if e < record["epoch"]]  # a resumed run redoes later epochs
+        recon = (
+            reconstruct(trainer.task.model, self.image, self.normalizer, self.device)[0]
+            .cpu()
+            .numpy()
+        )
+        # a resumed run redoes later epochs
+        keep = [i for i, e in enumerate(self.epochs) if e < record["epoch"]]
         self.epochs = [self.epochs[i] for i in keep] + [record["epoch"]]
         self.images = [self.images[i] for i in keep] + [recon]
         buffer = io.BytesIO()
@@ -42,5 +54,14 @@ class ReconstructionTrail:
         """At most ``MAX_COLUMNS`` epochs, evenly spread and always with the first and last."""
         if not self.epochs:
             return [], torch.empty(0)
-        picks = sorted(set(np.linspace(0, len(self.epochs) - 1, min(MAX_COLUMNS, len(self.epochs))).round().astype(int).tolist()))
-        return [self.epochs[i] for i in picks], torch.from_numpy(np.stack([self.images[i] for i in picks]))
+        picks = sorted(
+            set(
+                np.linspace(0, len(self.epochs) - 1, min(MAX_COLUMNS, len(self.epochs)))
+                .round()
+                .astype(int)
+                .tolist()
+            )
+        )
+        return [self.epochs[i] for i in picks], torch.from_numpy(
+            np.stack([self.images[i] for i in picks])
+        )

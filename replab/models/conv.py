@@ -7,6 +7,8 @@ paddings=[1,1,0] hidden=[64]`` with the decoder mirroring it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -22,17 +24,21 @@ class ConvEncoder(nn.Module):
         self,
         in_shape: tuple[int, ...],
         latent_dim: int = 128,
-        channels: list[int] = (64, 128, 256),  # type: ignore[assignment]
+        channels: Sequence[int] = (64, 128, 256),
         kernels: int | list[int] = 4,
         strides: int | list[int] = 2,
         paddings: int | list[int] = 1,
-        hidden: list[int] = (),  # type: ignore[assignment]
+        hidden: Sequence[int] = (),
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
         n = len(channels)
-        k, s, p = per_layer(kernels, n, "kernels"), per_layer(strides, n, "strides"), per_layer(paddings, n, "paddings")
+        k, s, p = (
+            per_layer(kernels, n, "kernels"),
+            per_layer(strides, n, "strides"),
+            per_layer(paddings, n, "paddings"),
+        )
         convs: list[nn.Module] = []
         c_in = in_shape[0]
         for c_out, ki, si, pi in zip(channels, k, s, p, strict=True):
@@ -42,10 +48,17 @@ class ConvEncoder(nn.Module):
         with torch.no_grad():
             self.feature_shape = tuple(self.features(torch.zeros(1, *in_shape)).shape[1:])
         if min(self.feature_shape[1:]) < 1:
-            raise ConfigError(f"conv encoder shrinks a {tuple(in_shape)} image to nothing", "use fewer conv layers or smaller strides")
+            raise ConfigError(
+                f"conv encoder shrinks a {tuple(in_shape)} image to nothing",
+                "use fewer conv layers or smaller strides",
+            )
         self.latent_dim = latent_dim
-        self.project = mlp([flat_size(self.feature_shape), *hidden, latent_dim], activation, dropout)
-        self.spec = dict(channels=list(channels), kernels=k, strides=s, paddings=p, hidden=list(hidden))
+        self.project = mlp(
+            [flat_size(self.feature_shape), *hidden, latent_dim], activation, dropout
+        )
+        self.spec = dict(
+            channels=list(channels), kernels=k, strides=s, paddings=p, hidden=list(hidden)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(self.features(x).flatten(1))
@@ -77,7 +90,10 @@ class ConvDecoder(nn.Module):
         super().__init__()
         mirror = mirror or {}
         if feature_shape is None:
-            raise ConfigError("conv_decoder needs the encoder's feature shape", "pair it with the conv encoder, or set decoder.feature_shape=[C,H,W]")
+            raise ConfigError(
+                "conv_decoder needs the encoder's feature shape",
+                "pair it with the conv encoder, or set decoder.feature_shape=[C,H,W]",
+            )
         enc_channels = mirror.get("channels", [])
         channels = list(channels) if channels is not None else list(reversed(enc_channels[:-1]))
         n = len(channels) + 1
@@ -87,18 +103,30 @@ class ConvDecoder(nn.Module):
         hidden = list(hidden) if hidden is not None else list(reversed(mirror.get("hidden", [])))
         self.feature_shape = tuple(feature_shape)
         self.out_shape = tuple(out_shape)
-        self.expand = mlp([latent_dim, *hidden, flat_size(feature_shape)], activation, dropout, last_act=activation)
+        self.expand = mlp(
+            [latent_dim, *hidden, flat_size(feature_shape)],
+            activation,
+            dropout,
+            last_act=activation,
+        )
         layers: list[nn.Module] = []
         c_in = feature_shape[0]
-        for i, (c_out, ki, si, pi) in enumerate(zip([*channels, out_shape[0]], k, s, p, strict=True)):
+        for i, (c_out, ki, si, pi) in enumerate(
+            zip([*channels, out_shape[0]], k, s, p, strict=True)
+        ):
             layers.append(nn.ConvTranspose2d(c_in, c_out, ki, si, pi))
-            layers.append(make_activation(activation) if i < n - 1 else make_activation(output_activation))
+            layers.append(
+                make_activation(activation) if i < n - 1 else make_activation(output_activation)
+            )
             c_in = c_out
         self.deconv = nn.Sequential(*layers)
         with torch.no_grad():
             got = tuple(self.deconv(torch.zeros(1, *feature_shape)).shape[1:])
         if got != self.out_shape:
-            raise ConfigError(f"conv decoder produces images of shape {got}, the data has {self.out_shape}", "adjust decoder kernels/strides/paddings so the output matches")
+            raise ConfigError(
+                f"conv decoder produces images of shape {got}, the data has {self.out_shape}",
+                "adjust decoder kernels/strides/paddings so the output matches",
+            )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.deconv(self.expand(z).view(-1, *self.feature_shape))

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from replab.models.layers import latent_dim_of
+
 
 class GaussianEncoder(nn.Module):
     def __init__(self, base: nn.Module, latent_dim: int, split: bool) -> None:
@@ -29,12 +31,16 @@ class GaussianEncoder(nn.Module):
         self.base = base
         self.latent_dim = latent_dim
         self.split = split
+        base_dim = latent_dim_of(base)
         if split:
-            if base.latent_dim != 2 * latent_dim:
-                raise ValueError(f"a split Gaussian encoder needs a base with {2 * latent_dim} outputs, got {base.latent_dim}")
+            if base_dim != 2 * latent_dim:
+                raise ValueError(
+                    "a split Gaussian encoder "
+                    f"needs a base with {2 * latent_dim} outputs, got {base_dim}"
+                )
         else:
-            self.mu = nn.Linear(base.latent_dim, latent_dim)
-            self.logvar = nn.Linear(base.latent_dim, latent_dim)
+            self.mu = nn.Linear(base_dim, latent_dim)
+            self.logvar = nn.Linear(base_dim, latent_dim)
         # What a mirrored conv decoder reads from its encoder.
         for key in ("feature_shape", "spec"):
             if hasattr(base, key):
@@ -52,7 +58,9 @@ class GaussianEncoder(nn.Module):
         return self.distribution(x)[0]
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def reparameterise(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """z = mu + exp(logvar / 2) * eps with eps ~ N(0, I), drawn from ``generator`` when given."""
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps

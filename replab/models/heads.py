@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -18,8 +20,10 @@ class LinearHead(nn.Module):
     def __init__(self, in_dim: int, num_classes: int, binary: bool = False) -> None:
         super().__init__()
         if binary and num_classes != 2:
-            raise ConfigError(f"linear_head binary: true needs exactly 2 classes, the data has {num_classes}",
-                              "select two classes with data.classes=[a,b], or drop binary")
+            raise ConfigError(
+                f"linear_head binary: true needs exactly 2 classes, the data has {num_classes}",
+                "select two classes with data.classes=[a,b], or drop binary",
+            )
         self.net = nn.Linear(in_dim, 1 if binary else num_classes)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -34,7 +38,7 @@ class MLPHead(nn.Module):
         self,
         in_dim: int,
         num_classes: int,
-        hidden: list[int] = (64,),  # type: ignore[assignment]
+        hidden: Sequence[int] = (64,),
         activation: str = "relu",
         dropout: float = 0.0,
     ) -> None:
@@ -47,9 +51,16 @@ class MLPHead(nn.Module):
 
 @MODELS.register("projection_head")
 class ProjectionHead(nn.Module):
-    """SimCLR's projection g(h): the contrastive loss sees its output, probes see h (A3: 512-512-128)."""
+    """SimCLR's projection g(h): the contrastive loss sees its output,
+    probes see h (A3: 512-512-128)."""
 
-    def __init__(self, in_dim: int, out_dim: int = 128, hidden: list[int] = (512,), activation: str = "relu") -> None:  # type: ignore[assignment]
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 128,
+        hidden: Sequence[int] = (512,),
+        activation: str = "relu",
+    ) -> None:
         super().__init__()
         self.net = mlp([in_dim, *hidden, out_dim], activation)
 

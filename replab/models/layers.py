@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 from torch import nn
 
@@ -29,7 +30,9 @@ def activation(name: str | None) -> nn.Module:
     return ACTIVATIONS[key]()
 
 
-def mlp(sizes: Sequence[int], act: str = "relu", dropout: float = 0.0, last_act: str | None = None) -> nn.Sequential:
+def mlp(
+    sizes: Sequence[int], act: str = "relu", dropout: float = 0.0, last_act: str | None = None
+) -> nn.Sequential:
     """Linear layers through ``sizes``; activation and dropout after every hidden layer."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
@@ -48,9 +51,18 @@ def per_layer(value: int | Sequence[int], n: int, what: str) -> list[int]:
     if isinstance(value, int):
         return [value] * n
     if len(value) != n:
-        raise ConfigError(f"{what} has {len(value)} entries for {n} conv layers", f"give one {what} per layer or a single number")
+        raise ConfigError(
+            f"{what} has {len(value)} entries for {n} conv layers",
+            f"give one {what} per layer or a single number",
+        )
     return list(value)
 
 
 def flat_size(shape: Sequence[int]) -> int:
     return math.prod(shape)
+
+
+def latent_dim_of(encoder: nn.Module) -> int:
+    """``encoder.latent_dim``: the size of the vector an encoder gives per image. Every encoder
+    sets it as an int attribute, which ``nn.Module``'s typing cannot see."""
+    return cast(int, encoder.latent_dim)

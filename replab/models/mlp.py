@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -17,14 +19,16 @@ class MLPEncoder(nn.Module):
         self,
         in_shape: tuple[int, ...],
         latent_dim: int = 128,
-        hidden: list[int] = (256,),  # type: ignore[assignment]
+        hidden: Sequence[int] = (256,),
         activation: str = "relu",
         dropout: float = 0.0,
         latent_activation: str | None = None,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.net = mlp([flat_size(in_shape), *hidden, latent_dim], activation, dropout, latent_activation)
+        self.net = mlp(
+            [flat_size(in_shape), *hidden, latent_dim], activation, dropout, latent_activation
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
@@ -38,14 +42,16 @@ class MLPDecoder(nn.Module):
         self,
         latent_dim: int,
         out_shape: tuple[int, ...],
-        hidden: list[int] = (256,),  # type: ignore[assignment]
+        hidden: Sequence[int] = (256,),
         activation: str = "relu",
         dropout: float = 0.0,
         output_activation: str | None = "sigmoid",
     ) -> None:
         super().__init__()
         self.out_shape = tuple(out_shape)
-        self.net = mlp([latent_dim, *hidden, flat_size(out_shape)], activation, dropout, output_activation)
+        self.net = mlp(
+            [latent_dim, *hidden, flat_size(out_shape)], activation, dropout, output_activation
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(-1, *self.out_shape)

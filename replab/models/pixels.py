@@ -1,4 +1,5 @@
-"""The identity encoder on raw pixels: a linear classifier is ``pixels`` + ``linear_head`` (study D1-D2)."""
+"""The identity encoder on raw pixels: a linear classifier is ``pixels`` +
+``linear_head`` (study D1-D2)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,8 @@ class TiedMLPDecoder(nn.Module):
     gradients, and a checkpoint stores it once.
     """
 
+    _tied: tuple[nn.Linear, ...]  # set with object.__setattr__ in __init__ (see there)
+
     def __init__(
         self,
         latent_dim: int,
@@ -35,15 +37,24 @@ class TiedMLPDecoder(nn.Module):
         output_activation: str | None = None,
     ) -> None:
         super().__init__()
-        linears = [m for m in encoder.modules() if isinstance(m, nn.Linear)] if encoder is not None else []
+        linears = (
+            [m for m in encoder.modules() if isinstance(m, nn.Linear)]
+            if encoder is not None
+            else []
+        )
         if not linears:
-            raise ConfigError("tied_mlp_decoder needs an MLP encoder to tie to", "use encoder: {name: mlp, ...}")
+            raise ConfigError(
+                "tied_mlp_decoder needs an MLP encoder to tie to", "use encoder: {name: mlp, ...}"
+            )
         sizes = [linears[0].in_features] + [layer.out_features for layer in linears]
-        chained = all(a.out_features == b.in_features for a, b in zip(linears[:-1], linears[1:], strict=True))
+        chained = all(
+            a.out_features == b.in_features for a, b in zip(linears[:-1], linears[1:], strict=True)
+        )
         if not chained or sizes[0] != flat_size(out_shape) or sizes[-1] != latent_dim:
             raise ConfigError(
                 f"tied_mlp_decoder needs an MLP encoder to tie to: the encoder's Linear layers "
-                f"({' -> '.join(map(str, sizes))}) do not map the {flat_size(out_shape)} input values "
+                f"({' -> '.join(map(str, sizes))}) "
+                f"do not map the {flat_size(out_shape)} input values "
                 f"to the {latent_dim}-d latent",
                 "use encoder: {name: mlp, ...}",
             )
@@ -55,11 +66,13 @@ class TiedMLPDecoder(nn.Module):
         # that .to()/load_state_dict(), which update or swap the encoder's weights, are
         # followed; deepcopy of the whole AutoEncoder keeps the sharing (deepcopy's memo).
         object.__setattr__(self, "_tied", tuple(reversed(linears)))
-        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(layer.in_features)) for layer in self._tied)
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(layer.in_features)) for layer in self._tied
+        )
         self.hidden_activation = make_activation(activation)
         self.output_activation = make_activation(output_activation)
 
-    def weights(self) -> list[nn.Parameter]:
+    def weights(self) -> list[torch.Tensor]:
         """The tied weights in decoding order: the encoder layers' own ``weight`` Parameters."""
         return [layer.weight for layer in self._tied]
 

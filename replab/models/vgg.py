@@ -25,21 +25,35 @@ VGG16 = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)
 
 @MODELS.register("vgg16_bn")
 class VGG16BN(nn.Module):
-    def __init__(self, in_shape: tuple[int, ...], latent_dim: int = 64, width: float = 1.0, pool: int = 1) -> None:
+    def __init__(
+        self, in_shape: tuple[int, ...], latent_dim: int = 64, width: float = 1.0, pool: int = 1
+    ) -> None:
         super().__init__()
         if not width > 0:
-            raise ConfigError(f"vgg16_bn width must be > 0 (got {width})", "use 1 for the standard network, e.g. 0.125 for a quick profile")
+            raise ConfigError(
+                f"vgg16_bn width must be > 0 (got {width})",
+                "use 1 for the standard network, e.g. 0.125 for a quick profile",
+            )
         if pool < 1:
-            raise ConfigError(f"vgg16_bn pool must be >= 1 (got {pool})", "use 1, or 7 for torchvision's head")
+            raise ConfigError(
+                f"vgg16_bn pool must be >= 1 (got {pool})", "use 1, or 7 for torchvision's head"
+            )
         if min(in_shape[1:]) < 32:
-            raise ConfigError(f"vgg16_bn halves the image five times and needs at least 32x32 inputs, got {tuple(in_shape)}",
-                              "use 32x32 data (CIFAR-10) or another encoder")
+            raise ConfigError(
+                "vgg16_bn halves the image "
+                f"five times and needs at least 32x32 inputs, got {tuple(in_shape)}",
+                "use 32x32 data (CIFAR-10) or another encoder",
+            )
         stages, c_in = [], in_shape[0]
         for stage in VGG16:
             layers: list[nn.Module] = []
             for c in stage:
                 c_out = max(1, round(c * width))
-                layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(c_in, c_out, 3, padding=1),
+                    nn.BatchNorm2d(c_out),
+                    nn.ReLU(inplace=True),
+                ]
                 c_in = c_out
             layers.append(nn.MaxPool2d(2, 2))
             stages.append(nn.Sequential(*layers))
@@ -50,7 +64,8 @@ class VGG16BN(nn.Module):
         for m in self.stages.modules():  # torchvision's VGG initialisation of the conv part
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     @property
     def block_names(self) -> list[str]:

@@ -32,11 +32,15 @@ class BarlowTwinsLoss(nn.Module):
     def __init__(self, lambd: float = 0.0051, eps: float = 1e-5) -> None:
         super().__init__()
         if not lambd >= 0 or not eps > 0:
-            raise ConfigError(f"barlow_twins needs lambd >= 0 and eps > 0 (got {lambd}, {eps})",
-                              "set objective.lambd to e.g. 0.0051 (the paper's) and leave eps at 1e-5")
+            raise ConfigError(
+                f"barlow_twins needs lambd >= 0 and eps > 0 (got {lambd}, {eps})",
+                "set objective.lambd to e.g. 0.0051 (the paper's) and leave eps at 1e-5",
+            )
         self.lambd, self.eps = lambd, eps
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, gather=None, offset: int = 0) -> torch.Tensor:
+    def forward(
+        self, z1: torch.Tensor, z2: torch.Tensor, gather=None, offset: int = 0
+    ) -> torch.Tensor:
         """The loss of the global batch.
 
         ``gather`` (distributed training) maps this rank's N x d rows to every rank's, with
@@ -46,7 +50,10 @@ class BarlowTwinsLoss(nn.Module):
         accepted for the contrastive task's call and not needed here.
         """
         if z1.shape != z2.shape or z1.ndim != 2:
-            raise ValueError(f"barlow_twins needs two N×d views of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+            raise ValueError(
+                "barlow_twins needs two N×d views of the same shape, "
+                f"got {tuple(z1.shape)} and {tuple(z2.shape)}"
+            )
         if gather is not None:
             z1, z2 = gather(z1), gather(z2)
         n = z1.shape[0]

@@ -36,22 +36,36 @@ class ELBOLoss(nn.Module):
 
     target = "posterior"
 
-    def __init__(self, reconstruction: str = "mse", kl_weight: float = 1.0, reduction: str = "sum") -> None:
+    def __init__(
+        self, reconstruction: str = "mse", kl_weight: float = 1.0, reduction: str = "sum"
+    ) -> None:
         super().__init__()
         if reconstruction not in ("mse", "bce"):
-            raise ConfigError(f"elbo reconstruction {reconstruction!r} is not known", "use mse or bce")
+            raise ConfigError(
+                f"elbo reconstruction {reconstruction!r} is not known", "use mse or bce"
+            )
         if reduction not in ("sum", "mean"):
-            raise ConfigError(f"elbo reduction {reduction!r} is not known", "use sum (per image) or mean (per pixel)")
+            raise ConfigError(
+                f"elbo reduction {reduction!r} is not known",
+                "use sum (per image) or mean (per pixel)",
+            )
         if not kl_weight >= 0:
-            raise ConfigError(f"elbo kl_weight must be >= 0 (got {kl_weight})", "use 1.0 for a plain VAE, another value for a beta-VAE")
+            raise ConfigError(
+                f"elbo kl_weight must be >= 0 (got {kl_weight})",
+                "use 1.0 for a plain VAE, another value for a beta-VAE",
+            )
         self.reconstruction, self.kl_weight, self.reduction = reconstruction, kl_weight, reduction
 
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, prediction: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         prediction, target = _full(prediction).flatten(1), _full(target).flatten(1)
         if self.reconstruction == "mse":
             per_pixel = (prediction - target).pow(2)
         else:
-            per_pixel = F.binary_cross_entropy(prediction.clamp(1e-7, 1 - 1e-7), target, reduction="none")
+            per_pixel = F.binary_cross_entropy(
+                prediction.clamp(1e-7, 1 - 1e-7), target, reduction="none"
+            )
         recon = per_pixel.sum(1)
         kl = gaussian_kl(_full(mu), _full(logvar))
         if self.reduction == "mean":

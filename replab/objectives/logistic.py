@@ -18,6 +18,8 @@ class LogisticLoss(nn.Module):
 
     def forward(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if scores.ndim == 2 and scores.shape[1] != 1:
-            raise ConfigError(f"objective 'logistic' needs one score per image, the head gives {scores.shape[1]}",
-                              "set model.head.binary=true, or use objective cross_entropy for several classes")
+            raise ConfigError(
+                f"objective 'logistic' needs one score per image, the head gives {scores.shape[1]}",
+                "set model.head.binary=true, or use objective cross_entropy for several classes",
+            )
         return F.binary_cross_entropy_with_logits(scores.reshape(-1), labels.float())

@@ -25,11 +25,14 @@ class NTXentLoss(nn.Module):
         if not temperature > 0:
             raise ConfigError(
                 f"nt_xent temperature must be > 0 (got {temperature})",
-                "set objective.temperature to a positive value, e.g. 0.5 (SimCLR's CIFAR setting) or 0.1",
+                "set objective.temperature to a positive value, "
+                "e.g. 0.5 (SimCLR's CIFAR setting) or 0.1",
             )
         self.temperature = temperature
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, gather=None, offset: int = 0) -> torch.Tensor:
+    def forward(
+        self, z1: torch.Tensor, z2: torch.Tensor, gather=None, offset: int = 0
+    ) -> torch.Tensor:
         """Mean loss over this process's 2N anchors.
 
         ``gather`` (for distributed training, optional) maps a local N×d tensor to the
@@ -40,17 +43,25 @@ class NTXentLoss(nn.Module):
         the global batch. Without ``gather``, ``offset`` must be 0.
         """
         if z1.shape != z2.shape or z1.ndim != 2:
-            raise ValueError(f"nt_xent needs two N×d views of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+            raise ValueError(
+                "nt_xent needs two N×d views of the same shape, "
+                f"got {tuple(z1.shape)} and {tuple(z2.shape)}"
+            )
         n = z1.shape[0]
         anchors = F.normalize(torch.cat([z1, z2]), dim=1)
-        keys = anchors if gather is None else F.normalize(torch.cat([gather(z1), gather(z2)]), dim=1)
+        keys = (
+            anchors if gather is None else F.normalize(torch.cat([gather(z1), gather(z2)]), dim=1)
+        )
         m = keys.shape[0] // 2
         if not 0 <= offset <= m - n:
-            raise ValueError(f"offset {offset} puts the {n} local rows outside the {m} gathered rows")
+            raise ValueError(
+                f"offset {offset} puts the {n} local rows outside the {m} gathered rows"
+            )
         logits = anchors @ keys.T / self.temperature  # 2N × 2M
         local = torch.arange(n, device=z1.device) + offset
         own = torch.cat([local, local + m])  # each anchor's own column: not a negative
         positive = torch.cat([local + m, local])
         columns = torch.arange(2 * m, device=z1.device)
-        logits = logits.masked_fill(columns == own[:, None], float("-inf"))  # -inf is exact in bf16 too
+        # -inf is exact in bf16 too
+        logits = logits.masked_fill(columns == own[:, None], float("-inf"))
         return F.cross_entropy(logits, positive)

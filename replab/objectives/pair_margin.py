@@ -57,9 +57,15 @@ class PairMarginLoss(nn.Module):
     def forward(self, z_a: torch.Tensor, z_b: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
         """Mean loss over N pairs: ``z_a``, ``z_b`` are N×d, ``same`` N bools or 0/1."""
         if z_a.shape != z_b.shape or z_a.ndim != 2:
-            raise ValueError(f"pair_margin needs two N×d embeddings of the same shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
+            raise ValueError(
+                "pair_margin needs two N×d embeddings of the same shape, "
+                f"got {tuple(z_a.shape)} and {tuple(z_b.shape)}"
+            )
         if same.shape != z_a.shape[:1]:
-            raise ValueError(f"pair_margin needs one same-class flag per pair, got shape {tuple(same.shape)} for {z_a.shape[0]} pairs")
+            raise ValueError(
+                "pair_margin needs one same-class flag per pair, "
+                f"got shape {tuple(same.shape)} for {z_a.shape[0]} pairs"
+            )
         d2 = (z_a - z_b).pow(2).sum(1)
         same = same.to(d2.dtype)
         return (same * d2 + (1 - same) * (self.margin - d2).clamp_min(0)).mean()

@@ -20,7 +20,11 @@ def triplet_distance(a: torch.Tensor, b: torch.Tensor, squared: bool = False) ->
 
 
 def mine_triplets(
-    z: torch.Tensor, labels: torch.Tensor, mining: str = "random", generator: torch.Generator | None = None, squared: bool = False
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    mining: str = "random",
+    generator: torch.Generator | None = None,
+    squared: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """In-batch (anchor, positive, negative) row indices, one triplet per usable anchor.
 
@@ -36,7 +40,9 @@ def mine_triplets(
     then back-propagates through those distances, which is the batch-hard loss's gradient.
     """
     if mining not in MINING:
-        raise ConfigError(f"triplet mining {mining!r} is not known", f"use one of: {', '.join(MINING)}")
+        raise ConfigError(
+            f"triplet mining {mining!r} is not known", f"use one of: {', '.join(MINING)}"
+        )
     n = z.shape[0]
     labels = labels.to(z.device).view(-1)
     if labels.shape[0] != n:
@@ -47,7 +53,8 @@ def mine_triplets(
     usable = positive.any(1) & negative.any(1)
     if mining == "random":
         device = generator.device if generator is not None else z.device
-        # The argmax of i.i.d. uniform scores over the allowed columns is a uniform choice among them.
+        # The argmax of i.i.d. uniform scores over the allowed columns
+        # is a uniform choice among them.
         scores = torch.rand(2, n, n, generator=generator, device=device).to(z.device)
         pos = scores[0].masked_fill(~positive, -1.0).argmax(1)
         neg = scores[1].masked_fill(~negative, -1.0).argmax(1)
@@ -82,15 +89,27 @@ class TripletMarginLoss(nn.Module):
     def __init__(self, margin: float = 1.0, squared: bool = False) -> None:
         super().__init__()
         if not (margin >= 0 and math.isfinite(margin)):
-            raise ConfigError(f"triplet margin must be a finite number >= 0 (got {margin})", "set objective.margin, e.g. 1.0 (report 004)")
+            raise ConfigError(
+                f"triplet margin must be a finite number >= 0 (got {margin})",
+                "set objective.margin, e.g. 1.0 (report 004)",
+            )
         self.margin, self.squared = margin, squared
 
-    def distances(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return triplet_distance(anchor, positive, self.squared), triplet_distance(anchor, negative, self.squared)
+    def distances(
+        self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return triplet_distance(anchor, positive, self.squared), triplet_distance(
+            anchor, negative, self.squared
+        )
 
-    def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
+    ) -> torch.Tensor:
         if not (anchor.shape == positive.shape == negative.shape) or anchor.ndim != 2:
-            raise ValueError(f"triplet needs three N×d embeddings of one shape, got {tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}")
+            raise ValueError(
+                "triplet needs three N×d embeddings of one shape, "
+                f"got {tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}"
+            )
         if anchor.shape[0] == 0:
             return anchor.sum() * 0.0  # keeps the graph: a zero loss with zero gradients
         d_ap, d_an = self.distances(*(_full(t) for t in (anchor, positive, negative)))

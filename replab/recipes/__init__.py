@@ -2,8 +2,9 @@
 
 ``replab run a1-mnist-autoencoder`` finds ``a1-mnist-autoencoder.yaml`` here; a path to any
 other YAML file works the same way. ``load_spec`` reads one into a validated spec; this package
-sits beside ``spec`` at the bottom of the stack (it imports only ``spec`` and ``errors``). Files ending in ``-space.yaml`` are search spaces for
-``replab tune`` (``replab tune RECIPE --space e2-fashion-space``), not recipes.
+sits beside ``spec`` at the bottom of the stack (it imports only ``spec`` and ``errors``).
+Files ending in ``-space.yaml`` are search spaces for ``replab tune``
+(``replab tune RECIPE --space e2-fashion-space``), not recipes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ SPACE_SUFFIX = "-space"
 
 
 def _stems() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files(__name__).iterdir()
+        if p.name.endswith(".yaml")
+    )
 
 
 def names() -> list[str]:
@@ -53,11 +58,16 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"recipe {str(path)!r} must be a mapping of keys, got {type(raw).__name__}", "start the file with keys like `name:`, `data:`, `model:`")
+        raise ConfigError(
+            f"recipe {str(path)!r} must be a mapping of keys, got {type(raw).__name__}",
+            "start the file with keys like `name:`, `data:`, `model:`",
+        )
     return raw
 
 
-def load_spec(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> ExperimentSpec:
+def load_spec(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None
+) -> ExperimentSpec:
     raw = read_recipe(path) if path is not None else dict(base or {})
     for override in overrides:
         apply_override(raw, override)

@@ -11,12 +11,23 @@ def compare_table(summaries: list[tuple[str, dict]]) -> tuple[list[str], list[li
     """Header and rows: fixed columns, then every metric any run reported (reference row first)."""
     metrics = list(dict.fromkeys(m for _, s in summaries for m in s["metrics"]))
     header = [*FIXED, *metrics]
-    references = {m: v for _, s in summaries for m, v in s.get("reference", {}).items() if m in metrics and v is not None}
+    references = {
+        m: v
+        for _, s in summaries
+        for m, v in s.get("reference", {}).items()
+        if m in metrics and v is not None
+    }
     rows = []
     if references:
         rows.append(["reference", "", "", "", "", *(fmt(references.get(m)) for m in metrics)])
     for _path, s in summaries:
-        fixed = [s["name"], s.get("data", ""), str(s.get("epochs", "")), str(s.get("seed", "")), fmt(s.get("timings", {}).get("train"))]
+        fixed = [
+            s["name"],
+            s.get("data", ""),
+            str(s.get("epochs", "")),
+            str(s.get("seed", "")),
+            fmt(s.get("timings", {}).get("train")),
+        ]
         rows.append([*fixed, *(fmt(s["metrics"].get(m)) for m in metrics)])
     return header, rows
 
@@ -29,10 +40,16 @@ def render_compare_markdown(summaries: list[tuple[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_compare_html(summaries: list[tuple[str, dict]], maps: list[tuple[str, bytes]] | None = None,
-                        plots: dict[str, bytes] | None = None) -> str:
-    """The table, a study's per-metric plots, then each run's latent map in a row (``maps``: run name, PNG)."""
+def render_compare_html(
+    summaries: list[tuple[str, dict]],
+    maps: list[tuple[str, bytes]] | None = None,
+    plots: dict[str, bytes] | None = None,
+) -> str:
+    """The table, a study's per-metric plots, then each run's latent map in a
+    row (``maps``: run name, PNG)."""
     header, rows = compare_table(summaries)
     shown = [{"name": name, "src": data_uri(png)} for name, png in maps or []]
     charts = [{"name": name, "src": data_uri(png)} for name, png in (plots or {}).items()]
-    return ENV.get_template("compare.html.j2").render(header=header, rows=rows, paths=[p for p, _ in summaries], maps=shown, plots=charts)
+    return ENV.get_template("compare.html.j2").render(
+        header=header, rows=rows, paths=[p for p, _ in summaries], maps=shown, plots=charts
+    )

@@ -23,14 +23,18 @@ def curves(history: list[dict], title: str = "") -> bytes:
     """Loss (and accuracy, when recorded) per epoch for train and val."""
     metrics = [m for m in ("loss", "accuracy", "mae") if f"val_{m}" in history[0]]
     # A metric identical to the loss (MAE under an L1 objective) would only repeat the first panel.
-    metrics = [m for m in metrics if m == "loss" or any(r[f"val_{m}"] != r["val_loss"] for r in history)]
+    metrics = [
+        m for m in metrics if m == "loss" or any(r[f"val_{m}"] != r["val_loss"] for r in history)
+    ]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     epochs = [r["epoch"] for r in history]
     for ax, metric in zip(axes[0], metrics, strict=True):
         for split, style in (("train", "-"), ("val", "--")):
             key = f"{split}_{metric}"
             if key in history[0]:
-                ax.plot(epochs, [r[key] for r in history], style, marker="o", markersize=3, label=split)
+                ax.plot(
+                    epochs, [r[key] for r in history], style, marker="o", markersize=3, label=split
+                )
         best = [r["epoch"] for r in history if r.get("best")]
         if best:
             ax.axvline(best[-1], color="grey", lw=0.8, ls=":", label=f"best (epoch {best[-1]})")
@@ -47,7 +51,9 @@ def curves(history: list[dict], title: str = "") -> bytes:
 def image_grid(rows: list[torch.Tensor], row_labels: list[str], title: str = "") -> bytes:
     """Rows of images in [0, 1] (each row N x C x H x W), e.g. originals over reconstructions."""
     n = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(0.9 * n + 0.8, 0.95 * len(rows) + 0.3), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(0.9 * n + 0.8, 0.95 * len(rows) + 0.3), squeeze=False
+    )
     for i, (row, label) in enumerate(zip(rows, row_labels, strict=True)):
         for j in range(n):
             ax = axes[i][j]
@@ -78,7 +84,15 @@ def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(int(counts[i, j])),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set_xlabel("predicted")
@@ -98,7 +112,14 @@ def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str) -> byte
         numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
         positions = xs if numeric else list(range(len(xs)))
         errors = [p[2] if len(p) > 2 else 0.0 for p in points]
-        ax.errorbar(positions, [p[1] for p in points], yerr=errors if any(errors) else None, marker="o", capsize=3, label=label)
+        ax.errorbar(
+            positions,
+            [p[1] for p in points],
+            yerr=errors if any(errors) else None,
+            marker="o",
+            capsize=3,
+            label=label,
+        )
         if not numeric:
             ax.set_xticks(positions, [str(x) for x in xs])
         elif xs and min(xs) > 0 and max(xs) / min(xs) >= 10:

@@ -25,16 +25,22 @@ def metric_rows(metrics: dict[str, float], reference: dict[str, float]) -> list[
     rows = []
     for name in list(dict.fromkeys([*reference, *metrics])):
         value, ref = metrics.get(name), reference.get(name)
-        rows.append({
-            "name": name,
-            "value": fmt(value),
-            "reference": fmt(ref),
-            "delta": fmt(value - ref, signed=True) if value is not None and ref is not None else "",
-        })
+        rows.append(
+            {
+                "name": name,
+                "value": fmt(value),
+                "reference": fmt(ref),
+                "delta": fmt(value - ref, signed=True)
+                if value is not None and ref is not None
+                else "",
+            }
+        )
     return rows
 
 
-def render_run_report(summary: dict, figures: dict[str, bytes], config_yaml: str, hover: dict | None = None) -> str:
+def render_run_report(
+    summary: dict, figures: dict[str, bytes], config_yaml: str, hover: dict | None = None
+) -> str:
     if hover is not None:
         hover = {**hover, "sprite": data_uri(hover["sprite"])}
     return ENV.get_template("run.html.j2").render(
@@ -46,7 +52,13 @@ def render_run_report(summary: dict, figures: dict[str, bytes], config_yaml: str
     )
 
 
-def write_run_report(path: Path, summary: dict, figures: dict[str, bytes], config_yaml: str, hover: dict | None = None) -> Path:
+def write_run_report(
+    path: Path,
+    summary: dict,
+    figures: dict[str, bytes],
+    config_yaml: str,
+    hover: dict | None = None,
+) -> Path:
     atomic_write_text(path, render_run_report(summary, figures, config_yaml, hover))
     return path
 

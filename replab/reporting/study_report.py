@@ -43,9 +43,22 @@ def format_mean_std(mean: float | None, std: float | None, digits: int = 4) -> s
 def _reference_cells(row: dict) -> list[str]:
     if all(_is_count(row[k]) for k in ("reference", "mean")) and not row["std"]:
         # counts such as parameters (797,984) read exactly, not as 7.98e+05
-        return [row["part"], row["metric"], f"{int(row['reference']):,}", f"{int(row['mean']):,}", str(row["n"]), f"{int(row['delta']):+,}"]
-    return [row["part"], row["metric"], fmt(row["reference"]) or "—", format_mean_std(row["mean"], row["std"]), str(row["n"]),
-            fmt(row["delta"], signed=True) or "—"]
+        return [
+            row["part"],
+            row["metric"],
+            f"{int(row['reference']):,}",
+            f"{int(row['mean']):,}",
+            str(row["n"]),
+            f"{int(row['delta']):+,}",
+        ]
+    return [
+        row["part"],
+        row["metric"],
+        fmt(row["reference"]) or "—",
+        format_mean_std(row["mean"], row["std"]),
+        str(row["n"]),
+        fmt(row["delta"], signed=True) or "—",
+    ]
 
 
 def _is_count(value: float | None) -> bool:
@@ -72,13 +85,23 @@ def write_study_report(folder: Path, report: StudyReport) -> tuple[Path, Path]:
         r=report,
         reference=[_reference_cells(row) for row in report.reference],
         header=REFERENCE_HEADER,
-        sections=[{"s": s, "figures": [{"name": n, "src": data_uri(p)} for n, p in s.figures.items()]} for s in report.sections],
+        sections=[
+            {"s": s, "figures": [{"name": n, "src": data_uri(p)} for n, p in s.figures.items()]}
+            for s in report.sections
+        ],
         total=sum(t[2] for t in report.timings),
     )
     atomic_write_text(folder / "study.html", html)
     atomic_write_text(folder / "study.md", _markdown(report, names))
-    atomic_write_json(folder / "study-summary.json", {"title": report.title, "settings": report.settings, "reference": report.reference,
-                                                      "timings": [{"part": p, "title": t, "seconds": s} for p, t, s in report.timings]})
+    atomic_write_json(
+        folder / "study-summary.json",
+        {
+            "title": report.title,
+            "settings": report.settings,
+            "reference": report.reference,
+            "timings": [{"part": p, "title": t, "seconds": s} for p, t, s in report.timings],
+        },
+    )
     return folder / "study.html", folder / "study.md"
 
 
@@ -86,7 +109,12 @@ def _markdown(report: StudyReport, figures: list[tuple[str, str, str]]) -> str:
     lines = [f"# {report.title}", "", report.question, ""]
     lines += [f"- **{k}**: {v}" for k, v in report.settings.items()]
     lines += ["", "## Reference figures beside replab's", "", reference_markdown(report.reference)]
-    lines += ["", "## Time per part", "", *_md_table(["part", "what", "seconds"], [[p, t, f"{s:.1f}"] for p, t, s in report.timings])]
+    lines += [
+        "",
+        "## Time per part",
+        "",
+        *_md_table(["part", "what", "seconds"], [[p, t, f"{s:.1f}"] for p, t, s in report.timings]),
+    ]
     for section in report.sections:
         lines += ["", f"## {section.title}", ""]
         for paragraph in section.text:
@@ -98,4 +126,8 @@ def _markdown(report: StudyReport, figures: list[tuple[str, str, str]]) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]

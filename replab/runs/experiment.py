@@ -28,15 +28,21 @@ from replab.io import (
 )
 from replab.reporting import figures, write_run_report
 from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_points
-from replab.spec import ExperimentSpec, spec_to_yaml
 from replab.runs import rundir
+from replab.spec import ExperimentSpec, spec_to_yaml
 from replab.tasks import Task, build_task
-from replab.training import Trainer, check_trainer_spec, distributed, resolve_device, seed_everything
+from replab.training import (
+    Trainer,
+    check_trainer_spec,
+    distributed,
+    resolve_device,
+    seed_everything,
+)
 
 
 @dataclass
 class RunResult:
-    run_dir: Path
+    run_dir: Path | None  # None on ranks > 0 of a new run under torchrun: they write no folder
     summary: dict
 
 
@@ -60,11 +66,18 @@ class Outputs:
     figs: dict[str, bytes]
     per_class: dict | None = None
     hover: dict | None = None
-    maps: dict | None = None  # t-SNE coordinates, so a study can redraw several runs' maps in one figure
+    # t-SNE coordinates, so a study can redraw several runs' maps in one figure
+    maps: dict | None = None
 
 
-def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: Path | None = None, log=print,
-                   run_dir: Path | None = None, hooks: list | tuple = ()) -> RunResult:
+def run_experiment(
+    spec: ExperimentSpec,
+    runs_dir: Path = Path("runs"),
+    resume: Path | None = None,
+    log=print,
+    run_dir: Path | None = None,
+    hooks: list | tuple = (),
+) -> RunResult:
     """Train, evaluate and report ``spec``; with ``resume``, continue that run folder.
 
     ``run_dir`` names the new run folder exactly (studies do, so they can find it again);
@@ -74,22 +87,31 @@ def run_experiment(spec: ExperimentSpec, runs_dir: Path = Path("runs"), resume: 
     state, with the exception's text, instead of ``failed``.
     """
     check_trainer_spec(spec.trainer)
-    if not distributed.is_main():  # under torchrun: ranks > 0 train silently; rank 0 writes, evaluates, reports
-        return RunResult(resume, _run(spec, resume, resumed=resume is not None, log=lambda _: None, hooks=list(hooks)))
+    # under torchrun: ranks > 0 train silently; rank 0 writes, evaluates, reports
+    if not distributed.is_main():
+        return RunResult(
+            resume,
+            _run(spec, resume, resumed=resume is not None, log=lambda _: None, hooks=list(hooks)),
+        )
     if resume:
         run_dir = Path(resume)
         rundir.check_not_running(run_dir)
         if rundir.read_status(run_dir) not in (None, "finished"):
             log(f"resuming {run_dir}: it {rundir.describe_state(run_dir)}")
-        remove_stale_temp_files(run_dir)  # half-written files of a killed process (the real ones are intact)
+        # half-written files of a killed process (the real ones are intact)
+        remove_stale_temp_files(run_dir)
     else:
-        run_dir = rundir.create_run_dir(run_dir, spec) if run_dir else rundir.new_run_dir(runs_dir, spec)
+        run_dir = (
+            rundir.create_run_dir(run_dir, spec) if run_dir else rundir.new_run_dir(runs_dir, spec)
+        )
     rundir.set_status(run_dir, "running")
     try:
         summary = _run(spec, run_dir, resumed=resume is not None, log=log, hooks=list(hooks))
     except DiskFullError as err:
         _mark_failed(run_dir, err.message)
-        raise DiskFullError(err.problem, f"free some space, then continue with `replab run --resume {run_dir}`") from None
+        raise DiskFullError(
+            err.problem, f"free some space, then continue with `replab run --resume {run_dir}`"
+        ) from None
     except ReplabError as err:
         _mark_failed(run_dir, err.message)
         raise
@@ -112,7 +134,8 @@ def _mark_failed(run_dir: Path, error: str) -> None:
 
 
 def run_or_reuse(spec: ExperimentSpec, run_dir: Path, log=print) -> dict:
-    """The summary of the run in ``run_dir``: reused if finished, resumed if interrupted, else trained.
+    """The summary of the run in ``run_dir``: reused if finished, resumed if interrupted, else
+    trained.
 
     This is what makes a study or sweep resumable: run it again and only missing work is done.
     """
@@ -120,7 +143,10 @@ def run_or_reuse(spec: ExperimentSpec, run_dir: Path, log=print) -> dict:
     if state is None or not (run_dir / rundir.CONFIG).is_file():
         return run_experiment(spec, run_dir=run_dir, log=log).summary
     if rundir.open_existing(run_dir) != spec:
-        raise ReplabError(f"{run_dir} holds a run with another configuration", "pick a new study folder, or delete that run folder to retrain it")
+        raise ReplabError(
+            f"{run_dir} holds a run with another configuration",
+            "pick a new study folder, or delete that run folder to retrain it",
+        )
     if state == "finished" and (run_dir / rundir.SUMMARY).is_file():
         log(f"reusing the finished run {run_dir}")
         return rundir.read_summary(run_dir)
@@ -133,49 +159,83 @@ def load_data(spec: ExperimentSpec) -> tuple[Splits, Normalizer]:
     Public so a study can fit a reference model (study D's LinearSVC) on the very same data.
     """
     d = spec.data
-    splits = load_splits(d.dataset, root=d.root, download=d.download, val_fraction=d.val_fraction,
-                         test_fraction=d.test_fraction, limit_train=d.limit_train, limit_eval=d.limit_eval, seed=spec.seed, classes=d.classes, refit=d.refit)
+    splits = load_splits(
+        d.dataset,
+        root=d.root,
+        download=d.download,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        limit_train=d.limit_train,
+        limit_eval=d.limit_eval,
+        seed=spec.seed,
+        classes=d.classes,
+        refit=d.refit,
+    )
     mode = d.normalize if isinstance(d.normalize, str) else d.normalize.model_dump()
     return splits, Normalizer.fit(splits.train.images, mode)
 
 
-def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -> dict:
+def _run(spec: ExperimentSpec, run_dir: Path | None, resumed: bool, log, hooks: list) -> dict:
+    """Train and evaluate; rank 0 writes ``run_dir`` (None on the other ranks of a new run)."""
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)
     splits, normalizer = load_data(spec)
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
-    train, val, test = _loaders(spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size)
-    main = distributed.is_main()
-    trail = ReconstructionTrail(run_dir / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device) if task.reconstructs and main else None
-    trainer = Trainer(task, spec.trainer, train, val, device, checkpoint_dir=run_dir, hooks=[_epoch_logger(log), *([trail] if trail else []), *hooks],
-                      distributed=True)
-    if resumed and (run_dir / rundir.LAST).exists():
+    train, val, test = _loaders(
+        spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
+    )
+    # the folder this process writes: rank 0's run folder, none on the other ranks
+    folder = run_dir if distributed.is_main() else None
+    trail = (
+        ReconstructionTrail(
+            folder / rundir.FIGURES / rundir.TRAIL, splits.test.images, normalizer, device
+        )
+        if task.reconstructs and folder is not None
+        else None
+    )
+    trainer = Trainer(
+        task,
+        spec.trainer,
+        train,
+        val,
+        device,
+        checkpoint_dir=run_dir,
+        hooks=[_epoch_logger(log), *([trail] if trail else []), *hooks],
+        distributed=True,
+    )
+    if resumed and run_dir is not None and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
         log(f"resumed after epoch {len(trainer.history)}")
-    if main:
-        _rewrite_metrics(run_dir, trainer.history)
+    if folder is not None:
+        _rewrite_metrics(folder, trainer.history)
     t_data = time.perf_counter() - t0
     fit = trainer.fit()
     t_train = time.perf_counter() - t0 - t_data
-    log(f"trained {len(fit.history)} epochs in {fit.train_seconds:.1f} s (best epoch {fit.best_epoch})")
-    if not main:
+    log(
+        f"trained {len(fit.history)} epochs in {fit.train_seconds:.1f} s "
+        f"(best epoch {fit.best_epoch})"
+    )
+    if folder is None:
         return {}
 
-    out = Outputs(metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(test, "test"))},
-                  figs={"training curves": figures.curves(fit.history, spec.name)})
+    out = Outputs(
+        metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(test, "test"))},
+        figs={"training curves": figures.curves(fit.history, spec.name)},
+    )
     ctx = Context(spec, splits, normalizer, device, task, log)
     if task.reconstructs:
         out.metrics.update(_reconstruction(ctx, out.figs))
-        _trail_figure(trail, splits.test.images[0], out.figs)
+        if trail is not None:
+            _trail_figure(trail, splits.test.images[0], out.figs)
     if spec.task.name == "classify":
         _classifier_report(ctx, test, out)
     latents = _latents(ctx) if spec.probe.enabled or spec.analysis.enabled else None
-    if spec.probe.enabled:
+    if spec.probe.enabled and latents is not None:
         _probes(ctx, latents, out)
     t_probe = time.perf_counter() - t0 - t_data - t_train
-    if spec.analysis.enabled:
+    if spec.analysis.enabled and latents is not None:
         _analysis(ctx, latents, out)
     t_eval = time.perf_counter() - t0 - t_data - t_train
 
@@ -195,12 +255,19 @@ def _run(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -
         "per_class": out.per_class,
         "reference": spec.report.reference,
         "reference_source": spec.report.reference_source,
-        "timings": {"data": t_data, "train": t_train, "probe": t_probe, "analysis": t_eval - t_probe, "evaluation": t_eval, "total": time.perf_counter() - t0},
+        "timings": {
+            "data": t_data,
+            "train": t_train,
+            "probe": t_probe,
+            "analysis": t_eval - t_probe,
+            "evaluation": t_eval,
+            "total": time.perf_counter() - t0,
+        },
         "replab_version": replab.__version__,
     }
     if out.maps is not None:
-        atomic_write_json(run_dir / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
-    _write_outputs(run_dir, spec, summary, out.figs, out.hover)
+        atomic_write_json(folder / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
+    _write_outputs(folder, spec, summary, out.figs, out.hover)
     return summary
 
 
@@ -226,15 +293,39 @@ def _epoch_logger(log):
         stride = max(1, trainer.spec.epochs // 20)  # about 20 lines for a long run
         if record["epoch"] % stride and record["epoch"] != 1:
             return
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("train_", "val_")))
-        log(f"epoch {record['epoch']:>3}/{trainer.spec.epochs}  {shown}  ({record['seconds']:.1f} s){'  *' if record.get('best') else ''}")
+        shown = "  ".join(
+            f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("train_", "val_"))
+        )
+        log(
+            f"epoch {record['epoch']:>3}/{trainer.spec.epochs}  {shown}  "
+            f"({record['seconds']:.1f} s){'  *' if record.get('best') else ''}"
+        )
 
     return hook
 
 
-def _loaders(spec: ExperimentSpec, splits: Splits, normalizer: Normalizer, device: torch.device, batch_size: int, eval_batch_size: int):
-    make = lambda s, bs, shuffle: DeviceLoader(s.images, s.labels, bs, shuffle=shuffle, seed=spec.seed, normalizer=normalizer, device=device)  # noqa: E731
-    return make(splits.train, batch_size, True), make(splits.val, eval_batch_size, False), make(splits.test, eval_batch_size, False)
+def _loaders(
+    spec: ExperimentSpec,
+    splits: Splits,
+    normalizer: Normalizer,
+    device: torch.device,
+    batch_size: int,
+    eval_batch_size: int,
+):
+    make = lambda s, bs, shuffle: DeviceLoader(  # noqa: E731
+        s.images,
+        s.labels,
+        bs,
+        shuffle=shuffle,
+        seed=spec.seed,
+        normalizer=normalizer,
+        device=device,
+    )
+    return (
+        make(splits.train, batch_size, True),
+        make(splits.val, eval_batch_size, False),
+        make(splits.test, eval_batch_size, False),
+    )
 
 
 def _record_probe(prefix: str, result, out: Outputs, title: str, log) -> None:
@@ -242,21 +333,32 @@ def _record_probe(prefix: str, result, out: Outputs, title: str, log) -> None:
         out.metrics[f"{prefix}.{split}_accuracy"] = getattr(result, f"{split}_accuracy")
     out.metrics[f"{prefix}.test_macro_f1"] = result.test_report.macro_f1
     out.figs[f"{title}: training curves"] = figures.curves(result.history, title)
-    log(f"{prefix}: val accuracy {result.val_accuracy:.4f}, test accuracy {result.test_accuracy:.4f} ({result.epochs} epochs)")
+    log(
+        f"{prefix}: val accuracy {result.val_accuracy:.4f}, "
+        f"test accuracy {result.test_accuracy:.4f} ({result.epochs} epochs)"
+    )
 
 
 def _per_class(report) -> dict:
-    return {c: {"precision": p, "recall": r, "f1": f, "support": n}
-            for c, p, r, f, n in zip(report.classes, report.precision, report.recall, report.f1, report.support, strict=True)}
+    return {
+        c: {"precision": p, "recall": r, "f1": f, "support": n}
+        for c, p, r, f, n in zip(
+            report.classes, report.precision, report.recall, report.f1, report.support, strict=True
+        )
+    }
 
 
 def _reconstruction(ctx: Context, figs: dict) -> dict:
     images = ctx.splits.test.images
-    recon = reconstruct(ctx.task.model, images, ctx.normalizer, ctx.device, ctx.spec.trainer.eval_batch_size)
+    recon = reconstruct(
+        ctx.task.model, images, ctx.normalizer, ctx.device, ctx.spec.trainer.eval_batch_size
+    )
     m = reconstruction_metrics(recon, images)
     n = ctx.spec.report.n_reconstructions
-    figs["reconstructions (test images: originals above, reconstructions below)"] = figures.image_grid(
-        [images[:n].float() / 255, recon[:n].cpu()], ["original", "reconstructed"]
+    figs["reconstructions (test images: originals above, reconstructions below)"] = (
+        figures.image_grid(
+            [images[:n].float() / 255, recon[:n].cpu()], ["original", "reconstructed"]
+        )
     )
     return {"test.mae": m.mae, "test.mse": m.mse, "test.psnr": m.psnr}
 
@@ -265,7 +367,9 @@ def _trail_figure(trail: ReconstructionTrail, original: torch.Tensor, figs: dict
     epochs, images = trail.columns()
     if epochs:
         figs["one test image reconstructed after each epoch"] = figures.image_grid(
-            [original[None].float() / 255, images], ["original", "epochs " + ", ".join(map(str, epochs))])
+            [original[None].float() / 255, images],
+            ["original", "epochs " + ", ".join(map(str, epochs))],
+        )
 
 
 def _classifier_report(ctx: Context, test: DeviceLoader, out: Outputs) -> None:
@@ -274,34 +378,77 @@ def _classifier_report(ctx: Context, test: DeviceLoader, out: Outputs) -> None:
     report = classification_report(*predictions(ctx.task.model, test), classes)
     out.per_class = _per_class(report)
     out.metrics["test.macro_f1"] = report.macro_f1
-    out.figs["confusion matrix of the classifier (test)"] = figures.confusion(report.confusion, classes)
+    out.figs["confusion matrix of the classifier (test)"] = figures.confusion(
+        report.confusion, classes
+    )
 
 
 def _latents(ctx: Context) -> Latents:
     bs = ctx.spec.trainer.eval_batch_size
-    z = {name: embed(ctx.task.encoder, getattr(ctx.splits, name).images, ctx.normalizer, ctx.device, bs) for name in ("train", "val", "test")}
-    return Latents(z["train"], z["val"], z["test"], ctx.splits.train.labels, ctx.splits.val.labels, ctx.splits.test.labels)
+    z = {
+        name: embed(
+            ctx.task.encoder, getattr(ctx.splits, name).images, ctx.normalizer, ctx.device, bs
+        )
+        for name in ("train", "val", "test")
+    }
+    return Latents(
+        z["train"],
+        z["val"],
+        z["test"],
+        ctx.splits.train.labels,
+        ctx.splits.val.labels,
+        ctx.splits.test.labels,
+    )
 
 
 def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
     """The frozen-latent probe (with per-class scores), and the fine-tuned encoder when asked."""
     spec, classes = ctx.spec, ctx.splits.train.classes
-    probe = train_probe(latents, spec.probe.head, spec.probe.trainer, len(classes), ctx.device, spec.seed, classes)
+    probe = train_probe(
+        latents, spec.probe.head, spec.probe.trainer, len(classes), ctx.device, spec.seed, classes
+    )
     _record_probe("probe", probe, out, "probe on frozen latents", ctx.log)
     out.per_class = out.per_class or _per_class(probe.test_report)
-    out.figs["confusion matrix of the probe (test)"] = figures.confusion(probe.test_report.confusion, classes)
+    out.figs["confusion matrix of the probe (test)"] = figures.confusion(
+        probe.test_report.confusion, classes
+    )
     if spec.probe.finetune:
         ft = spec.probe.finetune_trainer
-        loaders = dict(zip(("train", "val", "test"), _loaders(spec, ctx.splits, ctx.normalizer, ctx.device, ft.batch_size, ft.eval_batch_size), strict=True))
-        tuned = finetune_probe(ctx.task.encoder, spec.probe.head, ft, loaders, len(classes), ctx.device, spec.seed, classes)
+        loaders = dict(
+            zip(
+                ("train", "val", "test"),
+                _loaders(
+                    spec, ctx.splits, ctx.normalizer, ctx.device, ft.batch_size, ft.eval_batch_size
+                ),
+                strict=True,
+            )
+        )
+        tuned = finetune_probe(
+            ctx.task.encoder,
+            spec.probe.head,
+            ft,
+            loaders,
+            len(classes),
+            ctx.device,
+            spec.seed,
+            classes,
+        )
         _record_probe("finetune", tuned, out, "encoder fine-tuned with the head", ctx.log)
 
 
 def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
     test = ctx.splits.test
     z_initial = _initial_latents(ctx) if latents.test.shape[1] == 2 else None
-    analysis = analyse(test, latents.test, ctx.spec.analysis, getattr(ctx.task.model, "decoder", None), ctx.normalizer, ctx.spec.seed, z_initial,
-                       prior=ctx.task.has_prior)
+    analysis = analyse(
+        test,
+        latents.test,
+        ctx.spec.analysis,
+        getattr(ctx.task.model, "decoder", None),
+        ctx.normalizer,
+        ctx.spec.seed,
+        z_initial,
+        prior=ctx.task.has_prior,
+    )
     for space in analysis.spaces:
         key = SPACES[space.name]
         out.metrics[f"{key}.knn_accuracy"] = space.scores.knn_accuracy
@@ -320,7 +467,13 @@ def _initial_latents(ctx: Context) -> torch.Tensor:
     """The untrained encoder's test latents: a 2-D latent is plotted before and after training."""
     with torch.random.fork_rng():  # rebuilding re-seeds; what runs next keeps its random stream
         initial = initial_task(ctx.spec, ctx.splits.train.shape, len(ctx.splits.train.classes))
-    return embed(initial.encoder, ctx.splits.test.images, ctx.normalizer, ctx.device, ctx.spec.trainer.eval_batch_size)
+    return embed(
+        initial.encoder,
+        ctx.splits.test.images,
+        ctx.normalizer,
+        ctx.device,
+        ctx.spec.trainer.eval_batch_size,
+    )
 
 
 def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
@@ -328,10 +481,15 @@ def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
     atomic_write_text(run_dir / rundir.METRICS, "".join(json.dumps(r) + "\n" for r in history))
 
 
-def _write_outputs(run_dir: Path, spec: ExperimentSpec, summary: dict, figs: dict[str, bytes], hover: dict | None) -> None:
+def _write_outputs(
+    run_dir: Path, spec: ExperimentSpec, summary: dict, figs: dict[str, bytes], hover: dict | None
+) -> None:
     if hover is not None:
         atomic_write_bytes(run_dir / rundir.FIGURES / rundir.HOVER_SPRITE, hover["sprite"])
-        atomic_write_json(run_dir / rundir.FIGURES / rundir.HOVER_DATA, {k: v for k, v in hover.items() if k != "sprite"})
+        atomic_write_json(
+            run_dir / rundir.FIGURES / rundir.HOVER_DATA,
+            {k: v for k, v in hover.items() if k != "sprite"},
+        )
     summary["figures"] = []
     for i, (name, png) in enumerate(figs.items()):
         file = f"{rundir.FIGURES}/{i:02d}-{rundir.safe_name(name)[:60]}.png"
@@ -344,7 +502,10 @@ def _write_outputs(run_dir: Path, spec: ExperimentSpec, summary: dict, figs: dic
 def _parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     """Each Parameter once (a tied decoder reuses the encoder's weights, so counts them once)."""
     params = list(model.parameters())
-    return {"total": sum(p.numel() for p in params), "trainable": sum(p.numel() for p in params if p.requires_grad)}
+    return {
+        "total": sum(p.numel() for p in params),
+        "trainable": sum(p.numel() for p in params if p.requires_grad),
+    }
 
 
 def _device_name(device: torch.device) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from replab.errors import ReplabError
 from replab.io import atomic_write_json, atomic_write_text, read_jsonl, write_error
-from replab.spec import ExperimentSpec, spec_to_yaml
 from replab.recipes import load_spec
+from replab.spec import ExperimentSpec, spec_to_yaml
 
 CONFIG = "config.yaml"
 STATUS = "status.json"
@@ -74,7 +74,10 @@ def read_status_record(run_dir: Path) -> dict:
 def set_status(run_dir: Path, state: str, **extra) -> None:
     """Record the run's state with the writing process (pid, host, start time), so a later
     reader can tell a run in progress from one whose process was killed."""
-    atomic_write_json(run_dir / STATUS, {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **_process(), **extra})
+    atomic_write_json(
+        run_dir / STATUS,
+        {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **_process(), **extra},
+    )
 
 
 def is_alive(record: dict) -> bool:
@@ -91,20 +94,29 @@ def is_alive(record: dict) -> bool:
     except (PermissionError, OSError):
         pass  # it exists but is not ours
     started = _start_ticks(pid)
-    return started is None or record.get("pid_start") in (None, started)  # a reused pid is another process
+    # a reused pid is another process
+    return started is None or record.get("pid_start") in (None, started)
 
 
 def describe_state(run_dir: Path) -> str:
-    """One phrase for messages: 'finished', 'failed (...)', 'running (pid 12, ...)', 'interrupted (...)'."""
+    """One phrase for messages: 'finished', 'failed (...)', 'running (pid 12,
+    ...)', 'interrupted (...)'."""
     record = read_status_record(run_dir)
     state = record.get("state")
     if state is None:
         return "never started (no status.json)"
     if state == "running":
-        who = f"pid {record.get('pid')} on {record.get('host')}" if record.get("pid") else "an unknown process"
+        who = (
+            f"pid {record.get('pid')} on {record.get('host')}"
+            if record.get("pid")
+            else "an unknown process"
+        )
         if is_alive(record):
             return f"still running ({who})"
-        return f"interrupted: its process ({who}) is gone, killed or crashed since {record.get('time', '?')}"
+        return (
+            f"interrupted: its process ({who}) is gone, killed or crashed "
+            f"since {record.get('time', '?')}"
+        )
     if state == "failed":
         return f"failed ({record.get('error', 'no error recorded')})"
     return str(state)
@@ -116,7 +128,8 @@ def check_not_running(run_dir: Path) -> None:
     if record.get("state") == "running" and record.get("pid") != os.getpid() and is_alive(record):
         raise ReplabError(
             f"{run_dir} is {describe_state(run_dir)}",
-            f"wait for it to finish, or stop that process (kill {record.get('pid')}) and then `replab run --resume {run_dir}`",
+            "wait for it to finish, or stop that process "
+            f"(kill {record.get('pid')}) and then `replab run --resume {run_dir}`",
         )
 
 
@@ -129,10 +142,11 @@ def _process() -> dict:
 
 
 def _start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), which tells a reused pid apart."""
+    """The process's start time in clock ticks since boot (Linux),
+    which tells a reused pid apart."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2:].split()[19])
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -140,9 +154,15 @@ def _start_ticks(pid: int) -> int | None:
 def open_existing(run_dir: Path) -> ExperimentSpec:
     run_dir = Path(run_dir)
     if not run_dir.exists():
-        raise ReplabError(f"run folder {str(run_dir)!r} does not exist", "pass a folder written by `replab run`, e.g. runs/<name>-<timestamp>")
+        raise ReplabError(
+            f"run folder {str(run_dir)!r} does not exist",
+            "pass a folder written by `replab run`, e.g. runs/<name>-<timestamp>",
+        )
     if not (run_dir / CONFIG).is_file():
-        raise ReplabError(f"{str(run_dir)!r} is not a replab run folder (no {CONFIG})", "pass a folder written by `replab run`, e.g. runs/<name>-<timestamp>")
+        raise ReplabError(
+            f"{str(run_dir)!r} is not a replab run folder (no {CONFIG})",
+            "pass a folder written by `replab run`, e.g. runs/<name>-<timestamp>",
+        )
     return load_spec(run_dir / CONFIG)
 
 
@@ -150,17 +170,27 @@ def read_summary(run_dir: Path) -> dict:
     path = Path(run_dir) / SUMMARY
     if not path.is_file():
         if not (Path(run_dir) / CONFIG).is_file():
-            raise ReplabError(f"{str(run_dir)!r} is not a replab run folder (no {CONFIG})", "pass a folder written by `replab run`")
+            raise ReplabError(
+                f"{str(run_dir)!r} is not a replab run folder (no {CONFIG})",
+                "pass a folder written by `replab run`",
+            )
         raise ReplabError(
-            f"{str(run_dir)!r} has no {SUMMARY}: the run has not finished; it is {describe_state(run_dir)}",
+            f"{str(run_dir)!r} has no {SUMMARY}: "
+            f"the run has not finished; it is {describe_state(run_dir)}",
             f"finish it with `replab run --resume {run_dir}`, or pass a finished run folder",
         )
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ReplabError(f"{path} is not valid JSON ({err})", f"rerun the experiment (`replab run --resume {run_dir}`) or restore the file") from None
+        raise ReplabError(
+            f"{path} is not valid JSON ({err})",
+            f"rerun the experiment (`replab run --resume {run_dir}`) or restore the file",
+        ) from None
     if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
-        raise ReplabError(f"{path} is not a replab run summary", f"rerun the experiment (`replab run --resume {run_dir}`) or restore the file")
+        raise ReplabError(
+            f"{path} is not a replab run summary",
+            f"rerun the experiment (`replab run --resume {run_dir}`) or restore the file",
+        )
     return summary
 
 

@@ -6,13 +6,15 @@ A space file maps each recipe key (as in an override, ``trainer.optimizer.lr``) 
     model.encoder.dropout:    {type: float, low: 0.0, high: 0.5}
     trainer.optimizer.lr:     {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
     trainer.optimizer.name:   {type: categorical, choices: [adam, sgd]}
-    trainer.optimizer:        {type: categorical, choices: [{name: adam, lr: 0.001}, {name: sgd, lr: 0.01, momentum: 0.9}]}
+    trainer.optimizer:        {type: categorical, choices: [{name: adam, lr: 0.001},
+                                                            {name: sgd, lr: 0.01, momentum: 0.9}]}
 
 Several keys separated by commas (``model.encoder.dropout,model.decoder.dropout``) take one
-drawn value together. A categorical choice may be any YAML value, a whole mapping or list included. Optuna stores
-only scalars, so such a parameter's choices are kept as canonical JSON text in the study and
-turned back into the value when a trial's recipe is written. Values are set in order of key
-depth, so a whole block (``trainer.optimizer``) is replaced before a key inside it is tuned.
+drawn value together. A categorical choice may be any YAML value, a whole mapping or list
+included. Optuna stores only scalars, so such a parameter's choices are kept as canonical JSON
+text in the study and turned back into the value when a trial's recipe is written. Values are
+set in order of key depth, so a whole block (``trainer.optimizer``) is replaced before a key
+inside it is tuned.
 
 ``check_space`` builds every model the space can produce at its bounds and at every choice,
 before any trial runs, so a misspelt key or an impossible value fails at once.
@@ -46,16 +48,23 @@ class Param:
     step: float | int | None = None
     log: bool = False
     choices: tuple = ()
-    encoded: bool = False  # categorical choices kept as JSON text (some choice is a mapping or list)
+    # categorical choices kept as JSON text (some choice is a mapping or list)
+    encoded: bool = False
 
     # --- Optuna ---------------------------------------------------------------------------
     def suggest(self, trial) -> Any:
         """Draw this parameter in an Optuna trial; returns the value as stored by Optuna."""
+        if self.type == "categorical":
+            return trial.suggest_categorical(self.key, self.stored_choices)
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.key}: a {self.type} parameter needs low and high")
         if self.type == "int":
-            return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        if self.type == "float":
-            return trial.suggest_float(self.key, float(self.low), float(self.high), step=self.step, log=self.log)
-        return trial.suggest_categorical(self.key, self.stored_choices)
+            return trial.suggest_int(
+                self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
+        return trial.suggest_float(
+            self.key, float(self.low), float(self.high), step=self.step, log=self.log
+        )
 
     @property
     def stored_choices(self) -> list:
@@ -69,11 +78,23 @@ class Param:
         """``value`` as Optuna stores it, once it is checked to lie in this distribution."""
         if self.type == "categorical":
             if encode(value) not in {encode(c) for c in self.choices}:
-                raise ConfigError(f"{at}: {value!r} is not one of the choices", f"pick {self.describe()}")
-            return encode(value) if self.encoded else next(c for c in self.choices if encode(c) == encode(value))
+                raise ConfigError(
+                    f"{at}: {value!r} is not one of the choices", f"pick {self.describe()}"
+                )
+            return (
+                encode(value)
+                if self.encoded
+                else next(c for c in self.choices if encode(c) == encode(value))
+            )
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not self.low <= value <= self.high or (self.type == "int" and not float(value).is_integer()):
-            raise ConfigError(f"{at}: {value!r} is outside the search space", f"pick a value {self.describe()}")
+        if (
+            not number
+            or not self.low <= value <= self.high
+            or (self.type == "int" and not float(value).is_integer())
+        ):
+            raise ConfigError(
+                f"{at}: {value!r} is outside the search space", f"pick a value {self.describe()}"
+            )
         return int(value) if self.type == "int" else float(value)
 
     def describe(self) -> str:
@@ -111,12 +132,19 @@ class Space:
         """A trial's parameters (recipe values by key, some or all) as Optuna stores them,
         checked against the space: ``replab tune --enqueue`` runs such points first."""
         if not isinstance(point, dict) or not point:
-            raise ConfigError(f"{where} must be a mapping of space keys to values, got {point!r}",
-                              "write e.g. {trainer.optimizer.lr: 0.001, model.encoder.latent_dim: 32}")
+            raise ConfigError(
+                f"{where} must be a mapping of space keys to values, got {point!r}",
+                "write e.g. {trainer.optimizer.lr: 0.001, model.encoder.latent_dim: 32}",
+            )
         unknown = [str(k) for k in point if k not in self.keys]
         if unknown:
-            raise ConfigError(f"{where}: {', '.join(map(repr, unknown))} not in the search space", f"use keys of the space: {', '.join(self.keys)}")
-        return {key: self.by_key(key).stored(value, f"{where}: {key!r}") for key, value in point.items()}
+            raise ConfigError(
+                f"{where}: {', '.join(map(repr, unknown))} not in the search space",
+                f"use keys of the space: {', '.join(self.keys)}",
+            )
+        return {
+            key: self.by_key(key).stored(value, f"{where}: {key!r}") for key, value in point.items()
+        }
 
     def to_yaml_dict(self) -> dict[str, dict]:
         return {p.key: _entry(p) for p in self.params}
@@ -136,9 +164,14 @@ def read_space(path: str | Path) -> Space:
 
 
 def parse_space(raw: Any, where: str = "the search space") -> Space:
-    """Check the shape of every entry (not yet whether the keys exist in a recipe: see ``check_space``)."""
+    """Check the shape of every entry (not yet whether the keys exist in a
+    recipe: see ``check_space``)."""
     if not isinstance(raw, dict) or not raw:
-        raise ConfigError(f"{where} must be a non-empty mapping of recipe keys to distributions, got {type(raw).__name__ if raw else 'nothing'}", FIX)
+        raise ConfigError(
+            f"{where} must be a non-empty mapping of recipe keys to distributions, "
+            f"got {type(raw).__name__ if raw else 'nothing'}",
+            FIX,
+        )
     params = [_param(str(key), spec, where) for key, spec in raw.items()]
     params.sort(key=lambda p: _depth(p.key))  # stable: a block is set before a key inside it
     return Space(params, where)
@@ -150,19 +183,31 @@ def _depth(key: str) -> int:
 
 def _param(key: str, spec: Any, where: str) -> Param:
     at = f"{where}: {key!r}"
-    if not key or any(not part.isidentifier() for one in key.split(",") for part in one.strip().split(".")):
-        raise ConfigError(f"{at} is not a recipe key path", "write keys as in an override, e.g. trainer.optimizer.lr (or a,b for two keys given one value)")
+    if not key or any(
+        not part.isidentifier() for one in key.split(",") for part in one.strip().split(".")
+    ):
+        raise ConfigError(
+            f"{at} is not a recipe key path",
+            "write keys as in an override, "
+            "e.g. trainer.optimizer.lr (or a,b for two keys given one value)",
+        )
     key = ",".join(one.strip() for one in key.split(","))
     if not isinstance(spec, dict):
         raise ConfigError(f"{at} must map to a distribution, got {spec!r}", FIX)
     kind = spec.get("type")
     if kind not in TYPES:
         raise ConfigError(f"{at} has type {kind!r}", f"use type: {', '.join(TYPES)}")
-    allowed = {"int": {"type", "low", "high", "step", "log"}, "float": {"type", "low", "high", "step", "log"},
-               "categorical": {"type", "choices"}}[kind]
+    allowed = {
+        "int": {"type", "low", "high", "step", "log"},
+        "float": {"type", "low", "high", "step", "log"},
+        "categorical": {"type", "choices"},
+    }[kind]
     unknown = sorted(set(spec) - allowed)
     if unknown:
-        raise ConfigError(f"{at}: unknown field(s) {', '.join(map(repr, unknown))} for type {kind}", f"valid fields: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{at}: unknown field(s) {', '.join(map(repr, unknown))} for type {kind}",
+            f"valid fields: {', '.join(sorted(allowed))}",
+        )
     if kind == "categorical":
         return _categorical(key, spec, at)
     return _numeric(key, kind, spec, at)
@@ -171,13 +216,19 @@ def _param(key: str, spec: Any, where: str) -> Param:
 def _categorical(key: str, spec: dict, at: str) -> Param:
     choices = spec.get("choices")
     if not isinstance(choices, list) or not choices:
-        raise ConfigError(f"{at}: choices must be a non-empty list, got {choices!r}", "write e.g. choices: [adam, sgd]")
+        raise ConfigError(
+            f"{at}: choices must be a non-empty list, got {choices!r}",
+            "write e.g. choices: [adam, sgd]",
+        )
     encoded = not all(isinstance(c, SCALARS) for c in choices)
     stored = [encode(c) if encoded else c for c in choices]
-    if len({encode(c) for c in choices}) != len(choices) or len(set(map(repr, stored))) != len(stored):
+    if len({encode(c) for c in choices}) != len(choices) or len(set(map(repr, stored))) != len(
+        stored
+    ):
         raise ConfigError(f"{at}: choices {choices!r} list a value twice", "list each choice once")
     if not encoded and len({type(c) for c in choices if c is not None}) > 1:
-        # Optuna compares stored choices by value: 1 and 1.0 and True collide, '1' and 1 confuse the table.
+        # Optuna compares stored choices by value: 1 and 1.0 and True
+        # collide, '1' and 1 confuse the table.
         encoded = True
     return Param(key, "categorical", choices=tuple(choices), encoded=encoded)
 
@@ -185,21 +236,49 @@ def _categorical(key: str, spec: dict, at: str) -> Param:
 def _numeric(key: str, kind: str, spec: dict, at: str) -> Param:
     for name in ("low", "high"):
         value = spec.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{at}: {name} must be a finite number, got {value!r}", f"give both bounds, e.g. {{type: {kind}, low: 1, high: 10}}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                f"{at}: {name} must be a finite number, got {value!r}",
+                f"give both bounds, e.g. {{type: {kind}, low: 1, high: 10}}",
+            )
         if kind == "int" and not float(value).is_integer():
-            raise ConfigError(f"{at}: {name} must be an integer for type int, got {value!r}", "use whole numbers, or type: float")
+            raise ConfigError(
+                f"{at}: {name} must be an integer for type int, got {value!r}",
+                "use whole numbers, or type: float",
+            )
     low, high = spec["low"], spec["high"]
     if not low < high:
-        raise ConfigError(f"{at}: low ({low}) must be smaller than high ({high})", "swap the bounds, or set the key with an override if it is fixed")
+        raise ConfigError(
+            f"{at}: low ({low}) must be smaller than high ({high})",
+            "swap the bounds, or set the key with an override if it is fixed",
+        )
     log, step = spec.get("log", False), spec.get("step")
     if not isinstance(log, bool):
-        raise ConfigError(f"{at}: log must be true or false, got {log!r}", "write log: true for a log-uniform draw")
+        raise ConfigError(
+            f"{at}: log must be true or false, got {log!r}",
+            "write log: true for a log-uniform draw",
+        )
     if log and low <= 0:
-        raise ConfigError(f"{at}: a log scale needs low > 0, got {low}", "raise low above 0 (e.g. 1.0e-6), or drop log: true")
+        raise ConfigError(
+            f"{at}: a log scale needs low > 0, got {low}",
+            "raise low above 0 (e.g. 1.0e-6), or drop log: true",
+        )
     if step is not None:
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or (kind == "int" and not float(step).is_integer()):
-            raise ConfigError(f"{at}: step must be a positive {'integer' if kind == 'int' else 'number'}, got {step!r}", "drop step, or give e.g. step: 8")
+        if (
+            isinstance(step, bool)
+            or not isinstance(step, (int, float))
+            or step <= 0
+            or (kind == "int" and not float(step).is_integer())
+        ):
+            raise ConfigError(
+                f"{at}: step must be a positive "
+                f"{'integer' if kind == 'int' else 'number'}, got {step!r}",
+                "drop step, or give e.g. step: 8",
+            )
         if log:
             raise ConfigError(f"{at}: step and log cannot be combined", "drop one of them")
     if kind == "int":
@@ -222,7 +301,8 @@ def _entry(p: Param) -> dict:
 
 
 def set_value(raw: dict, key: str, value: Any) -> None:
-    """Set ``key`` (a dotted path) to ``value`` in the raw recipe, creating sections like an override.
+    """Set ``key`` (a dotted path) to ``value`` in the raw recipe, creating sections like an
+    override.
 
     The value is placed as is, never re-parsed from text (PyYAML would read 1e-05 as a string).
     """
@@ -234,20 +314,25 @@ def set_value(raw: dict, key: str, value: Any) -> None:
     node[leaf] = copy.deepcopy(value)
 
 
-def trial_config(raw: dict, overrides: list[str], values: dict[str, Any], name: str | None = None) -> dict:
+def trial_config(
+    raw: dict, overrides: list[str], values: dict[str, Any], name: str | None = None
+) -> dict:
     """The raw recipe of one trial: the recipe, the fixed overrides, then the tuned values."""
     config = copy.deepcopy(raw)
     for override in overrides:
         apply_override(config, override)
     for key in sorted(values, key=_depth):
-        for one in key.split(","):  # `model.encoder.dropout,model.decoder.dropout`: one value, both keys
+        # `model.encoder.dropout,model.decoder.dropout`: one value, both keys
+        for one in key.split(","):
             set_value(config, one, values[key])
     if name is not None:
         config["name"] = name
     return config
 
 
-def trial_spec(raw: dict, overrides: list[str], values: dict[str, Any], name: str | None = None) -> ExperimentSpec:
+def trial_spec(
+    raw: dict, overrides: list[str], values: dict[str, Any], name: str | None = None
+) -> ExperimentSpec:
     config = trial_config(raw, overrides, values, name)
     try:
         return validate_spec(config)
@@ -290,5 +375,7 @@ def _build(spec: ExperimentSpec, values: dict) -> None:
         raise type(err)(f"with {shown}: {err.problem}", err.fix) from None
     except (RuntimeError, ValueError, TypeError) as err:
         shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
-        raise ConfigError(f"the model cannot be built with {shown}: {str(err).splitlines()[0][:300]}",
-                          "narrow the search space to values this model accepts") from None
+        raise ConfigError(
+            f"the model cannot be built with {shown}: {str(err).splitlines()[0][:300]}",
+            "narrow the search space to values this model accepts",
+        ) from None

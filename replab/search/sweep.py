@@ -49,6 +49,13 @@ class Point:
     def mean(self, metric: str) -> float | None:
         return mean_and_std(self.metrics.get(metric, []))[0]
 
+    def reported_mean(self, metric: str) -> float:
+        """``mean(metric)`` of a metric every run reports (KeyError if none did)."""
+        mean = self.mean(metric)
+        if mean is None:
+            raise KeyError(f"no run of {self.values} reported {metric!r}")
+        return mean
+
     def std(self, metric: str) -> float:
         return mean_and_std(self.metrics.get(metric, []))[1] or 0.0
 
@@ -63,26 +70,33 @@ def parse_axis(text: str) -> Axis:
     keys, sep, values = text.partition("=")
     parsed = parse_yaml(values, f"the values of --over {keys!r}") if sep else None
     if not sep or not isinstance(parsed, list) or not parsed:
-        raise ConfigError(f"--over {text!r} is not of the form key.path=[v1,v2,...]", "write e.g. --over model.encoder.latent_dim=[2,8,32]")
+        raise ConfigError(
+            f"--over {text!r} is not of the form key.path=[v1,v2,...]",
+            "write e.g. --over model.encoder.latent_dim=[2,8,32]",
+        )
     return Axis([k.strip() for k in keys.split(",")], parsed)
 
 
 def grid(raw: dict, axes: list[Axis], overrides: list[str]) -> list[tuple[dict, ExperimentSpec]]:
-    """Every combination of the axes' values as (assignment, validated spec); all checked before any training."""
+    """Every combination of the axes' values as (assignment, validated spec); all
+    checked before any training."""
     points = []
     for combo in itertools.product(*(a.values for a in axes)):
         assignment = dict(zip((a.key for a in axes), combo, strict=True))
         config = with_overrides(raw, overrides)
         for axis, value in zip(axes, combo, strict=True):
             for key in axis.keys:
-                apply_override(config, f"{key}={json.dumps(value)}")  # JSON is YAML: lists, numbers, null survive
+                # JSON is YAML: lists, numbers, null survive
+                apply_override(config, f"{key}={json.dumps(value)}")
         config["name"] = f"{config.get('name', 'experiment')}-{point_name(assignment)}"
         points.append((assignment, validate_spec(config)))
     return points
 
 
 def point_name(assignment: dict) -> str:
-    return rundir.safe_name("-".join(f"{k.split(',')[0].split('.')[-1]}={v}" for k, v in assignment.items()))
+    return rundir.safe_name(
+        "-".join(f"{k.split(',')[0].split('.')[-1]}={v}" for k, v in assignment.items())
+    )
 
 
 def run_grid(raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=print) -> list[dict]:
@@ -92,8 +106,14 @@ def run_grid(raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=p
     for i, (assignment, spec) in enumerate(points, 1):
         log(f"sweep run {i}/{len(points)}: " + ", ".join(f"{k}={v}" for k, v in assignment.items()))
         summary = run_or_reuse(spec, Path(out) / point_name(assignment), log=log)
-        records.append({"values": assignment, "run": point_name(assignment), "metrics": summary["metrics"],
-                        "seconds": summary["timings"]["total"]})
+        records.append(
+            {
+                "values": assignment,
+                "run": point_name(assignment),
+                "metrics": summary["metrics"],
+                "seconds": summary["timings"]["total"],
+            }
+        )
     return records
 
 
@@ -109,20 +129,26 @@ def aggregate(records: list[dict]) -> list[Point]:
     return list(points.values())
 
 
-def run_sweep(recipe: Path, axes: list[Axis], overrides: list[str], runs_dir: Path, log=print) -> Path:
+def run_sweep(
+    recipe: Path, axes: list[Axis], overrides: list[str], runs_dir: Path, log=print
+) -> Path:
     raw = read_recipe(recipe)
     grid(raw, axes, overrides)  # validate every point before creating anything
-    study = Path(runs_dir) / f"{rundir.safe_name(raw.get('name', 'experiment'))}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = rundir.safe_name(raw.get("name", "experiment"))
+    study = Path(runs_dir) / f"{name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     study.mkdir(parents=True)
     records = run_grid(raw, axes, overrides, study, log)
     atomic_write_json(study / "sweep.json", {"axes": [a.__dict__ for a in axes], "runs": records})
-    plots = sweep_plots(aggregate(records), [a for a in axes if a.key != SEED], study / rundir.FIGURES)
+    plots = sweep_plots(
+        aggregate(records), [a for a in axes if a.key != SEED], study / rundir.FIGURES
+    )
     compare_runs([study / r["run"] for r in records], study / "study", plots)
     return study
 
 
 def sweep_plots(points: list[Point], axes: list[Axis], folder: Path) -> dict[str, bytes]:
-    """One figure per metric: metric (mean ± std over seeds) against the first axis, one line per value of the others."""
+    """One figure per metric: metric (mean ± std over seeds) against the first axis, one
+    line per value of the others."""
     if not axes:
         return {}
     first, rest = axes[0], axes[1:]
@@ -132,7 +158,9 @@ def sweep_plots(points: list[Point], axes: list[Axis], folder: Path) -> dict[str
         series: dict[str, list] = {}
         for p in points:
             label = ", ".join(f"{a.key}={p.values[a.key]}" for a in rest) or metric
-            series.setdefault(label, []).append((p.values[first.key], p.mean(metric), p.std(metric)))
+            series.setdefault(label, []).append(
+                (p.values[first.key], p.mean(metric), p.std(metric))
+            )
         png = figures.sweep_plot(series, first.key, metric)
         atomic_write_bytes(Path(folder) / f"{rundir.safe_name(metric)}.png", png)
         plots[f"{metric} vs {first.key}"] = png

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,13 +35,20 @@ class Part:
     title: str
     run_dirs: list[Path]
     summaries: list[dict]
-    reference: dict[str, float]
+    reference: dict[str, float | None]  # None: no published figure for this setting
 
     def values(self, metric: str) -> list[float]:
         return [s["metrics"][metric] for s in self.summaries if metric in s["metrics"]]
 
     def mean(self, metric: str) -> float | None:
         return mean_and_std(self.values(metric))[0]
+
+    def reported_mean(self, metric: str) -> float:
+        """``mean(metric)`` of a metric every run reports (KeyError if none did)."""
+        mean = self.mean(metric)
+        if mean is None:
+            raise KeyError(f"no run of {self.key} reported {metric!r}")
+        return mean
 
     def std(self, metric: str) -> float:
         return mean_and_std(self.values(metric))[1] or 0.0
@@ -72,7 +80,8 @@ class Sweep:
         return sum(r["seconds"] for r in self.records)
 
     def point(self, **values) -> Point | None:
-        """The point whose axes (by last key segment) have ``values``, e.g. point(latent_dim=300)."""
+        """The point whose axes (by last key segment) have ``values``,
+        e.g. point(latent_dim=300)."""
         for p in self.points:
             named = {k.split(",")[0].split(".")[-1]: v for k, v in p.values.items()}
             if all(named.get(k) == v for k, v in values.items()):
@@ -86,11 +95,15 @@ class StudyRun:
     quick: bool
     seeds: list[int]
     data_root: str | None = None
-    log: object = print
-    user_overrides: list[str] = field(default_factory=list)  # "PART:key=value" from --override; "*:key=value" for all
+    log: Callable[[str], None] = print
+    # "PART:key=value" from --override; "*:key=value" for all
+    user_overrides: list[str] = field(default_factory=list)
 
     def config(self, recipe: str, overrides: list[str], quick: list[str], part: str = "*") -> dict:
-        raw = with_overrides(read_recipe(recipe), [*overrides, *(quick if self.quick else []), *self.overrides_for(part)])
+        raw = with_overrides(
+            read_recipe(recipe),
+            [*overrides, *(quick if self.quick else []), *self.overrides_for(part)],
+        )
         if self.data_root:
             apply_override(raw, f"data.root={json.dumps(self.data_root)}")
         return raw
@@ -103,24 +116,48 @@ class StudyRun:
                 out.append(override)
         return out
 
-    def part(self, key: str, title: str, recipe: str, overrides: list[str] = (), quick: list[str] = (), per_seed=None) -> Part:
+    def part(
+        self,
+        key: str,
+        title: str,
+        recipe: str,
+        overrides: Sequence[str] = (),
+        quick: Sequence[str] = (),
+        per_seed=None,
+    ) -> Part:
         """Run ``recipe`` once per seed (or reuse the finished runs) as part ``key``.
 
         ``per_seed(seed)`` gives overrides that differ by seed (as in ``sweep``), e.g. the
         earlier part's run of the same seed to start from.
         """
         raw = self.config(recipe, list(overrides), list(quick), key)
-        specs = [validate_spec({**with_overrides(raw, per_seed(seed) if per_seed else []), "seed": seed}) for seed in self.seeds]
+        specs = [
+            validate_spec({**with_overrides(raw, per_seed(seed) if per_seed else []), "seed": seed})
+            for seed in self.seeds
+        ]
         self.log(f"== {key}: {title} ({len(specs)} seed{'s' * (len(specs) > 1)})")
         start = time.perf_counter()
         dirs = [self.folder / key / f"seed{s.seed}" for s in specs]
-        summaries = [run_or_reuse(spec, d, log=self.log) for spec, d in zip(specs, dirs, strict=True)]
+        summaries = [
+            run_or_reuse(spec, d, log=self.log) for spec, d in zip(specs, dirs, strict=True)
+        ]
         part = Part(key, title, dirs, summaries, dict(raw.get("report", {}).get("reference", {})))
-        self.log(f"== {key} done: {part.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
+        self.log(
+            f"== {key} done: {part.seconds:.1f} s of training and evaluation "
+            f"({time.perf_counter() - start:.1f} s wall)"
+        )
         return part
 
-    def sweep(self, key: str, title: str, recipe: str, axes: list[Axis], overrides: list[str] = (), quick: list[str] = (),
-              per_seed=None) -> Sweep:
+    def sweep(
+        self,
+        key: str,
+        title: str,
+        recipe: str,
+        axes: list[Axis],
+        overrides: Sequence[str] = (),
+        quick: Sequence[str] = (),
+        per_seed=None,
+    ) -> Sweep:
         """Run the grid of ``axes`` (times the study's seeds) as part ``key``.
 
         ``per_seed(seed)`` gives overrides that differ by seed, e.g. the pretext run of the
@@ -130,11 +167,33 @@ class StudyRun:
         self.log(f"== {key}: {title}")
         start = time.perf_counter()
         if per_seed is None:
-            records = run_grid(raw, [*axes, Axis([SEED], list(self.seeds))], [], self.folder / key, log=self.log)
+            records = run_grid(
+                raw, [*axes, Axis([SEED], list(self.seeds))], [], self.folder / key, log=self.log
+            )
         else:
-            records = [r for seed in self.seeds for r in run_grid(raw, [*axes, Axis([SEED], [seed])], per_seed(seed), self.folder / key, log=self.log)]
-        result = Sweep(key, title, aggregate(records), records, self.folder / key, dict(raw.get("report", {}).get("reference", {})))
-        self.log(f"== {key} done: {result.seconds:.1f} s of training and evaluation ({time.perf_counter() - start:.1f} s wall)")
+            records = [
+                r
+                for seed in self.seeds
+                for r in run_grid(
+                    raw,
+                    [*axes, Axis([SEED], [seed])],
+                    per_seed(seed),
+                    self.folder / key,
+                    log=self.log,
+                )
+            ]
+        result = Sweep(
+            key,
+            title,
+            aggregate(records),
+            records,
+            self.folder / key,
+            dict(raw.get("report", {}).get("reference", {})),
+        )
+        self.log(
+            f"== {key} done: {result.seconds:.1f} s of training and evaluation "
+            f"({time.perf_counter() - start:.1f} s wall)"
+        )
         return result
 
 
@@ -145,7 +204,7 @@ def run_figure(run_dir: Path, summary: dict, prefix: str) -> bytes | None:
     return None
 
 
-def reference_rows(parts: list[Part | Sweep]) -> list[dict]:
+def reference_rows(parts: Sequence[Part | Sweep]) -> list[dict]:
     """Reference figures beside replab's (mean ± std over seeds), one row per (part, metric)."""
     out = []
     for part in parts:
@@ -157,41 +216,68 @@ def reference_rows(parts: list[Part | Sweep]) -> list[dict]:
 
 def reference_row(part: str, metric: str, reference: float | None, values: list[float]) -> dict:
     mean, std = mean_and_std(values)
-    return {"part": part, "metric": metric, "reference": reference, "mean": mean, "std": std, "n": len(values),
-            "delta": None if mean is None or reference is None else mean - reference}
+    return {
+        "part": part,
+        "metric": metric,
+        "reference": reference,
+        "mean": mean,
+        "std": std,
+        "n": len(values),
+        "delta": None if mean is None or reference is None else mean - reference,
+    }
 
 
 def open_study(folder: Path) -> dict:
     path = Path(folder) / STUDY_FILE
     if not path.is_file():
-        raise ReplabError(f"{str(folder)!r} is not a study folder (no {STUDY_FILE})", "pass a folder written by `replab study`")
+        raise ReplabError(
+            f"{str(folder)!r} is not a study folder (no {STUDY_FILE})",
+            "pass a folder written by `replab study`",
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ReplabError(f"{path} is not valid JSON ({err})", "start the study again in a new folder") from None
+        raise ReplabError(
+            f"{path} is not valid JSON ({err})", "start the study again in a new folder"
+        ) from None
 
 
 def check_overrides(overrides: list[str]) -> None:
     for item in overrides:
         target, sep, override = item.partition(":")
         if not sep or not target or "=" not in override:
-            raise ConfigError(f"--override {item!r} is not of the form PART:key.path=value",
-                              "write e.g. --override A3:trainer.epochs=15 (PART is a part such as A3 or B4, or * for every part)")
+            raise ConfigError(
+                f"--override {item!r} is not of the form PART:key.path=value",
+                "write e.g. --override A3:trainer.epochs=15 "
+                "(PART is a part such as A3 or B4, or * for every part)",
+            )
 
 
 def _grow_seeds(folder: Path, settings: dict, seeds: int) -> None:
     """More seeds for a study: the runs of the seeds it has are kept and reused."""
     have = settings["seeds"]
     if seeds < len(have):
-        raise ConfigError(f"--seeds {seeds}: the study in {folder} already has {len(have)} seeds, and a study does not drop runs",
-                          f"resume without --seeds, or with --seeds {len(have)} or more")
+        raise ConfigError(
+            f"--seeds {seeds}: the study in {folder} already has {len(have)} seeds, "
+            "and a study does not drop runs",
+            f"resume without --seeds, or with --seeds {len(have)} or more",
+        )
     settings["seeds"] = [*have, *range(max(have) + 1, max(have) + 1 + seeds - len(have))]
     atomic_write_json(folder / STUDY_FILE, settings)
 
 
-def start_study(name: str, params: dict, quick: bool, seeds: int | None, runs_dir: Path, data_root: str | None, resume: Path | None,
-                overrides: list[str] = ()) -> tuple[Path, dict]:
-    """The study folder and its settings: new, or read back from ``resume`` (grown to ``seeds`` if given)."""
+def start_study(
+    name: str | None,
+    params: dict,
+    quick: bool,
+    seeds: int | None,
+    runs_dir: Path,
+    data_root: str | None,
+    resume: Path | None,
+    overrides: Sequence[str] = (),
+) -> tuple[Path, dict]:
+    """The study folder and its settings: new, or read back from ``resume``
+    (grown to ``seeds`` if given)."""
     if seeds is not None and not 1 <= seeds <= 100:
         raise ConfigError(f"--seeds {seeds} is out of range", "use between 1 and 100 seeds")
     if resume:
@@ -202,9 +288,18 @@ def start_study(name: str, params: dict, quick: bool, seeds: int | None, runs_di
     seeds = 1 if seeds is None else seeds
     check_overrides(list(overrides))
     suffix = "-".join(str(v) for v in params.values())
-    stem = rundir.safe_name(f"study-{name}{'-' + suffix if suffix else ''}{'-quick' if quick else ''}")
+    stem = rundir.safe_name(
+        f"study-{name}{'-' + suffix if suffix else ''}{'-quick' if quick else ''}"
+    )
     folder = Path(runs_dir) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True)
-    settings = {"study": name, "params": params, "quick": quick, "seeds": list(range(seeds)), "data_root": data_root, "overrides": list(overrides)}
+    settings = {
+        "study": name,
+        "params": params,
+        "quick": quick,
+        "seeds": list(range(seeds)),
+        "data_root": data_root,
+        "overrides": list(overrides),
+    }
     atomic_write_json(folder / STUDY_FILE, settings)
     return folder, settings

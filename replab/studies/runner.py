@@ -7,8 +7,10 @@ is where ``replab study --help`` takes them from.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from replab.errors import ReplabError
 from replab.registry import discover
 from replab.reporting.study_report import StudyReport, write_study_report
 from replab.studies.framework import STUDIES, StudyRun, start_study
@@ -17,16 +19,40 @@ from replab.studies.framework import STUDIES, StudyRun, start_study
 discover("replab.studies", prefix="study_")
 
 
-def run_study(name: str, params: dict, quick: bool = False, seeds: int | None = None, runs_dir: Path = Path("runs"),
-              data_root: str | None = None, resume: Path | None = None, overrides: list[str] = (), log=print) -> tuple[Path, StudyReport, float]:
-    """Run (or resume) study ``name``; returns the study folder, its report and the wall time in seconds."""
+def run_study(
+    name: str | None,
+    params: dict,
+    quick: bool = False,
+    seeds: int | None = None,
+    runs_dir: Path = Path("runs"),
+    data_root: str | None = None,
+    resume: Path | None = None,
+    overrides: Sequence[str] = (),
+    log=print,
+) -> tuple[Path, StudyReport, float]:
+    """Run (or resume) study ``name``; returns the study folder, its report
+    and the wall time in seconds. ``name`` may be None only with ``resume``."""
     if resume is None:
-        study = STUDIES.build(name, params, where=f"study {name!r}")  # validate the options before creating a folder
-    folder, settings = start_study(name, params, quick, seeds, runs_dir, data_root, resume, overrides)
+        if name is None:
+            raise ReplabError("which study? none was named", "name a study, or resume one")
+        # validate the options before creating a folder
+        study = STUDIES.build(name, params, where=f"study {name!r}")
+    folder, settings = start_study(
+        name, params, quick, seeds, runs_dir, data_root, resume, overrides
+    )
     if resume is not None:
-        study = STUDIES.build(settings["study"], settings["params"], where=f"study {settings['study']!r}")
+        study = STUDIES.build(
+            settings["study"], settings["params"], where=f"study {settings['study']!r}"
+        )
     start = time.perf_counter()
-    run = StudyRun(folder, settings["quick"], settings["seeds"], settings["data_root"], log, settings.get("overrides", []))
+    run = StudyRun(
+        folder,
+        settings["quick"],
+        settings["seeds"],
+        settings["data_root"],
+        log,
+        settings.get("overrides", []),
+    )
     report = study.run(run)
     html, _ = write_study_report(folder, report)
     wall = time.perf_counter() - start
@@ -35,9 +61,10 @@ def run_study(name: str, params: dict, quick: bool = False, seeds: int | None = 
 
 
 def catalogue() -> list[tuple[str, str, list[str]]]:
-    """(name, title, option names) of every registered study; the title is its docstring's first line."""
+    """(name, title, option names) of every registered study; the title is its docstring's
+    summary (first paragraph; a summary wrapped over several lines is joined into one)."""
     rows = []
     for name in STUDIES.names():
-        doc = (STUDIES.get(name).__doc__ or "").strip().splitlines()
-        rows.append((name, doc[0].rstrip(".") if doc else "", list(STUDIES.signature(name))))
+        summary = (STUDIES.get(name).__doc__ or "").strip().split("\n\n")[0]
+        rows.append((name, " ".join(summary.split()).rstrip("."), list(STUDIES.signature(name))))
     return rows

@@ -27,12 +27,24 @@ RECIPES = {
 # report's own settings A2 stays below the 0.98 study A asks of it (see the recipe).
 REGULARISED = {"mnist": "a2-mnist-classifier-regularized"}
 # The accuracy each regime is judged by: the frozen-latent probe, or the joint classifier itself.
-ACCURACY = {"A1": "probe.test_accuracy", "A2": "test.accuracy", "A2.reg": "test.accuracy", "A3": "probe.test_accuracy"}
-TITLES = {"A1": "autoencoder, then a classifier on the frozen latents",
-          "A2": "encoder trained jointly with the classifier",
-          "A2.reg": "A2 with dropout 0.2 and a cosine schedule (not in the report)",
-          "A3": "contrastive (SimCLR) encoder, then a classifier on the frozen latents"}
-REGIMES = {"A1": "autoencoder", "A2": "classification-guided", "A2.reg": "classification-guided, regularised", "A3": "contrastive"}
+ACCURACY = {
+    "A1": "probe.test_accuracy",
+    "A2": "test.accuracy",
+    "A2.reg": "test.accuracy",
+    "A3": "probe.test_accuracy",
+}
+TITLES = {
+    "A1": "autoencoder, then a classifier on the frozen latents",
+    "A2": "encoder trained jointly with the classifier",
+    "A2.reg": "A2 with dropout 0.2 and a cosine schedule (not in the report)",
+    "A3": "contrastive (SimCLR) encoder, then a classifier on the frozen latents",
+}
+REGIMES = {
+    "A1": "autoencoder",
+    "A2": "classification-guided",
+    "A2.reg": "classification-guided, regularised",
+    "A3": "contrastive",
+}
 
 _SMALL_EVAL = ["analysis.tsne_sample=500", "probe.trainer.epochs=30"]
 QUICK = {
@@ -44,13 +56,24 @@ QUICK = {
     "cifar10": {
         "A1": ["data.limit_train=2000", "trainer.epochs=2", *_SMALL_EVAL],
         "A2": ["data.limit_train=2000", "trainer.epochs=2", *_SMALL_EVAL],
-        "A3": ["data.limit_train=1000", "trainer.epochs=1", "trainer.batch_size=128", "model.encoder.width=8", *_SMALL_EVAL],
+        "A3": [
+            "data.limit_train=1000",
+            "trainer.epochs=1",
+            "trainer.batch_size=128",
+            "model.encoder.width=8",
+            *_SMALL_EVAL,
+        ],
     },
 }
 CONCLUSION = {
-    "mnist": "The reference report ranks the MNIST latent spaces classification-guided > contrastive > autoencoder.",
-    "cifar10": "The reference report finds the autoencoder's CIFAR-10 latent space unseparated, and the contrastive one "
-               "close to the classification-guided one, which it ranks first.",
+    "mnist": (
+        "The reference report ranks "
+        "the MNIST latent spaces classification-guided > contrastive > autoencoder."
+    ),
+    "cifar10": (
+        "The reference report finds the autoencoder's CIFAR-10 latent space unseparated, "
+        "and the contrastive one close to the classification-guided one, which it ranks first."
+    ),
 }
 
 
@@ -63,23 +86,64 @@ class StudyA:
 
     def run(self, s: StudyRun) -> StudyReport:
         # The pixels are the same test images for every regime: A1 maps and scores them once.
-        parts = [s.part(key, TITLES[key], recipe, [] if key == "A1" else ["analysis.image_space=false"], quick=QUICK[self.dataset][key])
-                 for key, recipe in zip(("A1", "A2", "A3"), RECIPES[self.dataset], strict=True)]
+        parts = [
+            s.part(
+                key,
+                TITLES[key],
+                recipe,
+                [] if key == "A1" else ["analysis.image_space=false"],
+                quick=QUICK[self.dataset][key],
+            )
+            for key, recipe in zip(("A1", "A2", "A3"), RECIPES[self.dataset], strict=True)
+        ]
         a1 = parts[0]
-        extra = [s.part("A2.reg", TITLES["A2.reg"], REGULARISED[self.dataset], quick=QUICK[self.dataset]["A2"])] if self.dataset in REGULARISED else []
+        extra = (
+            [
+                s.part(
+                    "A2.reg",
+                    TITLES["A2.reg"],
+                    REGULARISED[self.dataset],
+                    quick=QUICK[self.dataset]["A2"],
+                )
+            ]
+            if self.dataset in REGULARISED
+            else []
+        )
         sections = [
             self._accuracy([*parts[:2], *extra, parts[2]]),
-            Section("Reconstructions and latent interpolation (A1)",
-                    ["Test images above, the autoencoder's reconstructions below; then the decoded straight line between the latents of two test images."],
-                    figures={k: v for k, v in (("reconstructions", a1.figure("reconstructions")),
-                                                ("interpolation", a1.figure("latent interpolation"))) if v}),
+            Section(
+                "Reconstructions and latent interpolation (A1)",
+                [
+                    "Test images above, the autoencoder's reconstructions below; "
+                    "then the decoded straight line between the latents of two test images."
+                ],
+                figures={
+                    k: v
+                    for k, v in (
+                        ("reconstructions", a1.figure("reconstructions")),
+                        ("interpolation", a1.figure("latent interpolation")),
+                    )
+                    if v
+                },
+            ),
             self._maps(parts),
             self._answer(parts),
-            Section("Training curves", figures={f"{p.key}: {REGIMES[p.key]}": fig for p in parts if (fig := p.figure("training curves"))}, columns=3),
+            Section(
+                "Training curves",
+                figures={
+                    f"{p.key}: {REGIMES[p.key]}": fig
+                    for p in parts
+                    if (fig := p.figure("training curves"))
+                },
+                columns=3,
+            ),
         ]
         return StudyReport(
             title=f"Study A on {self.dataset}: three ways to learn a latent space",
-            question="Which way of training an encoder — reconstruction, classification, or contrast between augmented views — gives the latent space that separates classes best?",
+            question=(
+                "Which way of training an encoder — reconstruction, classification, or contrast "
+                "between augmented views — gives the latent space that separates classes best?"
+            ),
             settings=settings_of(s, [*parts, *extra]),
             reference=reference_rows([*parts, *extra]),
             timings=timings_of([*parts, *extra]),
@@ -88,21 +152,69 @@ class StudyA:
         )
 
     def _accuracy(self, parts: list[Part]) -> Section:
-        header = ["part", "regime", "test accuracy", "reference", "latent kNN accuracy", "silhouette", "t-SNE trustworthiness", "test MAE"]
+        header = [
+            "part",
+            "regime",
+            "test accuracy",
+            "reference",
+            "latent kNN accuracy",
+            "silhouette",
+            "t-SNE trustworthiness",
+            "test MAE",
+        ]
         rows = []
         for p in parts:
             acc = ACCURACY[p.key]
-            rows.append([p.key, REGIMES[p.key], format_mean_std(p.mean(acc), p.std(acc) if len(p.summaries) > 1 else None),
-                         f"{p.reference[acc]:.4f}" if acc in p.reference else "—",
-                         *(format_mean_std(p.mean(m), None, 3) for m in ("latent.knn_accuracy", "latent.silhouette", "latent.tsne_trustworthiness")),
-                         format_mean_std(p.mean("test.mae"), None) if p.values("test.mae") and p.key == "A1" else "—"])
+            rows.append(
+                [
+                    p.key,
+                    REGIMES[p.key],
+                    format_mean_std(p.mean(acc), p.std(acc) if len(p.summaries) > 1 else None),
+                    f"{p.reference[acc]:.4f}" if acc in p.reference else "—",
+                    *(
+                        format_mean_std(p.mean(m), None, 3)
+                        for m in (
+                            "latent.knn_accuracy",
+                            "latent.silhouette",
+                            "latent.tsne_trustworthiness",
+                        )
+                    ),
+                    format_mean_std(p.mean("test.mae"), None)
+                    if p.values("test.mae") and p.key == "A1"
+                    else "—",
+                ]
+            )
         image = parts[0]
-        rows.append(["—", "image space (pixels)", "—", "—", *(format_mean_std(image.mean(m), None, 3) for m in ("image.knn_accuracy", "image.silhouette", "image.tsne_trustworthiness")), "—"])
-        return Section("Accuracy and separability of each regime",
-                       ["Test accuracy: A1 and A3 by a classifier on the frozen latents, A2 by the jointly trained classifier "
-                        "(A2.reg, where present, adds dropout and a cosine schedule the report does not describe). "
-                        "Separability is measured on the test set: kNN accuracy (cosine, leave-one-out), silhouette of the class labels, "
-                        "and how faithfully the t-SNE map keeps each point's neighbours."], table=(header, rows))
+        rows.append(
+            [
+                "—",
+                "image space (pixels)",
+                "—",
+                "—",
+                *(
+                    format_mean_std(image.mean(m), None, 3)
+                    for m in (
+                        "image.knn_accuracy",
+                        "image.silhouette",
+                        "image.tsne_trustworthiness",
+                    )
+                ),
+                "—",
+            ]
+        )
+        return Section(
+            "Accuracy and separability of each regime",
+            [
+                "Test accuracy: A1 and A3 by a classifier on the frozen latents, "
+                "A2 by the jointly trained classifier "
+                "(A2.reg, where present, "
+                "adds dropout and a cosine schedule the report does not describe). "
+                "Separability is measured on the test set: "
+                "kNN accuracy (cosine, leave-one-out), silhouette of the class labels, "
+                "and how faithfully the t-SNE map keeps each point's neighbours."
+            ],
+            table=(header, rows),
+        )
 
     def _maps(self, parts: list[Part]) -> Section:
         maps = [_load_maps(p) for p in parts]
@@ -116,28 +228,58 @@ class StudyA:
                 panels.append((f"{p.key} {REGIMES[p.key]} latents", latent))
         figures = {}
         if panels:
-            ref = maps[0]
+            # the labels of the test sample every map shows (A1's may be missing)
+            ref = next(m for m in maps if m)
             figures["t-SNE of the same test sample"] = tsne_maps(
-                [(title, np.asarray(sp["points"]), Separability(**sp["scores"])) for title, sp in panels], np.asarray(ref["labels"]), ref["classes"])
-        return Section("Image space vs latent space (t-SNE)",
-                       ["One stratified test sample mapped by t-SNE (openTSNE) from the pixels and from each regime's latents, coloured by class; "
-                        "each panel's title gives its separability scores."], figures=figures)
+                [
+                    (title, np.asarray(sp["points"]), Separability(**sp["scores"]))
+                    for title, sp in panels
+                ],
+                np.asarray(ref["labels"]),
+                ref["classes"],
+            )
+        return Section(
+            "Image space vs latent space (t-SNE)",
+            [
+                "One stratified test sample mapped by t-SNE "
+                "(openTSNE) from the pixels and from each regime's latents, coloured by class; "
+                "each panel's title gives its separability scores."
+            ],
+            figures=figures,
+        )
 
     def _answer(self, parts: list[Part]) -> Section:
         def score(p: Part) -> tuple[float, float]:
             return (p.mean("latent.knn_accuracy") or 0.0, p.mean("latent.silhouette") or 0.0)
 
         ranked = sorted(parts, key=score, reverse=True)
-        order = " > ".join(f"{REGIMES[p.key]} ({p.key}: kNN {score(p)[0]:.3f}, silhouette {score(p)[1]:.3f})" for p in ranked)
+        order = " > ".join(
+            f"{REGIMES[p.key]} ({p.key}: kNN {score(p)[0]:.3f}, silhouette {score(p)[1]:.3f})"
+            for p in ranked
+        )
         best = ranked[0]
         by_silhouette = max(parts, key=lambda p: score(p)[1])
         agree = "agrees with" if [p.key for p in ranked] == ["A2", "A3", "A1"] else "differs from"
         pixels = parts[0].mean("image.knn_accuracy"), parts[0].mean("image.silhouette")
-        baseline = f" The raw pixels of the same test images score kNN {pixels[0]:.3f}, silhouette {pixels[1]:.3f}." if None not in pixels else ""
-        text = [CONCLUSION[self.dataset],
-                f"replab measures, ranked by latent kNN accuracy: {order}. This {agree} the report's ranking (classification-guided first, contrastive second).{baseline}",
-                f"Answer: the {REGIMES[best.key]} regime ({best.key}) separates the classes best by kNN accuracy"
-                + (f", and the {REGIMES[by_silhouette.key]} regime ({by_silhouette.key}) by silhouette." if by_silhouette is not best else ", and by silhouette too.")]
+        baseline = (
+            f" The raw pixels of the same test images score kNN {pixels[0]:.3f}, "
+            f"silhouette {pixels[1]:.3f}."
+            if None not in pixels
+            else ""
+        )
+        text = [
+            CONCLUSION[self.dataset],
+            f"replab measures, ranked by latent kNN accuracy: {order}. This {agree} "
+            f"the report's ranking (classification-guided first, contrastive second).{baseline}",
+            f"Answer: the {REGIMES[best.key]} regime "
+            f"({best.key}) separates the classes best by kNN accuracy"
+            + (
+                f", and the {REGIMES[by_silhouette.key]} regime "
+                f"({by_silhouette.key}) by silhouette."
+                if by_silhouette is not best
+                else ", and by silhouette too."
+            ),
+        ]
         return Section("Answer: which regime separates classes best?", text)
 
 

@@ -16,53 +16,99 @@ from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
 
 RECIPE = {"mnist": "a3-mnist-simclr", "cifar10": "a3-cifar10-simclr"}
-TITLES = {"S1": "SimCLR: NT-Xent over the batch's negatives",
-          "S2": "Barlow Twins: cross-correlation of the views towards the identity"}
+TITLES = {
+    "S1": "SimCLR: NT-Xent over the batch's negatives",
+    "S2": "Barlow Twins: cross-correlation of the views towards the identity",
+}
 SMALL_EVAL = ["analysis.tsne_sample=500", "probe.trainer.epochs=30"]
 QUICK = {
     "mnist": ["data.limit_train=4000", "trainer.epochs=3", "trainer.batch_size=256", *SMALL_EVAL],
-    "cifar10": ["data.limit_train=1000", "trainer.epochs=1", "trainer.batch_size=128",
-                "model.encoder.width=8", *SMALL_EVAL],
+    "cifar10": [
+        "data.limit_train=1000",
+        "trainer.epochs=1",
+        "trainer.batch_size=128",
+        "model.encoder.width=8",
+        *SMALL_EVAL,
+    ],
 }
-METRICS = ("probe.test_accuracy", "latent.knn_accuracy", "latent.silhouette", "latent.tsne_trustworthiness")
+METRICS = (
+    "probe.test_accuracy",
+    "latent.knn_accuracy",
+    "latent.silhouette",
+    "latent.tsne_trustworthiness",
+)
 
 
 @STUDIES.register("ssl")
 class StudySSL:
     """SimCLR vs Barlow Twins: which self-supervised objective gives the better latent space"""
 
-    def __init__(self, dataset: Literal["mnist", "cifar10"] = "mnist", lambd: float = 0.0051) -> None:
+    def __init__(
+        self, dataset: Literal["mnist", "cifar10"] = "mnist", lambd: float = 0.0051
+    ) -> None:
         self.dataset, self.lambd = dataset, lambd
 
     def run(self, s: StudyRun) -> StudyReport:
         recipe, quick = RECIPE[self.dataset], QUICK[self.dataset]
-        barlow = [f"objective={{name: barlow_twins, lambd: {self.lambd}}}", "report.reference={}",
-                  f"name={recipe.replace('simclr', 'barlow-twins')}"]
-        parts = [s.part("S1", TITLES["S1"], recipe, ["analysis.image_space=false"], quick=quick),
-                 s.part("S2", TITLES["S2"], recipe, ["analysis.image_space=false", *barlow], quick=quick)]
+        barlow = [
+            f"objective={{name: barlow_twins, lambd: {self.lambd}}}",
+            "report.reference={}",
+            f"name={recipe.replace('simclr', 'barlow-twins')}",
+        ]
+        parts = [
+            s.part("S1", TITLES["S1"], recipe, ["analysis.image_space=false"], quick=quick),
+            s.part(
+                "S2", TITLES["S2"], recipe, ["analysis.image_space=false", *barlow], quick=quick
+            ),
+        ]
         return StudyReport(
             title=f"Study ssl on {self.dataset}: SimCLR vs Barlow Twins under one budget",
-            question="With the same encoder, augmentations and optimizer steps, does contrast against "
-                     "negatives (SimCLR) or decorrelation without negatives (Barlow Twins) give the "
-                     "latent space that separates classes better?",
+            question=(
+                "With the same encoder, augmentations and optimizer steps, "
+                "does contrast against negatives (SimCLR) or decorrelation without negatives "
+                "(Barlow Twins) give the latent space that separates classes better?"
+            ),
             settings=settings_of(s, parts),
             reference=reference_rows(parts),
             timings=timings_of(parts),
-            sections=[self._table(parts), self._answer(parts),
-                      Section("Training curves", figures={"loss per epoch": loss_curves(
-                          [(p.key, p.run_dirs[0]) for p in parts], "loss (each objective's own scale)")})],
+            sections=[
+                self._table(parts),
+                self._answer(parts),
+                Section(
+                    "Training curves",
+                    figures={
+                        "loss per epoch": loss_curves(
+                            [(p.key, p.run_dirs[0]) for p in parts],
+                            "loss (each objective's own scale)",
+                        )
+                    },
+                ),
+            ],
             source=f"replab's own comparison; the SimCLR part is study A3 ({recipe})",
         )
 
     def _table(self, parts: list[Part]) -> Section:
         header = ["part", "objective", *METRICS]
-        rows = [[p.key, p.title, *(format_mean_std(p.mean(m), p.std(m) if len(p.summaries) > 1 else None)
-                                   for m in METRICS)] for p in parts]
-        text = [f"Barlow Twins with lambd = {self.lambd} (the paper's 0.0051 unless --set lambd=...). "
-                "Probe: the recipe's MLP classifier on the frozen encoder output; separability on the "
-                "test set (cosine kNN accuracy, silhouette of the labels, t-SNE trustworthiness).",
-                subset_note(parts)]
-        return Section("Both objectives, one protocol", [t for t in text if t], table=(header, rows))
+        rows = [
+            [
+                p.key,
+                p.title,
+                *(
+                    format_mean_std(p.mean(m), p.std(m) if len(p.summaries) > 1 else None)
+                    for m in METRICS
+                ),
+            ]
+            for p in parts
+        ]
+        text = [
+            f"Barlow Twins with lambd = {self.lambd} (the paper's 0.0051 unless --set lambd=...). "
+            "Probe: the recipe's MLP classifier on the frozen encoder output; separability on the "
+            "test set (cosine kNN accuracy, silhouette of the labels, t-SNE trustworthiness).",
+            subset_note(parts),
+        ]
+        return Section(
+            "Both objectives, one protocol", [t for t in text if t], table=(header, rows)
+        )
 
     def _answer(self, parts: list[Part]) -> Section:
         def score(p: Part) -> float:
@@ -71,8 +117,14 @@ class StudySSL:
         best, other = sorted(parts, key=score, reverse=True)
         knn = {p.key: p.mean("latent.knn_accuracy") or 0.0 for p in parts}
         agree = "agrees" if max(knn, key=knn.__getitem__) == best.key else "disagrees"
-        return Section("Answer", [
-            f"{best.key} ({best.title.split(':')[0]}) reaches probe test accuracy {score(best):.4f} against "
-            f"{other.key}'s {score(other):.4f}; latent kNN accuracy ({knn['S1']:.3f} vs {knn['S2']:.3f}) {agree}.",
-            "One seed decides nothing: run --seeds 3 or more and compare the ± figures before drawing a conclusion.",
-        ])
+        return Section(
+            "Answer",
+            [
+                f"{best.key} ({best.title.split(':')[0]}) "
+                f"reaches probe test accuracy {score(best):.4f} against "
+                f"{other.key}'s {score(other):.4f}; "
+                f"latent kNN accuracy ({knn['S1']:.3f} vs {knn['S2']:.3f}) {agree}.",
+                "One seed decides nothing: "
+                "run --seeds 3 or more and compare the ± figures before drawing a conclusion.",
+            ],
+        )

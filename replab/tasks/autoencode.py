@@ -18,14 +18,21 @@ class Autoencode(Task):
     reconstructs = True
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()) -> Autoencode:
+    def from_spec(
+        cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()
+    ) -> Autoencode:
         if model.decoder is None:
-            raise ConfigError("task 'autoencode' needs model.decoder", "add e.g. `decoder: {name: mlp_decoder, hidden: [256]}` under model")
+            raise ConfigError(
+                "task 'autoencode' needs model.decoder",
+                "add e.g. `decoder: {name: mlp_decoder, hidden: [256]}` under model",
+            )
         encoder = build_encoder(model.encoder, shape)
         decoder = build_decoder(model.decoder, encoder, shape)
         return cls(AutoEncoder(encoder, decoder), cls.build_objective(objective))
 
-    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
+    def compute(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
+    ) -> dict[str, torch.Tensor]:
         reconstruction = model(x)
         loss = self.objective(reconstruction, x)
         return {"loss": loss, "mae": (reconstruction.detach() - x).abs().mean()}

@@ -24,9 +24,12 @@ class Task:
     """
 
     objective_target = ""  # the kind of objective this task accepts ("input" or "label")
-    options: tuple[str, ...] = ()  # the task's own settings (``task: {name: rotation, angles: [0, 90]}``)
-    reconstructs = False  # the model maps images to images: a run reports test reconstructions (autoencode, vae)
-    has_prior = False  # the decoder was trained against N(0, I): the analysis samples the prior (vae)
+    # the task's own settings (``task: {name: rotation, angles: [0, 90]}``)
+    options: tuple[str, ...] = ()
+    # the model maps images to images: a run reports test reconstructions (autoencode, vae)
+    reconstructs = False
+    # the decoder was trained against N(0, I): the analysis samples the prior (vae)
+    has_prior = False
 
     def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         self.model = model
@@ -36,7 +39,8 @@ class Task:
         self._was_training = True
 
     def train_mode(self) -> None:
-        """Training mode, except frozen parts: their dropout and batch-norm statistics stay fixed too."""
+        """Training mode, except frozen parts: their dropout and
+        batch-norm statistics stay fixed too."""
         self.model.train()
         for name in self.frozen:
             self.model.get_submodule(name).eval()
@@ -51,7 +55,11 @@ class Task:
         if self.model.training:
             self._was_training = True
             return None
-        if self._was_training or self._eval_generator is None or self._eval_generator.device != device:
+        if (
+            self._was_training
+            or self._eval_generator is None
+            or self._eval_generator.device != device
+        ):
             self._eval_generator = torch.Generator(device=device).manual_seed(EVAL_SEED)
             self._was_training = False
         return self._eval_generator
@@ -60,15 +68,25 @@ class Task:
     def build_objective(cls, component: Component) -> nn.Module:
         objective = OBJECTIVES.build(component.name, component.params, where="objective")
         if getattr(objective, "target", None) != cls.objective_target:
-            fitting = [n for n in OBJECTIVES.names() if getattr(OBJECTIVES.get(n), "target", None) == cls.objective_target]
+            fitting = [
+                n
+                for n in OBJECTIVES.names()
+                if getattr(OBJECTIVES.get(n), "target", None) == cls.objective_target
+            ]
             raise ConfigError(
-                f"objective {component.name!r} compares against the {objective.target}, which does not fit this task",
+                f"objective {component.name!r} compares against the {objective.target}, "
+                "which does not fit this task",
                 f"use one of: {', '.join(fitting)}",
             )
         return objective
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, model: nn.Module | None = None,
-             gather: Gather | None = None) -> dict[str, torch.Tensor]:
+    def step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        model: nn.Module | None = None,
+        gather: Gather | None = None,
+    ) -> dict[str, torch.Tensor]:
         """The batch's metrics through ``model`` (default ``self.model``).
 
         The trainer passes the module it trains (compiled, or wrapped for DDP) and, across
@@ -77,29 +95,35 @@ class Task:
         """
         return self.compute(self.model if model is None else model, x, y, gather)
 
-    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                gather: Gather | None) -> dict[str, torch.Tensor]:
+    def compute(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     @property
     def encoder(self) -> nn.Module:
-        return self.model.encoder
+        return self.model.get_submodule("encoder")
 
 
 def task_options(cls: type[Task], task: Component) -> dict:
     unknown = sorted(set(task.params) - set(cls.options))
     if unknown:
         valid = ", ".join(cls.options) or "none"
-        raise ConfigError(f"task {task.name!r} has no option {unknown[0]!r}", f"options of {task.name!r}: {valid}")
+        raise ConfigError(
+            f"task {task.name!r} has no option {unknown[0]!r}", f"options of {task.name!r}: {valid}"
+        )
     return task.params
 
 
 def build_encoder(component: Component, in_shape: tuple[int, ...]) -> nn.Module:
-    return MODELS.build(component.name, component.params, where="model.encoder", in_shape=tuple(in_shape))
+    return MODELS.build(
+        component.name, component.params, where="model.encoder", in_shape=tuple(in_shape)
+    )
 
 
 def build_decoder(component: Component, encoder: nn.Module, shape: tuple[int, ...]) -> nn.Module:
-    """A decoder back to images of ``shape``; conv decoders mirror the encoder, tied ones share its weights."""
+    """A decoder back to images of ``shape``; conv decoders mirror the encoder,
+    tied ones share its weights."""
     return MODELS.build(
         component.name,
         component.params,
@@ -112,5 +136,9 @@ def build_decoder(component: Component, encoder: nn.Module, shape: tuple[int, ..
     )
 
 
-def build_head(component: Component, in_dim: int, num_classes: int, where: str = "model.head") -> nn.Module:
-    return MODELS.build(component.name, component.params, where=where, in_dim=in_dim, num_classes=num_classes)
+def build_head(
+    component: Component, in_dim: int, num_classes: int, where: str = "model.head"
+) -> nn.Module:
+    return MODELS.build(
+        component.name, component.params, where=where, in_dim=in_dim, num_classes=num_classes
+    )

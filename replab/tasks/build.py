@@ -1,4 +1,5 @@
-"""``build_task``: a spec to a ready task (model built, initialised, pretrained parts loaded, frozen)."""
+"""``build_task``: a spec to a ready task (model built, initialised,
+pretrained parts loaded, frozen)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,16 @@ from replab.tasks.transfer import freeze, load_pretrained
 
 def build_task(spec: ExperimentSpec, shape: tuple[int, ...], num_classes: int) -> Task:
     cls = TASKS.get(spec.task.name)
-    task = cls.from_spec(spec.model, spec.objective, shape, num_classes, augment=spec.augment, **task_options(cls, spec.task))
-    initialise(task.model, spec.model.init)  # before the pretrained weights, which replace what they cover
+    task = cls.from_spec(
+        spec.model,
+        spec.objective,
+        shape,
+        num_classes,
+        augment=spec.augment,
+        **task_options(cls, spec.task),
+    )
+    # before the pretrained weights, which replace what they cover
+    initialise(task.model, spec.model.init)
     frozen = list(spec.model.freeze)
     if spec.model.pretrained is not None:
         copied = load_pretrained(task.model, spec.model.pretrained)

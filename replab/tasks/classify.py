@@ -7,6 +7,7 @@ from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import Classifier
+from replab.models.layers import latent_dim_of
 from replab.spec import ModelSpec
 from replab.tasks.base import Gather, Task, build_encoder, build_head
 from replab.tasks.registry import TASKS
@@ -17,14 +18,21 @@ class Classify(Task):
     objective_target = "label"
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()) -> Classify:
+    def from_spec(
+        cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()
+    ) -> Classify:
         if model.head is None:
-            raise ConfigError("task 'classify' needs model.head", "add e.g. `head: {name: mlp_head, hidden: [64]}` under model")
+            raise ConfigError(
+                "task 'classify' needs model.head",
+                "add e.g. `head: {name: mlp_head, hidden: [64]}` under model",
+            )
         encoder = build_encoder(model.encoder, shape)
-        head = build_head(model.head, encoder.latent_dim, num_classes)
+        head = build_head(model.head, latent_dim_of(encoder), num_classes)
         return cls(Classifier(encoder, head), cls.build_objective(objective))
 
-    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
+    def compute(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
+    ) -> dict[str, torch.Tensor]:
         logits = model(x)
         loss = self.objective(logits, y)
         return {"loss": loss, "accuracy": (predicted_labels(logits.detach()) == y).float().mean()}

@@ -27,24 +27,48 @@ class Contrastive(Task):
         self.augment = augment
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()) -> Contrastive:
+    def from_spec(
+        cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=()
+    ) -> Contrastive:
         if model.projection is None:
-            raise ConfigError("task 'contrastive' needs model.projection", "add e.g. `projection: {name: projection_head, hidden: [512], out_dim: 128}` under model")
+            raise ConfigError(
+                "task 'contrastive' needs model.projection",
+                "add e.g. `projection: {name: "
+                "projection_head, hidden: [512], out_dim: 128}` under model",
+            )
         if not augment:
-            raise ConfigError("task 'contrastive' needs an augment list: two views of one image must differ",
-                              "add e.g. `augment: [{name: random_resized_crop, scale: [0.2, 1.0]}, {name: horizontal_flip}]`")
+            raise ConfigError(
+                "task 'contrastive' needs an augment list: two views of one image must differ",
+                "add e.g. `augment: [{name: "
+                "random_resized_crop, scale: [0.2, 1.0]}, {name: horizontal_flip}]`",
+            )
         encoder = build_encoder(model.encoder, shape)
-        projection = MODELS.build(model.projection.name, model.projection.params, where="model.projection", in_dim=encoder.latent_dim)
-        return cls(Projected(encoder, projection), cls.build_objective(objective), Augment.from_components(augment))
+        projection = MODELS.build(
+            model.projection.name,
+            model.projection.params,
+            where="model.projection",
+            in_dim=encoder.latent_dim,
+        )
+        return cls(
+            Projected(encoder, projection),
+            cls.build_objective(objective),
+            Augment.from_components(augment),
+        )
 
-    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
+    def compute(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
+    ) -> dict[str, torch.Tensor]:
         generator = self.batch_generator(x.device)
         views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
         z1, z2 = model(views).chunk(2)
         if gather is None:
             loss = self.objective(z1, z2)
-        else:  # multi-process training: negatives from every rank's views, this rank's rows at rank * N
-            loss = self.objective(z1, z2, gather=gather, offset=torch.distributed.get_rank() * len(z1))
+        else:
+            # multi-process training: negatives from every rank's
+            # views, this rank's rows at rank * N
+            loss = self.objective(
+                z1, z2, gather=gather, offset=torch.distributed.get_rank() * len(z1)
+            )
         return {"loss": loss, "pair_accuracy": _pair_accuracy(z1.detach(), z2.detach())}
 
 

@@ -1,4 +1,5 @@
-"""The task registry: how a batch becomes a loss (autoencode, classify, and later contrastive, VAE...)."""
+"""The task registry: how a batch becomes a loss (autoencode, classify, and
+later contrastive, VAE...)."""
 
 from replab.registry import Registry
 

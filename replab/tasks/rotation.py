@@ -13,13 +13,15 @@ from torch import nn
 
 from replab.errors import ConfigError
 from replab.models import Classifier
+from replab.models.layers import latent_dim_of
 from replab.spec import ModelSpec
 from replab.tasks.base import Gather, Task, build_encoder, build_head
 from replab.tasks.registry import TASKS
 
 
 def rotate(x: torch.Tensor, which: torch.Tensor, angles: list[int]) -> torch.Tensor:
-    """Rotate image ``i`` of the batch by ``angles[which[i]]`` degrees: one rot90 per angle, not per image."""
+    """Rotate image ``i`` of the batch by ``angles[which[i]]`` degrees: one
+    rot90 per angle, not per image."""
     out = x.clone()
     for i, angle in enumerate(angles):
         chosen = which == i
@@ -38,21 +40,43 @@ class Rotation(Task):
         self.angles = angles
 
     @classmethod
-    def from_spec(cls, model: ModelSpec, objective, shape: tuple[int, ...], num_classes: int, augment=(), angles=(0, 90, 180, 270)) -> Rotation:
+    def from_spec(
+        cls,
+        model: ModelSpec,
+        objective,
+        shape: tuple[int, ...],
+        num_classes: int,
+        augment=(),
+        angles=(0, 90, 180, 270),
+    ) -> Rotation:
         angles = list(angles) if isinstance(angles, list | tuple) else angles
-        if not isinstance(angles, list) or len(angles) < 2 or len(set(angles)) != len(angles) or any(
-                not isinstance(a, int) or a % 90 or not 0 <= a < 360 for a in angles):
-            raise ConfigError(f"task.angles={angles!r} must be two or more distinct angles from 0, 90, 180, 270",
-                              "use [0, 90] (rotated by 90° or not) or [0, 90, 180, 270]")
+        if (
+            not isinstance(angles, list)
+            or len(angles) < 2
+            or len(set(angles)) != len(angles)
+            or any(not isinstance(a, int) or a % 90 or not 0 <= a < 360 for a in angles)
+        ):
+            raise ConfigError(
+                f"task.angles={angles!r} must be two or more distinct angles from 0, 90, 180, 270",
+                "use [0, 90] (rotated by 90° or not) or [0, 90, 180, 270]",
+            )
         if shape[1] != shape[2] and any(a in (90, 270) for a in angles):
-            raise ConfigError(f"rotating {shape[1]}x{shape[2]} images by 90° changes their shape", "use angles [0, 180] for images that are not square")
+            raise ConfigError(
+                f"rotating {shape[1]}x{shape[2]} images by 90° changes their shape",
+                "use angles [0, 180] for images that are not square",
+            )
         if model.head is None:
-            raise ConfigError("task 'rotation' needs model.head", "add e.g. `head: {name: linear_head}` under model")
+            raise ConfigError(
+                "task 'rotation' needs model.head",
+                "add e.g. `head: {name: linear_head}` under model",
+            )
         encoder = build_encoder(model.encoder, shape)
-        head = build_head(model.head, encoder.latent_dim, len(angles))
+        head = build_head(model.head, latent_dim_of(encoder), len(angles))
         return cls(Classifier(encoder, head), cls.build_objective(objective), angles)
 
-    def compute(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None) -> dict[str, torch.Tensor]:
+    def compute(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
+    ) -> dict[str, torch.Tensor]:
         generator = self.batch_generator(x.device)
         which = torch.randint(len(self.angles), (len(x),), generator=generator, device=x.device)
         logits = model(rotate(x, which, self.angles))

@@ -25,14 +25,20 @@ def load_pretrained(model: nn.Module, spec: PretrainedSpec) -> list[str]:
     state = load_checkpoint(path)
     weights = state.get("model")
     if not isinstance(weights, dict):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds no model weights", "point model.pretrained.path at a replab run folder or its best.pt")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds no model weights",
+            "point model.pretrained.path at a replab run folder or its best.pt",
+        )
     copied = [name for module in spec.modules for name in _parts(model, module, spec.blocks)]
     for name in copied:
         prefix = f"{name}."
-        part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        part = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
         if not part:
             have = sorted({k.split(".")[0] for k in weights})
-            raise CheckpointError(f"checkpoint {str(path)!r} has no {name!r} weights (it has: {', '.join(have)})", "list modules the checkpoint has in model.pretrained.modules")
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has no {name!r} weights (it has: {', '.join(have)})",
+                "list modules the checkpoint has in model.pretrained.modules",
+            )
         load_state_into(submodule(model, name, "model.pretrained.modules"), part, path)
     return copied
 
@@ -42,10 +48,16 @@ def _parts(model: nn.Module, module: str, blocks: int | None) -> list[str]:
         return [module]
     names = getattr(submodule(model, module, "model.pretrained.modules"), "block_names", None)
     if names is None:
-        raise ConfigError(f"model.pretrained.blocks: the {module!r} of this model is not made of blocks",
-                          "use a block-structured encoder (cnn, resnet18), or drop model.pretrained.blocks to copy it whole")
+        raise ConfigError(
+            f"model.pretrained.blocks: the {module!r} of this model is not made of blocks",
+            "use a block-structured encoder "
+            "(cnn, resnet18), or drop model.pretrained.blocks to copy it whole",
+        )
     if blocks > len(names):
-        raise ConfigError(f"model.pretrained.blocks={blocks}, but {module!r} has {len(names)} blocks", f"use 1 to {len(names)}")
+        raise ConfigError(
+            f"model.pretrained.blocks={blocks}, but {module!r} has {len(names)} blocks",
+            f"use 1 to {len(names)}",
+        )
     return [f"{module}.{name}" for name in names[:blocks]]
 
 
@@ -60,4 +72,7 @@ def submodule(model: nn.Module, name: str, where: str) -> nn.Module:
         return model.get_submodule(name)
     except AttributeError:
         children = dict(model.named_children())
-        raise ConfigError(f"{where}: this model has no part {name!r}", f"use one of: {', '.join(children)} (or a dotted path inside one)") from None
+        raise ConfigError(
+            f"{where}: this model has no part {name!r}",
+            f"use one of: {', '.join(children)} (or a dotted path inside one)",
+        ) from None

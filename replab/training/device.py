@@ -19,9 +19,13 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}", "use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available", "use data.device=auto or cpu")
+        raise ConfigError(
+            f"device {name!r} asked for, but no CUDA GPU is available",
+            "use data.device=auto or cpu",
+        )
     if device.type == "cuda" and device.index is None and torch.distributed.is_initialized():
-        device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU (LOCAL_RANK, set at setup)
+        # this rank's GPU (LOCAL_RANK, set at setup)
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 

@@ -47,7 +47,8 @@ def is_main() -> bool:
 
 
 def setup(device_type: str = "cpu", timeout_minutes: float = 60) -> bool:
-    """Join the group that ``torchrun`` described in the environment; False (and nothing done) without one.
+    """Join the group that ``torchrun`` described in the environment; False (and nothing done)
+    without one.
 
     ``device_type`` ``cuda`` picks nccl and pins this process to GPU ``LOCAL_RANK``; ``cpu`` picks
     gloo. The timeout bounds how long a rank waits at a collective for the others.
@@ -62,7 +63,8 @@ def setup(device_type: str = "cpu", timeout_minutes: float = 60) -> bool:
 
 
 def teardown(wait_for_all: bool = True) -> None:
-    """Leave the group; by default once every rank has got here, so none closes its links while another still uses them.
+    """Leave the group; by default once every rank has got here, so none closes its links while
+    another still uses them.
 
     After an error the others may never get here: ``wait_for_all=False`` leaves at once, and the
     launcher then stops the rest instead of every rank waiting out the collective timeout.
@@ -137,5 +139,9 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` in DistributedDataParallel (gradients averaged over ranks in backward)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    ids = [device.index if device.index is not None else local_rank()] if device.type == "cuda" else None
+    ids = (
+        [device.index if device.index is not None else local_rank()]
+        if device.type == "cuda"
+        else None
+    )
     return DistributedDataParallel(model, device_ids=ids)

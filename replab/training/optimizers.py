@@ -23,7 +23,9 @@ FUSED_DEVICES = ("cuda", "cpu")
 Builder = Callable[[list[dict], OptimizerSpec, dict], torch.optim.Optimizer]
 
 
-def build_optimizer(model: nn.Module, spec: OptimizerSpec, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, spec: OptimizerSpec, device: torch.device
+) -> torch.optim.Optimizer:
     check_optimizer(spec)
     groups = PARAM_GROUPS.get(spec.groups)(model, spec)
     # Fused kernels are a measured win on both CUDA and CPU (torch 2.14, 2-core AVX2: Adam's step
@@ -50,26 +52,40 @@ def adamw(groups: list[dict], spec: OptimizerSpec, extra: dict) -> torch.optim.O
 
 @OPTIMIZERS.register("sgd")
 def sgd(groups: list[dict], spec: OptimizerSpec, extra: dict) -> torch.optim.Optimizer:
-    return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
-                           nesterov=spec.nesterov and spec.momentum > 0, **extra)
+    return torch.optim.SGD(
+        groups,
+        lr=spec.lr,
+        momentum=spec.momentum,
+        weight_decay=spec.weight_decay,
+        nesterov=spec.nesterov and spec.momentum > 0,
+        **extra,
+    )
 
 
 @PARAM_GROUPS.register("parts")
 def param_groups(model: nn.Module, spec: OptimizerSpec) -> list[dict]:
-    """One group per part named in ``spec.parts`` (with its own lr / weight decay), one for the rest."""
-    groups, claimed = [], set()
+    """One group per part named in ``spec.parts`` (with its own lr /
+    weight decay), one for the rest."""
+    groups: list[dict] = []
+    claimed: set[int] = set()
     for name, part in spec.parts.items():
         try:
             module = model.get_submodule(name)
         except AttributeError:
-            raise ConfigError(f"trainer.optimizer.parts: this model has no part {name!r}",
-                              f"use one of: {', '.join(n for n, _ in model.named_children())}") from None
+            raise ConfigError(
+                f"trainer.optimizer.parts: this model has no part {name!r}",
+                f"use one of: {', '.join(n for n, _ in model.named_children())}",
+            ) from None
         params = [p for p in trainable(module) if id(p) not in claimed]
         claimed.update(map(id, params))
         overrides = {k: v for k, v in part.model_dump().items() if v is not None}
         groups.append({"params": params, **overrides})
     rest = [p for p in trainable(model) if id(p) not in claimed]
-    return [{"params": rest}, *(g for g in groups if g["params"])] if rest else [g for g in groups if g["params"]]
+    return (
+        [{"params": rest}, *(g for g in groups if g["params"])]
+        if rest
+        else [g for g in groups if g["params"]]
+    )
 
 
 @PARAM_GROUPS.register("no_decay_bias_norm")
@@ -79,14 +95,21 @@ def no_decay_bias_norm(model: nn.Module, spec: OptimizerSpec) -> list[dict]:
     The usual rule of large-batch self-supervised training (SimCLR, BYOL): decaying a
     batch-norm scale or a bias towards 0 only fights the normalisation.
     """
-    exempt = {id(p) for m in model.modules() for n, p in m.named_parameters(recurse=False)
-              if n.endswith("bias") or isinstance(m, NORMS)}
+    exempt = {
+        id(p)
+        for m in model.modules()
+        for n, p in m.named_parameters(recurse=False)
+        if n.endswith("bias") or isinstance(m, NORMS)
+    }
     out = []
     for group in param_groups(model, spec):
         decayed = [p for p in group["params"] if id(p) not in exempt]
         free = [p for p in group["params"] if id(p) in exempt]
-        out += [g for g in ({**group, "params": decayed}, {**group, "params": free, "weight_decay": 0.0})
-                if g["params"]]
+        out += [
+            g
+            for g in ({**group, "params": decayed}, {**group, "params": free, "weight_decay": 0.0})
+            if g["params"]
+        ]
     return out
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm.auto import tqdm
@@ -56,10 +57,13 @@ class FitResult:
     best_epoch: int
     stopped_early: bool
     train_seconds: float
-    evaluated_epoch: int = -1  # whose weights the model holds after fit: best_epoch if restored, else the last
+    # whose weights the model holds after fit: best_epoch if restored, else the last
+    evaluated_epoch: int = -1
 
     def evaluated_record(self) -> dict:
-        return next((r for r in self.history if r["epoch"] == self.evaluated_epoch), self.history[-1])
+        return next(
+            (r for r in self.history if r["epoch"] == self.evaluated_epoch), self.history[-1]
+        )
 
 
 @dataclass
@@ -80,11 +84,16 @@ class Trainer:
         self.schedule = SCHEDULES.get(self.spec.lr_schedule, where="trainer.lr_schedule")
         self.optimizer = build_optimizer(self.model, self.spec.optimizer, self.device)
         es = self.spec.early_stopping
-        self.stopper = EarlyStopping.from_spec(es) if es else EarlyStopping("val_loss", "min", patience=10**9)
+        self.stopper = (
+            EarlyStopping.from_spec(es) if es else EarlyStopping("val_loss", "min", patience=10**9)
+        )
         self.history: list[dict] = []
         self.best_state: dict | None = None
         # What the steps run through; the task's own model stays the plain module.
-        self.eval_model: torch.nn.Module = torch.compile(self.model) if self.spec.compile else self.model
+        # torch.compile gives an OptimizedModule for a module; its stub says a plain callable
+        self.eval_model: torch.nn.Module = (
+            cast(torch.nn.Module, torch.compile(self.model)) if self.spec.compile else self.model
+        )
         self.train_model: torch.nn.Module = self.eval_model
         self.gather: Callable | None = None
         self._ddp: torch.nn.Module | None = None
@@ -97,8 +106,8 @@ class Trainer:
         ranks' rows (NT-Xent negatives); only rank 0 writes."""
         self.train.shard(dist.rank(), dist.world_size())
         ddp = dist.wrap(self.model, self.device)
-        self._ddp = torch.compile(ddp) if self.spec.compile else ddp
-        self.train_model, self.gather = self._ddp, dist.gather_rows
+        model = cast(torch.nn.Module, torch.compile(ddp)) if self.spec.compile else ddp
+        self._ddp, self.train_model, self.gather = model, model, dist.gather_rows
         if not dist.is_main():
             self.checkpoint_dir = None
             # Own random stream per rank (dropout, augmentations), from the run's seed.
@@ -127,19 +136,30 @@ class Trainer:
                 break
         stopped = self.stopper.should_stop
         es = self.spec.early_stopping
-        restore = self.best_state is not None and self.spec.keep == "best" and (es is None or es.restore_best)
-        if restore:
-            self.model.load_state_dict(self.best_state)
-        evaluated = self.stopper.best_epoch if restore else self.history[-1]["epoch"]
-        return FitResult(self.history, self.stopper.best_epoch, stopped, time.perf_counter() - start, evaluated)
+        restored = (
+            self.best_state
+            if self.spec.keep == "best" and (es is None or es.restore_best)
+            else None
+        )
+        if restored is not None:
+            self.model.load_state_dict(restored)
+        evaluated = self.stopper.best_epoch if restored is not None else self.history[-1]["epoch"]
+        return FitResult(
+            self.history, self.stopper.best_epoch, stopped, time.perf_counter() - start, evaluated
+        )
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.task.train_mode()
         sums: dict[str, torch.Tensor] = {}
         losses = []
-        seen = 0
-        bar = tqdm(self.train, desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}", leave=False,
-                   disable=not self.spec.progress or not sys.stderr.isatty() or not dist.is_main(), unit="batch")
+        seen: float = 0  # an int, until DDP sums it over ranks as a float
+        bar = tqdm(
+            self.train,
+            desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}",
+            leave=False,
+            disable=not self.spec.progress or not sys.stderr.isatty() or not dist.is_main(),
+            unit="batch",
+        )
         for step, (x, y) in enumerate(bar):
             done = (epoch - 1) * len(self.train) + step  # optimizer steps before this one
             self._schedule(done)
@@ -160,13 +180,17 @@ class Trainer:
         stacked = torch.stack(losses)
         if self._ddp is not None:  # sample-weighted over ranks: every rank logs the global figures
             stacked = dist.all_reduce_mean(stacked.float())
-            totals = dist.all_reduce_sum(torch.stack([*sums.values(), torch.tensor(float(seen), device=stacked.device)]))
+            totals = dist.all_reduce_sum(
+                torch.stack([*sums.values(), torch.tensor(float(seen), device=stacked.device)])
+            )
             sums, seen = dict(zip(sums, totals[:-1], strict=True)), totals[-1].item()
         if not torch.isfinite(stacked).all():
             step = int((~torch.isfinite(stacked)).nonzero()[0])
             raise DivergenceError(
-                f"the training loss became {stacked[step].item()} at epoch {epoch}, step {step + 1}; the last good checkpoint is kept",
-                "lower the learning rate (trainer.optimizer.lr), set trainer.grad_clip, or check the data normalisation",
+                f"the training loss became {stacked[step].item()} at epoch {epoch}, "
+                f"step {step + 1}; the last good checkpoint is kept",
+                "lower the learning rate (trainer.optimizer.lr), "
+                "set trainer.grad_clip, or check the data normalisation",
             )
         return {f"train_{k}": v.item() / seen for k, v in sums.items()}
 
@@ -197,12 +221,15 @@ class Trainer:
     def _check_monitor(self, record: dict) -> None:
         if self.stopper.monitor not in record:
             raise ConfigError(
-                f"early stopping monitors {self.stopper.monitor!r}, which this task does not report",
-                f"monitor one of: {', '.join(k for k in record if k.startswith(('val_', 'train_')))}",
+                f"early stopping monitors {self.stopper.monitor!r}, "
+                "which this task does not report",
+                "monitor one of: "
+                f"{', '.join(k for k in record if k.startswith(('val_', 'train_')))}",
             )
         if not math.isfinite(record[self.stopper.monitor]):
             raise DivergenceError(
-                f"{self.stopper.monitor} became {record[self.stopper.monitor]} at epoch {record['epoch']}; the last good checkpoint is kept",
+                f"{self.stopper.monitor} became {record[self.stopper.monitor]} "
+                f"at epoch {record['epoch']}; the last good checkpoint is kept",
                 "lower the learning rate or set trainer.grad_clip",
             )
 
@@ -211,7 +238,10 @@ class Trainer:
         if self.checkpoint_dir is None:
             return
         if record.get("best"):
-            save_checkpoint(self.checkpoint_dir / "best.pt", {"model": self.model.state_dict(), "epoch": record["epoch"]})
+            save_checkpoint(
+                self.checkpoint_dir / "best.pt",
+                {"model": self.model.state_dict(), "epoch": record["epoch"]},
+            )
         save_checkpoint(self.checkpoint_dir / "last.pt", self.state_dict())
         append_jsonl(self.checkpoint_dir / "metrics.jsonl", record)
 
@@ -234,10 +264,14 @@ class Trainer:
         if missing:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} cannot resume training: it lacks {', '.join(missing)}",
-                "resume from the last.pt replab writes each epoch (best.pt holds weights only), or start a new run",
+                "resume from the last.pt replab writes each epoch "
+                "(best.pt holds weights only), or start a new run",
             )
         if not isinstance(state["model"], dict):
-            raise CheckpointError(f"checkpoint {str(path)!r} holds no model weights", "resume from a last.pt written by replab")
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds no model weights",
+                "resume from a last.pt written by replab",
+            )
         load_state_into(self.model, state["model"], path)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -248,7 +282,8 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"].cpu())
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise CheckpointError(
-                f"checkpoint {str(path)!r} has a damaged training state ({type(err).__name__}: {str(err)[:200]})",
+                f"checkpoint {str(path)!r} has a damaged training state "
+                f"({type(err).__name__}: {str(err)[:200]})",
                 "restore last.pt from a backup, or start a new run",
             ) from None
         ranks = state.get("torch_rng_ranks")

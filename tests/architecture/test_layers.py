@@ -17,12 +17,27 @@ ROOT = Path(replab.__file__).parent
 
 # Top to bottom. A layer may import the layers below it and the base modules; the four
 # packages at the bottom are peers that do not import each other.
-LAYERS = ["cli", "api", "studies", "search", "runs", "reporting", "evaluation", "training", "tasks",
-          ("models", "objectives", "data", "augment")]
+LAYERS = [
+    "cli",
+    "api",
+    "studies",
+    "search",
+    "runs",
+    "reporting",
+    "evaluation",
+    "training",
+    "tasks",
+    ("models", "objectives", "data", "augment"),
+]
 # Usable from every layer; among themselves only spec <- recipes (errors, io, registry and
 # spec import nothing above them, and recipes reads recipes into specs).
-BASE = {"spec": {"errors"}, "registry": {"errors"}, "errors": set(), "io": {"errors"},
-        "recipes": {"spec", "errors"}}
+BASE = {
+    "spec": {"errors"},
+    "registry": {"errors"},
+    "errors": set(),
+    "io": {"errors"},
+    "recipes": {"spec", "errors"},
+}
 
 
 def rank(part: str) -> int:
@@ -36,7 +51,11 @@ def imports(path: Path) -> list[tuple[int, str]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] if node.module != "replab" else [f"replab.{a.name}" for a in node.names]
+            names = (
+                [node.module]
+                if node.module != "replab"
+                else [f"replab.{a.name}" for a in node.names]
+            )
             found += [(node.lineno, n) for n in names if n.startswith("replab.")]
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("replab.")]

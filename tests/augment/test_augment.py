@@ -35,15 +35,19 @@ SIMCLR = [
 
 def test_identity_parameters_give_back_the_input():
     x = torch.rand(5, 3, 16, 24)
-    augment = Augment.from_components([
-        {"name": "random_resized_crop", "scale": [1, 1], "ratio": [1.5, 1.5]},
-        {"name": "rotation", "degrees": 0},
-        {"name": "horizontal_flip", "p": 0},
-        {"name": "affine", "translate": 0, "scale": [1, 1], "shear": 0},
-    ])
+    augment = Augment.from_components(
+        [
+            {"name": "random_resized_crop", "scale": [1, 1], "ratio": [1.5, 1.5]},
+            {"name": "rotation", "degrees": 0},
+            {"name": "horizontal_flip", "p": 0},
+            {"name": "affine", "translate": 0, "scale": [1, 1], "shear": 0},
+        ]
+    )
     torch.testing.assert_close(augment(x), x, atol=1e-5, rtol=0)
     square = torch.rand(3, 3, 16, 16)
-    crop = Augment.from_components([{"name": "random_resized_crop", "scale": [1, 1], "ratio": [1, 1]}])
+    crop = Augment.from_components(
+        [{"name": "random_resized_crop", "scale": [1, 1], "ratio": [1, 1]}]
+    )
     torch.testing.assert_close(crop(square), square, atol=1e-5, rtol=0)
 
 
@@ -78,7 +82,9 @@ def test_rotation_keeps_a_round_blob_round_on_a_wide_image():
 
 def test_resized_crop_of_a_quarter_zooms_in():
     x = _gradient()
-    crop = Augment.from_components([{"name": "random_resized_crop", "scale": [0.25, 0.25], "ratio": [1, 1]}])
+    crop = Augment.from_components(
+        [{"name": "random_resized_crop", "scale": [0.25, 0.25], "ratio": [1, 1]}]
+    )
     y = crop(x, _seeded(0))
     for image, out in zip(x, y, strict=True):
         lo, hi = out.min().item(), out.max().item()
@@ -88,7 +94,9 @@ def test_resized_crop_of_a_quarter_zooms_in():
 
 
 def test_resized_crop_falls_back_to_a_centre_crop_with_the_ratio_clamped():
-    crop = AUGMENTATIONS.build("random_resized_crop", {"scale": [1, 1], "ratio": [1, 1]}, where="test")
+    crop = AUGMENTATIONS.build(
+        "random_resized_crop", {"scale": [1, 1], "ratio": [1, 1]}, where="test"
+    )
     m = crop.matrices(3, "cpu", None, size=(10, 20))  # wide image, square crop: the middle half
     torch.testing.assert_close(m[:, :2], torch.tensor([[0.5, 0, 0], [0, 1, 0]]).expand(3, 2, 3))
 
@@ -147,7 +155,16 @@ def test_every_op_runs_on_one_channel(name):
 def test_chroma_ops_are_no_ops_on_one_channel():
     x = torch.rand(4, 1, 10, 10)
     assert torch.equal(Augment.from_components([{"name": "grayscale", "p": 1.0}])(x), x)
-    chroma = [{"name": "color_jitter", "brightness": 0, "contrast": 0, "saturation": 0.9, "hue": 0.5, "p": 1.0}]
+    chroma = [
+        {
+            "name": "color_jitter",
+            "brightness": 0,
+            "contrast": 0,
+            "saturation": 0.9,
+            "hue": 0.5,
+            "p": 1.0,
+        }
+    ]
     assert torch.equal(Augment.from_components(chroma)(x), x)
 
 
@@ -161,7 +178,10 @@ def test_spec_components_are_accepted():
     ("components", "fragment"),
     [
         ([{"name": "horizontal_flip"}, {"name": "blur"}], "augment[1]"),
-        ([{"name": "horizontal_flip"}, {"name": "grayscale"}, {"name": "rotation", "angle": 3}], "augment[2]"),
+        (
+            [{"name": "horizontal_flip"}, {"name": "grayscale"}, {"name": "rotation", "angle": 3}],
+            "augment[2]",
+        ),
         ([{"name": "color_jitter", "hue": "lots"}], "augment[0]"),
         ([{"name": "random_resized_crop", "scale": [0.9, 0.1]}], "augment[0]"),
         ([{"p": 0.5}], "augment[0]"),
@@ -183,11 +203,19 @@ def test_one_grid_sample_per_batch(monkeypatch):
 
     monkeypatch.setattr(torch.nn.functional, "grid_sample", counting)
     augment = Augment.from_components(
-        [{"name": "random_resized_crop"}, {"name": "horizontal_flip"}, {"name": "rotation"}, {"name": "affine", "shear": 5}, {"name": "color_jitter"}]
+        [
+            {"name": "random_resized_crop"},
+            {"name": "horizontal_flip"},
+            {"name": "rotation"},
+            {"name": "affine", "shear": 5},
+            {"name": "color_jitter"},
+        ]
     )
     augment(torch.rand(8, 3, 16, 16))
     assert len(calls) == 1
-    Augment.from_components([{"name": "color_jitter"}, {"name": "grayscale"}])(torch.rand(8, 3, 16, 16))
+    Augment.from_components([{"name": "color_jitter"}, {"name": "grayscale"}])(
+        torch.rand(8, 3, 16, 16)
+    )
     assert len(calls) == 1
 
 

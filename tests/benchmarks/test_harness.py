@@ -17,21 +17,47 @@ import study_walltime  # noqa: E402
 
 def _bench(script: str, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(REPO / "benchmarks" / script), *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
 
 
 @pytest.mark.data
 def test_studies_benchmark_runs_and_writes_json(data_dir, tmp_path):
     out = tmp_path / "studies.json"
-    proc = _bench("studies.py", "--studies", "a1", "--steps", "2", "--warmup", "1", "--data-dir", str(data_dir), "--json", str(out))
+    proc = _bench(
+        "studies.py",
+        "--studies",
+        "a1",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     (study,) = result["studies"]
-    assert study["study"] == "a1" and study["recipe"] == "a1-mnist-autoencoder" and study["batch_size"] == 128
+    assert (
+        study["study"] == "a1"
+        and study["recipe"] == "a1-mnist-autoencoder"
+        and study["batch_size"] == 128
+    )
     assert [r["method"] for r in study["results"]] == ["replab", "reference", "floor"]
-    assert all(r["steps"] == 2 and r["samples"] == 256 and r["samples_per_s"] > 0 for r in study["results"])
-    assert set(study["ratios"]) == {"replab / floor", "reference / replab"} and set(study["passed"]) == set(study["targets"])
+    assert all(
+        r["steps"] == 2 and r["samples"] == 256 and r["samples_per_s"] > 0 for r in study["results"]
+    )
+    assert set(study["ratios"]) == {"replab / floor", "reference / replab"} and set(
+        study["passed"]
+    ) == set(study["targets"])
     assert isinstance(result["disturbed"], bool) and "replab/floor" in proc.stdout
 
 
@@ -44,8 +70,14 @@ def test_timed_reports_cpu_used_elsewhere():
 def test_walltime_split_sums_the_runs_timings(tmp_path):
     for run, train, evaluation in (("A1/seed0", 80.0, 15.0), ("A3/seed0", 180.0, 5.0)):
         (tmp_path / run).mkdir(parents=True)
-        timings = {"data": 1.0, "train": train, "probe": evaluation / 2, "analysis": evaluation / 2, "evaluation": evaluation,
-                   "total": 1.0 + train + evaluation}
+        timings = {
+            "data": 1.0,
+            "train": train,
+            "probe": evaluation / 2,
+            "analysis": evaluation / 2,
+            "evaluation": evaluation,
+            "total": 1.0 + train + evaluation,
+        }
         (tmp_path / run / "summary.json").write_text(json.dumps({"timings": timings}))
     a = study_walltime.split(tmp_path)
     assert [r["run"] for r in a["runs"]] == ["A1/seed0", "A3/seed0"]
@@ -56,20 +88,50 @@ def test_walltime_split_sums_the_runs_timings(tmp_path):
 @pytest.mark.data
 def test_time_to_accuracy_runs_and_writes_json(data_dir, tmp_path):
     out = tmp_path / "tta.json"
-    proc = _bench("time_to_accuracy.py", "--max-epochs", "1", "--target", "0.0", "--set", "data.limit_train=500",
-                  "--data-dir", str(data_dir), "--json", str(out))
+    proc = _bench(
+        "time_to_accuracy.py",
+        "--max-epochs",
+        "1",
+        "--target",
+        "0.0",
+        "--set",
+        "data.limit_train=500",
+        "--data-dir",
+        str(data_dir),
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    assert result["reached"]["epoch"] == 1 and len(result["curve"]) == 1 and 0.0 <= result["curve"][0]["test_accuracy"] <= 1.0
+    assert (
+        result["reached"]["epoch"] == 1
+        and len(result["curve"]) == 1
+        and 0.0 <= result["curve"][0]["test_accuracy"] <= 1.0
+    )
 
 
 @pytest.mark.data
 def test_simclr_throughput_runs_and_writes_json(data_dir, tmp_path):
     out = tmp_path / "simclr.json"
-    proc = _bench("simclr_throughput.py", "--quick", "--set", "trainer.batch_size=16", "--steps", "1", "--warmup", "1",
-                  "--configs", "eager,bf16", "--data-dir", str(data_dir), "--json", str(out))
+    proc = _bench(
+        "simclr_throughput.py",
+        "--quick",
+        "--set",
+        "trainer.batch_size=16",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--configs",
+        "eager,bf16",
+        "--data-dir",
+        str(data_dir),
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    assert [r["config"] for r in result["results"]] == ["eager"]  # bf16 autocast is CUDA-only in replab: skipped on CPU
+    # bf16 autocast is CUDA-only in replab: skipped on CPU
+    assert [r["config"] for r in result["results"]] == ["eager"]
     (row,) = result["results"]
     assert row["views_per_s"] > 0 and row["augment_share"] > 0.0 and row["steps"] == 1

@@ -62,8 +62,12 @@ def serve():
     def start(folder: Path) -> tuple[str, list[str]]:
         requested: list[str] = []
         handler = type("Handler", (_QuietHandler,), {"requests": requested})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
+        )
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         thread.start()
         servers.append((server, thread))
         return f"http://127.0.0.1:{server.server_address[1]}/", requested
@@ -104,11 +108,17 @@ def test_mnist_download_fetches_all_four_files_then_loads_from_cache(serve, mnis
 
     # load_splits with no root and no REPLAB_DATA finds the files in the cache.
     splits = load_splits("mnist", root=None, download=False, val_fraction=0.1, seed=0)
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (60_000 - MNIST_VAL, MNIST_VAL, 10_000)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (
+        60_000 - MNIST_VAL,
+        MNIST_VAL,
+        10_000,
+    )
     assert splits.train.images.shape[1:] == (1, 28, 28)
     assert str(cache) in splits.test.source
     assert splits.test.labels.bincount().tolist() == MNIST_TEST_COUNTS
-    assert (splits.train.labels.bincount() + splits.val.labels.bincount()).tolist() == MNIST_TRAIN_COUNTS
+    assert (
+        splits.train.labels.bincount() + splits.val.labels.bincount()
+    ).tolist() == MNIST_TRAIN_COUNTS
 
 
 def test_load_splits_downloads_through_replab_mirror(serve, mnist_raw, served_md5, monkeypatch):
@@ -120,13 +130,21 @@ def test_load_splits_downloads_through_replab_mirror(serve, mnist_raw, served_md
     url, requested = serve(mnist_raw)
     monkeypatch.setenv("REPLAB_MIRROR", url)
     monkeypatch.delenv("REPLAB_DATA", raising=False)
-    monkeypatch.setattr(MNIST, "resources", tuple(type(r)(r.filename, served_md5[r.filename]) for r in MNIST.resources))
+    monkeypatch.setattr(
+        MNIST,
+        "resources",
+        tuple(type(r)(r.filename, served_md5[r.filename]) for r in MNIST.resources),
+    )
 
     splits = load_splits("mnist", root=None, download=True, val_fraction=0.1, seed=0)
 
     assert len(requested) == 4
     assert leftovers(cache_dir()) == sorted(f"MNIST/raw/{name}" for name in MNIST_FILES)
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (60_000 - MNIST_VAL, MNIST_VAL, 10_000)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (
+        60_000 - MNIST_VAL,
+        MNIST_VAL,
+        10_000,
+    )
 
 
 def test_load_splits_enforces_the_official_md5(serve, mnist_raw, monkeypatch):
@@ -176,7 +194,9 @@ def test_corrupt_download_fails_checksum_and_leaves_no_file(serve, mnist_raw, se
     assert requested == ["/train-images-idx3-ubyte.gz", "/" + bad_name]
 
 
-def test_unreachable_and_missing_mirrors_fall_through_to_a_working_one(serve, mnist_raw, served_md5, tmp_path):
+def test_unreachable_and_missing_mirrors_fall_through_to_a_working_one(
+    serve, mnist_raw, served_md5, tmp_path
+):
     empty = tmp_path / "empty"
     empty.mkdir()
     url_404, requested_404 = serve(empty)
@@ -206,7 +226,9 @@ def test_all_mirrors_unreachable_names_the_file():
     assert leftovers(cache) == []
 
 
-def _tar_gz(path: Path, members: dict[str, Path | bytes], symlinks: dict[str, str] | None = None) -> Path:
+def _tar_gz(
+    path: Path, members: dict[str, Path | bytes], symlinks: dict[str, str] | None = None
+) -> Path:
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
         for arcname, content in members.items():
             if isinstance(content, Path):
@@ -234,7 +256,9 @@ def test_cifar10_download_extracts_and_loads(serve, data_dir, tmp_path):
     url, requested = serve(mirror)
     cache = cache_dir()
 
-    folder = CIFAR10().download(cache, mirrors=[url], checksums={"cifar-10-python.tar.gz": md5_of(archive)})
+    folder = CIFAR10().download(
+        cache, mirrors=[url], checksums={"cifar-10-python.tar.gz": md5_of(archive)}
+    )
 
     assert requested == ["/cifar-10-python.tar.gz"]
     assert folder == cache / "cifar-10-batches-py"
@@ -265,7 +289,9 @@ def test_tarball_escaping_the_cache_is_refused(serve, tmp_path, members, symlink
     cache = cache_dir()
 
     with pytest.raises(DataError) as info:
-        CIFAR10().download(cache, mirrors=[url], checksums={"cifar-10-python.tar.gz": md5_of(archive)})
+        CIFAR10().download(
+            cache, mirrors=[url], checksums={"cifar-10-python.tar.gz": md5_of(archive)}
+        )
 
     assert "cannot extract" in str(info.value)
     assert "cifar-10-python.tar.gz" in str(info.value)

@@ -134,10 +134,17 @@ def _evil_pickles(target: Path) -> dict[str, bytes]:
     shell = f"echo pwned > {target}"
     return {
         "os.system": pickle.dumps(_Payload(os.system, shell)),
-        "builtins.exec": pickle.dumps(_Payload(builtins.exec, f"open({str(target)!r}, 'w').write('pwned')")),
+        "builtins.exec": pickle.dumps(
+            _Payload(builtins.exec, f"open({str(target)!r}, 'w').write('pwned')")
+        ),
         # the evil call hidden inside a legitimate-looking batch dict, protocol 2 like CIFAR
         "nested-in-batch": pickle.dumps(
-            {b"data": np.zeros((1, 3072), np.uint8), b"labels": [0], b"x": _Payload(os.system, shell)}, protocol=2
+            {
+                b"data": np.zeros((1, 3072), np.uint8),
+                b"labels": [0],
+                b"x": _Payload(os.system, shell),
+            },
+            protocol=2,
         ),
     }
 
@@ -170,7 +177,12 @@ def test_restricted_unpickler_refuses_code(tmp_path, kind):
 @pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
 def test_restricted_unpickler_loads_a_legitimate_batch(tmp_path, protocol):
     data = np.random.default_rng(protocol).integers(0, 256, size=(4, 3072), dtype=np.uint8)
-    batch = {b"batch_label": b"training batch 1 of 5", b"labels": [0, 9, 3, 3], b"data": data, b"filenames": [b"a.png"] * 4}
+    batch = {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": [0, 9, 3, 3],
+        b"data": data,
+        b"filenames": [b"a.png"] * 4,
+    }
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps(batch, protocol=protocol))
 
@@ -195,7 +207,9 @@ def test_truncated_pickle_raises_data_error(tmp_path):
     assert "tampered" not in str(info.value)
 
 
-@pytest.mark.parametrize("junk", [b"", b"\x00" * 64, b"not a pickle at all"], ids=["empty", "zeros", "text"])
+@pytest.mark.parametrize(
+    "junk", [b"", b"\x00" * 64, b"not a pickle at all"], ids=["empty", "zeros", "text"]
+)
 def test_junk_pickle_raises_data_error(tmp_path, junk):
     path = tmp_path / "data_batch_1"
     path.write_bytes(junk)
@@ -215,7 +229,10 @@ def _write_batches(folder: Path, make) -> None:
 
 def _batch(n: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    return {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n).tolist()}
+    return {
+        b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+        b"labels": rng.integers(0, 10, n).tolist(),
+    }
 
 
 def test_cifar_batches_load_in_channel_row_column_order(tmp_path):
@@ -245,7 +262,10 @@ def test_cifar_batches_load_in_channel_row_column_order(tmp_path):
         ({b"data": np.zeros((4, 3, 32, 32), np.uint8), b"labels": [0] * 4}, "(N, 3072)"),
         ({b"labels": [0] * 4}, "(N, 3072)"),
         ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 3}, "one class 0-9 per image"),
-        ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2, 10]}, "one class 0-9 per image"),
+        (
+            {b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2, 10]},
+            "one class 0-9 per image",
+        ),
         ([np.zeros((4, 3072), np.uint8)], "not a dict"),
     ],
     ids=["3071-columns", "float", "4d", "no-data", "short-labels", "label-10", "list"],

@@ -28,9 +28,13 @@ def write_idx(folder: Path, prefix: str, n: int, rng: np.random.Generator) -> No
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     labels = np.arange(n, dtype=np.uint8) % 10
     header = struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28)
-    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
+    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(header + images.tobytes())
+    )
     header = struct.pack(">BBBBI", 0, 0, 8, 1, n)
-    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header + labels.tobytes()))
+    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(header + labels.tobytes())
+    )
 
 
 @pytest.fixture

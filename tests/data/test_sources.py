@@ -19,11 +19,26 @@ pytestmark = pytest.mark.data
 
 # sha256 of the decompressed IDX files, from /work/shared/data/README.md.
 README_SHA256 = {
-    ("MNIST", "t10k-labels-idx1-ubyte"): "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    ("MNIST", "t10k-images-idx3-ubyte"): "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    ("MNIST", "train-labels-idx1-ubyte"): "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    ("FashionMNIST", "t10k-labels-idx1-ubyte"): "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    ("FashionMNIST", "train-labels-idx1-ubyte"): "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    (
+        "MNIST",
+        "t10k-labels-idx1-ubyte",
+    ): "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    (
+        "MNIST",
+        "t10k-images-idx3-ubyte",
+    ): "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    (
+        "MNIST",
+        "train-labels-idx1-ubyte",
+    ): "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    (
+        "FashionMNIST",
+        "t10k-labels-idx1-ubyte",
+    ): "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    (
+        "FashionMNIST",
+        "train-labels-idx1-ubyte",
+    ): "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
 }
 
 # Published label histograms.
@@ -64,7 +79,9 @@ def test_idx_datasets_have_the_published_counts_and_shape(idx_splits, name, spli
 
 
 def test_mnist_and_fashion_are_different_data(idx_splits):
-    assert not torch.equal(idx_splits["mnist", "test"].images, idx_splits["fashion_mnist", "test"].images)
+    assert not torch.equal(
+        idx_splits["mnist", "test"].images, idx_splits["fashion_mnist", "test"].images
+    )
     assert DATASETS.get("fashion_mnist")().classes[9] == "Ankle boot"
 
 

@@ -143,7 +143,8 @@ def test_state_dict_reproduces_the_next_epoch():
     _epoch(loader)  # the state taken before must not move with the loader
 
     resumed = DeviceLoader(x, y, batch_size=8, seed=99)
-    assert _epoch(DeviceLoader(x, y, batch_size=8, seed=99)) != expected  # the seed alone would differ
+    # the seed alone would differ
+    assert _epoch(DeviceLoader(x, y, batch_size=8, seed=99)) != expected
     resumed.load_state_dict(state)
     assert _epoch(resumed) == expected
 
@@ -152,7 +153,7 @@ def test_loader_applies_its_normalizer():
     x, y = _data(40)
     norm = Normalizer.fit(x, "standard")
     loader = DeviceLoader(x, y, batch_size=40, shuffle=False, normalizer=norm)
-    (xb, _), = list(loader)
+    ((xb, _),) = list(loader)
     torch.testing.assert_close(xb, (x.float() / 255 - norm.mean) / norm.std)
 
 
@@ -205,6 +206,12 @@ def test_refit_trains_on_every_training_image_and_keeps_the_same_validation_imag
 
     held = load_splits("digits", val_fraction=0.2, seed=3)
     refit = load_splits("digits", val_fraction=0.2, seed=3, refit=True)
-    assert len(refit.train) == len(held.train) + len(held.val) and torch.equal(refit.val.images, held.val.images)
-    assert torch.equal(refit.train.images[: len(held.train)], held.train.images)  # the held-out images are added, nothing else moves
-    assert torch.equal(refit.test.images, held.test.images) and "validation images included" in refit.train.source
+    assert len(refit.train) == len(held.train) + len(held.val) and torch.equal(
+        refit.val.images, held.val.images
+    )
+    # the held-out images are added, nothing else moves
+    assert torch.equal(refit.train.images[: len(held.train)], held.train.images)
+    assert (
+        torch.equal(refit.test.images, held.test.images)
+        and "validation images included" in refit.train.source
+    )

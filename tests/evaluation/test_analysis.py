@@ -25,7 +25,9 @@ def test_two_dimensional_latents_are_plotted_directly_with_the_untrained_ones_be
     spec = AnalysisSpec(image_space=False, tsne_sample=None, knn_metric="euclidean")
     result = analyse(test, z, spec, z_initial=z0)
     before, after = result.spaces
-    assert [before.name, after.name] == ["latent space before training", "latent space"] and set(SPACES) >= {before.name}
+    assert [before.name, after.name] == ["latent space before training", "latent space"] and set(
+        SPACES
+    ) >= {before.name}
     assert before.direct and after.direct
     np.testing.assert_array_equal(after.points, z[result.index].numpy())
     assert after.scores.trustworthiness is None  # a plane mapped to itself has nothing to score

@@ -24,7 +24,12 @@ from replab.evaluation import (
 
 def anisotropic(n=400, d=8, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, d)) * np.linspace(3, 0.2, d) @ np.linalg.qr(rng.standard_normal((d, d)))[0] + 2.0
+    return (
+        rng.standard_normal((n, d))
+        * np.linspace(3, 0.2, d)
+        @ np.linalg.qr(rng.standard_normal((d, d)))[0]
+        + 2.0
+    )
 
 
 @pytest.mark.parametrize("n_components", [None, 3])
@@ -32,11 +37,17 @@ def test_pca_matches_sklearn(n_components):
     z = anisotropic()
     ours = pca(torch.from_numpy(z).float(), n_components)
     theirs = PCA(n_components=n_components).fit(z)
-    np.testing.assert_allclose(ours.explained_variance_ratio, theirs.explained_variance_ratio_, rtol=1e-4)
-    np.testing.assert_allclose(ours.cumulative, np.cumsum(theirs.explained_variance_ratio_), rtol=1e-4)
+    np.testing.assert_allclose(
+        ours.explained_variance_ratio, theirs.explained_variance_ratio_, rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        ours.cumulative, np.cumsum(theirs.explained_variance_ratio_), rtol=1e-4
+    )
     assert ours.components.shape == (8 if n_components is None else 3, 8)
     # Same 2-D picture up to the sign of each axis.
-    np.testing.assert_allclose(np.abs(ours.projection), np.abs(theirs.transform(z)[:, :2]), atol=1e-3)
+    np.testing.assert_allclose(
+        np.abs(ours.projection), np.abs(theirs.transform(z)[:, :2]), atol=1e-3
+    )
 
 
 def test_pca_signs_are_deterministic():
@@ -57,7 +68,9 @@ def known_spectrum(variances, n=1000, seed=0):
 
 def test_components_for_known_spectrum():
     result = pca(known_spectrum([0.5, 0.3, 0.15, 0.04, 0.01]))
-    np.testing.assert_allclose(result.explained_variance_ratio, [0.5, 0.3, 0.15, 0.04, 0.01], atol=1e-9)
+    np.testing.assert_allclose(
+        result.explained_variance_ratio, [0.5, 0.3, 0.15, 0.04, 0.01], atol=1e-9
+    )
     assert result.components_for(0.5) == 1
     assert result.components_for(0.9) == 3
     assert result.components_for(0.95) == 3  # reached exactly at three
@@ -97,7 +110,9 @@ def test_tsne_2d_shape_determinism_and_clusters():
     np.testing.assert_array_equal(first, tsne_2d(z, seed=0, n_jobs=1))
     split = np.random.default_rng(0).permutation(300)
     train, test = split[:240], split[240:]
-    assert knn_accuracy(first[train], y[train], first[test], y[test], k=5, metric="euclidean") > 0.95
+    assert (
+        knn_accuracy(first[train], y[train], first[test], y[test], k=5, metric="euclidean") > 0.95
+    )
 
 
 def test_tsne_2d_tiny_input_caps_perplexity():
@@ -111,7 +126,9 @@ class Images(nn.Module):
     def __init__(self, dim=4, linear=True, dropout=0.0):
         super().__init__()
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(dim, 6), nn.Dropout(dropout), nn.Identity() if linear else nn.Tanh())
+        self.net = nn.Sequential(
+            nn.Linear(dim, 6), nn.Dropout(dropout), nn.Identity() if linear else nn.Tanh()
+        )
 
     def forward(self, z):
         return self.net(z).view(-1, 1, 2, 3)

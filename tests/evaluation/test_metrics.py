@@ -15,10 +15,15 @@ CLASSES = ["zero", "one", "two", "three", "four"]
 
 def _sklearn(y_true, y_pred, num_classes):
     labels = list(range(num_classes))
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
     return {
         "accuracy": accuracy_score(y_true, y_pred),
-        "precision": precision, "recall": recall, "f1": f1, "support": support,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
         "macro_f1": f1.mean(),
         "confusion": sk_confusion_matrix(y_true, y_pred, labels=labels),
     }

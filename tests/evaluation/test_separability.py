@@ -21,7 +21,9 @@ def blobs(n_per_class=100, classes=4, dim=16, spread=0.3, seed=0):
 
 
 def sklearn_knn(train_z, train_y, test_z, test_y, k, metric):
-    clf = KNeighborsClassifier(n_neighbors=k, metric=metric, algorithm="brute").fit(train_z, train_y)
+    clf = KNeighborsClassifier(n_neighbors=k, metric=metric, algorithm="brute").fit(
+        train_z, train_y
+    )
     return clf.score(test_z, test_y)
 
 
@@ -43,7 +45,14 @@ def test_knn_matches_sklearn_on_blobs(metric):
     # Touching blobs: a few errors to agree on. Tied votes (rare here) are where the rules may
     # differ, hence one point of slack; the tie rule itself is tested against reference_knn.
     z, y = blobs(spread=1.3)
-    ours = knn_accuracy(torch.from_numpy(z[:300]), torch.from_numpy(y[:300]), torch.from_numpy(z[300:]), torch.from_numpy(y[300:]), k=5, metric=metric)
+    ours = knn_accuracy(
+        torch.from_numpy(z[:300]),
+        torch.from_numpy(y[:300]),
+        torch.from_numpy(z[300:]),
+        torch.from_numpy(y[300:]),
+        k=5,
+        metric=metric,
+    )
     theirs = sklearn_knn(z[:300], y[:300], z[300:], y[300:], 5, metric)
     assert abs(round(ours * 100) - round(theirs * 100)) <= 1  # within one of the 100 test points
     assert 0.9 < ours < 1
@@ -69,7 +78,9 @@ def test_knn_multiclass_ties_go_to_the_nearest():
     y = rng.integers(0, 5, 500)
     for k in (2, 4, 6):  # even k over 5 classes: many tied votes
         ours = knn_accuracy(z[:400], y[:400], z[400:], y[400:], k=k)
-        assert ours == pytest.approx(reference_knn(z[:400], y[:400], z[400:], y[400:], k), abs=1e-12)
+        assert ours == pytest.approx(
+            reference_knn(z[:400], y[:400], z[400:], y[400:], k), abs=1e-12
+        )
 
 
 def test_knn_tie_break_constructed():
@@ -77,7 +88,12 @@ def test_knn_tie_break_constructed():
     # class 1 (nearest); sklearn's lowest-label rule would pick class 0.
     angles = torch.tensor([0.1, 0.2])
     train = torch.stack([angles.cos(), angles.sin()], 1)
-    assert knn_accuracy(train, torch.tensor([1, 0]), torch.tensor([[1.0, 0.0]]), torch.tensor([1]), k=2) == 1.0
+    assert (
+        knn_accuracy(
+            train, torch.tensor([1, 0]), torch.tensor([[1.0, 0.0]]), torch.tensor([1]), k=2
+        )
+        == 1.0
+    )
 
 
 def test_knn_rejects_bad_arguments():

@@ -11,7 +11,9 @@ from replab.evaluation.trail import MAX_COLUMNS, ReconstructionTrail
 
 
 def trainer_with(scale: float):
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 4), torch.nn.Unflatten(1, (1, 2, 2)))
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(4, 4), torch.nn.Unflatten(1, (1, 2, 2))
+    )
     with torch.no_grad():
         model[1].weight.copy_(torch.eye(4) * scale)
         model[1].bias.zero_()
@@ -24,15 +26,24 @@ def test_trail_records_each_epoch_and_a_resumed_run_keeps_the_earlier_ones(tmp_p
     trail = ReconstructionTrail(path, image, Normalizer(), torch.device("cpu"))
     for epoch, scale in ((1, 0.1), (2, 0.2), (3, 0.3)):
         trail(trainer_with(scale), {"epoch": epoch})
-    resumed = ReconstructionTrail(path, image, Normalizer(), torch.device("cpu"))  # a run killed after epoch 3
+    # a run killed after epoch 3
+    resumed = ReconstructionTrail(path, image, Normalizer(), torch.device("cpu"))
     assert resumed.epochs == [1, 2, 3]
-    resumed(trainer_with(0.25), {"epoch": 3})  # epoch 3 redone after resuming from epoch 2's checkpoint
+    # epoch 3 redone after resuming from epoch 2's checkpoint
+    resumed(trainer_with(0.25), {"epoch": 3})
     epochs, images = resumed.columns()
-    assert epochs == [1, 2, 3] and torch.allclose(images[:, 0, 0, 0], torch.tensor([0.1, 0.2, 0.25]))
+    assert epochs == [1, 2, 3] and torch.allclose(
+        images[:, 0, 0, 0], torch.tensor([0.1, 0.2, 0.25])
+    )
 
 
 def test_long_trails_show_at_most_ten_evenly_spread_epochs_first_and_last_included(tmp_path):
-    trail = ReconstructionTrail(tmp_path / "t.npz", torch.zeros(1, 1, 2, 2, dtype=torch.uint8), Normalizer(), torch.device("cpu"))
+    trail = ReconstructionTrail(
+        tmp_path / "t.npz",
+        torch.zeros(1, 1, 2, 2, dtype=torch.uint8),
+        Normalizer(),
+        torch.device("cpu"),
+    )
     for epoch in range(1, 43):
         trail(trainer_with(0.5), {"epoch": epoch})
     epochs, images = trail.columns()

@@ -33,10 +33,14 @@ def test_block_names_are_real_submodules_in_order():
     assert cnn.block_names == ["blocks.0", "blocks.1"]
     assert cnn.get_submodule("blocks.1")[0].in_channels == 8
     resnet = MODELS.build("resnet18", {"width": 4}, where="t", in_shape=(3, 32, 32))
-    assert [type(resnet.get_submodule(n)).__name__ for n in resnet.block_names] == ["Sequential"] * 5
+    assert [type(resnet.get_submodule(n)).__name__ for n in resnet.block_names] == [
+        "Sequential"
+    ] * 5
 
 
-@pytest.mark.parametrize(("params", "message"), [({"kernel": 4}, "must be odd"), ({"channels": [8] * 6}, "shrink")])
+@pytest.mark.parametrize(
+    ("params", "message"), [({"kernel": 4}, "must be odd"), ({"channels": [8] * 6}, "shrink")]
+)
 def test_impossible_cnn_settings_are_clear_errors(params, message):
     with pytest.raises(ConfigError, match=message):
         MODELS.build("cnn", params, where="t", in_shape=(3, 32, 32))

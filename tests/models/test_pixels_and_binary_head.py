@@ -1,4 +1,5 @@
-"""The pixels encoder and the one-score linear head: study D's linear SVM, built from its recipes."""
+"""The pixels encoder and the one-score linear head: study D's linear
+SVM, built from its recipes."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def test_one_score_accuracy_reads_positive_as_the_second_class():
         task.model.head.net.bias.fill_(1.0)  # every score +1: every image called class 1
     out = task.step(torch.rand(4, *SHAPE), torch.tensor([1, 1, 0, 1]))
     assert out["accuracy"].item() == 0.75
-    assert out["loss"].item() == pytest.approx(0.5)  # hinge: margin met for the three 1s, 2 for the 0: C * 2/4
+    # hinge: margin met for the three 1s, 2 for the 0: C * 2/4
+    assert out["loss"].item() == pytest.approx(0.5)
 
 
 def test_binary_head_needs_two_classes():
@@ -46,7 +48,9 @@ def test_binary_head_needs_two_classes():
         build_task(load_spec("d1-cifar10-svm"), SHAPE, 10)
 
 
-@pytest.mark.parametrize("recipe, count", [("d3-cifar10-autoencoder", 797_984), ("d4-cifar10-tied-autoencoder", 400_672)])
+@pytest.mark.parametrize(
+    "recipe, count", [("d3-cifar10-autoencoder", 797_984), ("d4-cifar10-tied-autoencoder", 400_672)]
+)
 def test_autoencoder_recipes_have_the_reports_parameter_counts(recipe, count):
     # tests/models/test_tied.py checks the models themselves; this checks the recipes build them
     assert n_params(build_task(load_spec(recipe), SHAPE, 10).model) == count

@@ -21,7 +21,11 @@ def test_imagenet_stem_resnet18_has_torchvisions_parameters():
 
 def test_cifar_stem_keeps_32x32_in_the_first_stage():
     model = MODELS.build("resnet18", {}, where="test", in_shape=(3, 32, 32))
-    assert isinstance(model.stem[0], torch.nn.Conv2d) and model.stem[0].kernel_size == (3, 3) and model.stem[0].stride == (1, 1)
+    assert (
+        isinstance(model.stem[0], torch.nn.Conv2d)
+        and model.stem[0].kernel_size == (3, 3)
+        and model.stem[0].stride == (1, 1)
+    )
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
     x = torch.rand(2, 3, 32, 32)
     assert model.stages[0](model.stem(x)).shape == (2, 64, 32, 32)
@@ -34,6 +38,8 @@ def test_width_scales_every_stage():
 
 
 def test_projection_head_shape():
-    head = MODELS.build("projection_head", {"hidden": [512], "out_dim": 128}, where="test", in_dim=512)
+    head = MODELS.build(
+        "projection_head", {"hidden": [512], "out_dim": 128}, where="test", in_dim=512
+    )
     assert head(torch.rand(4, 512)).shape == (4, 128)
     assert n_params(head) == 512 * 512 + 512 + 512 * 128 + 128

@@ -25,8 +25,10 @@ def n_params(module):
 def _task(decoder: str = "tied_mlp_decoder", seed: int = 0, **decoder_params):
     torch.manual_seed(seed)
     params = {"hidden": [128], "output_activation": None} if decoder == "mlp_decoder" else {}
-    spec = ModelSpec(encoder=Component(name="mlp", hidden=[128], latent_dim=32),
-                     decoder=Component(name=decoder, **{**params, **decoder_params}))
+    spec = ModelSpec(
+        encoder=Component(name="mlp", hidden=[128], latent_dim=32),
+        decoder=Component(name=decoder, **{**params, **decoder_params}),
+    )
     return Autoencode.from_spec(spec, Component(name="mse"), SHAPE, 10)
 
 
@@ -46,14 +48,19 @@ def test_d4_tied_autoencoder_has_the_reports_400672_parameters():
     # (parameters() would hide a double registration by de-duplicating, so check directly)
     assert [tuple(p.shape) for p in model.decoder.parameters()] == [(128,), (3072,)]
     assert n_params(model.decoder) == 128 + 3072
-    assert len(list(model.parameters())) == 6 and len(list(model.named_parameters(remove_duplicate=False))) == 6
+    assert (
+        len(list(model.parameters())) == 6
+        and len(list(model.named_parameters(remove_duplicate=False))) == 6
+    )
     assert sorted(model.decoder.state_dict()) == ["biases.0", "biases.1"]
 
 
 def test_decoder_weights_share_storage_with_the_encoder():
     model = _task().model
     first, second = _linears(model)
-    assert model.decoder.weights()[0] is second.weight and model.decoder.weights()[1] is first.weight
+    assert (
+        model.decoder.weights()[0] is second.weight and model.decoder.weights()[1] is first.weight
+    )
     assert model.decoder.weights()[0].data_ptr() == second.weight.data_ptr()
     assert model.decoder.weights()[1].data_ptr() == first.weight.data_ptr()
     z = torch.randn(4, 32)
@@ -63,7 +70,9 @@ def test_decoder_weights_share_storage_with_the_encoder():
     after = model.decoder(z)
     assert not torch.allclose(before, after)
     b1, b2 = model.decoder.biases
-    manual = F.linear(F.relu(F.linear(z, second.weight.t(), b1)), first.weight.t(), b2).view(-1, *SHAPE)
+    manual = F.linear(F.relu(F.linear(z, second.weight.t(), b1)), first.weight.t(), b2).view(
+        -1, *SHAPE
+    )
     torch.testing.assert_close(after, manual)
 
 
@@ -80,13 +89,29 @@ def test_one_optimizer_step_moves_the_shared_weight_once_by_both_gradients():
     x = torch.rand(8, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
 
     # the reference: the same numbers, but the encoder and decoder copies of W1, W2 untied
-    leaves = [t.detach().clone().requires_grad_(True) for t in
-              (first.weight, first.bias, second.weight, second.bias,
-               second.weight, model.decoder.biases[0], first.weight, model.decoder.biases[1])]
+    leaves = [
+        t.detach().clone().requires_grad_(True)
+        for t in (
+            first.weight,
+            first.bias,
+            second.weight,
+            second.bias,
+            second.weight,
+            model.decoder.biases[0],
+            first.weight,
+            model.decoder.biases[1],
+        )
+    ]
     reference = F.mse_loss(_untied(x, *leaves), x)
     g = torch.autograd.grad(reference, leaves)
-    assert g[0].abs().sum() > 0 and g[6].abs().sum() > 0 and g[2].abs().sum() > 0 and g[4].abs().sum() > 0
-    want_w1, want_w2 = g[0] + g[6], g[2] + g[4]  # a tied weight's gradient: the sum over its two uses
+    assert (
+        g[0].abs().sum() > 0
+        and g[6].abs().sum() > 0
+        and g[2].abs().sum() > 0
+        and g[4].abs().sum() > 0
+    )
+    # a tied weight's gradient: the sum over its two uses
+    want_w1, want_w2 = g[0] + g[6], g[2] + g[4]
 
     lr = 0.1
     optimizer = torch.optim.SGD(trainable(model), lr=lr)
@@ -153,6 +178,8 @@ def test_missing_encoder_is_a_config_error():
 
 
 def test_an_encoder_whose_linears_do_not_span_image_to_latent_is_a_config_error():
-    spec = ModelSpec(encoder=Component(name="conv", latent_dim=32), decoder=Component(name="tied_mlp_decoder"))
+    spec = ModelSpec(
+        encoder=Component(name="conv", latent_dim=32), decoder=Component(name="tied_mlp_decoder")
+    )
     with pytest.raises(ConfigError, match="needs an MLP encoder to tie to"):
         Autoencode.from_spec(spec, Component(name="mse"), SHAPE, 10)

@@ -23,7 +23,8 @@ def test_conv_part_has_torchvisions_vgg16_bn_features_parameters():
 
 
 def test_pool_7_is_report_004s_encoder_exactly():
-    """Report 004's torch summary: Linear(25088, 64) with 1,605,696 parameters, 16,328,832 in all."""
+    """Report 004's torch summary: Linear(25088, 64) with 1,605,696
+    parameters, 16,328,832 in all."""
     model = vgg(latent_dim=64, pool=7)
     assert count(model.project) == 1_605_696 and count(model) == 16_328_832
     assert count(vgg(latent_dim=64)) == 14_723_136 + 512 * 64 + 64
@@ -38,7 +39,8 @@ def test_shapes_blocks_and_width():
     for name in model.block_names:
         h = model.get_submodule(name)(h)
         sides.append((h.shape[1], h.shape[2]))
-    assert sides == [(8, 16), (16, 8), (32, 4), (64, 2), (64, 1)]  # channels / 8, one halving per stage
+    # channels / 8, one halving per stage
+    assert sides == [(8, 16), (16, 8), (32, 4), (64, 2), (64, 1)]
 
 
 def test_too_small_images_are_a_clear_error():

@@ -41,7 +41,9 @@ def test_matches_the_paper_values_and_gradients(lambd, eps, n):
     z2 = torch.randn(n, 4, dtype=torch.float64, requires_grad=True)
     got, want = _loss(lambd=lambd, eps=eps)(z1, z2), _paper(z1, z2, lambd, eps)
     torch.testing.assert_close(got, want)
-    for g, w in zip(torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)), strict=True):
+    for g, w in zip(
+        torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)), strict=True
+    ):
         torch.testing.assert_close(g, w)
 
 

@@ -48,12 +48,16 @@ def test_matches_the_formula_values_and_gradients(reconstruction, kl_weight, red
     x_hat = torch.rand(4, 1, 3, 3, dtype=torch.float64).clamp(0.05, 0.95).requires_grad_(True)
     mu = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
     logvar = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
-    got = _loss(reconstruction=reconstruction, kl_weight=kl_weight, reduction=reduction)(x_hat, x, mu, logvar)
+    got = _loss(reconstruction=reconstruction, kl_weight=kl_weight, reduction=reduction)(
+        x_hat, x, mu, logvar
+    )
     want = _reference(x_hat, x, mu, logvar, reconstruction, kl_weight, reduction)
     for key, w in zip(("loss", "reconstruction", "kl"), want, strict=True):
         torch.testing.assert_close(got[key].double(), w.double())
     inputs = (x_hat, mu, logvar)
-    for g, w in zip(torch.autograd.grad(got["loss"], inputs), torch.autograd.grad(want[0], inputs), strict=True):
+    for g, w in zip(
+        torch.autograd.grad(got["loss"], inputs), torch.autograd.grad(want[0], inputs), strict=True
+    ):
         torch.testing.assert_close(g.double(), w.double())
 
 
@@ -76,11 +80,14 @@ def test_closed_form_kl_agrees_with_monte_carlo():
     assert closed == pytest.approx(mc, abs=0.02)  # the estimate's standard error is about 0.004
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"reconstruction": "l1"}, "not known"),
-    ({"reduction": "none"}, "not known"),
-    ({"kl_weight": -1.0}, "kl_weight must be >= 0"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"reconstruction": "l1"}, "not known"),
+        ({"reduction": "none"}, "not known"),
+        ({"kl_weight": -1.0}, "kl_weight must be >= 0"),
+    ],
+)
 def test_bad_settings_are_clear_errors(params, message):
     with pytest.raises(ConfigError, match=message):
         _loss(**params)

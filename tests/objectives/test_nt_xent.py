@@ -35,7 +35,7 @@ def _sums(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
     """Vectorised, but through positive and negative sums rather than a cross-entropy."""
     z = torch.nn.functional.normalize(torch.cat([z1, z2]).double(), dim=1)
     e = torch.exp(z @ z.T / tau)
-    positive = torch.cat([(z[: len(z1)] * z[len(z1):]).sum(1)] * 2) / tau
+    positive = torch.cat([(z[: len(z1)] * z[len(z1) :]).sum(1)] * 2) / tau
     negatives = e.sum(1) - e.diagonal() - positive.exp()
     return (torch.log(positive.exp() + negatives) - positive).mean()
 
@@ -48,7 +48,9 @@ def test_matches_the_paper_values_and_gradients(tau, n):
     z2 = torch.randn(n, 5, dtype=torch.float64, requires_grad=True)
     got, want = _loss(tau)(z1, z2), _paper(z1, z2, tau)
     torch.testing.assert_close(got, want)
-    for g, w in zip(torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)), strict=True):
+    for g, w in zip(
+        torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)), strict=True
+    ):
         torch.testing.assert_close(g, w)
 
 
@@ -108,7 +110,9 @@ def test_two_shards_average_to_the_full_batch():
     full = loss(z1, z2)
     average = sum(_sharded(loss, z1, z2, 6)) / 2
     torch.testing.assert_close(average, full)
-    for g, w in zip(torch.autograd.grad(average, (z1, z2)), torch.autograd.grad(full, (z1, z2)), strict=True):
+    for g, w in zip(
+        torch.autograd.grad(average, (z1, z2)), torch.autograd.grad(full, (z1, z2)), strict=True
+    ):
         torch.testing.assert_close(g, w)
     first, second = _sharded(loss, z1, z2, 5)  # unequal shards: weight by rows
     torch.testing.assert_close((5 * first + 7 * second) / 12, full)

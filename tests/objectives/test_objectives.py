@@ -57,7 +57,10 @@ def test_binary_hinge(C):
     scores, labels = torch.randn(32, 1), torch.randint(0, 2, (32,))
 
     def ref(s, y):
-        terms = [max(torch.tensor(0.0), 1 - (1.0 if y[i] == 1 else -1.0) * s[i, 0]) for i in range(len(y))]
+        terms = [
+            max(torch.tensor(0.0), 1 - (1.0 if y[i] == 1 else -1.0) * s[i, 0])
+            for i in range(len(y))
+        ]
         return C * torch.stack(terms).mean()
 
     _check("hinge", scores, labels, ref, C=C)
@@ -75,7 +78,10 @@ def test_multiclass_hinge_matches_weston_watkins():
         return torch.stack(per).mean()
 
     _check("hinge", scores, labels, ref)
-    torch.testing.assert_close(OBJECTIVES.build("hinge", {}, where="t")(scores, labels), torch.nn.MultiMarginLoss()(scores, labels))
+    torch.testing.assert_close(
+        OBJECTIVES.build("hinge", {}, where="t")(scores, labels),
+        torch.nn.MultiMarginLoss()(scores, labels),
+    )
 
 
 def test_objectives_declare_their_target():

@@ -16,7 +16,9 @@ def _loss(margin: float = 2.0):
     return OBJECTIVES.build("pair_margin", {"margin": margin}, where="test")
 
 
-def _report(z_a: torch.Tensor, z_b: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
+def _report(
+    z_a: torch.Tensor, z_b: torch.Tensor, same: torch.Tensor, margin: float
+) -> torch.Tensor:
     """Report 001 problem 6, pair by pair and coordinate by coordinate:
     S * ||a - b||^2 + (1 - S) * max(M - ||a - b||^2, 0), then the mean over pairs."""
     terms = []
@@ -38,7 +40,9 @@ def test_matches_the_report_values_and_gradients(margin, n, d):
     same = torch.arange(n) % 3 == 0  # mixed same / different pairs
     got, want = _loss(margin)(z_a, z_b, same), _report(z_a, z_b, same, margin)
     torch.testing.assert_close(got, want)
-    for g, w in zip(torch.autograd.grad(got, (z_a, z_b)), torch.autograd.grad(want, (z_a, z_b)), strict=True):
+    for g, w in zip(
+        torch.autograd.grad(got, (z_a, z_b)), torch.autograd.grad(want, (z_a, z_b)), strict=True
+    ):
         torch.testing.assert_close(g, w)
 
 
@@ -46,13 +50,18 @@ def test_mixed_pairs_hit_both_sides_of_the_hinge():
     """Different-class pairs inside and outside the margin, checked against the loops."""
     torch.manual_seed(4)
     z_a = torch.randn(40, 2, dtype=torch.float64, requires_grad=True)
-    z_b = (z_a.detach() + torch.randn(40, 2, dtype=torch.float64) * torch.linspace(0.1, 3, 40)[:, None]).requires_grad_(True)
+    z_b = (
+        z_a.detach() + torch.randn(40, 2, dtype=torch.float64) * torch.linspace(0.1, 3, 40)[:, None]
+    ).requires_grad_(True)
     same = torch.rand(40) < 0.5
     d2 = (z_a - z_b).detach().pow(2).sum(1)
     assert ((d2 < 2) & ~same).any() and ((d2 > 2) & ~same).any() and same.any()
-    got, want = _loss(2.0)(z_a, z_b, same.float()), _report(z_a, z_b, same, 2.0)  # 0/1 floats work too
+    # 0/1 floats work too
+    got, want = _loss(2.0)(z_a, z_b, same.float()), _report(z_a, z_b, same, 2.0)
     torch.testing.assert_close(got, want)
-    for g, w in zip(torch.autograd.grad(got, (z_a, z_b)), torch.autograd.grad(want, (z_a, z_b)), strict=True):
+    for g, w in zip(
+        torch.autograd.grad(got, (z_a, z_b)), torch.autograd.grad(want, (z_a, z_b)), strict=True
+    ):
         torch.testing.assert_close(g, w)
 
 
@@ -76,11 +85,18 @@ def test_a_different_class_pair_farther_than_the_margin_costs_nothing():
     assert loss.item() == 0.0
     assert (torch.autograd.grad(loss, z_a)[0] == 0).all()
     # the report hinges the SQUARED distance: free once d^2 >= M, i.e. d >= sqrt(2) here ...
-    assert _loss(2.0)(torch.zeros(1, 2), torch.tensor([[1.5, 0.0]]), torch.tensor([False])).item() == 0.0
+    assert (
+        _loss(2.0)(torch.zeros(1, 2), torch.tensor([[1.5, 0.0]]), torch.tensor([False])).item()
+        == 0.0
+    )
     # ... and just inside it costs M - d^2
-    assert _loss(2.0)(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), torch.tensor([False])).item() == pytest.approx(1.0)
+    assert _loss(2.0)(
+        torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), torch.tensor([False])
+    ).item() == pytest.approx(1.0)
     # a same-class pair costs its squared distance
-    assert _loss(2.0)(torch.zeros(1, 2), torch.tensor([[3.0, 4.0]]), torch.tensor([True])).item() == pytest.approx(25.0)
+    assert _loss(2.0)(
+        torch.zeros(1, 2), torch.tensor([[3.0, 4.0]]), torch.tensor([True])
+    ).item() == pytest.approx(25.0)
 
 
 def test_permuted_pairs_pairs_each_row_with_a_permuted_row():

@@ -21,7 +21,10 @@ def _dist(a, b, squared):
 
 def _reference(z, triplets, margin, squared):
     """max(d(a, p) - d(a, n) + margin, 0), triplet by triplet, averaged."""
-    terms = [torch.clamp(_dist(z[a], z[p], squared) - _dist(z[a], z[n], squared) + margin, min=0.0) for a, p, n in triplets]
+    terms = [
+        torch.clamp(_dist(z[a], z[p], squared) - _dist(z[a], z[n], squared) + margin, min=0.0)
+        for a, p, n in triplets
+    ]
     return sum(terms) / len(terms)
 
 
@@ -29,10 +32,14 @@ def _hard_reference(z, labels, margin, squared):
     """Batch-hard (Hermans et al.): per anchor, the farthest positive and the nearest negative."""
     terms = []
     for i in range(len(z)):
-        pos = [_dist(z[i], z[j], squared) for j in range(len(z)) if j != i and labels[j] == labels[i]]
+        pos = [
+            _dist(z[i], z[j], squared) for j in range(len(z)) if j != i and labels[j] == labels[i]
+        ]
         neg = [_dist(z[i], z[j], squared) for j in range(len(z)) if labels[j] != labels[i]]
         if pos and neg:
-            terms.append(torch.clamp(torch.stack(pos).max() - torch.stack(neg).min() + margin, min=0.0))
+            terms.append(
+                torch.clamp(torch.stack(pos).max() - torch.stack(neg).min() + margin, min=0.0)
+            )
     return sum(terms) / len(terms)
 
 
@@ -44,7 +51,9 @@ def test_random_triplets_match_the_formula_values_and_gradients(margin, squared)
     labels = torch.arange(24) % 5
     a, p, n = mine_triplets(z, labels, "random", torch.Generator().manual_seed(7))
     got = _loss(margin, squared)(z[a], z[p], z[n])
-    want = _reference(z, list(zip(a.tolist(), p.tolist(), n.tolist(), strict=True)), margin, squared)
+    want = _reference(
+        z, list(zip(a.tolist(), p.tolist(), n.tolist(), strict=True)), margin, squared
+    )
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(torch.autograd.grad(got, z)[0], torch.autograd.grad(want, z)[0])
 
@@ -56,7 +65,9 @@ def test_euclidean_loss_is_pytorchs_triplet_margin_loss():
     got = _loss(1.0)(a, p, n)
     want = torch.nn.TripletMarginLoss(margin=1.0)(a, p, n)
     torch.testing.assert_close(got, want)
-    for g, w in zip(torch.autograd.grad(got, (a, p, n)), torch.autograd.grad(want, (a, p, n)), strict=True):
+    for g, w in zip(
+        torch.autograd.grad(got, (a, p, n)), torch.autograd.grad(want, (a, p, n)), strict=True
+    ):
         torch.testing.assert_close(g, w)
 
 
@@ -64,7 +75,8 @@ def test_euclidean_loss_is_pytorchs_triplet_margin_loss():
 def test_batch_hard_matches_the_loop_reference_values_and_gradients(squared):
     torch.manual_seed(4)
     z = torch.randn(20, 3, dtype=torch.float64, requires_grad=True)
-    labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 3, 0, 1, 2, 3, 3, 0, 1, 2, 4, 0, 1, 2])  # class 4 has no positive
+    # class 4 has no positive
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 3, 0, 1, 2, 3, 3, 0, 1, 2, 4, 0, 1, 2])
     a, p, n = mine_triplets(z, labels, "batch_hard", squared=squared)
     assert 16 not in a.tolist() and len(a) == 19
     got = _loss(1.0, squared)(z[a], z[p], z[n])
@@ -104,7 +116,9 @@ def test_coinciding_embeddings_give_finite_gradients():
     labels = torch.tensor([0, 0, 1, 1])
     a, p, n = mine_triplets(z, labels, "batch_hard")
     loss = _loss(1.0)(z[a], z[p], z[n])
-    assert loss.item() == pytest.approx(1.0) and torch.isfinite(torch.autograd.grad(loss, z)[0]).all()
+    assert (
+        loss.item() == pytest.approx(1.0) and torch.isfinite(torch.autograd.grad(loss, z)[0]).all()
+    )
 
 
 def test_bad_settings_are_clear_errors():

@@ -17,20 +17,42 @@ import pytest
 from replab.cli import main
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
             return shutil.which(name)
-    pytest.skip("no headless Chromium on this machine: install Debian's package with `apt-get install chromium` (.ci/run does)")
+    pytest.skip(
+        "no headless Chromium on this machine: "
+        "install Debian's package with `apt-get install chromium` (.ci/run does)"
+    )
 
 
-def browse(report: Path, profile: Path, *args: str, fragment: str = "") -> subprocess.CompletedProcess:
-    cmd = [chromium(), *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=5000", *args, report.as_uri() + fragment]
+def browse(
+    report: Path, profile: Path, *args: str, fragment: str = ""
+) -> subprocess.CompletedProcess:
+    cmd = [
+        chromium(),
+        *FLAGS,
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        *args,
+        report.as_uri() + fragment,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -45,7 +67,11 @@ def report(tmp_path_factory) -> Path:
 def test_report_loads_cleanly_with_every_figure(report, tmp_path):
     proc = browse(report, tmp_path / "profile", "--dump-dom")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
+    console_errors = [
+        line
+        for line in proc.stderr.splitlines()
+        if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)
+    ]
     assert console_errors == []
     figures = int(re.search(r'data-figures="(\d+)"', proc.stdout).group(1))
     loaded = int(re.search(r'data-figures-loaded="(\d+)"', proc.stdout).group(1))

@@ -13,8 +13,33 @@ EVIL = "<script>alert(1)</script>"
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    assert main(["run", "trainer.epochs=2", "probe.trainer.epochs=2", f"name={EVIL}", "--runs-dir", str(root)]) == 0
-    assert main(["run", "trainer.epochs=3", "probe.enabled=false", "analysis.enabled=false", "seed=1", "--runs-dir", str(root)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "trainer.epochs=2",
+                "probe.trainer.epochs=2",
+                f"name={EVIL}",
+                "--runs-dir",
+                str(root),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "run",
+                "trainer.epochs=3",
+                "probe.enabled=false",
+                "analysis.enabled=false",
+                "seed=1",
+                "--runs-dir",
+                str(root),
+            ]
+        )
+        == 0
+    )
     evil = next(root.glob("script*"))
     return [evil, next(p for p in root.iterdir() if p != evil)]
 

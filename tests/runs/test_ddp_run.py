@@ -17,8 +17,14 @@ import pytest
 from replab.cli import main
 from replab.io import load_checkpoint, read_jsonl
 
-ARGS = ["digits-autoencoder", "trainer.epochs=4", "trainer.progress=false", "analysis.enabled=false", "probe.enabled=false",
-        "data.limit_train=1000"]  # 1000 = 15 x 64 + 40: the last batch splits into 2 x 20
+ARGS = [
+    "digits-autoencoder",
+    "trainer.epochs=4",
+    "trainer.progress=false",
+    "analysis.enabled=false",
+    "probe.enabled=false",
+    "data.limit_train=1000",
+]  # 1000 = 15 x 64 + 40: the last batch splits into 2 x 20
 ATOL = 1e-5
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,8 +35,23 @@ def only_run(runs_dir):
 
 
 def torchrun(args, nproc=2):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), "-m", "replab.cli", "run", *args]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "replab.cli",
+        "run",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -39,10 +60,13 @@ def test_two_processes_train_the_same_model_as_one(tmp_path):
     proc = torchrun([*ARGS, "--runs-dir", str(tmp_path / "two")])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert main(["run", *ARGS, "--runs-dir", str(tmp_path / "one")]) == 0
-    one, two = only_run(tmp_path / "one"), only_run(tmp_path / "two")  # rank 1 wrote no folder of its own
+    # rank 1 wrote no folder of its own
+    one, two = only_run(tmp_path / "one"), only_run(tmp_path / "two")
 
     # rank 0 alone prints: one summary, one line per epoch
-    assert proc.stdout.count("run folder:") == 1 and proc.stdout.count("epoch   1/4") == 1, proc.stdout
+    assert proc.stdout.count("run folder:") == 1 and proc.stdout.count("epoch   1/4") == 1, (
+        proc.stdout
+    )
 
     assert len(load_checkpoint(two / "last.pt")["torch_rng_ranks"]) == 2  # it did train on 2 ranks
     for name in ("last.pt", "best.pt"):

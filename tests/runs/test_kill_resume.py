@@ -32,8 +32,15 @@ from replab.runs import rundir
 
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 60
-RUN = ["run", f"trainer.epochs={EPOCHS}", "trainer.progress=false", "trainer.early_stopping=null", "probe.trainer.epochs=30",
-       "analysis.tsne=false", "seed=3"]
+RUN = [
+    "run",
+    f"trainer.epochs={EPOCHS}",
+    "trainer.progress=false",
+    "trainer.early_stopping=null",
+    "probe.trainer.epochs=30",
+    "analysis.tsne=false",
+    "seed=3",
+]
 TRIALS = 4
 
 
@@ -44,11 +51,20 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def replab(args: list[str], kill_after: float | None = None, after_line: str | None = None) -> tuple[int | None, str]:
+def replab(
+    args: list[str], kill_after: float | None = None, after_line: str | None = None
+) -> tuple[int | None, str]:
     """Run ``replab ARGS``; with ``kill_after``, SIGKILL it that many seconds after it starts, or
-    after it logs a line starting with ``[replab] AFTER_LINE``. Returns (exit code or None if killed, output)."""
-    proc = subprocess.Popen([sys.executable, "-m", "replab.cli", *args], cwd=REPO, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    after it logs a line starting with ``[replab] AFTER_LINE``. Returns (exit code or None if
+    killed, output)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replab.cli", *args],
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     seen = threading.Event()
 
@@ -81,8 +97,14 @@ def timed_reference(args: list[str]) -> tuple[float, dict[str, float]]:
     """Run to the end; return its wall time and when the first log line starting with each
     marker appeared (seconds after start)."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "replab.cli", *args], cwd=REPO, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replab.cli", *args],
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     marks: dict[str, float] = {}
     lines = []
     for line in proc.stdout:
@@ -106,7 +128,8 @@ def check_intact(run_dir: Path) -> None:
             json.loads(data)
         elif path.name == rundir.METRICS:
             lines = data.decode().splitlines()
-            for line in lines[:-1]:  # an append cut by the kill may tear the last line only; resume rewrites it
+            # an append cut by the kill may tear the last line only; resume rewrites it
+            for line in lines[:-1]:
                 json.loads(line)
         elif path.suffix == ".yaml":
             load_spec(path)
@@ -132,7 +155,11 @@ def the_run(runs: Path) -> Path | None:
 def assert_same_metrics(got: dict, want: dict) -> None:
     assert got.keys() == want.keys()
     for key in want:
-        assert math.isclose(got[key], want[key], rel_tol=1e-6, abs_tol=1e-9), (key, got[key], want[key])
+        assert math.isclose(got[key], want[key], rel_tol=1e-6, abs_tol=1e-9), (
+            key,
+            got[key],
+            want[key],
+        )
 
 
 @pytest.mark.slow
@@ -140,11 +167,18 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     full, marks = timed_reference([*RUN, "--runs-dir", str(tmp_path / "reference")])
     want = json.loads((the_run(tmp_path / "reference") / rundir.SUMMARY).read_text())["metrics"]
     # The stages of the uninterrupted run, from when its log lines appeared: start-up and data
-    # loading, the two halves of training (a checkpoint per epoch), evaluation and report writing.
-    # Each kill is timed from the killed process's own log line, so start-up jitter cannot move it to another stage.
+    # loading, the two halves of training (a checkpoint per epoch), evaluation and report
+    # writing. Each kill is timed from the killed process's own log line, so start-up jitter
+    # cannot move it to another stage.
     first, trained = marks["epoch   1/"], marks["trained "]
     half = (trained - first) / 2
-    windows = [(None, 0.5 * marks["data: "], first), ("epoch   1/", 0, half), ("epoch   1/", half, 2 * half), ("trained ", 0, 0.8 * (full - trained))]  # the last 20% is mostly interpreter exit
+    # the last 20% is mostly interpreter exit
+    windows = [
+        (None, 0.5 * marks["data: "], first),
+        ("epoch   1/", 0, half),
+        ("epoch   1/", half, 2 * half),
+        ("trained ", 0, 0.8 * (full - trained)),
+    ]
     assert len(windows) == TRIALS
 
     rng = random.Random(20261123)
@@ -155,14 +189,22 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
         code, out = replab([*RUN, "--runs-dir", str(runs)], kill_after=delay, after_line=after_line)
         run = the_run(runs)
         stage = out.strip().splitlines()[-1] if out.strip() else "(no output yet)"
-        seen.append(f"killed {delay:.1f}s after {after_line or 'start'!r} (run {full:.1f}s): {stage[:90]}")
-        if run is None:  # killed before the run folder had its config: nothing to resume, nothing half-written
+        seen.append(
+            f"killed {delay:.1f}s after {after_line or 'start'!r} (run {full:.1f}s): {stage[:90]}"
+        )
+        # killed before the run folder had its config: nothing to resume, nothing half-written
+        if run is None:
             assert code is None
-            assert all(p.name.endswith(TMP_SUFFIX) for p in runs.rglob("*") if p.is_file()) if runs.exists() else True
+            assert (
+                all(p.name.endswith(TMP_SUFFIX) for p in runs.rglob("*") if p.is_file())
+                if runs.exists()
+                else True
+            )
             continue
         check_intact(run)
         state = rundir.read_status(run)
-        assert state in (None, "running", "finished"), state  # None: killed before status.json was first written
+        # None: killed before status.json was first written
+        assert state in (None, "running", "finished"), state
         if code is None and state == "running":
             assert "interrupted" in rundir.describe_state(run)  # the pid in status.json is gone
             if not (run / rundir.SUMMARY).exists():
@@ -171,7 +213,10 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
                 err = capsys.readouterr().err
                 assert "interrupted" in err and "--resume" in err and "Traceback" not in err
         # Every other trial kills the resume too; then a second resume finishes the job.
-        code, out = replab(["run", "--resume", str(run)], kill_after=rng.uniform(0.2, 1.0) * full if trial % 2 else None)
+        code, out = replab(
+            ["run", "--resume", str(run)],
+            kill_after=rng.uniform(0.2, 1.0) * full if trial % 2 else None,
+        )
         check_intact(run)
         if code is None:
             seen[-1] += "; resume killed too"

@@ -15,7 +15,12 @@ from replab.recipes import load_spec
 from replab.runs import rundir
 from replab.runs.experiment import run_or_reuse
 
-FAST = ["trainer.epochs=2", "trainer.progress=false", "probe.enabled=false", "analysis.enabled=false"]
+FAST = [
+    "trainer.epochs=2",
+    "trainer.progress=false",
+    "probe.enabled=false",
+    "analysis.enabled=false",
+]
 
 
 def dead_pid() -> int:
@@ -26,7 +31,9 @@ def dead_pid() -> int:
 
 def write_status(run_dir, **record):
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / rundir.STATUS).write_text(json.dumps({"state": "running", "time": "2026-11-23T10:00:00", **record}))
+    (run_dir / rundir.STATUS).write_text(
+        json.dumps({"state": "running", "time": "2026-11-23T10:00:00", **record})
+    )
 
 
 def test_status_records_this_process(tmp_path):
@@ -59,7 +66,12 @@ def test_resume_refuses_a_run_whose_process_is_alive(tmp_path, capsys):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         start = rundir._start_ticks(other.pid)
-        write_status(run, pid=other.pid, host=rundir.socket.gethostname(), **({"pid_start": start} if start else {}))
+        write_status(
+            run,
+            pid=other.pid,
+            host=rundir.socket.gethostname(),
+            **({"pid_start": start} if start else {}),
+        )
         assert main(["run", "--resume", str(run)]) == 2
         err = capsys.readouterr().err
         assert "still running" in err and f"kill {other.pid}" in err and "Fix:" in err

@@ -24,7 +24,11 @@ def _pg_bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    versions = [p for p in glob.glob(f"/usr/lib/postgresql/*/bin/{name}") if Path(p).parent.parent.name.isdigit()]
+    versions = [
+        p
+        for p in glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
+        if Path(p).parent.parent.name.isdigit()
+    ]
     return max(versions, key=lambda p: int(Path(p).parent.parent.name), default=None)
 
 
@@ -36,22 +40,33 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """``postgresql+psycopg2://replab@127.0.0.1:PORT/optuna`` on a fresh server, removed afterwards."""
+    """``postgresql+psycopg2://replab@127.0.0.1:PORT/optuna`` on a fresh
+    server, removed afterwards."""
     try:
         import psycopg2  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg2 is not installed: pip install psycopg2-binary (it is in the dev extra)")
+        pytest.skip(
+            "psycopg2 is not installed: pip install psycopg2-binary (it is in the dev extra)"
+        )
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl not found): apt-get install postgresql, or run .ci/run as root")
+        pytest.skip(
+            "PostgreSQL is not installed "
+            "(initdb/pg_ctl not found): apt-get install postgresql, or run .ci/run as root"
+        )
     prefix: list[str] = []
     if os.geteuid() == 0:  # the server will not run as root
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run the PostgreSQL server as")
+            pytest.skip(
+                "running as root and there is no `postgres` user to run the PostgreSQL server as"
+            )
         if not shutil.which("runuser"):
-            pytest.skip("running as root and `runuser` is missing: cannot start PostgreSQL as the postgres user")
+            pytest.skip(
+                "running as root and `runuser` is missing: "
+                "cannot start PostgreSQL as the postgres user"
+            )
         prefix = ["runuser", "-u", "postgres", "--"]
     home = Path(tempfile.mkdtemp(prefix="replab-pg-"))  # /tmp, so the server's user can reach it
     if prefix:
@@ -63,15 +78,38 @@ def postgres_url():
 
     started = False
     try:
-        made = run(initdb, "-D", str(data), "-U", "replab", "--auth=trust", "-E", "UTF8", "--no-sync")
+        made = run(
+            initdb, "-D", str(data), "-U", "replab", "--auth=trust", "-E", "UTF8", "--no-sync"
+        )
         if made.returncode:
             pytest.skip(f"initdb failed: {(made.stderr or made.stdout).strip()[-400:]}")
         run("mkdir", str(sockets))
-        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off -c max_connections=50"
-        up = run(pg_ctl, "-D", str(data), "-l", str(home / "server.log"), "-o", opts, "-w", "-t", "60", "start")
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} "
+            "-c fsync=off -c max_connections=50"
+        )
+        up = run(
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(home / "server.log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         if up.returncode:
-            log = (home / "server.log").read_text(errors="replace") if (home / "server.log").exists() else ""
-            pytest.skip(f"PostgreSQL did not start: {(up.stderr or up.stdout).strip()[-300:]} {log[-300:]}")
+            log = (
+                (home / "server.log").read_text(errors="replace")
+                if (home / "server.log").exists()
+                else ""
+            )
+            pytest.skip(
+                f"PostgreSQL did not start: {(up.stderr or up.stdout).strip()[-300:]} {log[-300:]}"
+            )
         started = True
         import psycopg2
 

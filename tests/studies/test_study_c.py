@@ -15,14 +15,19 @@ from tests.studies.test_studies import only, summary
 
 @pytest.mark.data
 def test_study_c_quick(tmp_path, data_dir):
-    assert main(["study", "c", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)]) == 0
+    assert (
+        main(["study", "c", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)])
+        == 0
+    )
     study = only(tmp_path)
     c1, c2, c4 = (summary(study / p / "seed0")["metrics"] for p in ("C1", "C2", "C4"))
     # measured: C1 0.316, C2 0.662 (rotated or not), C3 0.26-0.30, C4 test loss 0.95
     assert c1["test.accuracy"] >= 0.2
     assert c2["test.accuracy"] >= 0.57
     transfer = sorted((study / "C3").iterdir())
-    assert [p.name for p in transfer] == [f"blocks_{k}-freeze_{f}-seed_0" for k in (1, 3) for f in (False, True)]
+    assert [p.name for p in transfer] == [
+        f"blocks_{k}-freeze_{f}-seed_0" for k in (1, 3) for f in (False, True)
+    ]
     for run in transfer:
         assert summary(run)["metrics"]["test.accuracy"] >= 0.18
         pretrained = load_spec(run / "config.yaml").model.pretrained
@@ -33,8 +38,12 @@ def test_study_c_quick(tmp_path, data_dir):
     figures = [f["name"] for f in summary(study / "C4" / "seed0")["figures"]]
     assert "2-D latent space before and after training (test sample)" in figures
     md = (study / "study.md").read_text()
-    for row in ("| C1 | test.accuracy | 0.7556 |", "| C2 | test.accuracy | 0.8714 |", "| C3 | test.accuracy k=1 trainable | — |",
-                "| C4 | test.loss | 0.5145 |"):
+    for row in (
+        "| C1 | test.accuracy | 0.7556 |",
+        "| C2 | test.accuracy | 0.8714 |",
+        "| C3 | test.accuracy k=1 trainable | — |",
+        "| C4 | test.loss | 0.5145 |",
+    ):
         assert row in md
     assert "cifar10-mini" in md and "fewer images than the report" in md
     html = (study / "study.html").read_text()

@@ -11,7 +11,10 @@ from tests.studies.test_studies import metrics, only
 
 @pytest.mark.data
 def test_study_ssl_quick_on_mnist(tmp_path, data_dir, capsys):
-    assert main(["study", "ssl", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)]) == 0
+    assert (
+        main(["study", "ssl", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)])
+        == 0
+    )
     study = only(tmp_path)
     simclr, barlow = metrics(study, "S1"), metrics(study, "S2")
     # measured on the quick profile (seed 0, 2026-12-01): SimCLR probe 0.919, Barlow Twins 0.909
@@ -28,4 +31,6 @@ def test_study_ssl_is_listed_by_the_registry_in_study_help(capsys):
     with pytest.raises(SystemExit):
         main(["study", "--help"])
     out = capsys.readouterr().out
-    assert "ssl  SimCLR vs Barlow Twins" in out and "ssl takes dataset, lambd" in " ".join(out.split())
+    assert "ssl  SimCLR vs Barlow Twins" in out and "ssl takes dataset, lambd" in " ".join(
+        out.split()
+    )

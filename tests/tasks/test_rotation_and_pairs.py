@@ -16,8 +16,11 @@ CNN = {"name": "cnn", "channels": [4, 8], "latent_dim": 8}
 
 
 def rotation_task(angles=(0, 90), shape=(3, 8, 8), **extra):
-    raw = {"task": {"name": "rotation", "angles": list(angles), **extra}, "objective": {"name": "cross_entropy"},
-           "model": {"encoder": CNN, "head": {"name": "linear_head"}}}
+    raw = {
+        "task": {"name": "rotation", "angles": list(angles), **extra},
+        "objective": {"name": "cross_entropy"},
+        "model": {"encoder": CNN, "head": {"name": "linear_head"}},
+    }
     return build_task(validate_spec(raw), shape, 10)
 
 
@@ -25,7 +28,12 @@ def test_rotate_turns_each_image_by_its_own_angle():
     x = torch.rand(12, 3, 5, 5)
     which = torch.arange(12) % 4
     angles = [0, 90, 180, 270]
-    expected = torch.stack([torch.rot90(img, angles[w] // 90, dims=(1, 2)) for img, w in zip(x, which.tolist(), strict=True)])
+    expected = torch.stack(
+        [
+            torch.rot90(img, angles[w] // 90, dims=(1, 2))
+            for img, w in zip(x, which.tolist(), strict=True)
+        ]
+    )
     assert torch.equal(rotate(x, which, angles), expected)
 
 
@@ -33,7 +41,8 @@ def test_head_has_one_output_per_angle_and_labels_are_the_rotations():
     task = rotation_task([0, 90, 180, 270])
     assert task.model.head.net.out_features == 4
     torch.manual_seed(0)
-    out = task.step(torch.rand(64, 3, 8, 8), torch.zeros(64, dtype=torch.long))  # class labels are ignored
+    # class labels are ignored
+    out = task.step(torch.rand(64, 3, 8, 8), torch.zeros(64, dtype=torch.long))
     assert out["loss"].item() == pytest.approx(torch.log(torch.tensor(4.0)).item(), abs=0.3)
 
 
@@ -50,20 +59,26 @@ def test_evaluation_replays_the_same_rotations_every_pass():
     assert torch.equal(first["loss"], second["loss"]) and EVAL_SEED
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"angles": [0, 45]}, "distinct angles"),
-    ({"angles": [90]}, "distinct angles"),
-    ({"angles": [0, 90], "shape": (3, 8, 6)}, "changes their shape"),
-    ({"angles": [0, 90], "flips": True}, "has no option 'flips'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"angles": [0, 45]}, "distinct angles"),
+        ({"angles": [90]}, "distinct angles"),
+        ({"angles": [0, 90], "shape": (3, 8, 6)}, "changes their shape"),
+        ({"angles": [0, 90], "flips": True}, "has no option 'flips'"),
+    ],
+)
 def test_bad_rotation_settings_are_clear_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         rotation_task(**kwargs)
 
 
 def pairs_task(**model):
-    raw = {"task": "pairs", "objective": {"name": "pair_margin", "margin": 2.0},
-           "model": {"encoder": {**CNN, "latent_dim": 2}, **model}}
+    raw = {
+        "task": "pairs",
+        "objective": {"name": "pair_margin", "margin": 2.0},
+        "model": {"encoder": {**CNN, "latent_dim": 2}, **model},
+    }
     return build_task(validate_spec(raw), (3, 8, 8), 10)
 
 

@@ -11,8 +11,14 @@ from replab.tasks import build_task
 
 RAW = {
     "task": "contrastive",
-    "augment": [{"name": "random_resized_crop", "scale": [0.5, 1.0]}, {"name": "rotation", "degrees": 10}],
-    "model": {"encoder": {"name": "mlp", "hidden": [32], "latent_dim": 16}, "projection": {"name": "projection_head", "hidden": [16], "out_dim": 8}},
+    "augment": [
+        {"name": "random_resized_crop", "scale": [0.5, 1.0]},
+        {"name": "rotation", "degrees": 10},
+    ],
+    "model": {
+        "encoder": {"name": "mlp", "hidden": [32], "latent_dim": 16},
+        "projection": {"name": "projection_head", "hidden": [16], "out_dim": 8},
+    },
     "objective": {"name": "nt_xent", "temperature": 0.5},
 }
 
@@ -45,7 +51,10 @@ def test_validation_views_repeat_so_the_monitor_only_moves_with_the_model():
     assert torch.equal(a, task.step(x, y)["loss"])
 
 
-@pytest.mark.parametrize("drop, message", [("projection", "needs model.projection"), ("augment", "needs an augment list")])
+@pytest.mark.parametrize(
+    "drop, message",
+    [("projection", "needs model.projection"), ("augment", "needs an augment list")],
+)
 def test_missing_parts_are_named(drop, message):
     raw = {**RAW, "model": dict(RAW["model"])}
     if drop == "projection":
@@ -57,6 +66,9 @@ def test_missing_parts_are_named(drop, message):
 
 
 def test_contrastive_objective_is_refused_by_other_tasks():
-    raw = {"model": {"encoder": {"name": "mlp"}, "decoder": {"name": "mlp_decoder"}}, "objective": {"name": "nt_xent"}}
+    raw = {
+        "model": {"encoder": {"name": "mlp"}, "decoder": {"name": "mlp_decoder"}},
+        "objective": {"name": "nt_xent"},
+    }
     with pytest.raises(ConfigError, match="does not fit this task"):
         build_task(validate_spec(raw), (1, 8, 8), 10)

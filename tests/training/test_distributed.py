@@ -23,11 +23,22 @@ from replab.training import distributed
 def test_without_torchrun_everything_is_one_process(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
-    assert not distributed.launched() and distributed.setup("cpu") is False and not distributed.is_active()
-    assert (distributed.rank(), distributed.world_size(), distributed.local_rank(), distributed.is_main()) == (0, 1, 0, True)
+    assert (
+        not distributed.launched()
+        and distributed.setup("cpu") is False
+        and not distributed.is_active()
+    )
+    assert (
+        distributed.rank(),
+        distributed.world_size(),
+        distributed.local_rank(),
+        distributed.is_main(),
+    ) == (0, 1, 0, True)
     t = torch.tensor([1.0, 2.0])
     assert distributed.all_reduce_mean(t) is t and distributed.gather_rows(t) is t
-    assert distributed.broadcast_object({"a": 1}) == {"a": 1} and distributed.all_gather_objects(3) == [3]
+    assert distributed.broadcast_object({"a": 1}) == {"a": 1} and distributed.all_gather_objects(
+        3
+    ) == [3]
 
 
 def batches(loader):
@@ -43,10 +54,14 @@ def test_sharded_loader_slices_each_global_batch_in_the_same_order(n, trimmed):
         shard.shard(rank, 2)
     for _ in range(2):  # two epochs: the shared generator reshuffles identically on every rank
         full, (a, b) = batches(whole), [batches(s) for s in shards]
-        assert len(a) == len(b) == len(shards[0]) and all(len(p) == len(q) for p, q in zip(a, b, strict=True))
+        assert len(a) == len(b) == len(shards[0]) and all(
+            len(p) == len(q) for p, q in zip(a, b, strict=True)
+        )
         joined = [p + q for p, q in zip(a, b, strict=True)]
-        assert joined == [f[: len(j)] for f, j in zip(full, joined, strict=False)]  # rank 0's slice, then rank 1's
-        assert sum(map(len, full)) - sum(map(len, joined)) == trimmed  # an odd last batch loses one row
+        # rank 0's slice, then rank 1's
+        assert joined == [f[: len(j)] for f, j in zip(full, joined, strict=False)]
+        # an odd last batch loses one row
+        assert sum(map(len, full)) - sum(map(len, joined)) == trimmed
 
 
 def test_sharded_loader_needs_a_batch_that_splits_evenly():
@@ -75,20 +90,34 @@ def _loss(name: str):
 
 def _loss_rank(rank: int, world: int, port: int, out: Path, name: str) -> None:
     os.environ.update(
-        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-        TORCHELASTIC_USE_AGENT_STORE="True",  # the parent serves the store, as torchrun's agent does
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        # the parent serves the store, as torchrun's agent does
+        TORCHELASTIC_USE_AGENT_STORE="True",
     )
     torch.set_num_threads(1)
-    with distributed.session("cpu", timeout_minutes=2) as joined:  # leaves the group as replab run does, on errors too
+    # leaves the group as replab run does, on errors too
+    with distributed.session("cpu", timeout_minutes=2) as joined:
         assert joined
         x1, x2, linear = _problem()
         model = distributed.wrap(linear, torch.device("cpu"))
         n = len(x1) // world
         rows = slice(rank * n, (rank + 1) * n)
-        z1, z2 = model(torch.cat([x1[rows], x2[rows]])).chunk(2)  # one forward per backward, as the task does
+        # one forward per backward, as the task does
+        z1, z2 = model(torch.cat([x1[rows], x2[rows]])).chunk(2)
         loss = _loss(name)(z1, z2, gather=distributed.gather_rows, offset=rank * n)
         loss.backward()  # DDP averages the gradients over ranks
-        torch.save({"loss": distributed.all_reduce_mean(loss.detach()), "weight": linear.weight.grad, "bias": linear.bias.grad}, out / f"{rank}.pt")
+        torch.save(
+            {
+                "loss": distributed.all_reduce_mean(loss.detach()),
+                "weight": linear.weight.grad,
+                "bias": linear.bias.grad,
+            },
+            out / f"{rank}.pt",
+        )
 
 
 @pytest.mark.slow  # two spawned processes importing torch: about 30 s on 2 shared cores

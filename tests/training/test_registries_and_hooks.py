@@ -45,15 +45,18 @@ def test_every_registered_optimizer_builds_with_its_settings():
     model = Classifier(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     assert OPTIMIZERS.names() == ["adam", "adamw", "sgd"]
     for name in OPTIMIZERS.names():
-        opt = build_optimizer(model, OptimizerSpec(name=name, lr=0.02, weight_decay=0.03, momentum=0.5), CPU)
+        opt = build_optimizer(
+            model, OptimizerSpec(name=name, lr=0.02, weight_decay=0.03, momentum=0.5), CPU
+        )
         assert type(opt).__name__.lower() == name
         assert {g["lr"] for g in opt.param_groups} == {0.02}
         assert {g["weight_decay"] for g in opt.param_groups} == {0.03}
 
 
 def test_no_decay_groups_exempt_biases_and_norm_weights_only():
-    model = Classifier(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)),
-                       torch.nn.Linear(3, 2))
+    model = Classifier(
+        torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)), torch.nn.Linear(3, 2)
+    )
     spec = OptimizerSpec(weight_decay=0.1, groups="no_decay_bias_norm", parts={"head": {"lr": 0.5}})
     opt = build_optimizer(model, spec, CPU)
     by_param = {id(p): (g["lr"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]}
@@ -61,7 +64,10 @@ def test_no_decay_groups_exempt_biases_and_norm_weights_only():
     assert by_param[id(enc_linear.weight)] == (1e-3, 0.1)
     for p in (enc_linear.bias, enc_norm.weight, enc_norm.bias):
         assert by_param[id(p)] == (1e-3, 0.0)
-    assert by_param[id(model.head.weight)] == (0.5, 0.1) and by_param[id(model.head.bias)] == (0.5, 0.0)
+    assert by_param[id(model.head.weight)] == (0.5, 0.1) and by_param[id(model.head.bias)] == (
+        0.5,
+        0.0,
+    )
     assert len(by_param) == len(list(model.parameters()))
 
 
@@ -82,7 +88,9 @@ def test_unknown_schedule_is_a_clear_error():
 def test_step_hooks_run_after_every_optimizer_step_and_see_the_scheduled_rate():
     seen = []
     trainer = make_trainer(epochs=2, schedule="cosine")
-    trainer.step_hooks.append(lambda t, step: seen.append((step, t.optimizer.param_groups[0]["lr"])))
+    trainer.step_hooks.append(
+        lambda t, step: seen.append((step, t.optimizer.param_groups[0]["lr"]))
+    )
     trainer.fit()
     steps = 2 * len(trainer.train)
     assert [s for s, _ in seen] == list(range(1, steps + 1))
@@ -107,8 +115,11 @@ def test_the_trainer_leaves_the_task_as_it_was_given():
     before = dict(vars(task))
     trainer.fit()
     assert task.model is model and "gather" not in vars(task)
-    assert set(vars(task)) == set(before) and all(vars(task)[k] is v for k, v in before.items()
-                                                  if k not in ("_eval_generator", "_was_training"))
+    assert set(vars(task)) == set(before) and all(
+        vars(task)[k] is v
+        for k, v in before.items()
+        if k not in ("_eval_generator", "_was_training")
+    )
 
 
 def test_the_step_runs_through_the_module_the_trainer_passes():

@@ -21,14 +21,29 @@ class Interrupt(Exception):
     pass
 
 
-def make_trainer(tmp_path=None, epochs=4, lr=2e-3, seed=0, hooks=(), early=None, keep="best", schedule="constant"):
+def make_trainer(
+    tmp_path=None, epochs=4, lr=2e-3, seed=0, hooks=(), early=None, keep="best", schedule="constant"
+):
     seed_everything(seed)
     splits = load_splits("digits", seed=seed)
     task = Autoencode.from_spec(
-        ModelSpec(encoder=Component(name="mlp", hidden=[32], latent_dim=8), decoder=Component(name="mlp_decoder", hidden=[32])),
-        Component(name="l1"), splits.train.shape, 10,
+        ModelSpec(
+            encoder=Component(name="mlp", hidden=[32], latent_dim=8),
+            decoder=Component(name="mlp_decoder", hidden=[32]),
+        ),
+        Component(name="l1"),
+        splits.train.shape,
+        10,
     )
-    spec = TrainerSpec(epochs=epochs, batch_size=64, optimizer=OptimizerSpec(lr=lr), early_stopping=early, progress=False, keep=keep, lr_schedule=schedule)
+    spec = TrainerSpec(
+        epochs=epochs,
+        batch_size=64,
+        optimizer=OptimizerSpec(lr=lr),
+        early_stopping=early,
+        progress=False,
+        keep=keep,
+        lr_schedule=schedule,
+    )
     train = DeviceLoader(splits.train.images, splits.train.labels, 64, seed=seed)
     val = DeviceLoader(splits.val.images, splits.val.labels, 512, shuffle=False)
     return Trainer(task, spec, train, val, DEVICE, checkpoint_dir=tmp_path, hooks=list(hooks))
@@ -68,7 +83,8 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, schedule):
 
 
 def test_early_stopping_restores_best_weights(tmp_path):
-    early = EarlyStoppingSpec(monitor="val_loss", mode="min", patience=1, min_delta=10.0)  # nothing counts as better
+    # nothing counts as better
+    early = EarlyStoppingSpec(monitor="val_loss", mode="min", patience=1, min_delta=10.0)
     trainer = make_trainer(tmp_path, epochs=10, early=early)
     fit = trainer.fit()
     assert fit.stopped_early and len(fit.history) == 2 and fit.best_epoch == 1
@@ -99,24 +115,38 @@ def test_keep_last_evaluates_the_last_epoch_and_reports_its_figures():
     worst_is_best = EarlyStoppingSpec(monitor="val_loss", mode="max", patience=1000)
     last = make_trainer(epochs=4, lr=0.05, early=worst_is_best, keep="last")
     fit = last.fit()
-    assert fit.best_epoch == 1 and fit.evaluated_epoch == 4 and fit.evaluated_record() is fit.history[-1]
+    assert (
+        fit.best_epoch == 1
+        and fit.evaluated_epoch == 4
+        and fit.evaluated_record() is fit.history[-1]
+    )
     after = last.evaluate(last.val, "val")["val_loss"]
-    assert after == pytest.approx(fit.history[-1]["val_loss"], rel=1e-5)  # the last weights are the ones kept
+    # the last weights are the ones kept
+    assert after == pytest.approx(fit.history[-1]["val_loss"], rel=1e-5)
     best = make_trainer(epochs=4, lr=0.05, early=worst_is_best).fit()
     assert best.evaluated_epoch == 1 and best.evaluated_record()["epoch"] == 1
 
 
 def test_cosine_schedule_falls_from_the_set_rate_towards_zero():
     rates = []
-    trainer = make_trainer(epochs=3, lr=0.01, schedule="cosine", hooks=[lambda t, r: rates.append(t.optimizer.param_groups[0]["lr"])])
+    trainer = make_trainer(
+        epochs=3,
+        lr=0.01,
+        schedule="cosine",
+        hooks=[lambda t, r: rates.append(t.optimizer.param_groups[0]["lr"])],
+    )
     trainer.fit()
     steps = 3 * len(trainer.train)
-    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * (e * len(trainer.train) - 1) / steps)) for e in (1, 2, 3)]
+    expected = [
+        0.01 * 0.5 * (1 + math.cos(math.pi * (e * len(trainer.train) - 1) / steps))
+        for e in (1, 2, 3)
+    ]
     assert rates == pytest.approx(expected) and rates[0] < 0.01 and rates[-1] < 0.001
 
 
 def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
-    """A run killed after early stopping (during evaluation) resumes into evaluation, not more epochs."""
+    """A run killed after early stopping (during evaluation) resumes into
+    evaluation, not more epochs."""
     early = EarlyStoppingSpec(monitor="val_loss", mode="min", patience=1, min_delta=10.0)
     fit = make_trainer(tmp_path, epochs=10, early=early).fit()
     assert fit.stopped_early and len(fit.history) == 2

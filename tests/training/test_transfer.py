@@ -12,7 +12,10 @@ from replab.tasks import build_task
 
 BASE = {
     "task": "classify",
-    "model": {"encoder": {"name": "mlp", "hidden": [16], "latent_dim": 8}, "head": {"name": "linear_head"}},
+    "model": {
+        "encoder": {"name": "mlp", "hidden": [16], "latent_dim": 8},
+        "head": {"name": "linear_head"},
+    },
     "objective": {"name": "cross_entropy"},
 }
 
@@ -22,8 +25,19 @@ def spec(**model):
 
 
 def autoencoder_checkpoint(tmp_path):
-    ae = build_task(validate_spec({"model": {"encoder": BASE["model"]["encoder"], "decoder": {"name": "mlp_decoder", "hidden": [16]}},
-                                   "objective": {"name": "mse"}}), (1, 8, 8), 10)
+    ae = build_task(
+        validate_spec(
+            {
+                "model": {
+                    "encoder": BASE["model"]["encoder"],
+                    "decoder": {"name": "mlp_decoder", "hidden": [16]},
+                },
+                "objective": {"name": "mse"},
+            }
+        ),
+        (1, 8, 8),
+        10,
+    )
     save_checkpoint(tmp_path / "best.pt", {"model": ae.model.state_dict(), "epoch": 1})
     return ae
 
@@ -32,7 +46,9 @@ def autoencoder_checkpoint(tmp_path):
 def test_pretrained_encoder_is_copied_from_a_run_folder(tmp_path, init):
     ae = autoencoder_checkpoint(tmp_path)
     task = build_task(spec(pretrained={"path": str(tmp_path)}, init=init), (1, 8, 8), 10)
-    for (name, a), b in zip(ae.model.encoder.state_dict().items(), task.model.encoder.state_dict().values(), strict=True):
+    for (name, a), b in zip(
+        ae.model.encoder.state_dict().items(), task.model.encoder.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name  # model.init fills only what the checkpoint does not cover
     if init == "kaiming":
         assert not task.model.head.net.bias.any()
@@ -46,7 +62,9 @@ def test_frozen_encoder_does_not_move_and_stays_in_eval_mode():
     assert not task.model.encoder.training and task.model.head.training
     task.step(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]))["loss"].backward()
     optimizer.step()
-    assert all(torch.equal(a, b) for a, b in zip(before, task.model.encoder.parameters(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(before, task.model.encoder.parameters(), strict=True)
+    )
 
 
 def test_unknown_part_and_checkpoint_without_it_are_clear_errors(tmp_path):
@@ -61,13 +79,34 @@ def test_pretrained_encoder_of_another_shape_names_the_checkpoint(tmp_path):
     autoencoder_checkpoint(tmp_path)
     other = {"name": "mlp", "hidden": [32], "latent_dim": 8}
     with pytest.raises(CheckpointError, match="does not fit"):
-        build_task(validate_spec({**BASE, "model": {**BASE["model"], "encoder": other, "pretrained": {"path": str(tmp_path)}}}), (1, 8, 8), 10)
+        build_task(
+            validate_spec(
+                {
+                    **BASE,
+                    "model": {
+                        **BASE["model"],
+                        "encoder": other,
+                        "pretrained": {"path": str(tmp_path)},
+                    },
+                }
+            ),
+            (1, 8, 8),
+            10,
+        )
 
 
 def cnn_spec(**pretrained):
-    return validate_spec({"task": "classify", "objective": {"name": "cross_entropy"},
-                          "model": {"encoder": {"name": "cnn", "channels": [4, 8, 8], "latent_dim": 16},
-                                    "head": {"name": "linear_head"}, **({"pretrained": pretrained} if pretrained else {})}})
+    return validate_spec(
+        {
+            "task": "classify",
+            "objective": {"name": "cross_entropy"},
+            "model": {
+                "encoder": {"name": "cnn", "channels": [4, 8, 8], "latent_dim": 16},
+                "head": {"name": "linear_head"},
+                **({"pretrained": pretrained} if pretrained else {}),
+            },
+        }
+    )
 
 
 def pretext_checkpoint(tmp_path):
@@ -81,7 +120,9 @@ def test_first_k_blocks_are_copied_and_the_rest_start_afresh(tmp_path):
     donor = pretext_checkpoint(tmp_path)
     torch.manual_seed(2)
     task = build_task(cnn_spec(path=str(tmp_path), blocks=2), (3, 16, 16), 10)
-    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))  # noqa: E731
+    same = lambda a, b: all(  # noqa: E731
+        torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True)
+    )
     enc, src = task.model.encoder, donor.model.encoder
     assert same(enc.blocks[0], src.blocks[0]) and same(enc.blocks[1], src.blocks[1])
     assert not same(enc.blocks[2], src.blocks[2]) and not same(enc.fc, src.fc)
@@ -98,7 +139,9 @@ def test_frozen_blocks_stay_fixed_and_in_eval_mode_while_the_rest_trains(tmp_pat
     optimizer = torch.optim.SGD([p for p in task.model.parameters() if p.requires_grad], lr=0.5)
     task.step(torch.rand(8, 3, 16, 16), torch.arange(8))["loss"].backward()
     optimizer.step()
-    moved = [not torch.equal(a, b) for a, b in zip(before, task.model.encoder.parameters(), strict=True)]
+    moved = [
+        not torch.equal(a, b) for a, b in zip(before, task.model.encoder.parameters(), strict=True)
+    ]
     assert moved[:2] == [False, False] and all(moved[2:])  # block 0's conv weight and bias only
 
 

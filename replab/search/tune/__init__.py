@@ -46,26 +46,54 @@ __all__ = ["TUNE_JSON", "TuneResult", "TuneSettings", "load_settings", "resume_t
 # --- starting and resuming ---------------------------------------------------------------
 
 
-def start_tune(recipe: str | Path, space_path: str | Path, trials: int, overrides: list[str], runs_dir: Path,
-               study_dir: Path | None = None, log=print, **options) -> TuneResult:
+def start_tune(
+    recipe: str | Path,
+    space_path: str | Path,
+    trials: int,
+    overrides: list[str],
+    runs_dir: Path,
+    study_dir: Path | None = None,
+    log=print,
+    **options,
+) -> TuneResult:
     """Check everything, create the study folder, then search."""
     raw = read_recipe(recipe)
     space = read_space(space_path)
-    settings = TuneSettings(recipe=raw, recipe_source=str(recipe), space=space.to_yaml_dict(), trials=trials,
-                            overrides=list(overrides), **options)
+    settings = TuneSettings(
+        recipe=raw,
+        recipe_source=str(recipe),
+        space=space.to_yaml_dict(),
+        trials=trials,
+        overrides=list(overrides),
+        **options,
+    )
     check_settings(settings)
     check_space(raw, settings.overrides, space)  # before any folder or trial exists
     settings.enqueued(space)  # checked here, before any folder exists
-    if settings.metric.startswith("val.") and (with_overrides(raw, settings.overrides).get("data") or {}).get("refit"):
-        raise ConfigError("the recipe sets data.refit, so its validation images are trained on and val metrics cannot rank trials",
-                          "tune without data.refit (add data.refit=false), then refit the best recipe")
+    if settings.metric.startswith("val.") and (
+        with_overrides(raw, settings.overrides).get("data") or {}
+    ).get("refit"):
+        raise ConfigError(
+            "the recipe sets data.refit, "
+            "so its validation images are trained on and val metrics cannot rank trials",
+            "tune without data.refit (add data.refit=false), then refit the best recipe",
+        )
     if study_dir is None:
-        study_dir = Path(runs_dir) / f"{rundir.safe_name(settings.name)}-tune-{time.strftime('%Y%m%d-%H%M%S')}"
+        study_dir = (
+            Path(runs_dir)
+            / f"{rundir.safe_name(settings.name)}-tune-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
     study_dir = Path(study_dir)
     if (study_dir / TUNE_JSON).exists():
-        raise ReplabError(f"{study_dir} already holds a study", f"continue it with `replab tune --resume {study_dir}`, or pick a new --study-dir")
+        raise ReplabError(
+            f"{study_dir} already holds a study",
+            f"continue it with `replab tune --resume {study_dir}`, or pick a new --study-dir",
+        )
     if study_dir.exists() and any(study_dir.iterdir()):
-        raise ReplabError(f"{study_dir} exists and is not empty", "pick a new --study-dir (or leave it out for runs/<name>-tune-<time>)")
+        raise ReplabError(
+            f"{study_dir} exists and is not empty",
+            "pick a new --study-dir (or leave it out for runs/<name>-tune-<time>)",
+        )
     settings.study_name = settings.study_name or study_dir.name
     study_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(study_dir / SPACE_YAML, yaml.safe_dump(settings.space, sort_keys=False))
@@ -73,7 +101,9 @@ def start_tune(recipe: str | Path, space_path: str | Path, trials: int, override
     return run_tune(study_dir, settings, log)
 
 
-def resume_tune(study_dir: Path, trials: int | None = None, storage: str | None = None, log=print) -> TuneResult:
+def resume_tune(
+    study_dir: Path, trials: int | None = None, storage: str | None = None, log=print
+) -> TuneResult:
     """Continue (or join, as one more worker) the study in ``study_dir``."""
     settings = load_settings(study_dir)
     if trials is not None:
@@ -81,11 +111,13 @@ def resume_tune(study_dir: Path, trials: int | None = None, storage: str | None 
     if storage is not None:
         settings.storage = storage
     if settings.storage and "***" in settings.storage:
-        raise ConfigError(f"the storage of {study_dir} was saved without its password ({settings.storage})",
-                          "pass the full URL again with --storage")
+        raise ConfigError(
+            f"the storage of {study_dir} was saved without its password ({settings.storage})",
+            "pass the full URL again with --storage",
+        )
     check_settings(settings)
-    check_space(settings.recipe, settings.overrides, parse_space(settings.space, f"{study_dir / TUNE_JSON}"))
+    check_space(
+        settings.recipe, settings.overrides, parse_space(settings.space, f"{study_dir / TUNE_JSON}")
+    )
     save_settings(study_dir, settings)
     return run_tune(Path(study_dir), settings, log)
-
-

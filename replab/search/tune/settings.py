@@ -40,7 +40,8 @@ class TuneSettings:
     prune: bool = True
     prune_startup: int = 5  # trials that complete before the median rule prunes anything
     prune_warmup: int = 0  # epochs of every trial never pruned
-    enqueue: list[dict] = field(default_factory=list)  # points (space key -> value) tried first, before the sampler draws
+    # points (space key -> value) tried first, before the sampler draws
+    enqueue: list[dict] = field(default_factory=list)
 
     @property
     def epoch_key(self) -> str:
@@ -52,8 +53,11 @@ class TuneSettings:
         return str(self.recipe.get("name", "experiment"))
 
     def enqueued(self, space: Space) -> list[dict]:
-        """The --enqueue points as Optuna stores them; a point outside ``space`` is a ConfigError."""
-        return [space.stored_point(point, f"--enqueue #{i + 1}") for i, point in enumerate(self.enqueue)]
+        """The --enqueue points as Optuna stores them; a point outside
+        ``space`` is a ConfigError."""
+        return [
+            space.stored_point(point, f"--enqueue #{i + 1}") for i, point in enumerate(self.enqueue)
+        ]
 
 
 @dataclass
@@ -64,16 +68,22 @@ class TuneResult:
     best: dict | None  # number, value, params
     best_yaml: Path | None
 
+
 def load_settings(study_dir: Path) -> TuneSettings:
     path = Path(study_dir) / TUNE_JSON
     if not path.is_file():
-        raise ReplabError(f"{str(study_dir)!r} is not a tune study folder (no {TUNE_JSON})", "pass a folder written by `replab tune`")
+        raise ReplabError(
+            f"{str(study_dir)!r} is not a tune study folder (no {TUNE_JSON})",
+            "pass a folder written by `replab tune`",
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         data.pop("replab_version", None)
         return TuneSettings(**data)
     except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
-        raise ReplabError(f"{path} is not a valid tune settings file ({err})", "restore it, or start a new study") from None
+        raise ReplabError(
+            f"{path} is not a valid tune settings file ({err})", "restore it, or start a new study"
+        ) from None
 
 
 def save_settings(study_dir: Path, settings: TuneSettings) -> None:
@@ -95,9 +105,14 @@ def check_settings(s: TuneSettings) -> None:
     if s.trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {s.trials}", "pass e.g. --trials 20")
     if s.direction not in DIRECTIONS:
-        raise ConfigError(f"--direction {s.direction!r} is not minimize or maximize", "pass --direction minimize (losses) or maximize (accuracies)")
+        raise ConfigError(
+            f"--direction {s.direction!r} is not minimize or maximize",
+            "pass --direction minimize (losses) or maximize (accuracies)",
+        )
     if not s.metric or "." not in s.metric:
-        raise ConfigError(f"--metric {s.metric!r} is not a summary metric name", "use a name from a run's summary.json, e.g. val.loss or probe.val_accuracy")
+        raise ConfigError(
+            f"--metric {s.metric!r} is not a summary metric name",
+            "use a name from a run's summary.json, e.g. val.loss or probe.val_accuracy",
+        )
     if s.prune_startup < 0 or s.prune_warmup < 0:
         raise ConfigError("--prune-startup and --prune-warmup cannot be negative", "pass 0 or more")
-

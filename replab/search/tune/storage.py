@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal, cast
 
 from replab.errors import ConfigError, ReplabError
 from replab.search.space import (
@@ -19,16 +20,33 @@ def open_study(study_dir: Path, settings: TuneSettings, space: Space):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = settings.storage or f"sqlite:///{(Path(study_dir) / DB).resolve()}"
-    engine = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    engine = (
+        {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    )
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine)
     except Exception as err:  # sqlalchemy and driver errors (bad URL, server down, missing driver)
-        raise ReplabError(f"cannot open the Optuna storage {masked_url(url)}: {str(err).splitlines()[0][:300]}",
-                          "check the URL (postgresql://user:password@host/db), that the server is up and its driver (psycopg2) installed") from None
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=settings.prune_startup, n_warmup_steps=settings.prune_warmup)
-              if settings.prune else optuna.pruners.NopPruner())
-    study = optuna.create_study(storage=storage, study_name=settings.study_name, direction=settings.direction,
-                                sampler=sampler_for(settings, 0), pruner=pruner, load_if_exists=True)
+        raise ReplabError(
+            f"cannot open the Optuna storage {masked_url(url)}: {str(err).splitlines()[0][:300]}",
+            "check the URL (postgresql://user:password@host/db), "
+            "that the server is up and its driver (psycopg2) installed",
+        ) from None
+    pruner = (
+        optuna.pruners.MedianPruner(
+            n_startup_trials=settings.prune_startup, n_warmup_steps=settings.prune_warmup
+        )
+        if settings.prune
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        storage=storage,
+        study_name=settings.study_name,
+        # check_settings has refused any other direction
+        direction=cast(Literal["minimize", "maximize"], settings.direction),
+        sampler=sampler_for(settings, 0),
+        pruner=pruner,
+        load_if_exists=True,
+    )
     fingerprint = _fingerprint(settings)
     found = study.user_attrs.get("replab_tune")
     if found is None:
@@ -37,8 +55,12 @@ def open_study(study_dir: Path, settings: TuneSettings, space: Space):
             study.enqueue_trial(params, user_attrs={"enqueued": True})
     elif found != fingerprint:
         differs = ", ".join(k for k in fingerprint if fingerprint[k] != found.get(k))
-        raise ConfigError(f"study {settings.study_name!r} in {masked_url(url)} was started with another {differs}",
-                          "join it with the same recipe, overrides, space and metric, or pick another --study-name")
+        raise ConfigError(
+            f"study {settings.study_name!r} "
+            f"in {masked_url(url)} was started with another {differs}",
+            "join it with the same recipe, "
+            "overrides, space and metric, or pick another --study-name",
+        )
     return study
 
 
@@ -46,7 +68,9 @@ def _fingerprint(s: TuneSettings) -> dict:
     """What workers sharing a study must agree on (a data folder may differ between machines)."""
     config = trial_config(s.recipe, s.overrides, {})
     config.get("data", {}).pop("root", None)
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
     return {"recipe": digest, "space": s.space, "metric": s.metric, "direction": s.direction}
 
 
@@ -56,4 +80,3 @@ def sampler_for(settings: TuneSettings, number: int):
     import optuna
 
     return optuna.samplers.TPESampler(seed=settings.seed + number)
-

@@ -24,6 +24,7 @@ class Pruned(Exception):
 
     run_state = "pruned"
 
+
 def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Path, log):
     """One trial as one replab run; returns the state it was told with."""
     from optuna.trial import TrialState
@@ -33,9 +34,18 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     trial.set_user_attr("heartbeat", time.time())
     tlog = lambda m: log(f"[trial {number}] {m}")  # noqa: E731
-    tlog("start: " + ", ".join(f"{k}={show_value(v)}" for k, v in values.items()) +
-         (f" (again: trial {trial.user_attrs['retry_of']} was interrupted)" if "retry_of" in trial.user_attrs else ""))
-    spec, run_dir, resume = _trial_run(settings, values, number, trial.user_attrs.get("run_dir"), study_dir)
+    tlog(
+        "start: "
+        + ", ".join(f"{k}={show_value(v)}" for k, v in values.items())
+        + (
+            f" (again: trial {trial.user_attrs['retry_of']} was interrupted)"
+            if "retry_of" in trial.user_attrs
+            else ""
+        )
+    )
+    spec, run_dir, resume = _trial_run(
+        settings, values, number, trial.user_attrs.get("run_dir"), study_dir
+    )
     trial.set_user_attr("run_dir", str(run_dir.resolve()))
     reported: set[int] = set()
     hook = _epoch_hook(trial, settings, reported)
@@ -44,8 +54,13 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
             summary = rundir.read_summary(run_dir)
             tlog(f"reusing the finished run {run_dir}")
         else:
-            summary = run_experiment(spec, resume=run_dir if resume else None, run_dir=None if resume else run_dir,
-                                     log=tlog, hooks=[hook]).summary
+            summary = run_experiment(
+                spec,
+                resume=run_dir if resume else None,
+                run_dir=None if resume else run_dir,
+                log=tlog,
+                hooks=[hook],
+            ).summary
     except Pruned as err:
         trial.set_user_attr("pruned", str(err))
         study.tell(trial, state=TrialState.PRUNED)
@@ -60,17 +75,22 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
         trial.set_user_attr("error", err.message)
         study.tell(trial, state=TrialState.FAIL)
         raise
-    except BaseException as err:  # Ctrl-C or a bug: the trial is failed and queued again for --resume
+    except BaseException as err:
+        # Ctrl-C or a bug: the trial is failed and queued again for --resume
         trial.set_user_attr("error", f"{type(err).__name__}: {err}")
         study.tell(trial, state=TrialState.FAIL)
-        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": number, "run_dir": str(run_dir.resolve())})
+        study.enqueue_trial(
+            dict(trial.params), user_attrs={"retry_of": number, "run_dir": str(run_dir.resolve())}
+        )
         raise
     _report_history(trial, rundir.read_metrics(run_dir), settings, reported)
     value = summary["metrics"].get(settings.metric)
     if value is None:
         study.tell(trial, state=TrialState.FAIL)
-        raise ConfigError(f"--metric {settings.metric!r} is not in the run summary",
-                          f"pick one of: {', '.join(summary['metrics'])}")
+        raise ConfigError(
+            f"--metric {settings.metric!r} is not in the run summary",
+            f"pick one of: {', '.join(summary['metrics'])}",
+        )
     if not math.isfinite(value):
         trial.set_user_attr("error", f"{settings.metric} is {value}")
         study.tell(trial, state=TrialState.FAIL)
@@ -79,19 +99,31 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
     return TrialState.COMPLETE
 
 
-def _trial_run(settings: TuneSettings, values: dict, number: int, previous: str | None, study_dir: Path):
+def _trial_run(
+    settings: TuneSettings, values: dict, number: int, previous: str | None, study_dir: Path
+):
     """The trial's spec and run folder; an interrupted trial's folder is continued (or reused)."""
     if previous and Path(previous).is_dir() and (Path(previous) / rundir.CONFIG).is_file():
         old = Path(previous)
         try:
-            spec = trial_spec(settings.recipe, settings.overrides, values, rundir.open_existing(old).name)
+            spec = trial_spec(
+                settings.recipe, settings.overrides, values, rundir.open_existing(old).name
+            )
             if rundir.open_existing(old) == spec:
-                finished = rundir.read_status(old) == "finished" and (old / rundir.SUMMARY).is_file()
+                finished = (
+                    rundir.read_status(old) == "finished" and (old / rundir.SUMMARY).is_file()
+                )
                 return spec, old, "reuse" if finished else (old / rundir.LAST).is_file()
         except ReplabError:
             pass
     run_dir = study_dir / f"trial-{number:04d}"
-    return trial_spec(settings.recipe, settings.overrides, values, f"{settings.name}-trial-{number:04d}"), run_dir, False
+    return (
+        trial_spec(
+            settings.recipe, settings.overrides, values, f"{settings.name}-trial-{number:04d}"
+        ),
+        run_dir,
+        False,
+    )
 
 
 def _epoch_hook(trial, settings: TuneSettings, reported: set[int]):
@@ -100,7 +132,10 @@ def _epoch_hook(trial, settings: TuneSettings, reported: set[int]):
         _report_history(trial, trainer.history, settings, reported)
         value = record.get(settings.epoch_key)
         if settings.prune and value is not None and trial.should_prune():
-            raise Pruned(f"pruned after epoch {record['epoch']}: {settings.epoch_key} {value:.5g} is worse than the median of earlier trials")
+            raise Pruned(
+                f"pruned after epoch {record['epoch']}: "
+                f"{settings.epoch_key} {value:.5g} is worse than the median of earlier trials"
+            )
 
     return hook
 
@@ -113,5 +148,3 @@ def _report_history(trial, history: list[dict], settings: TuneSettings, reported
             continue
         trial.report(float(value), int(epoch))
         reported.add(epoch)
-
-

@@ -33,8 +33,11 @@ def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
     study = open_study(study_dir, settings, space)
     failures = 0
     waiting = False
-    log(f"study {settings.study_name!r}: {settings.trials} trials of {settings.name}, {settings.direction} {settings.metric}"
-        f" (storage {masked_url(settings.storage) if settings.storage else study_dir / DB})")
+    log(
+        f"study {settings.study_name!r}: "
+        f"{settings.trials} trials of {settings.name}, {settings.direction} {settings.metric}"
+        f" (storage {masked_url(settings.storage) if settings.storage else study_dir / DB})"
+    )
     while True:
         # Before every trial, not only at start: a worker that dies while this one trains leaves
         # its trial RUNNING, and without this the study would stop one trial short.
@@ -48,8 +51,11 @@ def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
             # The last trials run in other workers: wait for them rather than stop, so that if
             # one of those workers dies its trial is recovered and finished here.
             if not waiting:
-                log(f"{done} trials finished and {running} running in other workers make {settings.trials}:"
-                    " this worker waits for them (it takes over a trial whose worker stops)")
+                log(
+                    f"{done} trials finished and "
+                    f"{running} running in other workers make {settings.trials}:"
+                    " this worker waits for them (it takes over a trial whose worker stops)"
+                )
                 waiting = True
             time.sleep(WAIT_SECONDS)
             continue
@@ -65,7 +71,11 @@ def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
         if state == TrialState.FAIL:
             failures += 1
             if failures > max(3, settings.trials):
-                raise ReplabError(f"{failures} trials failed in this worker", "see each trial's status.json; narrow the search space (e.g. the learning rate)")
+                raise ReplabError(
+                    f"{failures} trials failed in this worker",
+                    "see each trial's status.json; "
+                    "narrow the search space (e.g. the learning rate)",
+                )
         write_tables(study, space, settings, study_dir)
         log_progress(study, trial.number, settings, log)
     return write_outputs(study, space, settings, study_dir, log)
@@ -84,7 +94,14 @@ def _surplus(study, trial, n: int) -> bool:
     frozen = study.get_trials(deepcopy=False)[trial.number] if len(trials) > trial.number else None
     study.tell(trial, state=TrialState.FAIL)
     if frozen is not None and "fixed_params" in frozen.system_attrs:
-        study.enqueue_trial(frozen.system_attrs["fixed_params"], user_attrs={k: v for k, v in frozen.user_attrs.items() if k in ("retry_of", "run_dir", "enqueued")})
+        study.enqueue_trial(
+            frozen.system_attrs["fixed_params"],
+            user_attrs={
+                k: v
+                for k, v in frozen.user_attrs.items()
+                if k in ("retry_of", "run_dir", "enqueued")
+            },
+        )
     return True
 
 
@@ -100,9 +117,15 @@ def recover_orphans(study, log=print) -> list[int]:
             study.tell(t.number, state=TrialState.FAIL)
         except Exception:  # another worker recovered it first
             continue
-        study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number, "run_dir": t.user_attrs.get("run_dir")})
+        study.enqueue_trial(
+            dict(t.params),
+            user_attrs={"retry_of": t.number, "run_dir": t.user_attrs.get("run_dir")},
+        )
         recovered.append(t.number)
-        log(f"trial {t.number} was left running by a stopped worker ({t.user_attrs.get('worker', 'unknown')}): marked failed, its parameters queued again")
+        log(
+            f"trial {t.number} was left running by a stopped worker "
+            f"({t.user_attrs.get('worker', 'unknown')}): marked failed, its parameters queued again"
+        )
     return recovered
 
 
@@ -129,5 +152,3 @@ def log_progress(study, number: int, settings: TuneSettings, log) -> None:
     if best is not None:
         line += f" | best {best.value:.5g} (trial {best.number})"
     log(f"{line} | {done}/{settings.trials} finished")
-
-
