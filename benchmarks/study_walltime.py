@@ -40,8 +40,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, RESULTS, default_data_dir, disturbed_warning, environment, timed  # noqa: E402
 
+from replab.studies.runner import catalogue  # noqa: E402
+
 EVAL_TARGET = 0.20
-STUDY_NAMES = ("a", "b", "c", "d", "e", "f")
+STUDY_NAMES = tuple(name for name, _, _ in catalogue())  # every registered study
 PARTS = ("data", "train", "probe", "analysis", "evaluation", "total")
 
 

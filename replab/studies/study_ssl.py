@@ -124,7 +124,24 @@ class StudySSL:
                 f"reaches probe test accuracy {score(best):.4f} against "
                 f"{other.key}'s {score(other):.4f}; "
                 f"latent kNN accuracy ({knn['S1']:.3f} vs {knn['S2']:.3f}) {agree}.",
-                "One seed decides nothing: "
-                "run --seeds 3 or more and compare the ± figures before drawing a conclusion.",
+                _confidence(best, other),
             ],
         )
+
+
+def _confidence(best: Part, other: Part) -> str:
+    """Whether the seeds say the gap is real: it must exceed both parts' spreads added up."""
+    metric = "probe.test_accuracy"
+    if len(best.summaries) < 2 or len(other.summaries) < 2:
+        return (
+            "One seed decides nothing: run --seeds 3 or more and compare the ± figures "
+            "before drawing a conclusion."
+        )
+    gap = (best.mean(metric) or 0.0) - (other.mean(metric) or 0.0)
+    spread = best.std(metric) + other.std(metric)
+    verdict = "larger" if gap > spread else "not larger"
+    return (
+        f"Over {len(best.summaries)} seeds the gap ({gap:.4f}) is {verdict} than the two "
+        f"standard deviations added up ({spread:.4f}), so "
+        + ("the seeds support the ranking." if gap > spread else "the seeds do not settle it.")
+    )

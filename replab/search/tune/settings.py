@@ -18,8 +18,6 @@ SPACE_YAML = "space.yaml"
 DB = "optuna.db"
 BEST_YAML = "best.yaml"
 TRIALS_CSV = "trials.csv"
-STALE_SECONDS = 2 * 3600  # a trial on another host with no epoch finished for this long is orphaned
-WAIT_SECONDS = 5.0  # how often a worker with nothing left to ask checks the other workers' trials
 DIRECTIONS = ("minimize", "maximize")
 
 

@@ -14,15 +14,16 @@ from replab.search.space import (
 from replab.search.tune.outputs import best_trial, write_outputs, write_tables
 from replab.search.tune.settings import (
     DB,
-    STALE_SECONDS,
     TUNE_JSON,
-    WAIT_SECONDS,
     TuneResult,
     TuneSettings,
     masked_url,
 )
 from replab.search.tune.storage import open_study, sampler_for
 from replab.search.tune.trials import run_trial
+
+STALE_SECONDS = 2 * 3600  # a trial on another host with no epoch finished for this long is orphaned
+WAIT_SECONDS = 5.0  # how often a worker with nothing left to ask checks the other workers' trials
 
 
 def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
