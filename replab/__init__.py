@@ -6,7 +6,8 @@ checks every import):
     cli -> api -> studies -> search -> runs -> reporting -> evaluation -> training -> tasks
         -> models, objectives, data, augment
 
-- ``cli``: the ``replab`` command; ``api``: the same jobs as Python functions.
+- ``cli``: the ``replab`` command; ``api``: the same jobs as Python functions, exported here:
+  ``replab.run``, ``load``, ``analyze``, ``study``, ``sweep``, ``tune`` (docs/python-api.md).
 - ``studies``: the study framework and studies A-F (``replab study``).
 - ``search``: many runs of one recipe: sweeps, Optuna tuning and its search space.
 - ``runs``: the life of one run: train, evaluate, write its folder; rebuild reports.
@@ -18,4 +19,18 @@ checks every import):
 their reader) are usable from every layer.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+# The Python API (replab/api.py), imported on first use so that `import replab` stays light.
+API = ("Run", "StudyResult", "SweepResult", "analyze", "load", "run", "study", "sweep", "tune")
+__all__ = [*API, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in API:
+        from replab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'replab' has no attribute {name!r}")

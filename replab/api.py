@@ -13,21 +13,35 @@ Every function validates its arguments before any folder is created, and raises
 
 from __future__ import annotations
 
+import functools
+import html
+import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import torch
+from torch import nn
+
+from replab.data import DeviceLoader, Normalizer, Splits
 from replab.errors import ReplabError
+from replab.evaluation import embed
 from replab.recipes import DEFAULT, load_spec, read_recipe
+from replab.registry import load_plugins
 from replab.reporting.study_report import StudyReport
 from replab.runs import rundir
-from replab.runs.experiment import run_experiment
+from replab.runs.analyze import analysis_spec, analyze_encoder, load_encoder
+from replab.runs.experiment import load_data, run_experiment
+from replab.runs.weights import load_run_task
 from replab.search.sweep import parse_axis, run_sweep
 from replab.search.tune import TuneResult, resume_tune, start_tune
 from replab.spec import ExperimentSpec
 from replab.studies.runner import run_study
-from replab.training import distributed, resolve_device
+from replab.tasks import Task
+from replab.training import distributed, evaluate, resolve_device
 
 Log = Callable[[str], None]
 
@@ -38,7 +52,11 @@ def default_runs_dir() -> Path:
 
 @dataclass(frozen=True)
 class Run:
-    """A finished run folder: its resolved recipe, summary, per-epoch history and report."""
+    """A finished run folder: its recipe, summary, per-epoch history, report and trained model.
+
+    The model is rebuilt from ``config.yaml`` and loaded from the weights the run evaluated
+    on test (``weights_only``: tensors, never code), on first use.
+    """
 
     dir: Path
 
@@ -56,11 +74,75 @@ class Run:
 
     @property
     def history(self) -> list[dict]:
+        """One record per epoch: train_* and val_* metrics, seconds, best."""
         return rundir.read_metrics(self.dir)
 
     @property
     def report(self) -> Path:
         return self.dir / rundir.REPORT
+
+    @functools.cached_property
+    def task(self) -> Task:
+        return load_run_task(self.dir)[0]
+
+    @property
+    def model(self) -> nn.Module:
+        """The whole trained model (encoder with its decoder, head or projection), eval mode."""
+        return self.task.model
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The trained encoder, eval mode: images (normalised as the run did) to latents."""
+        return self.task.encoder
+
+    @functools.cached_property
+    def data(self) -> tuple[Splits, Normalizer]:
+        """The run's splits and pixel normalizer, exactly as it trained and evaluated."""
+        return load_data(self.spec)
+
+    def embed(self, images: torch.Tensor | str = "test", batch_size: int = 1024) -> torch.Tensor:
+        """Latent vectors (N x d) of ``images``: a tensor N x C x H x W (uint8 pixels, or
+        floats in [0, 1]) or the name of one of the run's splits (train, val, test)."""
+        splits, normalizer = self.data
+        if isinstance(images, str):
+            if images not in ("train", "val", "test"):
+                raise ReplabError(f"no split {images!r}", "use train, val or test, or pass images")
+            pixels = getattr(splits, images).images
+        else:
+            pixels = _as_uint8(images)
+        return embed(self.encoder, pixels, normalizer, torch.device("cpu"), batch_size)
+
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """The task's metrics on a split, recomputed from the loaded weights (``test.loss``,
+        ``test.mae`` ...): what the summary recorded, reproduced."""
+        splits, normalizer = self.data
+        part = getattr(splits, split)
+        loader = DeviceLoader(part.images, part.labels, 1024, shuffle=False, normalizer=normalizer)
+        raw = evaluate(self.task, self.model, loader, torch.device("cpu"), "off", split)
+        return {k.replace("_", ".", 1): v for k, v in raw.items()}
+
+    def show(self, height: int = 800) -> Any:
+        """The report inline in Jupyter (an IFrame of the self-contained report.html)."""
+        from IPython.display import HTML
+
+        page = html.escape(self.report.read_text(encoding="utf-8"), quote=True)
+        # IPython suggests IFrame(src=...), which needs a server; srcdoc keeps it self-contained.
+        warnings.filterwarnings("ignore", message="Consider using IPython.display.IFrame")
+        return HTML(
+            f'<iframe srcdoc="{page}" width="100%" height="{height}" '
+            'style="border:1px solid #ddd"></iframe>'
+        )
+
+
+def _as_uint8(images: torch.Tensor) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ReplabError(
+            "images must be a tensor N x C x H x W",
+            "pass uint8 pixels or floats in [0, 1], e.g. torch.stack(list_of_images)",
+        )
+    if images.dtype == torch.uint8:
+        return images
+    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def load(run_dir: str | Path) -> Run:
@@ -68,6 +150,40 @@ def load(run_dir: str | Path) -> Run:
     run = Run(Path(run_dir))
     run.summary  # noqa: B018 - reads and checks summary.json now, not on first use
     return run
+
+
+def analyze(
+    encoder: nn.Module | str | Path,
+    data: str = "digits",
+    *overrides: str,
+    decoder: nn.Module | None = None,
+    name: str | None = None,
+    data_dir: str | Path | None = None,
+    runs_dir: str | Path | None = None,
+    log: Log | None = None,
+) -> Run:
+    """The whole latent-space analysis of ``encoder`` on dataset ``data`` (``replab analyze``).
+
+    ``encoder``: a module mapping a batch of images to vectors, a TorchScript file, or a
+    finished run folder. Linear and MLP probes on the frozen latents, kNN accuracy,
+    separability, PCA, t-SNE with hover images; with a ``decoder`` (vectors to images) also
+    reconstructions, interpolation, traversal and samples. ``overrides`` set ``data.*``,
+    ``probe.*`` and ``analysis.*`` keys as in a recipe. Returns the run folder.
+    """
+    _ensure_plugins()
+    label = name
+    if isinstance(encoder, str | Path):
+        encoder, found, stem = load_encoder(encoder)
+        decoder = decoder if decoder is not None else found
+        label = label or stem
+    label = label or type(encoder).__name__
+    extra = [f"data.root={data_dir}"] if data_dir else []
+    spec = analysis_spec(label, data, [*overrides, *extra])
+    result = analyze_encoder(
+        encoder, spec, decoder, Path(runs_dir or default_runs_dir()), log=log or _quiet
+    )
+    assert result.run_dir is not None
+    return Run(result.run_dir)
 
 
 def run_spec(
@@ -97,6 +213,7 @@ def run(
     ``torchrun`` every process calls this; rank 0 alone writes the folder, and the other ranks
     of a new run get None.
     """
+    _ensure_plugins()
     if resume is not None:
         if recipe is not None or overrides or data_dir:
             raise ReplabError(
@@ -117,22 +234,43 @@ def run(
     return Run(result.run_dir) if result.run_dir is not None else None
 
 
+@dataclass(frozen=True)
+class StudyResult:
+    """A finished study: its folder, its report and the wall time it took."""
+
+    dir: Path
+    report: StudyReport
+    seconds: float
+
+    @property
+    def table(self) -> list[dict]:
+        """The reference table: part, metric, reference, mean, std, n, delta per row."""
+        return list(self.report.reference)
+
+    @property
+    def html(self) -> Path:
+        return self.dir / "study.html"
+
+
 def study(
     name: str | None = None,
+    *,
     quick: bool = False,
     seeds: int | None = None,
-    options: dict | None = None,
     overrides: Sequence[str] = (),
     runs_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     resume: str | Path | None = None,
     log: Log | None = None,
-) -> tuple[Path, StudyReport, float]:
-    """Run (or ``resume``) a whole study (``replab study``): its folder, report and wall seconds.
+    **options: Any,
+) -> StudyResult:
+    """Run (or ``resume``) a whole study (``replab study``).
 
-    ``options`` are the study's own settings (``{"dataset": "cifar10"}`` for study a;
-    ``replab study --help`` lists each study's); ``overrides`` are ``PART:KEY=VALUE``.
+    ``options`` are the study's own settings (``study("a", dataset="cifar10")``, ``ks=[2, 32]``
+    for study b; ``replab study --help`` lists each study's); ``overrides`` are
+    ``PART:KEY=VALUE`` recipe changes for one part (``*`` for all).
     """
+    _ensure_plugins()
     if resume is not None and (name or options or quick or overrides):
         raise ReplabError(
             "resume continues a study exactly as it was started",
@@ -142,9 +280,9 @@ def study(
         raise ReplabError(
             "which study? none was named", "name one, e.g. study('a') or study('b', quick=True)"
         )
-    return run_study(
+    folder, report, seconds = run_study(
         name,
-        dict(options or {}),
+        dict(options),
         quick,
         seeds,
         Path(runs_dir or default_runs_dir()),
@@ -153,6 +291,22 @@ def study(
         list(overrides),
         log=log or _quiet,
     )
+    return StudyResult(folder, report, seconds)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """A finished sweep: its folder and one row per run (values, run folder, metrics)."""
+
+    dir: Path
+
+    @property
+    def table(self) -> list[dict]:
+        return list(json.loads((self.dir / "sweep.json").read_text(encoding="utf-8"))["runs"])
+
+    @property
+    def html(self) -> Path:
+        return self.dir / "study.html"
 
 
 def sweep(
@@ -161,13 +315,14 @@ def sweep(
     *overrides: str,
     runs_dir: str | Path | None = None,
     log: Log | None = None,
-) -> Path:
-    """One run per value of each ``over`` key (``KEY=[V1,V2]``; several
-    make a grid); the study folder."""
+) -> SweepResult:
+    """One run per value of each ``over`` key (``KEY=[V1,V2]``; several make a grid)."""
+    _ensure_plugins()
     axes = [parse_axis(text) for text in over]
-    return run_sweep(
+    folder = run_sweep(
         Path(recipe), axes, list(overrides), Path(runs_dir or default_runs_dir()), log=log or _quiet
     )
+    return SweepResult(folder)
 
 
 def tune(
@@ -187,6 +342,7 @@ def tune(
     ``options``: metric, direction, study_name, seed, prune, prune_startup, prune_warmup,
     enqueue (a list of points), as the command's flags.
     """
+    _ensure_plugins()
     log = log or _quiet
     if resume is not None:
         return resume_tune(Path(resume), trials, storage, log=log)
@@ -206,6 +362,16 @@ def tune(
         storage=storage,
         **options,
     )
+
+
+_PLUGINS_LOADED: list[str] = []
+
+
+def _ensure_plugins() -> None:
+    """The plugins ``$REPLAB_PLUGINS`` names (comma-separated, or ``all``), loaded once."""
+    if not _PLUGINS_LOADED:
+        _PLUGINS_LOADED.append("checked")
+        load_plugins(os.environ.get("REPLAB_PLUGINS"))
 
 
 def _quiet(message: str) -> None:

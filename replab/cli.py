@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -66,6 +67,19 @@ SPACE.yaml maps recipe keys to distributions:
 Every trial is a run folder STUDY_DIR/trial-0007/ (with report.html). The study folder holds
 tune.json (settings), optuna.db (the study, unless --storage), trials.csv, best.yaml (the best
 trial's full recipe: `replab run best.yaml`), tune.html/tune.md and figures/. See docs/tuning.md.
+"""
+
+
+EPILOG_ANALYZE = """\
+examples:
+  replab analyze my_encoder.ts --data mnist       # torch.jit.save(torch.jit.script(enc), path)
+  replab analyze runs/a1-mnist-autoencoder-20261123-101500 --data fashion_mnist
+                                                  # a run's encoder on other data
+  replab analyze enc.ts --data cifar10 probe.trainer.epochs=30 analysis.tsne_sample=1000
+
+The encoder sees images normalised as data.normalize says ([0, 1] pixels by default) and must
+return one vector per image (larger outputs are flattened). It is never trained; the run
+folder holds summary.json, figures/ and report.html like any run.
 """
 
 
@@ -414,7 +428,71 @@ def _parser() -> argparse.ArgumentParser:
     )
     ds.add_argument("--data-dir", metavar="DIR", help="also look in DIR")
     ds.set_defaults(func=_cmd_datasets)
+
+    an = sub.add_parser(
+        "analyze",
+        help="the whole latent-space analysis of an encoder trained anywhere (no training)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Probes (linear, MLP), kNN accuracy, separability, PCA, t-SNE with hover "
+        "images, and with a decoder reconstructions, interpolation and samples, for an encoder "
+        "given as a TorchScript file or a finished run folder; writes a run folder with "
+        "report.html. In Python, replab.analyze(module, ...) takes any torch.nn.Module.",
+        epilog=EPILOG_ANALYZE,
+    )
+    an.add_argument("encoder", help="a TorchScript file (torch.jit.save) or a finished run folder")
+    an.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="data.*, probe.*, analysis.* keys"
+    )
+    an.add_argument("--data", default="digits", help="dataset to analyse on (default: digits)")
+    an.add_argument("--name", help="name of the run folder (default: the file or folder name)")
+    an.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
+        help="where the run folder goes (default: ./runs or $REPLAB_RUNS)",
+    )
+    an.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR)")
+    an.set_defaults(func=_cmd_analyze)
+
+    pl = sub.add_parser(
+        "plugins",
+        help="list installed replab plugins (entry points in group replab.plugins)",
+        description="List the installed packages that offer replab components under the "
+        "replab.plugins entry point. None is imported: set REPLAB_PLUGINS=name[,name] (or all) "
+        "to load the ones you want before a command.",
+    )
+    pl.set_defaults(func=_cmd_plugins)
     return parser
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from replab import api
+
+    run = api.analyze(
+        args.encoder,
+        args.data,
+        *args.overrides,
+        name=args.name,
+        data_dir=args.data_dir,
+        runs_dir=args.runs_dir,
+        log=_log,
+    )
+    _print_summary(run.dir, run.summary)
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from replab.registry import plugins
+
+    found = plugins()
+    for name, target, dist in found:
+        print(f"{name:<20}{target:<40}{dist}")
+    if not found:
+        print(
+            "no replab plugins installed (packages declare them under the entry point "
+            "group replab.plugins)"
+        )
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -466,8 +544,8 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from replab import api
 
-    study = api.sweep(args.recipe, args.over, *args.overrides, runs_dir=args.runs_dir, log=_log)
-    print(f"study folder: {study}\nreport:       {study / 'study.html'}")
+    result = api.sweep(args.recipe, args.over, *args.overrides, runs_dir=args.runs_dir, log=_log)
+    print(f"study folder: {result.dir}\nreport:       {result.html}")
     return 0
 
 
@@ -553,20 +631,26 @@ def _cmd_study(args: argparse.Namespace) -> int:
                 f"--set {item!r} is not of the form key=value", "write e.g. --set ks=[2,32,300]"
             )
         params[key] = parse_yaml(value, f"the value of --set {key}")
-    folder, report, wall = api.study(
+    reserved = sorted(set(params) & set(inspect.signature(api.study).parameters))
+    if reserved:
+        raise ReplabError(
+            f"--set {reserved[0]} is not a study option", "use the flag of that name instead"
+        )
+    result = api.study(
         args.name,
-        args.quick,
-        args.seeds,
-        params,
-        args.override,
-        args.runs_dir,
-        args.data_dir,
-        args.resume,
+        quick=args.quick,
+        seeds=args.seeds,
+        overrides=args.override,
+        runs_dir=args.runs_dir,
+        data_dir=args.data_dir,
+        resume=args.resume,
         log=_log,
+        **params,
     )
-    print(f"\nReference figures beside replab's\n\n{reference_markdown(report.reference)}")
+    print(f"\nReference figures beside replab's\n\n{reference_markdown(result.report.reference)}")
     print(
-        f"\nwall time {wall:.1f} s\nstudy folder: {folder}\nreport:       {folder / 'study.html'}"
+        f"\nwall time {result.seconds:.1f} s\nstudy folder: {result.dir}\n"
+        f"report:       {result.html}"
     )
     return 0
 

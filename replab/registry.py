@@ -15,6 +15,7 @@ type annotations.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
@@ -65,7 +66,13 @@ class Registry:
 
     def get(self, name: str, where: str = "") -> Any:
         """The entry called ``name``; ``where`` (a recipe key) prefixes
-        the error for unknown names."""
+        the error for unknown names.
+
+        A name of the form ``package.module:Attribute`` is the user's own code: that module is
+        imported (running its code) because the recipe names it, and nothing else is.
+        """
+        if ":" in name and name not in self._entries:
+            return import_user_object(name, where or self.kind)
         if name not in self._entries:
             raise ConfigError(
                 f"{where + ': ' if where else ''}unknown {self.kind} {name!r}",
@@ -161,3 +168,79 @@ def format_validation_error(err: pydantic.ValidationError, prefix: str = "") -> 
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
         parts.append(f"{loc or 'value'}: {e['msg']} (got {e.get('input')!r})")
     return "; ".join(parts)
+
+
+def import_user_object(spec: str, where: str) -> Any:
+    """``package.module:Name`` (``Name`` may be dotted) from the user's importable code.
+
+    Errors name the recipe key and what failed; an exception raised by the user's module
+    while importing is reported as theirs, with its first line.
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr or not all(p.isidentifier() for p in module_name.split(".")):
+        raise ConfigError(
+            f"{where}: {spec!r} is not of the form package.module:Name",
+            "write e.g. mypackage.nets:MyEncoder (the module must be importable: installed, or "
+            "on PYTHONPATH)",
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(
+            f"{where}: cannot import {module_name!r} ({err})",
+            "install the package, or add its folder to PYTHONPATH",
+        ) from None
+    except Exception as err:  # the user's module raised while it was imported
+        first = (str(err).splitlines() or [""])[0][:300]
+        raise ConfigError(
+            f"{where}: importing {module_name!r} raised {type(err).__name__}: {first}",
+            "fix that module; replab imports it only because the recipe names it",
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(
+                f"{where}: module {module_name!r} has no {attr!r}",
+                f"check the name after the colon in {spec!r}",
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+PLUGIN_GROUP = "replab.plugins"
+
+
+def plugins() -> list[tuple[str, str, str]]:
+    """(name, target, distribution) of every installed ``replab.plugins`` entry point; read
+    from package metadata, nothing is imported."""
+    found = []
+    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        found.append((ep.name, ep.value, dist))
+    return sorted(found)
+
+
+def load_plugins(names: str | None) -> list[str]:
+    """Import the plugins named in ``names`` (comma-separated, or ``all``), so their modules
+    register components. Plugins are third-party code: replab loads one only when the user
+    names it (``$REPLAB_PLUGINS`` or ``--plugins``), never just because it is installed."""
+    wanted = [n.strip() for n in (names or "").split(",") if n.strip()]
+    if not wanted:
+        return []
+    available = {ep.name: ep for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
+    chosen = sorted(available) if wanted == ["all"] else wanted
+    missing = [n for n in chosen if n not in available]
+    if missing:
+        raise ConfigError(
+            f"no installed replab plugin called {', '.join(map(repr, missing))}",
+            f"installed plugins: {', '.join(sorted(available)) or 'none'} (`replab plugins`)",
+        )
+    for name in chosen:
+        try:
+            available[name].load()
+        except Exception as err:
+            first = (str(err).splitlines() or [""])[0][:300]
+            raise ConfigError(
+                f"plugin {name!r} failed to load: {type(err).__name__}: {first}",
+                f"fix or uninstall it, or leave {name!r} out of REPLAB_PLUGINS",
+            ) from None
+    return chosen

@@ -246,6 +246,9 @@ def _run(spec: ExperimentSpec, run_dir: Path | None, resumed: bool, log, hooks: 
         "data": splits.source,
         "device": _device_name(device),
         "parameters": _parameter_counts(task.model),
+        # what rebuilding the model needs (replab.load), whatever the data source
+        "input_shape": list(splits.train.shape),
+        "num_classes": len(splits.train.classes),
         "seed": spec.seed,
         "epochs": len(fit.history),
         "best_epoch": fit.best_epoch,

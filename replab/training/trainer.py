@@ -51,6 +51,30 @@ def check_trainer_spec(spec: TrainerSpec) -> None:
     SCHEDULES.get(spec.lr_schedule, where="trainer.lr_schedule")
 
 
+@torch.inference_mode()
+def evaluate(
+    task: Task,
+    model: torch.nn.Module,
+    loader: DeviceLoader,
+    device: torch.device,
+    amp: str,
+    prefix: str,
+) -> dict[str, float]:
+    """``prefix_<metric>``: each step metric of ``task`` through ``model``, averaged over every
+    example of ``loader`` (batches weighted by size), with ``model`` in eval mode."""
+    task.model.eval()
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    seen = 0
+    for x, y in loader:
+        with autocast(device, amp):
+            metrics = task.step(x, y, model=model)
+        seen += len(y)
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0) + value.float() * len(y)
+    return {f"{prefix}_{k}": v.item() / seen for k, v in sums.items()}
+
+
 @dataclass
 class FitResult:
     history: list[dict]
@@ -194,18 +218,8 @@ class Trainer:
             )
         return {f"train_{k}": v.item() / seen for k, v in sums.items()}
 
-    @torch.inference_mode()
     def evaluate(self, loader: DeviceLoader, prefix: str) -> dict[str, float]:
-        self.model.eval()
-        sums: dict[str, torch.Tensor] = {}
-        seen = 0
-        for x, y in loader:
-            with autocast(self.device, self.spec.amp):
-                metrics = self.task.step(x, y, model=self.eval_model)
-            seen += len(y)
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0) + value.float() * len(y)
-        return {f"{prefix}_{k}": v.item() / seen for k, v in sums.items()}
+        return evaluate(self.task, self.eval_model, loader, self.device, self.spec.amp, prefix)
 
     def _schedule(self, done: int) -> None:
         """Set the learning rate of the step after ``done`` steps. A pure function of the step

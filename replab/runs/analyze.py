@@ -1,0 +1,235 @@
+"""``replab analyze``: the whole latent-space analysis of an encoder trained anywhere.
+
+The encoder is any ``torch.nn.Module`` mapping a batch of images (N x C x H x W, pixels
+normalised as ``data.normalize`` says; [0, 1] by default) to vectors: an in-memory module,
+a TorchScript file, or the encoder of a finished replab run. Nothing is trained except the
+probes: a linear and an MLP classifier on the frozen latents, then kNN accuracy,
+separability, PCA, t-SNE with hover images and, with a decoder, reconstructions,
+interpolation, traversal and samples. The result is an ordinary run folder with
+``report.html``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import cast
+
+import torch
+from torch import nn
+
+import replab
+from replab.errors import ConfigError, ReplabError
+from replab.evaluation import train_probe
+from replab.recipes import load_spec
+from replab.reporting import figures
+from replab.runs import rundir
+from replab.runs.experiment import (
+    Context,
+    Outputs,
+    RunResult,
+    _analysis,
+    _device_name,
+    _latents,
+    _per_class,
+    _reconstruction,
+    _record_probe,
+    _write_outputs,
+    load_data,
+)
+from replab.runs.weights import load_run_task
+from replab.spec import Component, ExperimentSpec
+from replab.tasks.frozen import Frozen
+from replab.training import resolve_device, seed_everything
+
+# The probes every analysis trains: the linear one says what a hyperplane separates, the MLP
+# what a small non-linear readout can find (kNN comes from the analysis itself).
+PROBES = {
+    "probe_linear": (Component(name="linear_head"), "linear probe on frozen latents"),
+    "probe_mlp": (Component(name="mlp_head", hidden=[64]), "MLP probe on frozen latents"),
+}
+
+
+def analysis_spec(
+    name: str, dataset: str, overrides: list[str] | tuple[str, ...] = ()
+) -> ExperimentSpec:
+    """The run folder's config: the dataset and the probe / analysis settings. Its model and
+    objective only record what was analysed; no recipe trains them."""
+    base = {
+        "name": f"analyze-{rundir.safe_name(name)}"[:120],
+        "description": f"latent-space analysis of {name} (replab analyze; nothing trained)",
+        "task": "analyze",
+        "data": {"dataset": dataset},
+        "model": {"encoder": {"name": f"given:{name}"}},
+        "objective": {"name": "none"},
+    }
+    return load_spec(None, list(overrides), base=base)
+
+
+def load_encoder(source: str | Path) -> tuple[nn.Module, nn.Module | None, str]:
+    """(encoder, decoder or None, a name) from a finished run folder or a TorchScript file."""
+    path = Path(source)
+    if path.is_dir():
+        task, _spec = load_run_task(path)
+        decoder = task.model.decoder if task.reconstructs else None
+        return task.encoder, cast(nn.Module | None, decoder), path.name
+    if not path.is_file():
+        raise ReplabError(
+            f"{str(source)!r} is neither a run folder nor a file",
+            "pass a finished run folder, a torch.export program (.pt2) or a TorchScript file",
+        )
+    module = _load_program(path)
+    return module, None, path.stem
+
+
+def _load_program(path: Path) -> nn.Module:
+    """A saved program: torch.export's ``.pt2`` (torch.export.save; its batch dimension must be
+    dynamic) or TorchScript (torch.jit.save). Both hold a graph and tensors, not pickled
+    Python objects; replab loads the file only because the user named it."""
+    errors = []
+    for kind, load in (("torch.export", _load_exported), ("TorchScript", _load_script)):
+        try:
+            return load(path)
+        except Exception as err:  # not that format: try the next one
+            errors.append(f"{kind}: {(str(err).splitlines() or [type(err).__name__])[0][:120]}")
+    raise ReplabError(
+        f"{str(path)!r} is not a TorchScript file nor a torch.export program ({'; '.join(errors)})",
+        "save the encoder with torch.export.save(torch.export.export(encoder, (example,), "
+        "dynamic_shapes=...), path) or torch.jit.save(torch.jit.script(encoder), path), or "
+        "pass the module itself to replab.analyze in Python",
+    )
+
+
+def _load_exported(path: Path) -> nn.Module:
+    return _ModeFree(torch.export.load(str(path)).module())
+
+
+class _ModeFree(nn.Module):
+    """An exported program's module refuses train()/eval() (its mode was fixed when exported);
+    the evaluation steps switch modes around every pass, so here the switch stops at this
+    wrapper."""
+
+    def __init__(self, program: nn.Module) -> None:
+        super().__init__()
+        self.program = program
+
+    def train(self, mode: bool = True) -> _ModeFree:
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x)
+
+
+def _load_script(path: Path) -> nn.Module:
+    with warnings.catch_warnings():  # deprecated in favour of torch.export, still what many have
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+def analyze_encoder(
+    encoder: nn.Module,
+    spec: ExperimentSpec,
+    decoder: nn.Module | None = None,
+    runs_dir: Path = Path("runs"),
+    log=print,
+) -> RunResult:
+    """Evaluate ``encoder`` (and ``decoder``) on ``spec``'s data; write and return the run."""
+    if not isinstance(encoder, nn.Module):
+        raise ConfigError(
+            f"the encoder to analyse is a {type(encoder).__name__}, not a torch.nn.Module",
+            "pass a module that maps a batch of images to vectors",
+        )
+    run_dir = rundir.new_run_dir(runs_dir, spec)
+    rundir.set_status(run_dir, "running")
+    try:
+        summary = _evaluate(encoder, decoder, spec, run_dir, log)
+    except BaseException as err:
+        message = err.message if isinstance(err, ReplabError) else f"{type(err).__name__}: {err}"
+        rundir.set_status(run_dir, "failed", error=message)
+        raise
+    rundir.set_status(run_dir, "finished")
+    return RunResult(run_dir, summary)
+
+
+def _evaluate(encoder, decoder, spec: ExperimentSpec, run_dir: Path, log) -> dict:
+    t0 = time.perf_counter()
+    seed_everything(spec.seed, spec.trainer.deterministic)
+    device = resolve_device(spec.data.device)
+    splits, normalizer = load_data(spec)
+    log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
+    task = Frozen(encoder, decoder)
+    task.model.to(device)
+    _check_shapes(task, splits.test.images[:2], normalizer, device)
+    ctx = Context(spec, splits, normalizer, device, task, log)
+    out = Outputs(metrics={}, figs={})
+    t_data = time.perf_counter() - t0
+    if task.reconstructs:
+        out.metrics.update(_reconstruction(ctx, out.figs))
+    latents = _latents(ctx)
+    log(f"latents: {latents.test.shape[1]} dimensions")
+    classes = splits.train.classes
+    for prefix, (head, title) in PROBES.items():
+        result = train_probe(
+            latents, head, spec.probe.trainer, len(classes), device, spec.seed, classes
+        )
+        _record_probe(prefix, result, out, title, log)
+        out.per_class = out.per_class or _per_class(result.test_report)
+        out.figs[f"confusion matrix of the {title.split(' on ')[0]} (test)"] = figures.confusion(
+            result.test_report.confusion, classes
+        )
+    t_probe = time.perf_counter() - t0 - t_data
+    if spec.analysis.enabled:
+        _analysis(ctx, latents, out)
+    total = time.perf_counter() - t0
+    summary = {
+        "name": spec.name,
+        "description": spec.description,
+        "state": "finished",
+        "data": splits.source,
+        "device": _device_name(device),
+        "parameters": {"total": sum(p.numel() for p in task.model.parameters()), "trainable": 0},
+        "seed": spec.seed,
+        "epochs": 0,
+        "best_epoch": 0,
+        "evaluated_epoch": 0,
+        "stopped_early": False,
+        "metrics": out.metrics,
+        "per_class": out.per_class,
+        "reference": spec.report.reference,
+        "reference_source": spec.report.reference_source,
+        "timings": {
+            "data": t_data,
+            "train": 0.0,
+            "probe": t_probe,
+            "analysis": total - t_data - t_probe,
+            "evaluation": total - t_data,
+            "total": total,
+        },
+        "replab_version": replab.__version__,
+    }
+    if out.maps is not None:
+        from replab.io import atomic_write_json
+
+        atomic_write_json(run_dir / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
+    _write_outputs(run_dir, spec, summary, out.figs, out.hover)
+    return summary
+
+
+def _check_shapes(task: Frozen, images: torch.Tensor, normalizer, device: torch.device) -> None:
+    """One small batch through the modules first, so a mismatch is one clear error."""
+    x = normalizer(images.to(device))
+    try:
+        with torch.no_grad():
+            z = task.encoder(x)
+            if task.reconstructs:
+                cast(nn.Module, task.model.decoder)(z)
+    except (RuntimeError, TypeError, ValueError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0][:300]
+        raise ConfigError(
+            f"the given encoder/decoder cannot take this dataset's images "
+            f"{tuple(x.shape)}: {first}",
+            "analyse it on data of the shape it was trained on (data.dataset, data.channels, "
+            "data.image_size), or pass a module that maps N x C x H x W images to N x d vectors",
+        ) from None
