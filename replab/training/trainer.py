@@ -44,6 +44,12 @@ StepHook = Callable[["Trainer", int], None]  # (trainer, optimizer steps taken s
 RESUME_KEYS = ("model", "optimizer", "history", "stopper", "best_state", "loader", "torch_rng")
 
 
+def interactive() -> bool:
+    """Whether a person watches: a terminal, or a Jupyter kernel (where tqdm.auto draws a
+    notebook widget). Logs, CI and piped output get no bars, only the epoch lines."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
 def check_trainer_spec(spec: TrainerSpec) -> None:
     """Names the registries must know (optimizer, its grouping, the schedule): checked before a
     run folder is created, so a typo costs nothing."""
@@ -181,7 +187,7 @@ class Trainer:
             self.train,
             desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}",
             leave=False,
-            disable=not self.spec.progress or not sys.stderr.isatty() or not dist.is_main(),
+            disable=not self.spec.progress or not interactive() or not dist.is_main(),
             unit="batch",
         )
         for step, (x, y) in enumerate(bar):
