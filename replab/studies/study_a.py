@@ -148,7 +148,7 @@ class StudyA:
             reference=reference_rows([*parts, *extra]),
             timings=timings_of([*parts, *extra]),
             sections=sections,
-            source="report 000; ../shared/STUDIES.md section A",
+            source="report 000, study A",
         )
 
     def _accuracy(self, parts: list[Part]) -> Section:

@@ -143,7 +143,7 @@ class StudyB:
                 self._dropout(b3),
                 self._transfer(cases, transfer_k),
             ],
-            source="report 001, problems 1-2; ../shared/STUDIES.md section B",
+            source="report 001, problems 1-2, study B",
         )
 
     # --- B2 -------------------------------------------------------------------------------

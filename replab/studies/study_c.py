@@ -83,7 +83,7 @@ class StudyC:
             reference=[*reference_rows([c1, c2]), *self._c3_reference(c3), *reference_rows([c4])],
             timings=timings_of([c1, c2, c3, c4]),
             sections=[self._classifiers(c1, c2), self._transfer(c1, c3), self._pairs(c4)],
-            source="report 001, problems 3-6; ../shared/STUDIES.md section C",
+            source="report 001, problems 3-6, study C",
         )
 
     def _pretext(self) -> str:

@@ -109,7 +109,7 @@ class StudyD:
                 *timings_of([d3, d4]),
             ],
             sections=[self._svm_section(d1, d2, svm), self._autoencoders(d3, d4)],
-            source="report 002; ../shared/STUDIES.md section D",
+            source="report 002, study D",
         )
 
     # --- D1-D2 ----------------------------------------------------------------------------

@@ -169,7 +169,7 @@ class StudyE:
                 self._latent(ae, ae_spec.model.encoder.params.get("latent_dim")),
                 self._vae(ae, vae),
             ],
-            source="report 003; ../shared/STUDIES.md section E",
+            source="report 003, study E",
         )
 
     # --- E2 ---------------------------------------------------------------------------

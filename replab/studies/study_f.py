@@ -121,7 +121,7 @@ class StudyF:
                 self._triplet(triplet),
                 self._probes(triplet, nn),
             ],
-            source="report 004; ../shared/STUDIES.md section F",
+            source="report 004, study F",
         )
 
     @staticmethod
