@@ -36,7 +36,9 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         out = torch.empty((len(images), 1, *images.shape[2:]), dtype=torch.uint8)
         for start in range(0, len(images), CHUNK):
             part = images[start : start + CHUNK].float()
-            out[start : start + CHUNK] = (part * weights).sum(1, keepdim=True).round_().clamp_(0, 255)
+            out[start : start + CHUNK] = (
+                (part * weights).sum(1, keepdim=True).round_().clamp_(0, 255)
+            )
         return out
     raise ConfigError(
         f"data.channels={channels} cannot be made from images with {have} channels",

@@ -90,20 +90,22 @@ class ImageFolder(DatasetSource):
             how = f"decoded images read from the cache {path}"
         else:
             start = time.perf_counter()
-            images, index, skipped = decode(files, self.image_size, self.channels, self.skip_corrupt)
+            images, index, skipped = decode(
+                files, self.image_size, self.channels, self.skip_corrupt
+            )
             kept = torch.tensor(labels, dtype=torch.int64)[index]
             seconds = time.perf_counter() - start
             rate = len(files) / max(seconds, 1e-9)
-            saved = write_cached(
-                path, {"images": images, "labels": kept, "skipped": skipped}
-            )
-            how = (
-                f"decoded in {seconds:.1f} s ({rate:,.0f} images/s)"
-                + ("; cached for the next run" if saved else "; the cache could not be written")
+            saved = write_cached(path, {"images": images, "labels": kept, "skipped": skipped})
+            how = f"decoded in {seconds:.1f} s ({rate:,.0f} images/s)" + (
+                "; cached for the next run" if saved else "; the cache could not be written"
             )
         skip = ""
         if skipped:
-            skip = f"; skipped {len(skipped)} unreadable image(s) (data.skip_corrupt), first {skipped[0]}"
+            skip = (
+                f"; skipped {len(skipped)} unreadable image(s) (data.skip_corrupt), "
+                f"first {skipped[0]}"
+            )
         return ImageSet(
             images,
             kept,
@@ -172,9 +174,9 @@ def scan(tree: Path, classes: list[str] | None = None) -> tuple[list[Path], list
         found = sorted(
             p
             for p in folder.rglob("*")
-            if is_image(p) and p.is_file() and not any(
-                part.startswith(".") for part in p.relative_to(folder).parts
-            )
+            if is_image(p)
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         )
         if not found:
             raise DataError(

@@ -74,7 +74,7 @@ def _user_path(source: DatasetSource, root: str | None) -> Path:
         raise ConfigError(
             f"data.dataset={source.name} reads your own {source.title}, "
             "and data.root does not say where it is",
-            f"add data.root=PATH (or --data-dir PATH); see docs/datasets.md",
+            "add data.root=PATH (or --data-dir PATH); see docs/datasets.md",
         )
     path = Path(root).expanduser()
     found = source.locate(path)
