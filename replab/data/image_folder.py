@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +33,7 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 FORMATS = "PNG, JPEG, BMP or WebP"
 CACHE_VERSION = 1  # bump when the decoded form changes, so old cache files are not reused
 CACHE_FOLDER = "image_folder"
+DEPRECATED = "The image decoding and encoding capabilities of TorchVision are deprecated"
 
 
 def is_image(path: Path) -> bool:
@@ -204,6 +206,10 @@ def decode(
     unreadable (only with ``skip_corrupt``; otherwise the first one is a DataError).
     """
     from torchvision.io import ImageReadMode
+
+    # torchvision 0.29 deprecates its decoders in favour of TorchCodec (which replab does not
+    # depend on) and warns on every image; they still decode correctly, so say it never.
+    warnings.filterwarnings("ignore", DEPRECATED, DeprecationWarning)
 
     mode = {1: ImageReadMode.GRAY, 3: ImageReadMode.RGB}.get(channels or 0, ImageReadMode.UNCHANGED)
 
