@@ -37,7 +37,7 @@ def write_tree(root: Path, images: np.ndarray, labels: np.ndarray, names=None) -
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = root / (names[label] if names else f"class{label}")
         folder.mkdir(parents=True, exist_ok=True)
-        array = torch.from_numpy(np.ascontiguousarray(image))
+        array = torch.from_numpy(np.array(image))  # a copy: read_idx arrays are read-only
         write_png(array[None] if array.ndim == 2 else array, str(folder / f"{i:05d}.png"))
     return root
 
