@@ -87,6 +87,18 @@ def _user_path(source: DatasetSource, root: str | None) -> Path:
     return found
 
 
+def planned_shape(
+    dataset: str, image_size: int | None = None, channels: int | None = None
+) -> tuple[int, int, int] | None:
+    """The (C, H, W) a run of ``dataset`` will see, without loading it; None when only the
+    data can tell (your own folder or file)."""
+    shape = DATASETS.get(dataset).shape
+    if len(shape) != 3:
+        return None
+    c, h, w = shape
+    return (channels or c, image_size or h, image_size or w)
+
+
 @dataclass
 class Splits:
     """train/val/test, and ``pretrain`` when the model trains on another split.

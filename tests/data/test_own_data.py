@@ -408,3 +408,12 @@ def test_npz_with_pickled_objects_or_not_a_zip_is_refused(tmp_path, capsys):
     shutil.copy(__file__, tmp_path / "text.npz")
     with pytest.raises(DataError, match="not a readable .npz file"):
         load_splits("npz", root=str(tmp_path / "text.npz"))
+
+
+def test_planned_shape_follows_the_resize_options_and_is_unknown_for_your_own_data():
+    from replab.data import planned_shape
+
+    assert planned_shape("stl10") == (3, 96, 96)
+    assert planned_shape("stl10", image_size=32, channels=1) == (1, 32, 32)
+    assert planned_shape("image_folder", image_size=32) is None
+    assert planned_shape("npz") is None

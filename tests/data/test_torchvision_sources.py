@@ -190,10 +190,11 @@ def test_stl10_pretrains_on_unlabeled_end_to_end(mirror, monkeypatch, tmp_path, 
     _, members = write_stl10(folder, np.random.default_rng(2))
     patch_stl10(monkeypatch, folder, members)
     start()
-    common = [
-        "a1-mnist-autoencoder",
+    common = [  # docs/datasets.md's example: SimCLR pretrained on the unlabelled images
+        "a3-mnist-simclr",
         "data.dataset=stl10",
-        "data.image_size=16",
+        "data.image_size=32",
+        "data.channels=1",
         "data.val_fraction=0.34",  # one image per class: 30 train images hold 3 of each
         "trainer.epochs=1",
         "probe.trainer.epochs=1",
