@@ -170,7 +170,14 @@ def load_splits(
         return part
 
     def pick(part: ImageSet) -> ImageSet:
-        return part.select_classes(classes) if classes is not None and part.labelled else part
+        if classes is None:
+            return part
+        if not part.labelled:
+            raise ConfigError(
+                f"data.classes {list(classes)} picks classes, but {part.source} has no labels",
+                "remove data.classes, or give the data labels (class subfolders, y in the npz)",
+            )
+        return part.select_classes(classes)
 
     if source.test_split(folder):
         pool, test = pick(load("train")), pick(load("test"))

@@ -18,7 +18,7 @@ from torchvision.io import encode_jpeg, write_png
 from replab.cli import main
 from replab.data import cache_dir, load_splits
 from replab.data.image_folder import decode
-from replab.errors import DataError
+from replab.errors import ConfigError, DataError
 from tests.conftest import SHARED_DATA
 
 # torchvision 0.29 deprecates its image codecs (for TorchCodec) and warns on every image
@@ -161,6 +161,8 @@ def test_unlabelled_folder_trains_self_supervised_tasks_only(tmp_path, capsys):
         write_png(torch.from_numpy(image)[None], str(root / f"{i}.png"))
     splits = load_splits("image_folder", root=str(root))
     assert not splits.train.labelled and set(splits.train.labels.tolist()) == {-1}
+    with pytest.raises(ConfigError, match="has no labels"):
+        load_splits("image_folder", root=str(root), classes=["a"])
     runs = ["--runs-dir", str(tmp_path / "runs")]
     quick = ["trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false"]
     data = ["data.dataset=image_folder", f"data.root={root}"]

@@ -338,3 +338,11 @@ def test_new_datasets_are_registered_and_listed(capsys):
     out = capsys.readouterr().out
     for title in ("SVHN", "STL-10", "CIFAR-100", "EMNIST letters"):
         assert title in out
+    assert "data.root=DIR" in out and "data.root=FILE.npz" in out  # your own: where to say
+    # `replab run --help` lists the names too, from the registry
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--help"])
+    assert done.value.code == 0
+    help_text = capsys.readouterr().out
+    for name in DATASETS.names():
+        assert f"  {name} " in help_text
