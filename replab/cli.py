@@ -622,6 +622,10 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         if source.user_path:
             status = "yours"
             where = f"data.root={'FILE.npz' if name == 'npz' else 'DIR'} (docs/datasets.md)"
+            decoded = sorted((cache_dir() / name).glob("*.pt"))
+            if decoded:  # image folders decoded once and cached (replab/data/image_folder.py)
+                size = sum(p.stat().st_size for p in decoded) / 1e6
+                where += f"; {len(decoded)} decoded in {cache_dir() / name} ({size:,.0f} MB)"
         elif source.embedded:
             status, where = "embedded", "bundled with an installed package (no download)"
         else:

@@ -43,12 +43,12 @@ class CIFAR100(DatasetSource):
 
     def load_split(self, folder: Path | None, split: str) -> ImageSet:
         assert folder is not None
-        meta = _as_str_keys(load_pickle(folder / "meta"), folder / "meta")
+        meta = _as_str_keys(load_pickle(folder / "meta", "CIFAR-100", FOLDER), folder / "meta")
         names = meta.get("fine_label_names")
         if not isinstance(names, list) or len(names) != 100:
             raise _bad(folder / "meta", "has no list of 100 'fine_label_names'")
         path = folder / split
-        batch = _as_str_keys(load_pickle(path), path)
+        batch = _as_str_keys(load_pickle(path, "CIFAR-100", FOLDER), path)
         data, labels = batch.get("data"), batch.get("fine_labels")
         if (
             not isinstance(data, np.ndarray)

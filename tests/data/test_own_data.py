@@ -123,7 +123,7 @@ def test_mixed_sizes_need_image_size_and_grey_with_colour_becomes_colour(tmp_pat
     assert sorted(images.float().mean((1, 2, 3)).round().tolist()) == [0.0, 200.0]
 
 
-def test_the_second_load_reads_the_cache_and_a_changed_folder_is_decoded_again(tmp_path):
+def test_the_second_load_reads_the_cache_and_a_changed_folder_is_decoded_again(tmp_path, capsys):
     x, y = digits()
     root = write_tree(tmp_path / "d", x[:200], y[:200])
     first = load_splits("image_folder", root=str(root))
@@ -137,6 +137,10 @@ def test_the_second_load_reads_the_cache_and_a_changed_folder_is_decoded_again(t
     third = load_splits("image_folder", root=str(root))
     assert "decoded in" in third.train.source
     assert len(list((cache_dir() / "image_folder").glob("*.pt"))) == 2
+    # `replab datasets` says what is cached
+    assert main(["datasets"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if "image_folder" in line]
+    assert f"2 decoded in {cache_dir() / 'image_folder'}" in listed[0]
     # a damaged cache file is decoded again, not trusted
     for path in (cache_dir() / "image_folder").glob("*.pt"):
         path.write_bytes(b"garbage")
