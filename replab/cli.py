@@ -139,10 +139,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    from replab.data import DATASETS
+
     run = sub.add_parser(
         "run",
         help="train, evaluate and report one recipe",
-        epilog=EPILOG_RUN,
+        epilog=EPILOG_RUN
+        + "\ndatasets (data.dataset=NAME; `replab datasets` says where each one is found):\n"
+        + "\n".join(
+            f"  {n:<14}{DATASETS.get(n).title}"
+            + (
+                "  (yours: data.root=PATH, see docs/datasets.md)"
+                if DATASETS.get(n).user_path
+                else ""
+            )
+            for n in DATASETS.names()
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train, evaluate and report one experiment recipe (YAML).",
     )
@@ -690,8 +702,15 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     print(f"{'name':<15}{'title':<22}{'shape':<12}{'status':<10}location")
     for name in DATASETS.names():
         source = DATASETS.get(name)()
-        shape = "x".join(map(str, source.shape))
-        if source.embedded:
+        shape = "x".join(map(str, source.shape)) or "any"
+        if source.user_path:
+            status = "yours"
+            where = f"data.root={'FILE.npz' if name == 'npz' else 'DIR'} (docs/datasets.md)"
+            decoded = sorted((cache_dir() / name).glob("*.pt"))
+            if decoded:  # image folders decoded once and cached (replab/data/image_folder.py)
+                size = sum(p.stat().st_size for p in decoded) / 1e6
+                where += f"; {len(decoded)} decoded in {cache_dir() / name} ({size:,.0f} MB)"
+        elif source.embedded:
             status, where = "embedded", "bundled with an installed package (no download)"
         else:
             folder = find(source, args.data_dir)

@@ -71,9 +71,19 @@ class FixedNormalization(Strict):
 
 
 class DataSpec(Strict):
-    dataset: str = "digits"
+    dataset: str = Field(
+        "digits",
+        description=(
+            "a registered dataset (`replab datasets`): digits, mnist, fashion_mnist, cifar10, "
+            "kmnist, svhn, stl10, cifar100, emnist, or your own: image_folder, npz"
+        ),
+    )
     root: str | None = Field(
-        None, description="folder holding the dataset; default $REPLAB_DATA, then the cache"
+        None,
+        description=(
+            "folder holding the dataset (default $REPLAB_DATA, then the cache); "
+            "image_folder: your folder of images; npz: your .npz file"
+        ),
     )
     download: bool = Field(
         True, description="fetch from the official mirrors when not found locally"
@@ -108,6 +118,35 @@ class DataSpec(Strict):
         None,
         min_length=1,
         description="keep only these classes, relabelled 0..n-1 in this order (null: all)",
+    )
+    train_split: str | None = Field(
+        None,
+        description=(
+            "a further split the model trains on, e.g. unlabeled (STL-10's 100,000 unlabelled "
+            "images); validation, test, probes and analysis use the labelled splits (null: train)"
+        ),
+    )
+    image_size: PositiveInt | None = Field(
+        None,
+        le=4096,
+        description=(
+            "resize every image to NxN once, when loaded "
+            "(null: keep the size; an image folder of mixed sizes then needs it)"
+        ),
+    )
+    channels: Literal[1, 3] | None = Field(
+        None,
+        description=(
+            "1: grey, 3: colour, converted once when loaded "
+            "(null: as stored; an image folder mixing both becomes colour)"
+        ),
+    )
+    skip_corrupt: bool = Field(
+        False,
+        description=(
+            "image_folder: skip images that cannot be decoded, "
+            "saying how many (false: the first one is an error naming it)"
+        ),
     )
     normalize: Literal["unit", "standard"] | FixedNormalization = Field(
         "unit",

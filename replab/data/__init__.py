@@ -1,7 +1,7 @@
 """Datasets: registered sources, device-resident loaders and seeded splits."""
 
 from replab.data.base import DatasetSource, ImageSet
-from replab.data.load import Splits, cache_dir, find, load_splits
+from replab.data.load import Splits, cache_dir, find, load_splits, planned_shape
 from replab.data.loader import DeviceLoader, Normalizer
 from replab.data.registry import DATASETS
 from replab.registry import discover
@@ -18,4 +18,5 @@ __all__ = [
     "cache_dir",
     "find",
     "load_splits",
+    "planned_shape",
 ]

@@ -9,10 +9,17 @@ import torch
 
 from replab.errors import ConfigError
 
+UNLABELLED = -1  # the label of every image of an unlabelled split
+
 
 @dataclass
 class ImageSet:
-    """One split held as tensors: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,)."""
+    """One split held as tensors: ``images`` uint8 (N, C, H, W), ``labels`` int64 (N,).
+
+    An unlabelled split (a folder of images without class subfolders, STL-10's ``unlabeled``)
+    has no ``classes`` and every label ``UNLABELLED``; only tasks that need no labels train
+    on it.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -27,6 +34,10 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.classes)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -87,9 +98,24 @@ class DatasetSource:
     mirrors: tuple[str, ...] = ()
     resources: tuple[Resource, ...] = ()
 
+    # splits beyond train/test that ``data.train_split`` may name (STL-10's ``unlabeled``)
+    extra_splits: tuple[str, ...] = ()
+    # the dataset is the user's own folder or file, named by data.root: never searched for
+    # in $REPLAB_DATA or the cache, never downloaded
+    user_path: bool = False
+    # what data.image_size / data.channels / data.skip_corrupt asked for; set by load_splits
+    # before ``locate``, for sources that decode images themselves (image_folder)
+    image_size: int | None = None
+    channels: int | None = None
+    skip_corrupt: bool = False
+
     def locate(self, root: Path) -> Path | None:
         """The folder under ``root`` holding this dataset's files, or None."""
         raise NotImplementedError
+
+    def test_split(self, folder: Path | None) -> bool:
+        """Whether ``folder`` holds a test split of its own (else test is carved by seed)."""
+        return self.has_test_split
 
     def load_split(self, folder: Path | None, split: str) -> ImageSet:
         """Read ``split`` ('train' or 'test'; 'all' where there is no test split)."""

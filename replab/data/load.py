@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 
 from replab.data.base import DatasetSource, ImageSet
+from replab.data.convert import conform
 from replab.data.registry import DATASETS
 from replab.data.splits import stratified_split
-from replab.errors import DataError
+from replab.errors import ConfigError, DataError
 
 
 def cache_dir() -> Path:
@@ -44,6 +45,8 @@ def find(source: DatasetSource, root: str | None = None) -> Path | None:
 def locate_or_fetch(source: DatasetSource, root: str | None, download: bool) -> Path | None:
     if source.embedded:
         return None
+    if source.user_path:
+        return _user_path(source, root)
     found = find(source, root)
     if found is not None:
         return found
@@ -65,16 +68,60 @@ def locate_or_fetch(source: DatasetSource, root: str | None, download: bool) -> 
         ) from None
 
 
+def _user_path(source: DatasetSource, root: str | None) -> Path:
+    """The user's own folder or file: data.root names it, and it must be there."""
+    if not root:
+        raise ConfigError(
+            f"data.dataset={source.name} reads your own {source.title}, "
+            "and data.root does not say where it is",
+            "add data.root=PATH (or --data-dir PATH); see docs/datasets.md",
+        )
+    path = Path(root).expanduser()
+    found = source.locate(path)
+    if found is None:
+        raise DataError(
+            f"{str(path)!r} is not {source.title}"
+            + ("" if path.exists() else " (it does not exist)"),
+            f"point data.root at {source.title}; see docs/datasets.md",
+        )
+    return found
+
+
+def planned_shape(
+    dataset: str, image_size: int | None = None, channels: int | None = None
+) -> tuple[int, int, int] | None:
+    """The (C, H, W) a run of ``dataset`` will see, without loading it; None when only the
+    data can tell (your own folder or file)."""
+    shape = DATASETS.get(dataset).shape
+    if len(shape) != 3:
+        return None
+    c, h, w = shape
+    return (channels or c, image_size or h, image_size or w)
+
+
 @dataclass
 class Splits:
+    """train/val/test, and ``pretrain`` when the model trains on another split.
+
+    With ``data.train_split`` (STL-10's ``unlabeled``) the model trains on ``pretrain`` and
+    validates on ``val``; probes and the analysis use the labelled train/val/test.
+    """
+
     train: ImageSet
     val: ImageSet
     test: ImageSet
     title: str
+    pretrain: ImageSet | None = None
+
+    @property
+    def fit(self) -> ImageSet:
+        """What the model itself trains on."""
+        return self.pretrain if self.pretrain is not None else self.train
 
     @property
     def source(self) -> str:
-        return "; ".join(dict.fromkeys([self.train.source, self.test.source]))
+        parts = [self.pretrain.source] if self.pretrain is not None else []
+        return "; ".join(dict.fromkeys([*parts, self.train.source, self.test.source]))
 
 
 def load_splits(
@@ -89,24 +136,54 @@ def load_splits(
     seed: int = 0,
     classes: list[str] | None = None,
     refit: bool = False,
+    train_split: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    skip_corrupt: bool = False,
 ) -> Splits:
     """Train/val/test splits of ``dataset``; val (and test, if unofficial) carved by seed.
 
     ``classes`` keeps only those classes (relabelled 0..n-1 in that order) before the split,
     so the stratified cut works on the kept classes alone. ``refit`` trains on the validation
     images as well (the final fit after tuning); val is still those images, now seen in training.
+    ``train_split`` names a further split the model trains on (``Splits.pretrain``); the
+    labelled splits are still loaded for the probes. ``image_size`` / ``channels`` resize and
+    convert every split once, here.
     """
     source: DatasetSource = DATASETS.get(dataset)()
-    folder = locate_or_fetch(source, root, download)
-    pick = (lambda s: s.select_classes(classes)) if classes is not None else (lambda s: s)  # noqa: E731
-    if source.has_test_split:
-        pool, test = (
-            pick(source.load_split(folder, "train")),
-            pick(source.load_split(folder, "test")),
+    source.image_size, source.channels, source.skip_corrupt = image_size, channels, skip_corrupt
+    if train_split in ("train", ""):
+        train_split = None
+    if train_split is not None and train_split not in source.extra_splits:
+        others = ", ".join(source.extra_splits) or "none: it has train and test only"
+        raise ConfigError(
+            f"data.train_split={train_split!r}: {source.title} has no such split",
+            f"use one of its extra splits ({others}), or leave data.train_split unset",
         )
+    folder = locate_or_fetch(source, root, download)
+
+    def load(split: str) -> ImageSet:
+        part = source.load_split(folder, split)
+        images = conform(part.images, image_size, channels)
+        if images is not part.images:
+            part = ImageSet(images, part.labels, part.classes, part.source)
+        return part
+
+    def pick(part: ImageSet) -> ImageSet:
+        if classes is None:
+            return part
+        if not part.labelled:
+            raise ConfigError(
+                f"data.classes {list(classes)} picks classes, but {part.source} has no labels",
+                "remove data.classes, or give the data labels (class subfolders, y in the npz)",
+            )
+        return part.select_classes(classes)
+
+    if source.test_split(folder):
+        pool, test = pick(load("train")), pick(load("test"))
         val_idx, train_idx = stratified_split(pool.labels, [val_fraction], seed)
     else:
-        pool = pick(source.load_split(folder, "all"))
+        pool = pick(load("all"))
         test_idx, val_idx, train_idx = stratified_split(
             pool.labels, [test_fraction, val_fraction], seed
         )
@@ -117,16 +194,28 @@ def load_splits(
     )
     if refit:
         train.source += f", validation images included ({len(val_idx):,}; refit)"
-    if limit_train is not None and limit_train < len(train):
-        # train is already shuffled by the split, so its head is a random subset.
-        train = train.subset(torch.arange(limit_train))
-        train.source += f", limited to {limit_train:,} training images"
+    pretrain = load(train_split) if train_split is not None else None
+    if pretrain is not None and pretrain.shape != train.shape:
+        raise DataError(
+            f"{source.title}'s {train_split} images are {pretrain.shape} "
+            f"but its train images {train.shape}",
+            "set data.image_size and data.channels so that both are brought to one shape",
+        )
+    if limit_train is not None:
+        # the training split is already shuffled by the split, so its head is a random subset
+        if pretrain is not None and limit_train < len(pretrain):
+            perm = torch.randperm(len(pretrain), generator=torch.Generator().manual_seed(seed))
+            pretrain = pretrain.subset(perm[:limit_train])
+            pretrain.source += f", limited to {limit_train:,} training images"
+        elif pretrain is None and limit_train < len(train):
+            train = train.subset(torch.arange(limit_train))
+            train.source += f", limited to {limit_train:,} training images"
     if limit_eval is not None:
         val, test = (
             _stratified_head(val, limit_eval, seed),
             _stratified_head(test, limit_eval, seed),
         )
-    return Splits(train, val, test, source.title)
+    return Splits(train, val, test, source.title, pretrain)
 
 
 def _stratified_head(split: ImageSet, n: int, seed: int) -> ImageSet:

@@ -35,16 +35,19 @@ class RestrictedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def load_pickle(path: Path) -> Any:
-    """Unpickle ``path`` allowing only numpy arrays, dicts, lists, strings and numbers."""
+def load_pickle(path: Path, dataset: str = "CIFAR-10", folder: str = "cifar-10-batches-py") -> Any:
+    """Unpickle ``path`` allowing only numpy arrays, dicts, lists, strings and numbers.
+
+    ``dataset`` and ``folder`` name what the file should be, for the error's fix.
+    """
     try:
         data = path.read_bytes()
         return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except RefusedGlobal as err:
         raise DataError(
-            f"refused to load {str(path)!r}: {err}; a CIFAR batch holds only arrays and lists, "
-            "so this file is not one (or was tampered with)",
-            "replace it with the official cifar-10-batches-py files",
+            f"refused to load {str(path)!r}: {err}; a {dataset} file holds only arrays and "
+            "lists, so this file is not one (or was tampered with)",
+            f"replace it with the official {folder} files",
         ) from None
     except (
         pickle.UnpicklingError,
@@ -61,6 +64,6 @@ def load_pickle(path: Path) -> Any:
     ) as err:
         raise DataError(
             f"cannot read {str(path)!r}: {err} (truncated or corrupt)",
-            "delete the folder and let replab download CIFAR-10 again, "
+            f"delete the folder and let replab download {dataset} again, "
             "or point data.root at an intact copy",
         ) from None

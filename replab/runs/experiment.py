@@ -14,7 +14,7 @@ import torch
 
 import replab
 from replab.data import DeviceLoader, Normalizer, Splits, load_splits
-from replab.errors import DiskFullError, ReplabError
+from replab.errors import ConfigError, DiskFullError, ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
 from replab.evaluation.metrics import classification_report
@@ -170,9 +170,43 @@ def load_data(spec: ExperimentSpec) -> tuple[Splits, Normalizer]:
         seed=spec.seed,
         classes=d.classes,
         refit=d.refit,
+        train_split=d.train_split,
+        image_size=d.image_size,
+        channels=d.channels,
+        skip_corrupt=d.skip_corrupt,
     )
     mode = d.normalize if isinstance(d.normalize, str) else d.normalize.model_dump()
-    return splits, Normalizer.fit(splits.train.images, mode)
+    return splits, Normalizer.fit(splits.fit.images, mode)
+
+
+# Tasks that learn from the images alone; every other task trains on labels.
+LABEL_FREE_TASKS = ("autoencode", "vae", "contrastive", "rotation")
+
+
+def check_labels(spec: ExperimentSpec, splits: Splits) -> None:
+    """Refuse, before any training, what an unlabelled dataset cannot give."""
+    fit = splits.fit
+    if not fit.labelled and spec.task.name not in LABEL_FREE_TASKS:
+        raise ConfigError(
+            f"task {spec.task.name} trains on labels, but the images it would train on have "
+            f"none ({fit.source})",
+            f"use a task that needs none ({', '.join(LABEL_FREE_TASKS)}), or labelled data "
+            "(class subfolders for image_folder, y for npz, no data.train_split=unlabeled)",
+        )
+    if splits.train.labelled and splits.test.labelled:
+        return
+    source = f"data.dataset={spec.data.dataset} has no labels here ({splits.train.source})"
+    wanted = [
+        k for k, on in (("probe", spec.probe.enabled), ("analysis", spec.analysis.enabled)) if on
+    ]
+    if wanted:
+        raise ConfigError(
+            f"the {' and the '.join(wanted)} need labels, but {source}",
+            " ".join(f"{k}.enabled=false" for k in wanted)
+            + " to train only, or give a labelled split for them: class subfolders "
+            "(image_folder), y (npz), or data.train_split=unlabeled on a dataset with labelled "
+            "train/test (stl10)",
+        )
 
 
 def _run(spec: ExperimentSpec, run_dir: Path | None, resumed: bool, log, hooks: list) -> dict:
@@ -181,7 +215,10 @@ def _run(spec: ExperimentSpec, run_dir: Path | None, resumed: bool, log, hooks: 
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)
     splits, normalizer = load_data(spec)
-    log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
+    check_labels(spec, splits)
+    log(f"data: {splits.fit.source}; val {len(splits.val):,}; test {len(splits.test):,}")
+    if splits.pretrain is not None:
+        log(f"probes and analysis: {splits.train.source}")
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
     train, val, test = _loaders(
         spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
@@ -314,7 +351,10 @@ def _loaders(
     device: torch.device,
     batch_size: int,
     eval_batch_size: int,
+    labelled: bool = False,
 ):
+    """train/val/test loaders; train is the model's own training split unless ``labelled``
+    (fine-tuning with a head trains on the labelled train split)."""
     make = lambda s, bs, shuffle: DeviceLoader(  # noqa: E731
         s.images,
         s.labels,
@@ -325,7 +365,7 @@ def _loaders(
         device=device,
     )
     return (
-        make(splits.train, batch_size, True),
+        make(splits.train if labelled else splits.fit, batch_size, True),
         make(splits.val, eval_batch_size, False),
         make(splits.test, eval_batch_size, False),
     )
@@ -421,7 +461,13 @@ def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
             zip(
                 ("train", "val", "test"),
                 _loaders(
-                    spec, ctx.splits, ctx.normalizer, ctx.device, ft.batch_size, ft.eval_batch_size
+                    spec,
+                    ctx.splits,
+                    ctx.normalizer,
+                    ctx.device,
+                    ft.batch_size,
+                    ft.eval_batch_size,
+                    labelled=True,
                 ),
                 strict=True,
             )

@@ -360,16 +360,20 @@ def check_space(raw: dict, overrides: list[str], space: Space) -> None:
 def _build(spec: ExperimentSpec, values: dict) -> None:
     import torch
 
-    from replab.data import DATASETS
+    from replab.data import DATASETS, planned_shape
     from replab.tasks import build_task
     from replab.training import check_trainer_spec
 
     source = DATASETS.get(spec.data.dataset)()
     classes = len(spec.data.classes) if spec.data.classes else len(source.classes)
+    d = spec.data
+    shape = planned_shape(d.dataset, d.image_size, d.channels)
     try:
         check_trainer_spec(spec.trainer)  # registered optimizer, grouping and schedule names
-        with torch.random.fork_rng():
-            build_task(spec, tuple(source.shape), classes)
+        # your own data's shape is known only once it is loaded: the first trial checks it
+        if shape is not None:
+            with torch.random.fork_rng():
+                build_task(spec, shape, classes)
     except ReplabError as err:
         shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
         raise type(err)(f"with {shown}: {err.problem}", err.fix) from None

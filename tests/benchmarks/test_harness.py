@@ -135,3 +135,28 @@ def test_simclr_throughput_runs_and_writes_json(data_dir, tmp_path):
     assert [r["config"] for r in result["results"]] == ["eager"]
     (row,) = result["results"]
     assert row["views_per_s"] > 0 and row["augment_share"] > 0.0 and row["steps"] == 1
+
+
+def test_decode_images_benchmark_runs_and_writes_json(tmp_path):
+    """Without a data folder it falls back to the digits and random colour images."""
+    out = tmp_path / "decode.json"
+    proc = _bench(
+        "decode_images.py",
+        "--n",
+        "60",
+        "--repeats",
+        "1",
+        "--data-dir",
+        str(tmp_path / "no-data"),
+        "--json",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["results"]
+    assert {(r["set"], r["step"]) for r in rows} >= {
+        ("fashion-png", "decode/1"),
+        ("fashion-png", "first load"),
+        ("fashion-png", "cached load"),
+        ("cifar-jpeg", "first load"),
+    }
+    assert all(r["images"] == 60 and r["images_per_s"] > 0 for r in rows)
