@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from replab.data import DeviceLoader, Normalizer, Splits
+from replab.data import DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import ReplabError
 from replab.evaluation import embed
 from replab.recipes import DEFAULT, load_spec, read_recipe
@@ -102,15 +102,38 @@ class Run:
 
     def embed(self, images: torch.Tensor | str = "test", batch_size: int = 1024) -> torch.Tensor:
         """Latent vectors (N x d) of ``images``: a tensor N x C x H x W (uint8 pixels, or
-        floats in [0, 1]) or the name of one of the run's splits (train, val, test)."""
+        floats in [0, 1]), one of the run's own splits (``train``, ``val``, ``test``), or
+        another dataset by name (its test split, at the run's image size and channels)."""
         splits, normalizer = self.data
         if isinstance(images, str):
-            if images not in ("train", "val", "test"):
-                raise ReplabError(f"no split {images!r}", "use train, val or test, or pass images")
-            pixels = getattr(splits, images).images
+            if images in ("train", "val", "test"):
+                pixels = getattr(splits, images).images
+            else:
+                pixels = self._test_images_of(images)
         else:
             pixels = _as_uint8(images)
-        return embed(self.encoder, pixels, normalizer, torch.device("cpu"), batch_size)
+        try:
+            return embed(self.encoder, pixels, normalizer, torch.device("cpu"), batch_size)
+        except RuntimeError as err:
+            first = (str(err).splitlines() or [""])[0][:200]
+            raise ReplabError(
+                f"this run's encoder cannot take images of shape "
+                f"{tuple(pixels.shape[1:])}: {first}",
+                f"pass images shaped like the run's {tuple(splits.test.images.shape[1:])}",
+            ) from None
+
+    def _test_images_of(self, dataset: str) -> torch.Tensor:
+        d = self.spec.data
+        shape = self.data[0].test.images.shape[1:]  # C x H x W the encoder was trained on
+        other = load_splits(
+            dataset,
+            root=d.root,
+            download=d.download,
+            seed=self.spec.seed,
+            image_size=int(shape[-1]) if shape[-1] == shape[-2] else None,
+            channels=int(shape[0]),
+        )
+        return other.test.images
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """The task's metrics on a split, recomputed from the loaded weights (``test.loss``,

@@ -51,10 +51,18 @@ def test_embed_takes_a_split_or_images_in_either_pixel_form(cli_run):
     pixels = splits.test.images[:10]
     torch.testing.assert_close(run.embed(pixels), z[:10])
     torch.testing.assert_close(run.embed(pixels.float() / 255), z[:10])
-    with pytest.raises(ReplabError, match="no split 'holdout'"):
+    with pytest.raises(ReplabError, match="unknown dataset 'holdout'"):
         run.embed("holdout")
     with pytest.raises(ReplabError, match="N x C x H x W"):
         run.embed(torch.zeros(8, 8))
+
+
+@pytest.mark.data
+def test_embed_takes_another_dataset_at_the_runs_image_shape(cli_run, data_dir, monkeypatch):
+    """A digits (8x8) encoder embeds MNIST's test images, resized to 8x8 on loading."""
+    monkeypatch.setenv("REPLAB_DATA", str(data_dir))
+    z = replab.load(cli_run).embed("mnist")
+    assert z.shape == (10_000, 6) and torch.isfinite(z).all()
 
 
 def test_show_renders_the_report_inline(cli_run):
