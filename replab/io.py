@@ -124,14 +124,14 @@ def folder_lock(folder: Path, what: str = "run") -> Iterator[None]:
             break
         os.close(fd)
     try:
-        owner = {
+        holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "command": " ".join(sys.argv)[:300],
             "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(owner).encode(), 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield
     finally:
         with contextlib.suppress(OSError):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import pydantic
 
 import replab
 from replab.errors import ConfigError, ReplabError
 from replab.io import atomic_write_json
+from replab.runs import schema
 from replab.search.space import (
     Space,
 )
@@ -74,13 +76,18 @@ def load_settings(study_dir: Path) -> TuneSettings:
             f"{str(study_dir)!r} is not a tune study folder (no {TUNE_JSON})",
             "pass a folder written by `replab tune`",
         )
+    fix = "restore it, or start a new study"
+    data = schema.read_json(path, fix)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "replab_version"}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data.pop("replab_version", None)
-        return TuneSettings(**data)
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
+        # strict: the types the dataclass declares, no extra keys (a field a worker would ignore)
+        return pydantic.TypeAdapter(TuneSettings).validate_python(data, strict=True)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "the top level"
         raise ReplabError(
-            f"{path} is not a valid tune settings file ({err})", "restore it, or start a new study"
+            f"{path} is not a valid tune settings file: {key}: {first['msg'].lower()}", fix
         ) from None
 
 
