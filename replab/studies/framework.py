@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replab.errors import ConfigError, ReplabError
-from replab.io import atomic_write_json
+from replab.io import atomic_write_json, write_error
 from replab.recipes import read_recipe
 from replab.registry import Registry
 from replab.runs import rundir, schema
@@ -289,7 +289,10 @@ def start_study(
         f"study-{name}{'-' + suffix if suffix else ''}{'-quick' if quick else ''}"
     )
     folder = Path(runs_dir) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except OSError as err:  # a --runs-dir that is a file, or not writable
+        raise write_error(folder, err) from None
     settings = {
         "study": name,
         "params": params,
