@@ -101,12 +101,12 @@ def load_splits(
     pick = (lambda s: s.select_classes(classes)) if classes is not None else (lambda s: s)  # noqa: E731
     if source.has_test_split:
         pool, test = (
-            pick(source.load_split(folder, "train")),
-            pick(source.load_split(folder, "test")),
+            pick(_checked(source, folder, "train")),
+            pick(_checked(source, folder, "test")),
         )
         val_idx, train_idx = stratified_split(pool.labels, [val_fraction], seed)
     else:
-        pool = pick(source.load_split(folder, "all"))
+        pool = pick(_checked(source, folder, "all"))
         test_idx, val_idx, train_idx = stratified_split(
             pool.labels, [test_fraction, val_fraction], seed
         )
@@ -126,7 +126,48 @@ def load_splits(
             _stratified_head(val, limit_eval, seed),
             _stratified_head(test, limit_eval, seed),
         )
+    for name, split, fix in (
+        (
+            "training",
+            train,
+            "lower data.val_fraction or data.test_fraction, or raise data.limit_train",
+        ),
+        (
+            "validation",
+            val,
+            f"raise data.val_fraction (now {val_fraction}) so that every class "
+            "gives at least one image, or use more data (data.limit_train, data.classes)",
+        ),
+        ("test", test, "raise data.test_fraction or data.limit_eval, or use more data"),
+    ):
+        if len(split) == 0:
+            raise DataError(f"the {name} split of {source.title} is empty", fix)
     return Splits(train, val, test, source.title)
+
+
+def _checked(source: DatasetSource, folder: Path | None, split: str) -> ImageSet:
+    """``source``'s split, refused unless its images have the source's shape and its labels
+    name its classes: a damaged or substituted file must not train on nonsense."""
+    where = f"the {split} split of {source.title}" + (f" in {folder}" if folder else "")
+    fix = "delete the dataset's files so they are downloaded again, or restore the originals"
+    try:
+        data = source.load_split(folder, split)
+    except ValueError as err:  # ImageSet's own checks: not (N, C, H, W), counts that differ
+        raise DataError(f"{where} is malformed: {err}", fix) from None
+    if data.images.dtype != torch.uint8 or tuple(data.images.shape[1:]) != tuple(source.shape):
+        raise DataError(
+            f"{where} holds images of shape {tuple(data.images.shape[1:])} "
+            f"({data.images.dtype}), not {tuple(source.shape)} uint8",
+            fix,
+        )
+    labels = data.labels
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(data.classes)):
+        raise DataError(
+            f"{where} has labels from {int(labels.min())} to {int(labels.max())}, outside the "
+            f"{len(data.classes)} classes (0 to {len(data.classes) - 1})",
+            fix,
+        )
+    return data
 
 
 def _stratified_head(split: ImageSet, n: int, seed: int) -> ImageSet:
