@@ -61,8 +61,7 @@ def compare_runs(
         )
     summaries = [(str(d), rundir.read_summary(d)) for d in run_dirs]
     md, html = Path(f"{out}.md"), Path(f"{out}.html")
-    atomic_write_text(md, render_compare_markdown(summaries))
-    maps = []
+    maps = []  # read (and checked) before anything is written
     for d, s in summaries:
         for i, f in enumerate(s.get("figures", [])):
             # the same containment as `replab report`: a summary may not name a file elsewhere
@@ -71,5 +70,6 @@ def compare_runs(
             )
             if f["name"] == TSNE_FIGURE and path.is_file():
                 maps.append((s["name"], _read(path)))
+    atomic_write_text(md, render_compare_markdown(summaries))
     atomic_write_text(html, render_compare_html(summaries, maps, plots))
     return md, html

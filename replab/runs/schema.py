@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,9 @@ class _Schema(BaseModel):
 
 
 Number = float | int | None  # a metric that could not be computed is null
+# JSON has no tuples, and strict mode takes only a tuple for one: fixed-length lists instead
+Pair = Annotated[list[float | int], Field(min_length=2, max_length=2)]
+Triple = Annotated[list[float | int], Field(min_length=3, max_length=3)]
 
 
 class Figure(_Schema):
@@ -64,15 +67,15 @@ class EpochRecord(_Schema):
 
 
 class HoverMap(_Schema):
-    points: list[tuple[float, float, int]]
+    points: list[Triple]
     classes: list[str]
     cols: int = Field(ge=1, le=10_000)
-    tile: tuple[int, int]
+    tile: Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
 class TsneSpace(_Schema):
     name: str
-    points: list[tuple[float, float]]
+    points: list[Pair]
     scores: dict[str, Number] = {}
 
 

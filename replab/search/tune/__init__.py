@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from replab.errors import ConfigError, ReplabError
-from replab.io import atomic_write_text
+from replab.io import atomic_write_text, write_error
 from replab.recipes import read_recipe
 from replab.runs import rundir
 from replab.search.space import check_space, parse_space, read_space
@@ -95,7 +95,10 @@ def start_tune(
             "pick a new --study-dir (or leave it out for runs/<name>-tune-<time>)",
         )
     settings.study_name = settings.study_name or study_dir.name
-    study_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a --runs-dir that is a file, or not writable
+        raise write_error(study_dir, err) from None
     atomic_write_text(study_dir / SPACE_YAML, yaml.safe_dump(settings.space, sort_keys=False))
     save_settings(study_dir, settings)
     return run_tune(study_dir, settings, log)

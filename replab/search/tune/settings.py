@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pydantic
 
@@ -82,13 +86,31 @@ def load_settings(study_dir: Path) -> TuneSettings:
         data = {k: v for k, v in data.items() if k != "replab_version"}
     try:
         # strict: the types the dataclass declares, no extra keys (a field a worker would ignore)
-        return pydantic.TypeAdapter(TuneSettings).validate_python(data, strict=True)
+        _settings_schema().model_validate(data)
+        return TuneSettings(**data)
     except pydantic.ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "the top level"
         raise ReplabError(
             f"{path} is not a valid tune settings file: {key}: {first['msg'].lower()}", fix
         ) from None
+
+
+@functools.cache
+def _settings_schema() -> type[pydantic.BaseModel]:
+    """TuneSettings' fields as a strict pydantic model (the dataclass stays plain)."""
+    hints = typing.get_type_hints(TuneSettings)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(TuneSettings):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = pydantic.Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        fields[f.name] = (hints[f.name], default)
+    config = pydantic.ConfigDict(strict=True, extra="forbid")
+    return pydantic.create_model("TuneSettings", __config__=config, **fields)
 
 
 def save_settings(study_dir: Path, settings: TuneSettings) -> None:
