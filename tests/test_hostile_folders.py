@@ -170,6 +170,17 @@ def test_any_config_is_refused_clearly_on_resume(finished_run, config):
         shutil.rmtree(folder.parent)
 
 
+def test_an_oversized_pickle_is_refused_before_it_is_read(tmp_path):
+    from replab.data.safe_pickle import MAX_PICKLE_BYTES, load_pickle
+    from replab.errors import DataError
+
+    batch = tmp_path / "data_batch_1"
+    with batch.open("wb") as f:  # sparse: no disk space, and never read
+        f.truncate(MAX_PICKLE_BYTES + 1)
+    with pytest.raises(DataError, match="larger than any CIFAR batch"):
+        load_pickle(batch)
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 
