@@ -49,7 +49,15 @@ def run_study(
         )
         if resume is None:
             held.enter_context(folder_lock(folder, "study"))
-        return _run_study(folder, settings, study if resume is None else None, log)
+        try:
+            return _run_study(folder, settings, study if resume is None else None, log)
+        except KeyboardInterrupt as err:
+            # Ctrl-C: the study, not the part's run folder, is what to continue
+            err.replab_resume = (  # type: ignore[attr-defined]
+                str(folder),
+                f"replab study --resume {folder}",
+            )
+            raise
 
 
 def _run_study(folder: Path, settings: dict, study, log) -> tuple[Path, StudyReport, float]:

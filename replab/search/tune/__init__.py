@@ -101,7 +101,7 @@ def start_tune(
         raise write_error(study_dir, err) from None
     atomic_write_text(study_dir / SPACE_YAML, yaml.safe_dump(settings.space, sort_keys=False))
     save_settings(study_dir, settings)
-    return run_tune(study_dir, settings, log)
+    return _resumable(study_dir, settings, log)
 
 
 def resume_tune(
@@ -123,4 +123,16 @@ def resume_tune(
         settings.recipe, settings.overrides, parse_space(settings.space, f"{study_dir / TUNE_JSON}")
     )
     save_settings(study_dir, settings)
-    return run_tune(Path(study_dir), settings, log)
+    return _resumable(Path(study_dir), settings, log)
+
+
+def _resumable(study_dir: Path, settings: TuneSettings, log) -> TuneResult:
+    try:
+        return run_tune(study_dir, settings, log)
+    except KeyboardInterrupt as err:
+        # Ctrl-C: the study, not the trial's run folder, is what to continue
+        err.replab_resume = (  # type: ignore[attr-defined]
+            str(study_dir),
+            f"replab tune --resume {study_dir}",
+        )
+        raise
