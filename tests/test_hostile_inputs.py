@@ -616,6 +616,18 @@ CORPUS: list[Case] = [
     study_case("study.json without seeds", '{"study": "a"}', "seeds"),
     study_case("study.json not JSON", "{study: a", "not valid JSON"),
     Case("resume a folder that is not a study", ("study", "--resume", "{tmp}"), ("study.json",)),
+    Case(
+        "resume a study another process runs",
+        ("study", "--resume", "{tmp}/s"),
+        ("being written by another process", "study folder"),
+        {"s/study.json": '{"study": "b", "seeds": [0], "quick": true}'},
+        locked="s",
+    ),
+    Case(
+        "--over of a missing date",
+        ("sweep", "digits-autoencoder", "--over", "seed=[2026-02-30]", "--runs-dir", "{tmp}/r"),
+        ("--over", "day is out of range"),
+    ),
     tune_case("tune.json a list", "[1]", "tune.json"),
     tune_case(
         "tune.json trials of text",
