@@ -181,6 +181,47 @@ def test_an_oversized_pickle_is_refused_before_it_is_read(tmp_path):
         load_pickle(batch)
 
 
+study_files = st.fixed_dictionaries(
+    {"study": values, "seeds": values}, optional={"params": values, "quick": values}
+)
+tune_files = st.fixed_dictionaries(
+    {"recipe": values, "recipe_source": values, "space": values, "trials": values},
+    optional={"metric": values, "enqueue": values, "prune": values},
+)
+
+
+def not_a_real_study(value) -> bool:
+    """A drawn study.json naming a registered study with valid seeds would run that study."""
+    from replab.studies.framework import STUDIES
+
+    return not (isinstance(value, dict) and value.get("study") in STUDIES.names())
+
+
+@HYPOTHESIS
+@given(study=encoded((study_files | values).filter(not_a_real_study)))
+def test_any_study_json_is_refused_clearly_on_resume(study):
+    folder = Path(tempfile.mkdtemp(prefix="hostile-")) / "s"
+    folder.mkdir()
+    (folder / "study.json").write_bytes(study)
+    try:
+        assert_clear(*cli(["study", "--resume", str(folder)]), allowed=(2,))
+    finally:
+        shutil.rmtree(folder.parent)
+
+
+@HYPOTHESIS
+@given(tune=encoded(tune_files | values))
+def test_any_tune_json_is_refused_clearly_on_resume(tune):
+    # no drawn recipe has a model and an objective, so no search can start
+    folder = Path(tempfile.mkdtemp(prefix="hostile-")) / "t"
+    folder.mkdir()
+    (folder / "tune.json").write_bytes(tune)
+    try:
+        assert_clear(*cli(["tune", "--resume", str(folder)]), allowed=(2,))
+    finally:
+        shutil.rmtree(folder.parent)
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 
