@@ -76,7 +76,7 @@ class HoverMap(_Schema):
 class TsneSpace(_Schema):
     name: str
     points: list[Pair]
-    scores: dict[str, Number] = {}
+    scores: dict[str, Number | str] = {}  # scores and how they were measured ("metric")
 
 
 class TsneMaps(_Schema):
