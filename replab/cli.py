@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import sys
@@ -107,14 +108,25 @@ def main(argv: list[str] | None = None) -> int:
             )
         return args.func(args)
     except ReplabError as err:
-        print(f"replab: error: {err.message}", file=sys.stderr)
+        # one line, whatever the message quotes (a YAML excerpt, an exception's own newlines)
+        print(f"replab: error: {' '.join(err.message.split())}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(
-            "replab: interrupted; a run folder keeps its last checkpoint (continue with --resume)",
-            file=sys.stderr,
+    except KeyboardInterrupt as err:
+        # run_experiment names the folder it was writing; the other commands resume their own
+        resume = getattr(err, "replab_resume", None)
+        where = (
+            f"{resume[0]} keeps its last checkpoint; continue with `{resume[1]}`"
+            if resume
+            else "a run folder keeps its last checkpoint (continue with --resume)"
         )
+        print(f"replab: interrupted; {where}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `replab recipes | head -1`: the reader has gone, which is not an error. Point stdout
+        # at /dev/null so the interpreter's final flush does not complain either.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 class _Parser(argparse.ArgumentParser):

@@ -6,11 +6,17 @@ crash or a full disk leaves either the old file or the new one, never half of on
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import io
 import json
 import os
+import socket
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +75,81 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+LOCK_FILE = ".replab.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str = "run") -> Iterator[None]:
+    """Hold ``folder``'s writer lock: one process at a time writes a run, sweep or study folder.
+
+    An ``fcntl.flock`` on ``folder/.replab.lock``: the kernel releases it when the process ends
+    however it ends (SIGKILL included), so a stale lock cannot outlive its writer, and two
+    processes that start at the same instant cannot both get it. The file names its holder
+    (pid, host, command) for the other's error, and is removed when the holder is done, so a
+    folder looks as it did before. flock is advisory and local: on NFS it may not exclude a
+    process on another machine.
+    """
+    folder = Path(folder)
+    path = folder / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        except OSError as err:
+            raise write_error(path, err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = None
+            for _ in range(200):  # the holder writes its name just after its flock
+                owner = _lock_owner(fd)
+                if owner:
+                    break
+                time.sleep(0.01)
+            os.close(fd)
+            owner = owner or "a process that has not written its name"
+            raise ReplabError(
+                f"{folder} is being written by another process ({owner}); "
+                f"one process at a time may write a {what} folder",
+                "wait for that process to finish, or stop it, then run the command again",
+            ) from None
+        # The holder before us may have removed the file between our open and our flock: then
+        # we hold a lock on a name nobody else sees. Lock the file that is at the path now.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": " ".join(sys.argv)[:300],
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while still holding it: the next writer re-checks the inode
+        os.close(fd)
+
+
+def _lock_owner(fd: int) -> str | None:
+    """'pid N on HOST: COMMAND, since T' from a held lock file; None while it is still empty
+    (the instant between the holder's flock and its write)."""
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return (
+            f"pid {int(owner['pid'])} on {str(owner['host'])[:100]}: "
+            f"`{str(owner['command'])[:200]}`, since {str(owner['since'])[:40]}"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -155,7 +155,11 @@ class DataSpec(Strict):
             "per-channel mean/std of the training split; {mean, std}: fixed values"
         ),
     )
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda|cuda:[0-9]{1,3}|mps)$",
+        description="auto, cpu, cuda, cuda:1 or mps: the devices replab trains on",
+    )
 
 
 class PartOptimizerSpec(Strict):
@@ -381,19 +385,60 @@ class _NoAliasLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node, deep=False):
+        # PyYAML keeps the last of two equal keys silently; a recipe with `lr` twice is a mistake
+        # whose second value may not be the one the author meant. Keys compare as constructed,
+        # so `1` and `0x1` (both the integer 1) are duplicates too.
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: PyYAML's own error says so below
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found the key {key!r} twice (first on line {first.line + 1})",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep)
+
 
 def parse_yaml(text: str, where: str) -> Any:
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
         raise ConfigError(
-            f"{where} is not valid YAML: {err}", "fix the YAML syntax at the line shown"
+            f"{where} is not valid YAML: {_yaml_problem(err)}",
+            "fix the YAML syntax at the line shown",
+        ) from None
+    except (ValueError, OverflowError, TypeError) as err:
+        # a tag's constructor refusing its value: `2026-02-30` (no such date), `!!int x`, ...
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError(
+            f"{where} is not valid YAML: a value is not what its type says ({first})",
+            "quote the value to make it a string, or write a valid one (dates: YYYY-MM-DD)",
         ) from None
     except RecursionError:
         raise ConfigError(
             f"{where} is nested too deeply to be a recipe",
             "a recipe is a few levels of keys; check you passed the right file",
         ) from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: what is wrong and where (its own text spans several lines,
+    with a caret under the spot)."""
+    problem = getattr(err, "problem", None)
+    mark = getattr(err, "problem_mark", None)
+    if not problem:
+        return " ".join(str(err).split())[:300]
+    context = getattr(err, "context", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{context + ': ' if context else ''}{problem}{where}"[:300]
 
 
 def read_yaml_file(path: str | Path, what: str, bundled, names: list[str]) -> Any:
@@ -403,14 +448,22 @@ def read_yaml_file(path: str | Path, what: str, bundled, names: list[str]) -> An
     missing or malformed files are ConfigErrors that say so.
     """
     path = Path(path)
-    if not path.is_file():
-        path = bundled(str(path)) or path
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            path = bundled(str(path)) or path
+        found = path.is_file()
+        size = path.stat().st_size if found else 0
+    except (OSError, ValueError) as err:  # a name longer than the file system allows, a NUL
+        raise ConfigError(
+            f"{what} {str(path)[:120]!r} cannot be opened: {getattr(err, 'strerror', None) or err}",
+            f"pass the path of a {what} .yaml file or a bundled one: {', '.join(names) or 'none'}",
+        ) from None
+    if not found:
         raise ConfigError(
             f"{what} {str(path)!r} does not exist",
             f"pass the path of a {what} .yaml file or a bundled one: {', '.join(names) or 'none'}",
         )
-    if path.stat().st_size > MAX_RECIPE_BYTES:
+    if size > MAX_RECIPE_BYTES:
         raise ConfigError(
             f"{what} {str(path)!r} is larger than 1 MiB",
             f"a {what} is a short YAML file; check you passed the right file",

@@ -12,8 +12,10 @@ tests/test_cli_errors.py (CASES); this corpus covers the files and values around
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
+import json
 import os
 import pickle
 import shutil
@@ -28,6 +30,7 @@ import pytest
 import torch
 
 from replab.cli import main
+from replab.io import folder_lock
 
 REPO = Path(__file__).resolve().parents[1]
 Content = bytes | str | Callable[["Ctx"], bytes | str]
@@ -54,6 +57,10 @@ class Case:
     # "run": a finished run at {run}; "data": the shared datasets
     needs: frozenset[str] = frozenset()
     marker: bool = False
+    # symlinks to make (relative to {tmp}) -> their targets
+    links: dict[str, str] = field(default_factory=dict)
+    # a folder (relative to {tmp}) whose writer lock this test holds while the command runs
+    locked: str | None = None
 
 
 class Evil:
@@ -133,21 +140,26 @@ def pretrained_case(name: str, checkpoint: Content, *expect: str, marker: bool =
     )
 
 
-def mnist_case(name: str, damage: Callable[[bytes], bytes], *expect: str) -> Case:
-    """MNIST from the shared data with t10k-labels damaged by ``damage``."""
-    files = {
-        "MNIST/raw/t10k-labels-idx1-ubyte.gz": lambda ctx: damage(
-            (ctx.data / "MNIST/raw/t10k-labels-idx1-ubyte.gz").read_bytes()
-        )
+def mnist_case(
+    name: str,
+    damage: Callable[[bytes], bytes],
+    *expect: str,
+    member: str = "t10k-labels-idx1-ubyte.gz",
+) -> Case:
+    """MNIST from the shared data with ``member`` (t10k-labels) damaged by ``damage``."""
+    files: dict[str, Content] = {
+        f"MNIST/raw/{member}": lambda ctx: damage((ctx.data / "MNIST/raw" / member).read_bytes())
     }
     for other in (
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
         "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
     ):
-        files[f"MNIST/raw/{other}"] = lambda ctx, other=other: (
-            ctx.data / "MNIST/raw" / other
-        ).read_bytes()
+        if other != member:
+            files[f"MNIST/raw/{other}"] = lambda ctx, other=other: (
+                ctx.data / "MNIST/raw" / other
+            ).read_bytes()
     return Case(
         name,
         run("a1-mnist-autoencoder", "data.root={tmp}", "data.download=false"),
@@ -180,6 +192,100 @@ def cifar_case(name: str, batch: Content, *expect: str, marker: bool = False) ->
         frozenset({"data"}),
         marker,
     )
+
+
+def summary_with(**changes) -> Callable[[Ctx], str]:
+    """The finished run's summary.json with ``changes`` (None removes a key)."""
+
+    def make(ctx: Ctx) -> str:
+        summary = json.loads((ctx.run / "summary.json").read_text(encoding="utf-8"))
+        summary.update(changes)
+        return json.dumps({k: v for k, v in summary.items() if v is not None})
+
+    return make
+
+
+FOLDER_COMMANDS = {
+    "report": ("report", "{tmp}/r"),
+    "compare": ("compare", "{tmp}/r", "--out", "{tmp}/cmp"),
+    "resume": ("run", "--resume", "{tmp}/r"),
+}
+
+
+def folder_case(
+    name: str, command: str, files: dict[str, Content], *expect: str, **options
+) -> Case:
+    """A run folder ``{tmp}/r`` with the finished run's config.yaml and ``files`` (relative to
+    it), given to ``command`` (report, compare or resume)."""
+    return Case(
+        name,
+        FOLDER_COMMANDS[command],
+        expect,
+        {"r/config.yaml": run_file("config.yaml"), **{f"r/{k}": v for k, v in files.items()}},
+        frozenset({"run"}),
+        **options,
+    )
+
+
+def summary_case(name: str, command: str, summary: Content, *expect: str) -> Case:
+    return folder_case(name, command, {"summary.json": summary}, *expect)
+
+
+def checkpoint_with(**changes) -> Callable[[Ctx], bytes]:
+    """The finished run's last.pt with entries replaced (values may be functions of the
+    loaded state)."""
+
+    def make(ctx: Ctx) -> dict:
+        state = torch.load(ctx.run / "last.pt", weights_only=True)
+        for key, value in changes.items():
+            state[key] = value(state) if callable(value) else value
+        return state
+
+    return torch_bytes(make)
+
+
+def wrong_moments(state: dict) -> dict:
+    optimizer = state["optimizer"]
+    first = next(iter(optimizer["state"]))
+    optimizer["state"][first] = {
+        k: torch.zeros(7, 7) if isinstance(v, torch.Tensor) and v.dim() else v
+        for k, v in optimizer["state"][first].items()
+    }
+    return optimizer
+
+
+def study_case(name: str, study_json: Content, *expect: str) -> Case:
+    return Case(name, ("study", "--resume", "{tmp}/s"), expect, {"s/study.json": study_json})
+
+
+def tune_case(name: str, tune_json: Content, *expect: str) -> Case:
+    return Case(name, ("tune", "--resume", "{tmp}/t"), expect, {"t/tune.json": tune_json})
+
+
+def idx_labels(value: int) -> Callable[[bytes], bytes]:
+    """The real labels file with every label set to ``value``."""
+
+    def damage(raw: bytes) -> bytes:
+        data = gzip.decompress(raw)
+        return gzip.compress(data[:8] + bytes([value]) * (len(data) - 8))
+
+    return damage
+
+
+def idx_images_reshaped(raw: bytes) -> bytes:
+    """The real test images, their header claiming 14x56 images (the same bytes)."""
+    data = gzip.decompress(raw)
+    return gzip.compress(data[:8] + (14).to_bytes(4, "big") + (56).to_bytes(4, "big") + data[16:])
+
+
+SPACE = "{tmp}/space.yaml"
+
+
+def tune(*args: str) -> tuple[str, ...]:
+    return ("tune", "digits-autoencoder", "--space", SPACE, "--trials", "1", *args)
+
+
+SPACE_OK = "trainer.optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n"
 
 
 def gz_member_bomb(raw: bytes) -> bytes:
@@ -366,6 +472,265 @@ CORPUS: list[Case] = [
         pickle.dumps({"data": [1, 2, 3], "labels": "x"}),
         "data_batch_1",
     ),
+    mnist_case("labels outside the classes", idx_labels(42), "labels from 42 to 42", "10 classes"),
+    mnist_case(
+        "images of the wrong shape",
+        idx_images_reshaped,
+        "shape (1, 14, 56)",
+        member="t10k-images-idx3-ubyte.gz",
+    ),
+    Case(
+        "empty validation split",
+        run("digits-autoencoder", "data.val_fraction=0.001"),
+        ("the validation split", "is empty", "data.val_fraction"),
+    ),
+    # --- what a run, study or tune folder holds (issue 17) ----------------------------------
+    summary_case(
+        "compare embeds a file outside the run",
+        "compare",
+        summary_with(figures=[{"name": "t-SNE", "file": "../../../../../../etc/passwd"}]),
+        "figures.0.file",
+        "outside",
+    ),
+    summary_case(
+        "report embeds a file outside the run",
+        "report",
+        summary_with(figures=[{"name": "x", "file": "../../../../../../etc/passwd"}]),
+        "figures.0.file",
+        "outside",
+    ),
+    summary_case(
+        "compare with an absolute figure path",
+        "compare",
+        summary_with(figures=[{"name": "x", "file": "/etc/passwd"}]),
+        "outside",
+    ),
+    folder_case(
+        "compare through a symlinked figure",
+        "compare",
+        {"summary.json": summary_with(figures=[{"name": "x", "file": "figures/00-x.png"}])},
+        "figures/00-x.png",
+        "outside",
+        links={"r/figures/00-x.png": "/etc/passwd"},
+    ),
+    folder_case(
+        "report through a symlinked figure folder",
+        "report",
+        {"summary.json": summary_with(figures=[{"name": "x", "file": "figures/passwd"}])},
+        "outside",
+        links={"r/figures": "/etc"},
+    ),
+    folder_case(
+        "report through a symlinked latent-map sprite",
+        "report",
+        {
+            "summary.json": summary_with(figures=[]),
+            "figures/latent-map.json": '{"points": [], "classes": [], "cols": 1, "tile": [8, 8]}',
+        },
+        "sprite",
+        "outside",
+        links={"r/figures/latent-map-sprite.png": "/etc/passwd"},
+    ),
+    summary_case("summary metrics a list", "report", summary_with(metrics=[1, 2]), "metrics"),
+    summary_case(
+        "summary metric a string",
+        "compare",
+        summary_with(metrics={"val.loss": "0.1"}),
+        "metrics.val.loss",
+    ),
+    summary_case("summary figures a string", "report", summary_with(figures="all"), "figures"),
+    summary_case(
+        "summary figure without a file",
+        "report",
+        summary_with(figures=[{"name": "x"}]),
+        "figures.0.file",
+    ),
+    summary_case("summary name a number", "compare", summary_with(name=7), "name"),
+    summary_case(
+        "summary timings of text", "compare", summary_with(timings={"train": "1 s"}), "timings"
+    ),
+    summary_case("summary a list", "report", "[1, 2, 3]", "not a replab run summary"),
+    summary_case("summary not UTF-8", "compare", b'{"name": "caf\xe9"}', "not UTF-8"),
+    summary_case("summary in UTF-16", "report", '{"metrics": {}}'.encode("utf-16"), "not UTF-8"),
+    summary_case(
+        "summary nested absurdly deep", "report", "[" * 100_000 + "]" * 100_000, "too deeply"
+    ),
+    folder_case(
+        "latent map of the wrong shape",
+        "report",
+        {
+            "summary.json": summary_with(figures=[]),
+            "figures/latent-map.json": '{"points": "all", "classes": [], "cols": 1, "tile": [8]}',
+        },
+        "latent-map.json",
+        "points",
+    ),
+    folder_case(
+        "status a list",
+        "resume",
+        {"status.json": "[1, 2]", "last.pt": run_file("last.pt")},
+        "status.json",
+    ),
+    folder_case(
+        "status pid a string",
+        "resume",
+        {"status.json": '{"state": "running", "pid": "1; rm -rf /"}'},
+        "status.json",
+        "pid",
+    ),
+    folder_case("status not JSON", "resume", {"status.json": "{state: running"}, "status.json"),
+    folder_case(
+        "resume a finished run",
+        "resume",
+        {
+            "summary.json": run_file("summary.json"),
+            "status.json": run_file("status.json"),
+            "last.pt": run_file("last.pt"),
+        },
+        "already finished",
+        "replab report",
+    ),
+    folder_case(
+        "resume a run another process writes",
+        "resume",
+        {"last.pt": run_file("last.pt")},
+        "being written by another process",
+        "pid",
+        locked="r",
+    ),
+    Case(
+        "resume with a config of Python tags",
+        ("run", "--resume", "{tmp}/r"),
+        ("not valid YAML",),
+        {"r/config.yaml": "seed: !!python/object/apply:os.system ['touch {tmp}/PWNED']\n"},
+        marker=True,
+    ),
+    Case(
+        "resume with a config not UTF-8",
+        ("run", "--resume", "{tmp}/r"),
+        ("not UTF-8",),
+        {"r/config.yaml": b"name: caf\xe9\n"},
+    ),
+    study_case("study.json a list", "[1]", "study.json", "the top level"),
+    study_case("study.json seeds of text", '{"study": "a", "seeds": ["0"]}', "seeds"),
+    study_case("study.json without seeds", '{"study": "a"}', "seeds"),
+    study_case("study.json not JSON", "{study: a", "not valid JSON"),
+    Case("resume a folder that is not a study", ("study", "--resume", "{tmp}"), ("study.json",)),
+    Case(
+        "resume a study another process runs",
+        ("study", "--resume", "{tmp}/s"),
+        ("being written by another process", "study folder"),
+        {"s/study.json": '{"study": "b", "seeds": [0], "quick": true}'},
+        locked="s",
+    ),
+    Case(
+        "--over of a missing date",
+        ("sweep", "digits-autoencoder", "--over", "seed=[2026-02-30]", "--runs-dir", "{tmp}/r"),
+        ("--over", "day is out of range"),
+    ),
+    tune_case("tune.json a list", "[1]", "tune.json"),
+    tune_case(
+        "tune.json trials of text",
+        '{"recipe": {}, "recipe_source": "x", "space": {}, "trials": "ten"}',
+        "trials",
+    ),
+    tune_case("tune.json not UTF-8", b"\xff\xfe{", "not UTF-8"),
+    # --- checkpoints whose state does not fit (issue 17) --------------------------------------
+    resume_case(
+        "last.pt optimizer moments of another shape",
+        checkpoint_with(optimizer=wrong_moments),
+        "damaged training state",
+        "shape (7, 7)",
+    ),
+    resume_case(
+        "last.pt early stopping setting attributes",
+        checkpoint_with(stopper=lambda s: {**s["stopper"], "__class__": "x", "update": 1}),
+        "unknown keys",
+    ),
+    resume_case(
+        "last.pt early stopping patience text",
+        checkpoint_with(stopper=lambda s: {**s["stopper"], "patience": "3"}),
+        "patience",
+    ),
+    resume_case("last.pt history a string", checkpoint_with(history="epochs"), "history"),
+    resume_case(
+        "last.pt random state of floats",
+        checkpoint_with(torch_rng=torch.zeros(8)),
+        "random-number state",
+    ),
+    resume_case(
+        "last.pt best weights of another shape",
+        checkpoint_with(best_state=lambda s: {k: torch.zeros(2) for k in s["model"]}),
+        "best_state",
+        "does not fit",
+    ),
+    resume_case(
+        "last.pt with an extra weight",
+        checkpoint_with(model=lambda s: {**s["model"], "extra.weight": torch.zeros(1)}),
+        "unexpected ['extra.weight']",
+    ),
+    # --- parsers (issue 17) ------------------------------------------------------------------
+    recipe_case(
+        "a date that does not exist", BASE + "description: 2026-02-30\n", "day is out of range"
+    ),
+    recipe_case("a key given twice", BASE + "seed: 1\nseed: 2\n", "'seed' twice"),
+    recipe_case("an int tag on text", BASE + "seed: !!int many\n", "not what its type says"),
+    Case("override of a missing date", run("seed=2026-02-30"), ("day is out of range",)),
+    Case(
+        "override with a key twice",
+        run("trainer.optimizer={lr: 0.1, lr: 0.2}"),
+        ("'lr' twice",),
+    ),
+    Case("recipe name too long", run("x" * 5000), ("cannot be opened",)),
+    Case("device tpu", run("data.device=tpu"), ("data.device",)),
+    Case("device with a shell command", run("data.device=cpu; rm -rf /"), ("data.device",)),
+    Case(
+        "--set of a missing date",
+        ("study", "b", "--set", "ks=2026-02-30", "--runs-dir", "{tmp}/runs"),
+        ("--set ks", "day is out of range"),
+    ),
+    Case(
+        "--enqueue of a missing date",
+        tune("--enqueue", "{trainer.optimizer.lr: 2026-02-30}", "--runs-dir", "{tmp}/runs"),
+        ("--enqueue", "day is out of range"),
+        {"space.yaml": SPACE_OK},
+    ),
+    Case(
+        "search space with a missing date",
+        tune("--runs-dir", "{tmp}/runs"),
+        ("search space", "month must be in 1..12"),
+        {"space.yaml": "trainer.optimizer.lr: {type: float, low: 2026-13-01, high: 1}\n"},
+    ),
+    Case(
+        "search space key twice",
+        tune("--runs-dir", "{tmp}/runs"),
+        ("search space", "twice"),
+        {"space.yaml": SPACE_OK + SPACE_OK},
+    ),
+    Case(
+        "search space name too long",
+        ("tune", "digits-autoencoder", "--space", "s" * 5000, "--trials", "1"),
+        ("cannot be opened",),
+    ),
+    # --- the command line (issue 17) -----------------------------------------------------------
+    Case(
+        "study runs-dir is a file",
+        ("study", "b", "--quick", "--runs-dir", "{tmp}/afile"),
+        ("cannot write", "--runs-dir"),
+        {"afile": "x"},
+    ),
+    Case(
+        "sweep runs-dir is a file",
+        ("sweep", "digits-autoencoder", "--over", "seed=[0,1]", "--runs-dir", "{tmp}/afile"),
+        ("cannot write", "--runs-dir"),
+        {"afile": "x"},
+    ),
+    Case(
+        "tune runs-dir is a file",
+        tune("--runs-dir", "{tmp}/afile"),
+        ("cannot write", "--runs-dir"),
+        {"afile": "x", "space.yaml": SPACE_OK},
+    ),
 ]
 
 
@@ -377,7 +742,27 @@ def materialise(case: Case, ctx: Ctx) -> list[str]:
         if isinstance(value, str):
             value = ctx.fmt(value).encode()
         path.write_bytes(value)
+    for rel, target in case.links.items():
+        path = ctx.tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(target)
     return [ctx.fmt(a) for a in case.argv]
+
+
+def snapshot(*folders: Path | None) -> dict[str, bytes | str]:
+    """Every file's bytes (and every folder and link) under ``folders``: what a refused command
+    must leave exactly as it was."""
+    state: dict[str, bytes | str] = {}
+    for folder in filter(None, folders):
+        for path in sorted(folder.rglob("*")):
+            key = str(path)
+            if path.is_symlink():
+                state[key] = f"link -> {os.readlink(path)}"
+            elif path.is_dir():
+                state[key] = "dir"
+            else:
+                state[key] = path.read_bytes()
+    return state
 
 
 @pytest.fixture(scope="module")
@@ -416,16 +801,24 @@ def test_hostile_input_is_one_clear_error(case: Case, tmp_path, request, capsys)
         ctx.data = request.getfixturevalue("data_dir")
     argv = materialise(case, ctx)
     capsys.readouterr()
-    started = time.perf_counter()
-    try:
-        code = main(argv)
-    except SystemExit as exit_:  # argparse's own errors exit from inside parse_args
-        code = exit_.code
-    seconds = time.perf_counter() - started
+    with contextlib.ExitStack() as held:
+        if case.locked:
+            held.enter_context(folder_lock(ctx.tmp / case.locked))
+        before = snapshot(ctx.tmp, ctx.run)
+        started = time.perf_counter()
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse's own errors exit from inside parse_args
+            code = exit_.code
+        seconds = time.perf_counter() - started
+        after = snapshot(ctx.tmp, ctx.run)
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
-    assert "replab: error:" in err and "Fix:" in err, err
+    errors = [line for line in err.splitlines() if line.startswith("replab: error:")]
+    assert len(errors) == 1 and "Fix:" in errors[0], err  # one line: the problem and the fix
+    changed = sorted(set(before) ^ set(after) | {k for k in before if after.get(k) != before[k]})
+    assert not changed, f"the refused command changed {changed[:5]}"
     for fragment in case.expect:
         assert ctx.fmt(fragment).lower() in err.lower(), (fragment, err)
     assert not (ctx.tmp / "PWNED").exists(), "the input ran code"

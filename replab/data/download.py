@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -31,7 +32,19 @@ def fetch(resource: Resource, mirrors: list[str], dest_dir: Path, md5: str | Non
     The file is written beside its final name and renamed only once verified, so an
     interrupted or corrupt download never leaves a file that looks complete.
     """
+    made = [p for p in (dest_dir, *dest_dir.parents) if not p.exists()]
     dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _fetch(resource, mirrors, dest_dir, md5)
+    except DataError:
+        # a failed first download leaves no empty cache folders behind (only ones it made)
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _fetch(resource: Resource, mirrors: list[str], dest_dir: Path, md5: str | None) -> Path:
     dest = dest_dir / resource.filename
     expected = md5 or resource.md5
     if dest.exists() and md5sum(dest) == expected:

@@ -163,7 +163,7 @@ def load_splits(
     folder = locate_or_fetch(source, root, download)
 
     def load(split: str) -> ImageSet:
-        part = source.load_split(folder, split)
+        part = _checked(source, folder, split)
         images = conform(part.images, image_size, channels)
         if images is not part.images:
             part = ImageSet(images, part.labels, part.classes, part.source)
@@ -216,6 +216,33 @@ def load_splits(
             _stratified_head(test, limit_eval, seed),
         )
     return Splits(train, val, test, source.title, pretrain)
+
+
+def _checked(source: DatasetSource, folder: Path | None, split: str) -> ImageSet:
+    """``source``'s split, refused unless its images have the source's shape and its labels
+    name its classes: a damaged or substituted file must not train on nonsense."""
+    where = f"the {split} split of {source.title}" + (f" in {folder}" if folder else "")
+    fix = "delete the dataset's files so they are downloaded again, or restore the originals"
+    try:
+        data = source.load_split(folder, split)
+    except ValueError as err:  # ImageSet's own checks: not (N, C, H, W), counts that differ
+        raise DataError(f"{where} is malformed: {err}", fix) from None
+    # Sources of the user's own data declare no shape (shape ()): their images are what they are.
+    wrong_shape = bool(source.shape) and tuple(data.images.shape[1:]) != tuple(source.shape)
+    if data.images.dtype != torch.uint8 or wrong_shape:
+        raise DataError(
+            f"{where} holds images of shape {tuple(data.images.shape[1:])} "
+            f"({data.images.dtype}), not {tuple(source.shape)} uint8",
+            fix,
+        )
+    labels = data.labels
+    if data.labelled and len(labels) and (labels.min() < 0 or labels.max() >= len(data.classes)):
+        raise DataError(
+            f"{where} has labels from {int(labels.min())} to {int(labels.max())}, outside the "
+            f"{len(data.classes)} classes (0 to {len(data.classes) - 1})",
+            fix,
+        )
+    return data
 
 
 def _stratified_head(split: ImageSet, n: int, seed: int) -> ImageSet:

@@ -24,6 +24,9 @@ ALLOWED_GLOBALS = {
 }
 
 
+MAX_PICKLE_BYTES = 256 << 20
+
+
 class RefusedGlobal(pickle.UnpicklingError):
     """A global outside ALLOWED_GLOBALS (other UnpicklingErrors mean a truncated file)."""
 
@@ -41,6 +44,16 @@ def load_pickle(path: Path, dataset: str = "CIFAR-10", folder: str = "cifar-10-b
     ``dataset`` and ``folder`` name what the file should be, for the error's fix.
     """
     try:
+        # A real batch is about 31 MB. Unpickling allocates at most a small multiple of the
+        # file's size (every object comes from its bytes, and no allowed global multiplies
+        # them: numpy checks a shape against its buffer), so bounding the file bounds memory.
+        size = path.stat().st_size
+        if size > MAX_PICKLE_BYTES:
+            raise DataError(
+                f"refused to load {str(path)!r}: it is {size / 2**20:,.0f} MiB, larger than "
+                f"any CIFAR batch ({MAX_PICKLE_BYTES >> 20} MiB at most)",
+                "replace it with the official cifar-10-batches-py files",
+            )
         data = path.read_bytes()
         return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except RefusedGlobal as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from replab.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    folder_lock,
     remove_stale_temp_files,
 )
 from replab.reporting import figures, write_run_report
@@ -95,27 +97,71 @@ def run_experiment(
         )
     if resume:
         run_dir = Path(resume)
-        rundir.check_not_running(run_dir)
-        if rundir.read_status(run_dir) not in (None, "finished"):
-            log(f"resuming {run_dir}: it {rundir.describe_state(run_dir)}")
-        # half-written files of a killed process (the real ones are intact)
-        remove_stale_temp_files(run_dir)
+        rundir.open_existing(run_dir)  # a clear error before any lock file is made there
     else:
+        base = Path(run_dir) if run_dir else Path(runs_dir)
+        # the folders this run makes, removed again if it fails before training
+        made = [p for p in (base, *base.parents) if not p.exists()]
         run_dir = (
             rundir.create_run_dir(run_dir, spec) if run_dir else rundir.new_run_dir(runs_dir, spec)
         )
-    rundir.set_status(run_dir, "running")
+        made.insert(0, run_dir)
     try:
-        summary = _run(spec, run_dir, resumed=resume is not None, log=log, hooks=list(hooks))
-    except DiskFullError as err:
-        _mark_failed(run_dir, err.message)
-        raise DiskFullError(
-            err.problem, f"free some space, then continue with `replab run --resume {run_dir}`"
-        ) from None
+        with folder_lock(run_dir, "run"):
+            return _locked(spec, run_dir, resume is not None, log, list(hooks))
     except ReplabError as err:
+        # missing data, a model that cannot be built, a device not there: nothing was trained,
+        # so leave no run folder behind (nor a runs folder made for it)
+        if not resume and getattr(err, "before_training", False):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for folder in made[1:]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty
+        raise
+
+
+def _locked(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list) -> RunResult:
+    """The run, holding its folder's lock: no other process writes ``run_dir`` meanwhile."""
+    if resumed:
+        rundir.check_not_running(run_dir)
+        if rundir.read_status(run_dir) == "finished" and (run_dir / rundir.SUMMARY).is_file():
+            raise ReplabError(
+                f"{run_dir} has already finished; resuming it would change nothing",
+                f"see its results with `replab report {run_dir}`, "
+                f"or train it again as a new run: `replab run {run_dir / rundir.CONFIG}`",
+            )
+        if rundir.read_status(run_dir) is not None:
+            log(f"resuming {run_dir}: it {rundir.describe_state(run_dir)}")
+        # half-written files of a killed writer: holding the lock, we know it is gone
+        remove_stale_temp_files(run_dir)
+    status_before = _read_bytes(run_dir / rundir.STATUS)
+    rundir.set_status(run_dir, "running")
+    started: list[bool] = []
+    try:
+        summary = _run(spec, run_dir, resumed=resumed, log=log, hooks=hooks, started=started)
+    except ReplabError as err:
+        if not started:
+            # refused before training (a bad checkpoint, missing data): the folder stays exactly
+            # as it was, status.json included, so the error is all that happened
+            if status_before is None:
+                (run_dir / rundir.STATUS).unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(run_dir / rundir.STATUS, status_before)
+            err.before_training = True  # type: ignore[attr-defined]
+            raise
         _mark_failed(run_dir, err.message)
+        if isinstance(err, DiskFullError):
+            raise DiskFullError(
+                err.problem, f"free some space, then continue with `replab run --resume {run_dir}`"
+            ) from None
         raise
     except BaseException as err:
+        if isinstance(err, KeyboardInterrupt) and not hasattr(err, "replab_resume"):
+            # Ctrl-C: the command line names this folder and the exact command that continues it
+            err.replab_resume = (  # type: ignore[attr-defined]
+                str(run_dir),
+                f"replab run --resume {run_dir}",
+            )
         state = getattr(err, "run_state", None)
         if isinstance(state, str):  # a pruned trial of `replab tune`
             rundir.set_status(run_dir, state, reason=str(err))
@@ -124,6 +170,13 @@ def run_experiment(
         raise
     rundir.set_status(run_dir, "finished")
     return RunResult(run_dir, summary)
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _mark_failed(run_dir: Path, error: str) -> None:
@@ -209,8 +262,17 @@ def check_labels(spec: ExperimentSpec, splits: Splits) -> None:
         )
 
 
-def _run(spec: ExperimentSpec, run_dir: Path | None, resumed: bool, log, hooks: list) -> dict:
-    """Train and evaluate; rank 0 writes ``run_dir`` (None on the other ranks of a new run)."""
+def _run(
+    spec: ExperimentSpec,
+    run_dir: Path | None,
+    resumed: bool,
+    log,
+    hooks: list,
+    started: list[bool] | None = None,
+) -> dict:
+    """Train and evaluate; rank 0 writes ``run_dir`` (None on the other ranks of a new run).
+
+    ``started`` gets True appended once everything is checked and training begins."""
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)
@@ -245,6 +307,8 @@ def _run(spec: ExperimentSpec, run_dir: Path | None, resumed: bool, log, hooks: 
     if resumed and run_dir is not None and (run_dir / rundir.LAST).exists():
         trainer.resume(run_dir / rundir.LAST)
         log(f"resumed after epoch {len(trainer.history)}")
+    if started is not None:
+        started.append(True)
     if folder is not None:
         _rewrite_metrics(folder, trainer.history)
     t_data = time.perf_counter() - t0

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from replab.errors import ReplabError
-from replab.io import atomic_write_json, atomic_write_text, read_jsonl, write_error
+from replab.io import atomic_write_json, atomic_write_text, write_error
 from replab.recipes import load_spec
+from replab.runs import schema
 from replab.spec import ExperimentSpec, spec_to_yaml
 
 CONFIG = "config.yaml"
@@ -63,12 +64,15 @@ def read_status(run_dir: Path) -> str | None:
 
 
 def read_status_record(run_dir: Path) -> dict:
+    """status.json checked against its schema; {} where there is none."""
     path = Path(run_dir) / STATUS
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    if not path.is_file():
         return {}
-    return record if isinstance(record, dict) else {}
+    return schema.read_checked(
+        schema.Status,
+        path,
+        f"delete {path} (replab writes it again) and run `replab run --resume {run_dir}`",
+    )
 
 
 def set_status(run_dir: Path, state: str, **extra) -> None:
@@ -179,21 +183,34 @@ def read_summary(run_dir: Path) -> dict:
             f"the run has not finished; it is {describe_state(run_dir)}",
             f"finish it with `replab run --resume {run_dir}`, or pass a finished run folder",
         )
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ReplabError(
-            f"{path} is not valid JSON ({err})",
-            f"rerun the experiment (`replab run --resume {run_dir}`) or restore the file",
-        ) from None
+    fix = f"restore the file, or rerun the experiment (`replab run {Path(run_dir) / CONFIG}`)"
+    summary = schema.read_json(path, fix)
     if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
-        raise ReplabError(
-            f"{path} is not a replab run summary",
-            f"rerun the experiment (`replab run --resume {run_dir}`) or restore the file",
-        )
-    return summary
+        raise ReplabError(f"{path} is not a replab run summary (no metrics)", fix)
+    return schema.check(schema.Summary, summary, path, fix)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The per-epoch records; a torn last line (a kill mid-append) is skipped, anything else
+    that is not an epoch record is an error naming the line."""
     path = Path(run_dir) / METRICS
-    return read_jsonl(path) if path.exists() else []
+    if not path.exists():
+        return []
+    fix = f"delete {path}: `replab run --resume {run_dir}` rewrites it from last.pt"
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ReplabError(f"{path} is not UTF-8 text (byte offset {err.start})", fix) from None
+    except OSError as err:
+        raise ReplabError(f"cannot read {path}: {err.strerror or err}", fix) from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            if number == len(lines):
+                continue  # torn by a kill; the checkpoint's history has the epoch
+            raise ReplabError(f"{path} line {number} is not valid JSON", fix) from None
+        schema.check(schema.EpochRecord, record, Path(f"{path} line {number}"), fix)
+        records.append(record)
+    return records

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replab.errors import ConfigError
-from replab.io import atomic_write_bytes, atomic_write_json
+from replab.io import atomic_write_bytes, atomic_write_json, folder_lock, write_error
 from replab.recipes import read_recipe
 from replab.reporting import figures
 from replab.runs import rundir
@@ -136,13 +136,19 @@ def run_sweep(
     grid(raw, axes, overrides)  # validate every point before creating anything
     name = rundir.safe_name(raw.get("name", "experiment"))
     study = Path(runs_dir) / f"{name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    study.mkdir(parents=True)
-    records = run_grid(raw, axes, overrides, study, log)
-    atomic_write_json(study / "sweep.json", {"axes": [a.__dict__ for a in axes], "runs": records})
-    plots = sweep_plots(
-        aggregate(records), [a for a in axes if a.key != SEED], study / rundir.FIGURES
-    )
-    compare_runs([study / r["run"] for r in records], study / "study", plots)
+    try:
+        study.mkdir(parents=True)
+    except OSError as err:
+        raise write_error(study, err) from None
+    with folder_lock(study, "sweep"):
+        records = run_grid(raw, axes, overrides, study, log)
+        atomic_write_json(
+            study / "sweep.json", {"axes": [a.__dict__ for a in axes], "runs": records}
+        )
+        plots = sweep_plots(
+            aggregate(records), [a for a in axes if a.key != SEED], study / rundir.FIGURES
+        )
+        compare_runs([study / r["run"] for r in records], study / "study", plots)
     return study
 
 

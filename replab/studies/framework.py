@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replab.errors import ConfigError, ReplabError
-from replab.io import atomic_write_json
+from replab.io import atomic_write_json, write_error
 from replab.recipes import read_recipe
 from replab.registry import Registry
-from replab.runs import rundir
+from replab.runs import rundir, schema
 from replab.runs.experiment import run_or_reuse
 from replab.search.sweep import SEED, Axis, Point, aggregate, mean_and_std, run_grid
 from replab.spec import apply_override, validate_spec, with_overrides
@@ -234,12 +234,9 @@ def open_study(folder: Path) -> dict:
             f"{str(folder)!r} is not a study folder (no {STUDY_FILE})",
             "pass a folder written by `replab study`",
         )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ReplabError(
-            f"{path} is not valid JSON ({err})", "start the study again in a new folder"
-        ) from None
+    return schema.read_checked(
+        schema.StudySettings, path, "restore the file, or start the study again in a new folder"
+    )
 
 
 def check_overrides(overrides: list[str]) -> None:
@@ -292,7 +289,10 @@ def start_study(
         f"study-{name}{'-' + suffix if suffix else ''}{'-quick' if quick else ''}"
     )
     folder = Path(runs_dir) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except OSError as err:  # a --runs-dir that is a file, or not writable
+        raise write_error(folder, err) from None
     settings = {
         "study": name,
         "params": params,

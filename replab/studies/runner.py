@@ -6,14 +6,16 @@ is where ``replab study --help`` takes them from.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from replab.errors import ReplabError
+from replab.io import folder_lock
 from replab.registry import discover
 from replab.reporting.study_report import StudyReport, write_study_report
-from replab.studies.framework import STUDIES, StudyRun, start_study
+from replab.studies.framework import STUDIES, StudyRun, open_study, start_study
 
 # Each study_<name>.py registers itself: a new study is one new file (plus its test).
 discover("replab.studies", prefix="study_")
@@ -37,10 +39,29 @@ def run_study(
             raise ReplabError("which study? none was named", "name a study, or resume one")
         # validate the options before creating a folder
         study = STUDIES.build(name, params, where=f"study {name!r}")
-    folder, settings = start_study(
-        name, params, quick, seeds, runs_dir, data_root, resume, overrides
-    )
-    if resume is not None:
+    with contextlib.ExitStack() as held:
+        if resume is not None:
+            # one process at a time continues a study: it writes study.json and its run folders
+            open_study(resume)  # a clear error before a lock file is made in a stray folder
+            held.enter_context(folder_lock(resume, "study"))
+        folder, settings = start_study(
+            name, params, quick, seeds, runs_dir, data_root, resume, overrides
+        )
+        if resume is None:
+            held.enter_context(folder_lock(folder, "study"))
+        try:
+            return _run_study(folder, settings, study if resume is None else None, log)
+        except KeyboardInterrupt as err:
+            # Ctrl-C: the study, not the part's run folder, is what to continue
+            err.replab_resume = (  # type: ignore[attr-defined]
+                str(folder),
+                f"replab study --resume {folder}",
+            )
+            raise
+
+
+def _run_study(folder: Path, settings: dict, study, log) -> tuple[Path, StudyReport, float]:
+    if study is None:
         study = STUDIES.build(
             settings["study"], settings["params"], where=f"study {settings['study']!r}"
         )

@@ -7,7 +7,6 @@ answers the study's question from the measured separability of the three latent 
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 import numpy as np
@@ -15,7 +14,7 @@ import numpy as np
 from replab.evaluation.separability import Separability
 from replab.reporting.latent_figures import tsne_maps
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
-from replab.runs import rundir
+from replab.runs import rundir, schema
 from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
 from replab.studies.summaries import settings_of, timings_of
 
@@ -285,4 +284,8 @@ class StudyA:
 
 def _load_maps(part: Part) -> dict | None:
     path = part.run_dirs[0] / rundir.FIGURES / rundir.TSNE_DATA
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    return schema.read_checked(
+        schema.TsneMaps, path, f"delete {path} and resume the study to draw the maps again"
+    )

@@ -16,6 +16,7 @@ import yaml
 
 from replab.errors import ConfigError
 from replab.io import atomic_write_text
+from replab.recipes import load_spec
 from replab.reporting.latent_figures import TSNE_FIGURE
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.runs import rundir
@@ -408,13 +409,13 @@ class StudyE:
 
 def _trial_epochs(folder: Path) -> int:
     """How long each trial trained: the search's own recipe, with the study's overrides applied."""
-    return yaml.safe_load((folder / SEARCH_RECIPE).read_text(encoding="utf-8"))["trainer"]["epochs"]
+    return load_spec(folder / SEARCH_RECIPE).trainer.epochs  # checked like any recipe
 
 
 def _search_seconds(search: tune.TuneResult) -> float:
     total = 0.0
     for summary in Path(search.study_dir).glob("trial-*/summary.json"):
-        total += json.loads(summary.read_text(encoding="utf-8"))["timings"]["total"]
+        total += float(rundir.read_summary(summary.parent).get("timings", {}).get("total", 0.0))
     return total
 
 

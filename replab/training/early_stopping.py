@@ -45,5 +45,31 @@ class EarlyStopping:
         return asdict(self)
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore from ``state_dict()``; anything but these fields with these types is refused,
+        so a checkpoint cannot set other attributes."""
+        check_state(state)
         for key, value in state.items():
             setattr(self, key, value)
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "monitor": str,
+    "mode": str,
+    "patience": int,
+    "min_delta": (int, float),
+    "best": (int, float),
+    "best_epoch": int,
+    "bad_epochs": int,
+}
+
+
+def check_state(state: object) -> None:
+    """Raise TypeError/ValueError unless ``state`` is an EarlyStopping state dict."""
+    if not isinstance(state, dict):
+        raise TypeError(f"the early-stopping state is a {type(state).__name__}, not a dict")
+    unknown = sorted(map(str, set(state) - set(_TYPES)))
+    if unknown:
+        raise ValueError(f"the early-stopping state has unknown keys {unknown[:5]}")
+    for key, value in state.items():
+        if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
+            raise TypeError(f"early-stopping {key} is a {type(value).__name__}")

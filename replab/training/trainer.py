@@ -36,6 +36,7 @@ from replab.tasks import Task
 from replab.training import distributed as dist
 from replab.training.device import autocast
 from replab.training.early_stopping import EarlyStopping
+from replab.training.early_stopping import check_state as check_stopper_state
 from replab.training.optimizers import build_optimizer, check_optimizer
 from replab.training.schedules import SCHEDULES
 
@@ -292,6 +293,18 @@ class Trainer:
                 f"checkpoint {str(path)!r} holds no model weights",
                 "resume from a last.pt written by replab",
             )
+        # everything is checked before anything is applied: a refused checkpoint leaves the
+        # trainer as it was
+        _check_weights(self.model, state["model"], path, "model")
+        if state["best_state"] is not None:
+            _check_weights(self.model, state["best_state"], path, "best_state")
+        try:
+            _check_training_state(state, self.optimizer)
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has a damaged training state ({str(err)[:200]})",
+                "restore last.pt from a backup, or start a new run",
+            ) from None
         load_state_into(self.model, state["model"], path)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -309,3 +322,76 @@ class Trainer:
         ranks = state.get("torch_rng_ranks")
         if self._ddp is not None and ranks and len(ranks) == dist.world_size():
             torch.set_rng_state(ranks[dist.rank()].cpu())
+
+
+def _check_weights(model: torch.nn.Module, weights: object, path: Path, key: str) -> None:
+    """``weights`` are a state dict of exactly ``model``'s keys and shapes."""
+    expected = model.state_dict()
+    fix = (
+        "resume with the recipe the checkpoint was trained with "
+        "(the run folder's config.yaml), or start a new run"
+    )
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        raise CheckpointError(f"checkpoint {str(path)!r}: {key} is not a dict of tensors", fix)
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(map(str, set(weights) - set(expected)))
+    if missing or extra:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit this model ({key}: "
+            f"missing {missing[:3]}, unexpected {extra[:3]})",
+            fix,
+        )
+    for name, tensor in expected.items():
+        if weights[name].shape != tensor.shape:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} does not fit this model ({key}.{name} has shape "
+                f"{tuple(weights[name].shape)}, the model {tuple(tensor.shape)})",
+                fix,
+            )
+
+
+def _check_training_state(state: dict, optimizer: torch.optim.Optimizer) -> None:
+    """Raise KeyError/TypeError/ValueError unless the optimizer, history, early-stopping,
+    loader and RNG state have the types and sizes this trainer writes."""
+    opt = state["optimizer"]
+    if not isinstance(opt, dict) or not isinstance(opt.get("param_groups"), list):
+        raise TypeError("the optimizer state is not an optimizer state dict")
+    if not isinstance(opt.get("state"), dict):
+        raise TypeError("the optimizer state has no per-parameter state")
+    ours = optimizer.param_groups
+    if len(opt["param_groups"]) != len(ours):
+        raise ValueError(
+            f"the optimizer has {len(opt['param_groups'])} parameter groups, this recipe "
+            f"{len(ours)}"
+        )
+    params = [p for group in ours for p in group["params"]]
+    for theirs, mine in zip(opt["param_groups"], ours, strict=True):
+        if not isinstance(theirs, dict) or len(theirs.get("params", ())) != len(mine["params"]):
+            raise ValueError("the optimizer's parameter groups do not match this model")
+    for index, moments in opt["state"].items():
+        if not isinstance(index, int) or not 0 <= index < len(params):
+            raise ValueError(f"the optimizer state names parameter {index!r}")
+        if not isinstance(moments, dict):
+            raise TypeError(f"the optimizer state of parameter {index} is not a dict")
+        for name, value in moments.items():
+            if not isinstance(value, torch.Tensor | int | float) or isinstance(value, bool):
+                raise TypeError(f"optimizer {name} of parameter {index} is a {type(value)}")
+            shape = value.shape if isinstance(value, torch.Tensor) else ()
+            if shape and shape != params[index].shape:
+                raise ValueError(
+                    f"optimizer {name} of parameter {index} has shape "
+                    f"{tuple(shape)}, the parameter {tuple(params[index].shape)}"
+                )
+    history = state["history"]
+    if not isinstance(history, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in history
+    ):
+        raise TypeError("the history is not a list of epoch records")
+    check_stopper_state(state["stopper"])
+    loader = state["loader"]
+    if not isinstance(loader, dict) or not isinstance(loader.get("generator"), torch.Tensor):
+        raise TypeError("the loader state holds no generator state")
+    if not isinstance(state["torch_rng"], torch.Tensor) or state["torch_rng"].dtype != torch.uint8:
+        raise TypeError("the random-number state is not a byte tensor")

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from replab.errors import ConfigError, ReplabError
-from replab.io import atomic_write_text
+from replab.io import atomic_write_text, write_error
 from replab.recipes import read_recipe
 from replab.runs import rundir
 from replab.search.space import check_space, parse_space, read_space
@@ -95,10 +95,13 @@ def start_tune(
             "pick a new --study-dir (or leave it out for runs/<name>-tune-<time>)",
         )
     settings.study_name = settings.study_name or study_dir.name
-    study_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a --runs-dir that is a file, or not writable
+        raise write_error(study_dir, err) from None
     atomic_write_text(study_dir / SPACE_YAML, yaml.safe_dump(settings.space, sort_keys=False))
     save_settings(study_dir, settings)
-    return run_tune(study_dir, settings, log)
+    return _resumable(study_dir, settings, log)
 
 
 def resume_tune(
@@ -120,4 +123,16 @@ def resume_tune(
         settings.recipe, settings.overrides, parse_space(settings.space, f"{study_dir / TUNE_JSON}")
     )
     save_settings(study_dir, settings)
-    return run_tune(Path(study_dir), settings, log)
+    return _resumable(Path(study_dir), settings, log)
+
+
+def _resumable(study_dir: Path, settings: TuneSettings, log) -> TuneResult:
+    try:
+        return run_tune(study_dir, settings, log)
+    except KeyboardInterrupt as err:
+        # Ctrl-C: the study, not the trial's run folder, is what to continue
+        err.replab_resume = (  # type: ignore[attr-defined]
+            str(study_dir),
+            f"replab tune --resume {study_dir}",
+        )
+        raise

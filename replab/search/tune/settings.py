@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import functools
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pydantic
 
 import replab
 from replab.errors import ConfigError, ReplabError
 from replab.io import atomic_write_json
+from replab.runs import schema
 from replab.search.space import (
     Space,
 )
@@ -74,14 +80,37 @@ def load_settings(study_dir: Path) -> TuneSettings:
             f"{str(study_dir)!r} is not a tune study folder (no {TUNE_JSON})",
             "pass a folder written by `replab tune`",
         )
+    fix = "restore it, or start a new study"
+    data = schema.read_json(path, fix)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "replab_version"}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data.pop("replab_version", None)
+        # strict: the types the dataclass declares, no extra keys (a field a worker would ignore)
+        _settings_schema().model_validate(data)
         return TuneSettings(**data)
-    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as err:
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "the top level"
         raise ReplabError(
-            f"{path} is not a valid tune settings file ({err})", "restore it, or start a new study"
+            f"{path} is not a valid tune settings file: {key}: {first['msg'].lower()}", fix
         ) from None
+
+
+@functools.cache
+def _settings_schema() -> type[pydantic.BaseModel]:
+    """TuneSettings' fields as a strict pydantic model (the dataclass stays plain)."""
+    hints = typing.get_type_hints(TuneSettings)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(TuneSettings):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = pydantic.Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        fields[f.name] = (hints[f.name], default)
+    config = pydantic.ConfigDict(strict=True, extra="forbid")
+    return pydantic.create_model("TuneSettings", __config__=config, **fields)
 
 
 def save_settings(study_dir: Path, settings: TuneSettings) -> None:
