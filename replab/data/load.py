@@ -215,6 +215,22 @@ def load_splits(
             _stratified_head(val, limit_eval, seed),
             _stratified_head(test, limit_eval, seed),
         )
+    for name, split, fix in (
+        (
+            "training",
+            train,
+            "lower data.val_fraction or data.test_fraction, or raise data.limit_train",
+        ),
+        (
+            "validation",
+            val,
+            f"raise data.val_fraction (now {val_fraction}) so that every class "
+            "gives at least one image, or use more data (data.limit_train, data.classes)",
+        ),
+        ("test", test, "raise data.test_fraction or data.limit_eval, or use more data"),
+    ):
+        if len(split) == 0:
+            raise DataError(f"the {name} split of {source.title} is empty", fix)
     return Splits(train, val, test, source.title, pretrain)
 
 

@@ -11,6 +11,7 @@ interpolation, traversal and samples. The result is an ordinary run folder with
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -102,7 +103,15 @@ def _load_program(path: Path) -> nn.Module:
 
 
 def _load_exported(path: Path) -> nn.Module:
-    return _ModeFree(torch.export.load(str(path)).module())
+    # torch.export logs a warning of its own for a file that is not its format; the error
+    # replab raises after trying both formats says it once, on one line.
+    quiet = logging.getLogger("torch.export")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _ModeFree(torch.export.load(str(path)).module())
+    finally:
+        quiet.setLevel(level)
 
 
 class _ModeFree(nn.Module):
