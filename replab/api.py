@@ -29,7 +29,7 @@ from torch import nn
 from replab.data import DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import ReplabError
 from replab.evaluation import embed
-from replab.recipes import DEFAULT, load_spec, read_recipe
+from replab.recipes import spec_for
 from replab.registry import load_plugins
 from replab.reporting.study_report import StudyReport
 from replab.runs import rundir
@@ -209,17 +209,7 @@ def analyze(
     return Run(result.run_dir)
 
 
-def run_spec(
-    recipe: str | Path | None = None,
-    overrides: Sequence[str] = (),
-    data_dir: str | Path | None = None,
-) -> ExperimentSpec:
-    """The validated spec ``run`` would train: a recipe (file or bundled name; None: the
-    default job) with ``KEY=VALUE`` overrides and, optionally, the dataset folder."""
-    overrides = [*overrides, *([f"data.root={data_dir}"] if data_dir else [])]
-    if recipe is None:
-        return load_spec(None, overrides, base=read_recipe(DEFAULT))
-    return load_spec(recipe, overrides)
+run_spec = spec_for  # the spec ``run`` would train, validated
 
 
 def run(

@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from replab.errors import ReplabError
@@ -14,7 +15,7 @@ from replab.errors import ReplabError
 EPILOG_RUN = """\
 examples:
   replab run                                        # the default job: digits, no download
-  replab run a1-mnist-autoencoder trainer.epochs=3 data.root=../shared/data
+  replab run a1-mnist-autoencoder trainer.epochs=3 data.root=~/datasets
   replab run a1-mnist-autoencoder model.encoder.hidden=[512,256] seed=1
   replab run --resume runs/a1-mnist-autoencoder-20261123-101500
 
@@ -50,7 +51,7 @@ EPILOG_TUNE = """\
 examples:
   replab tune digits-autoencoder --space space.yaml --trials 20 probe.enabled=false \
 analysis.enabled=false
-  replab tune my-e2-recipe.yaml --space e2-fashion-space --trials 20 --data-dir ../shared/data
+  replab tune my-e2-recipe.yaml --space e2-fashion-space --trials 20 --data-dir ~/datasets
   replab tune RECIPE --space space.yaml --trials 30 --metric probe.val_accuracy --direction maximize
   replab tune RECIPE --space space.yaml --trials 20 --enqueue '{trainer.optimizer.lr: 0.0058}' \
   # try a known point first
@@ -133,6 +134,16 @@ class _Parser(argparse.ArgumentParser):
     """argparse's own errors (a missing or mistyped argument) in replab's
     form: problem, fix, exit 2."""
 
+    # Fills in help text that needs the registries (and so torch) only when help is printed:
+    # every other command line, a mistyped recipe included, is parsed without importing them.
+    lazy: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def format_help(self) -> str:
+        if self.lazy is not None:
+            self.lazy(self)
+            self.lazy = None
+        return super().format_help()
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(
@@ -151,25 +162,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    from replab.data import DATASETS
-
     run = sub.add_parser(
         "run",
         help="train, evaluate and report one recipe",
-        epilog=EPILOG_RUN
-        + "\ndatasets (data.dataset=NAME; `replab datasets` says where each one is found):\n"
-        + "\n".join(
-            f"  {n:<14}{DATASETS.get(n).title}"
-            + (
-                "  (yours: data.root=PATH, see docs/datasets.md)"
-                if DATASETS.get(n).user_path
-                else ""
-            )
-            for n in DATASETS.names()
-        ),
+        epilog=EPILOG_RUN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train, evaluate and report one experiment recipe (YAML).",
     )
+    run.lazy = _dataset_epilog
     run.add_argument(
         "recipe",
         nargs="?",
@@ -235,29 +235,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     sw.set_defaults(func=_cmd_sweep)
 
-    from replab.studies.runner import catalogue
-
-    studies = catalogue()
     st = sub.add_parser(
         "study",
-        help=(
-            "run a whole study (several recipes, "
-            f"seeds, one report): {', '.join(n for n, _, _ in studies)}"
-        ),
+        help="run a whole study (several recipes, seeds, one report): see `replab study --help`",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG_STUDY,
-        description=(
-            "Run every part of a study "
-            "of a reference report and write one report beside its published figures.\n\n"
-        )
-        + "\n".join(f"  {n}  {title}" for n, title, _ in studies),
+        description="Run every part of a study of a reference report and write one report "
+        "beside its published figures.",
     )
-    st.add_argument(
-        "name",
-        nargs="?",
-        metavar="STUDY",
-        help=f"which study: {', '.join(n for n, _, _ in studies)} (listed above)",
-    )
+    st.lazy = _study_help
+    st.add_argument("name", nargs="?", metavar="STUDY", help="which study (listed above)")
     st.add_argument("--dataset", help="study a: mnist (default) or cifar10")
     st.add_argument(
         "--quick",
@@ -276,11 +263,8 @@ def _parser() -> argparse.ArgumentParser:
             "(default 1); with --resume, grow the study to N seeds (its finished runs are reused)"
         ),
     )
-    options = "; ".join(
-        f"{n} takes {', '.join(o)}" for n, _, o in studies if o and o != ["dataset"]
-    )
     st.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help=f"a study option: {options}"
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a study option"
     )
     st.add_argument(
         "--override",
@@ -489,6 +473,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dataset_epilog(parser: argparse.ArgumentParser) -> None:
+    from replab.data import DATASETS
+
+    rows = [
+        f"  {n:<14}{DATASETS.get(n).title}"
+        + ("  (yours: data.root=PATH, see docs/datasets.md)" if DATASETS.get(n).user_path else "")
+        for n in DATASETS.names()
+    ]
+    parser.epilog = (
+        f"{parser.epilog}\ndatasets (data.dataset=NAME; `replab datasets` says where each one "
+        "is found):\n" + "\n".join(rows)
+    )
+
+
+def _study_help(parser: argparse.ArgumentParser) -> None:
+    """The study list, each title and option from the study registry."""
+    from replab.studies.runner import catalogue
+
+    studies = catalogue()
+    parser.description = f"{parser.description}\n\n" + "\n".join(
+        f"  {n}  {title}" for n, title, _ in studies
+    )
+    options = "; ".join(
+        f"{n} takes {', '.join(o)}" for n, _, o in studies if o and o != ["dataset"]
+    )
+    for action in parser._actions:
+        if action.dest == "name":
+            action.help = f"which study: {', '.join(n for n, _, _ in studies)} (listed above)"
+        elif action.dest == "set":
+            action.help = f"a study option: {options}"
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from replab import api
 
@@ -520,8 +536,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from replab import api
-    from replab.training import distributed
+    from replab.recipes import spec_for
 
     recipe, overrides = args.recipe, list(args.overrides)
     if recipe and "=" in recipe and not Path(recipe).exists():
@@ -532,6 +547,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "--resume continues a run exactly as it was configured",
             "drop the recipe and overrides, or start a new run without --resume",
         )
+    if not args.resume:  # a bad recipe or override fails here, before torch is imported
+        spec_for(recipe, overrides, args.data_dir)
+    from replab import api
+    from replab.training import distributed
+
     # Under torchrun: one process group for the run (nccl on GPUs,
     # gloo on CPU); rank 0 alone prints.
     run = api.run(

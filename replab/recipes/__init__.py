@@ -72,3 +72,16 @@ def load_spec(
     for override in overrides:
         apply_override(raw, override)
     return validate_spec(raw)
+
+
+def spec_for(
+    recipe: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    data_dir: str | Path | None = None,
+) -> ExperimentSpec:
+    """The validated spec a run of ``recipe`` trains: a recipe file or bundled name (None: the
+    default job) with ``KEY=VALUE`` overrides and, optionally, the dataset folder."""
+    overrides = [*overrides, *([f"data.root={data_dir}"] if data_dir else [])]
+    if recipe is None:
+        return load_spec(None, overrides, base=read_recipe(DEFAULT))
+    return load_spec(recipe, overrides)
