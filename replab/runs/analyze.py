@@ -20,7 +20,6 @@ from typing import cast
 import torch
 from torch import nn
 
-import replab
 from replab.errors import ConfigError, ReplabError
 from replab.evaluation import train_probe
 from replab.recipes import load_spec
@@ -31,13 +30,13 @@ from replab.runs.experiment import (
     Outputs,
     RunResult,
     _analysis,
-    _device_name,
     _latents,
     _per_class,
     _reconstruction,
     _record_probe,
-    _write_outputs,
     load_data,
+    run_summary,
+    write_run,
 )
 from replab.runs.weights import load_run_task
 from replab.spec import Component, ExperimentSpec
@@ -192,23 +191,12 @@ def _evaluate(encoder, decoder, spec: ExperimentSpec, run_dir: Path, log) -> dic
     if spec.analysis.enabled:
         _analysis(ctx, latents, out)
     total = time.perf_counter() - t0
-    summary = {
-        "name": spec.name,
-        "description": spec.description,
-        "state": "finished",
-        "data": splits.source,
-        "device": _device_name(device),
-        "parameters": {"total": sum(p.numel() for p in task.model.parameters()), "trainable": 0},
-        "seed": spec.seed,
-        "epochs": 0,
-        "best_epoch": 0,
-        "evaluated_epoch": 0,
-        "stopped_early": False,
-        "metrics": out.metrics,
-        "per_class": out.per_class,
-        "reference": spec.report.reference,
-        "reference_source": spec.report.reference_source,
-        "timings": {
+    nothing_trained = {"epochs": 0, "best_epoch": 0, "evaluated_epoch": 0, "stopped_early": False}
+    summary = run_summary(
+        ctx,
+        out,
+        training=nothing_trained,
+        timings={
             "data": t_data,
             "train": 0.0,
             "probe": t_probe,
@@ -216,13 +204,8 @@ def _evaluate(encoder, decoder, spec: ExperimentSpec, run_dir: Path, log) -> dic
             "evaluation": total - t_data,
             "total": total,
         },
-        "replab_version": replab.__version__,
-    }
-    if out.maps is not None:
-        from replab.io import atomic_write_json
-
-        atomic_write_json(run_dir / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
-    _write_outputs(run_dir, spec, summary, out.figs, out.hover)
+    )
+    write_run(run_dir, spec, summary, out)
     return summary
 
 

@@ -340,26 +340,16 @@ def _run(
         _analysis(ctx, latents, out)
     t_eval = time.perf_counter() - t0 - t_data - t_train
 
-    summary = {
-        "name": spec.name,
-        "description": spec.description,
-        "state": "finished",
-        "data": splits.source,
-        "device": _device_name(device),
-        "parameters": _parameter_counts(task.model),
-        # what rebuilding the model needs (replab.load), whatever the data source
-        "input_shape": list(splits.train.shape),
-        "num_classes": len(splits.train.classes),
-        "seed": spec.seed,
-        "epochs": len(fit.history),
-        "best_epoch": fit.best_epoch,
-        "evaluated_epoch": fit.evaluated_epoch,
-        "stopped_early": fit.stopped_early,
-        "metrics": out.metrics,
-        "per_class": out.per_class,
-        "reference": spec.report.reference,
-        "reference_source": spec.report.reference_source,
-        "timings": {
+    summary = run_summary(
+        ctx,
+        out,
+        training={
+            "epochs": len(fit.history),
+            "best_epoch": fit.best_epoch,
+            "evaluated_epoch": fit.evaluated_epoch,
+            "stopped_early": fit.stopped_early,
+        },
+        timings={
             "data": t_data,
             "train": t_train,
             "probe": t_probe,
@@ -367,12 +357,40 @@ def _run(
             "evaluation": t_eval,
             "total": time.perf_counter() - t0,
         },
+    )
+    write_run(folder, spec, summary, out)
+    return summary
+
+
+def run_summary(ctx: Context, out: Outputs, training: dict, timings: dict) -> dict:
+    """summary.json of a finished run: what ran on what, its metrics, figures' sources, times."""
+    spec, splits = ctx.spec, ctx.splits
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "state": "finished",
+        "data": splits.source,
+        "device": _device_name(ctx.device),
+        "parameters": _parameter_counts(ctx.task.model),
+        # what rebuilding the model needs (replab.load), whatever the data source
+        "input_shape": list(splits.train.shape),
+        "num_classes": len(splits.train.classes),
+        "seed": spec.seed,
+        **training,
+        "metrics": out.metrics,
+        "per_class": out.per_class,
+        "reference": spec.report.reference,
+        "reference_source": spec.report.reference_source,
+        "timings": timings,
         "replab_version": replab.__version__,
     }
+
+
+def write_run(folder: Path, spec: ExperimentSpec, summary: dict, out: Outputs) -> None:
+    """The run folder's outputs: t-SNE map data, figures, summary.json and report.html."""
     if out.maps is not None:
         atomic_write_json(folder / rundir.FIGURES / rundir.TSNE_DATA, out.maps)
     _write_outputs(folder, spec, summary, out.figs, out.hover)
-    return summary
 
 
 def initial_task(spec: ExperimentSpec, shape: tuple[int, ...], num_classes: int):
