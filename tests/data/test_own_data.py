@@ -116,12 +116,16 @@ def test_mixed_sizes_need_image_size_and_grey_with_colour_becomes_colour(tmp_pat
     (root / "a").mkdir(parents=True)
     write_png(torch.full((1, 10, 10), 200, dtype=torch.uint8), str(root / "a" / "grey.png"))
     write_png(torch.zeros((3, 16, 20), dtype=torch.uint8), str(root / "a" / "colour.png"))
+    write_png(torch.full((1, 10, 10), 100, dtype=torch.uint8), str(root / "a" / "grey2.png"))
     with pytest.raises(DataError, match=r"differ in size.*data.image_size=N"):
         load_splits("image_folder", root=str(root))
-    splits = load_splits("image_folder", root=str(root), image_size=8, test_fraction=0.5)
+    # one image each for train, validation and test
+    splits = load_splits(
+        "image_folder", root=str(root), image_size=8, test_fraction=0.34, val_fraction=0.34
+    )
     images = torch.cat([splits.train.images, splits.val.images, splits.test.images])
-    assert images.shape == (2, 3, 8, 8)
-    assert sorted(images.float().mean((1, 2, 3)).round().tolist()) == [0.0, 200.0]
+    assert images.shape == (3, 3, 8, 8)
+    assert sorted(images.float().mean((1, 2, 3)).round().tolist()) == [0.0, 100.0, 200.0]
 
 
 def test_the_second_load_reads_the_cache_and_a_changed_folder_is_decoded_again(tmp_path, capsys):

@@ -92,7 +92,8 @@ def test_svhn_downloads_through_torchvision_verifies_and_loads(mirror, monkeypat
     monkeypatch.setattr(SVHN, "split_list", served)
     requested = start()
 
-    splits = load_splits("svhn", download=True, val_fraction=0.1, seed=0)
+    # 3 images a class: a third of them validates (an empty validation split is refused)
+    splits = load_splits("svhn", download=True, val_fraction=0.34, seed=0)
 
     # torchvision's download_url asks once to follow redirects, then again for the file
     assert set(requested) == {"/test_32x32.mat", "/train_32x32.mat"}
@@ -149,7 +150,7 @@ def test_stl10_downloads_verifies_and_pretrains_on_unlabeled(mirror, monkeypatch
     patch_stl10(monkeypatch, folder, members)
     requested = start()
 
-    splits = load_splits("stl10", download=True, val_fraction=0.1, seed=0, train_split="unlabeled")
+    splits = load_splits("stl10", download=True, val_fraction=0.34, seed=0, train_split="unlabeled")
 
     assert set(requested) == {"/stl10_binary.tar.gz"}
     assert splits.pretrain is not None and not splits.pretrain.labelled
@@ -160,7 +161,7 @@ def test_stl10_downloads_verifies_and_pretrains_on_unlabeled(mirror, monkeypatch
     assert splits.test.labels.tolist() == [i % 10 for i in range(20)]
     assert splits.test.classes[:3] == ["airplane", "bird", "car"]
     # the official split sizes, resized once for a small encoder
-    small = load_splits("stl10", download=False, image_size=32, channels=1)
+    small = load_splits("stl10", download=False, image_size=32, channels=1, val_fraction=0.34)
     assert small.train.images.shape[1:] == (1, 32, 32) and small.pretrain is None
 
 
@@ -222,7 +223,8 @@ def write_cifar100(folder: Path, rng) -> tuple[dict, dict[str, bytes]]:
         batch = {
             "filenames": [f"img_{i}.png" for i in range(n)],
             "batch_label": f"{split} batch",
-            "fine_labels": [int(v) for v in (np.arange(n) * 7) % 100],
+            # 20 of the 100 classes, two training images each: enough for a validation split
+            "fine_labels": [int(v) for v in (np.arange(n) * 7) % 20],
             "coarse_labels": [int(v) for v in np.arange(n) % 20],
             "data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
         }
@@ -249,7 +251,7 @@ def test_cifar100_downloads_through_torchvision_verifies_and_loads(mirror, monke
     monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": inner["meta"]})
     requested = start()
 
-    splits = load_splits("cifar100", download=True, val_fraction=0.1, seed=0)
+    splits = load_splits("cifar100", download=True, val_fraction=0.5, seed=0)
 
     assert set(requested) == {"/cifar-100-python.tar.gz"}
     assert (len(splits.train) + len(splits.val), len(splits.test)) == (40, 20)
