@@ -144,12 +144,27 @@ def _lock_owner(fd: int) -> str | None:
     (the instant between the holder's flock and its write)."""
     try:
         owner = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        pid, host = int(owner["pid"]), str(owner["host"])
+        if host == socket.gethostname() and not _pid_exists(pid):
+            # a name left by a writer that died (SIGKILL leaves the file, not the lock), or
+            # copied with the folder: the live holder has not written over it yet
+            return None
         return (
-            f"pid {int(owner['pid'])} on {str(owner['host'])[:100]}: "
+            f"pid {pid} on {host[:100]}: "
             f"`{str(owner['command'])[:200]}`, since {str(owner['since'])[:40]}"
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
 
 
 def atomic_write_text(path: Path, text: str) -> None:
