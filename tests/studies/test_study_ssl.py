@@ -1,5 +1,5 @@
 """Study ssl, the study added as one file (replab/studies/study_ssl.py; docs/adding.md):
-SimCLR and Barlow Twins on one protocol, quick profile on MNIST, with learning floors."""
+SimCLR, Barlow Twins and VICReg on one protocol, quick profile on MNIST, with floors."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ def test_study_ssl_quick_on_mnist(tmp_path, data_dir, capsys):
         == 0
     )
     study = only(tmp_path)
-    simclr, barlow = metrics(study, "S1"), metrics(study, "S2")
-    # measured on the quick profile (seed 0, 2026-12-01): SimCLR probe 0.919, Barlow Twins 0.909
+    simclr, barlow, vicreg = (metrics(study, p) for p in ("S1", "S2", "S3"))
+    # measured on the quick profile (seed 0, 2026-12-01): SimCLR probe 0.919, Barlow Twins
+    # 0.909, VICReg 0.905
     assert simclr["probe.test_accuracy"] >= 0.75
     assert barlow["probe.test_accuracy"] >= 0.75
+    assert vicreg["probe.test_accuracy"] >= 0.75
     md = (study / "study.md").read_text()
-    assert "SimCLR vs Barlow Twins" in md and "| S2 |" in md
+    assert "SimCLR vs Barlow Twins vs VICReg" in md and "| S3 |" in md
     assert "barlow_twins" in (study / "S2" / "seed0" / "config.yaml").read_text()
     assert "nt_xent" in (study / "S1" / "seed0" / "config.yaml").read_text()
+    assert "vicreg" in (study / "S3" / "seed0" / "config.yaml").read_text()
     assert "Answer" in (study / "study.html").read_text()
 
 

@@ -125,9 +125,10 @@ def _loss_rank(rank: int, world: int, port: int, out: Path, name: str) -> None:
 
 
 @pytest.mark.slow  # two spawned processes importing torch: about 30 s on 2 shared cores
-@pytest.mark.parametrize("name", ["nt_xent", "barlow_twins"])
+@pytest.mark.parametrize("name", ["nt_xent", "barlow_twins", "vicreg"])
 def test_loss_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, name):
-    """NT-Xent takes its negatives, Barlow Twins its batch statistics from every rank."""
+    """NT-Xent takes its negatives, Barlow Twins and VICReg their batch statistics from every
+    rank."""
     x1, x2, linear = _problem()
     z1, z2 = linear(torch.cat([x1, x2])).chunk(2)
     loss = _loss(name)(z1, z2)
