@@ -6,6 +6,7 @@ how many images were found, so reports state which data they were made on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -92,27 +93,34 @@ class CIFAR10(DatasetSource):
 
 
 def _fields(batch: object, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Pull ``data`` (N x 3072 uint8) and ``labels`` out of a batch dict, checking both."""
+    """Pull ``data`` (N x 3072 uint8) and ``labels`` out of a CIFAR-10 batch dict."""
+    return batch_arrays(str_keys(batch, path, _bad), path, "labels", 10, _bad)
+
+
+def str_keys(batch: object, path: Path, bad: Callable[[Path, str], DataError]) -> dict:
+    """A pickled CIFAR dict with its bytes keys decoded; anything else is ``bad``."""
     if not isinstance(batch, dict):
-        raise _bad(path, f"holds a {type(batch).__name__}, not a dict")
-    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
-    data, labels = batch.get("data"), batch.get("labels")
+        raise bad(path, f"holds a {type(batch).__name__}, not a dict")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+
+
+def batch_arrays(
+    batch: dict, path: Path, label_key: str, classes: int, bad: Callable[[Path, str], DataError]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` (N x 3072 uint8) and ``batch[label_key]`` (one class 0..classes-1 per image)
+    of a CIFAR-10 or CIFAR-100 batch, both checked; ``bad`` words the error for that dataset."""
+    data, labels = batch.get("data"), batch.get(label_key)
     if (
         not isinstance(data, np.ndarray)
         or data.dtype != np.uint8
         or data.ndim != 2
         or data.shape[1] != 3072
     ):
-        raise _bad(path, "has no 'data' array of shape (N, 3072) uint8")
-    labels = np.asarray(labels, dtype=np.int64) if isinstance(labels, list) else None
-    if (
-        labels is None
-        or labels.shape != (len(data),)
-        or labels.min(initial=0) < 0
-        or labels.max(initial=0) > 9
-    ):
-        raise _bad(path, "has no 'labels' list of one class 0-9 per image")
-    return data, labels
+        raise bad(path, "has no 'data' array of shape (N, 3072) uint8")
+    y = np.asarray(labels, dtype=np.int64) if isinstance(labels, list) else None
+    if y is None or y.shape != (len(data),) or y.min(initial=0) < 0 or y.max(initial=0) >= classes:
+        raise bad(path, f"has no '{label_key}' list of one class 0-{classes - 1} per image")
+    return data, y
 
 
 def _bad(path: Path, what: str) -> DataError:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from replab.data.base import DatasetSource, ImageSet
+from replab.data.cifar10 import batch_arrays, str_keys
 from replab.data.download import extract_tar
 from replab.data.registry import DATASETS
 from replab.data.safe_pickle import load_pickle
@@ -43,23 +43,13 @@ class CIFAR100(DatasetSource):
 
     def load_split(self, folder: Path | None, split: str) -> ImageSet:
         assert folder is not None
-        meta = _as_str_keys(load_pickle(folder / "meta", "CIFAR-100", FOLDER), folder / "meta")
+        meta = str_keys(load_pickle(folder / "meta", "CIFAR-100", FOLDER), folder / "meta", _bad)
         names = meta.get("fine_label_names")
         if not isinstance(names, list) or len(names) != 100:
             raise _bad(folder / "meta", "has no list of 100 'fine_label_names'")
         path = folder / split
-        batch = _as_str_keys(load_pickle(path, "CIFAR-100", FOLDER), path)
-        data, labels = batch.get("data"), batch.get("fine_labels")
-        if (
-            not isinstance(data, np.ndarray)
-            or data.dtype != np.uint8
-            or data.ndim != 2
-            or data.shape[1] != 3072
-        ):
-            raise _bad(path, "has no 'data' array of shape (N, 3072) uint8")
-        y = np.asarray(labels, dtype=np.int64) if isinstance(labels, list) else None
-        if y is None or y.shape != (len(data),) or y.min(initial=0) < 0 or y.max(initial=0) > 99:
-            raise _bad(path, "has no 'fine_labels' list of one class 0-99 per image")
+        batch = str_keys(load_pickle(path, "CIFAR-100", FOLDER), path, _bad)
+        data, y = batch_arrays(batch, path, "fine_labels", 100, _bad)
         return ImageSet(
             torch.from_numpy(data).view(-1, 3, 32, 32),
             torch.from_numpy(y),
@@ -77,12 +67,6 @@ class CIFAR100(DatasetSource):
         files = [*tv.train_list, *tv.test_list, [tv.meta["filename"], tv.meta["md5"]]]
         verify(folder, [(name, md5) for name, md5 in files], archive)
         return folder
-
-
-def _as_str_keys(batch: object, path: Path) -> dict:
-    if not isinstance(batch, dict):
-        raise _bad(path, f"holds a {type(batch).__name__}, not a dict")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
 
 
 def _bad(path: Path, what: str) -> DataError:

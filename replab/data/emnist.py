@@ -16,6 +16,7 @@ import torch
 
 from replab.data.base import DatasetSource, ImageSet
 from replab.data.idx import read_idx
+from replab.data.mnist import idx_file
 from replab.data.registry import DATASETS
 from replab.data.tvfetch import fetch_url
 from replab.errors import DataError
@@ -33,13 +34,6 @@ def torchvision_class():
     return TorchvisionEMNIST
 
 
-def _file(folder: Path, name: str) -> Path | None:
-    for path in (folder / f"{name}.gz", folder / name):
-        if path.is_file():
-            return path
-    return None
-
-
 @DATASETS.register("emnist")
 class EMNISTLetters(DatasetSource):
     name = "emnist"
@@ -49,13 +43,13 @@ class EMNISTLetters(DatasetSource):
 
     def locate(self, root: Path) -> Path | None:
         for folder in (root / FOLDER / "raw", root / FOLDER, root):
-            if all(_file(folder, name) for pair in FILES.values() for name in pair):
+            if all(idx_file(folder, name) for pair in FILES.values() for name in pair):
                 return folder
         return None
 
     def load_split(self, folder: Path | None, split: str) -> ImageSet:
         assert folder is not None
-        paths = [_file(folder, name) for name in FILES[split]]
+        paths = [idx_file(folder, name) for name in FILES[split]]
         if paths[0] is None or paths[1] is None:
             raise DataError(
                 f"the EMNIST letters {split} files are missing from {str(folder)!r}",

@@ -25,13 +25,13 @@ class IDXSource(DatasetSource):
 
     def locate(self, root: Path) -> Path | None:
         for candidate in (root / self.folder / "raw", root / self.folder, root):
-            if all(self._file(candidate, name) for pair in _FILES.values() for name in pair):
+            if all(idx_file(candidate, name) for pair in _FILES.values() for name in pair):
                 return candidate
         return None
 
     def load_split(self, folder: Path | None, split: str) -> ImageSet:
         assert folder is not None
-        images_path, labels_path = (self._file(folder, name) for name in _FILES[split])
+        images_path, labels_path = (idx_file(folder, name) for name in _FILES[split])
         if images_path is None or labels_path is None:  # gone since ``locate`` found them
             raise DataError(
                 f"the {self.title} {split} files are missing from {str(folder)!r}",
@@ -59,13 +59,6 @@ class IDXSource(DatasetSource):
             md5 = (checksums or {}).get(resource.filename)
             fetch(resource, list(mirrors or self.mirrors), dest, md5=md5)
         return dest
-
-    @staticmethod
-    def _file(folder: Path, name: str) -> Path | None:
-        for path in (folder / f"{name}.gz", folder / name):
-            if path.is_file():
-                return path
-        return None
 
 
 @DATASETS.register("mnist")
@@ -112,3 +105,11 @@ class FashionMNIST(IDXSource):
         Resource("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
         Resource("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
     )
+
+
+def idx_file(folder: Path, name: str) -> Path | None:
+    """An IDX file as published (``name.gz``) or unpacked (``name``), whichever is there."""
+    for path in (folder / f"{name}.gz", folder / name):
+        if path.is_file():
+            return path
+    return None
