@@ -377,14 +377,11 @@ def tune(
     )
 
 
-_PLUGINS_LOADED: list[str] = []
-
-
+@functools.cache
 def _ensure_plugins() -> None:
-    """The plugins ``$REPLAB_PLUGINS`` names (comma-separated, or ``all``), loaded once."""
-    if not _PLUGINS_LOADED:
-        _PLUGINS_LOADED.append("checked")
-        load_plugins(os.environ.get("REPLAB_PLUGINS"))
+    """The plugins ``$REPLAB_PLUGINS`` names (comma-separated, or ``all``), loaded once (a
+    failed load is not remembered: the next job reports it again)."""
+    load_plugins(os.environ.get("REPLAB_PLUGINS"))
 
 
 def _quiet(message: str) -> None:
