@@ -279,6 +279,16 @@ class ProbeSpec(Strict):
         early_stopping=EarlyStoppingSpec(monitor="val_accuracy", mode="max", patience=5),
         progress=False,
     )
+    linear: bool = Field(
+        False,
+        description="also a linear probe (one affine map, softmax regression) with the probe's "
+        "trainer: the figure self-supervised papers report beside the MLP probe's",
+    )
+    pixels: bool = Field(
+        False,
+        description="also the linear probe on the raw pixels of the same split: "
+        "the baseline an encoder has to beat",
+    )
     finetune: bool = Field(
         False, description="also fine-tune a copy of the encoder with a fresh head on the images"
     )

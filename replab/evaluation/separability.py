@@ -1,5 +1,5 @@
 """How well latents separate the classes without training anything: kNN, silhouette,
-trustworthiness.
+trustworthiness, and the effective rank that shows a collapsed space.
 
 A linear probe measures separability after fitting; these scores need no fitting and no
 hyper-parameter search, so they compare encoders cheaply and show whether a 2-D picture
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from replab.evaluation.latent import stratified_sample
+from replab.evaluation.rank import effective_rank
 
 METRICS = ("cosine", "euclidean")
 
@@ -86,6 +87,8 @@ class Separability:
     metric: str
     silhouette: float
     trustworthiness: float | None  # of z2d as a map of z; None when no 2-D map was given
+    # RankMe of z (evaluation/rank.py); None in analyses saved before it was measured
+    effective_rank: float | None = None
 
 
 def separability(
@@ -121,7 +124,9 @@ def separability(
             z if z2d_index is None else z[torch.as_tensor(np.asarray(z2d_index), dtype=torch.long)]
         )
         trust = trustworthiness(high, z2d, sample=sample, seed=seed)
-    return Separability(knn, k, metric, silhouette(z, y, sample, seed), trust)
+    scores = Separability(knn, k, metric, silhouette(z, y, sample, seed), trust)
+    scores.effective_rank = effective_rank(z)
+    return scores
 
 
 def _similarity(queries: torch.Tensor, keys: torch.Tensor, metric: str) -> torch.Tensor:

@@ -31,7 +31,7 @@ from replab.io import (
 from replab.reporting import figures, write_run_report
 from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_points
 from replab.runs import rundir
-from replab.spec import ExperimentSpec, spec_to_yaml
+from replab.spec import Component, ExperimentSpec, spec_to_yaml
 from replab.tasks import Task, build_task
 from replab.training import (
     Trainer,
@@ -526,6 +526,33 @@ def _latents(ctx: Context) -> Latents:
     )
 
 
+def _linear_probes(ctx: Context, latents: Latents, out: Outputs) -> None:
+    """``probe.linear`` on the latents and ``probe.pixels`` on the raw pixels of the same
+    rows: one affine map each, trained like the MLP probe."""
+    spec, classes = ctx.spec.probe, ctx.splits.train.classes
+    linear = Component(name="linear_head")
+    spaces = [("linear_probe", latents, "linear probe on frozen latents")] if spec.linear else []
+    if spec.pixels:
+        flat = {
+            n: getattr(ctx.splits, n).images.flatten(1).float() for n in ("train", "val", "test")
+        }
+        # pixels constant over the train split (MNIST's border) carry nothing, and z-scoring
+        # them would blow up the rare test image that has ink there
+        used = flat["train"].std(0) > 0
+        pixels = Latents(
+            **{n: x[:, used] for n, x in flat.items()},
+            y_train=latents.y_train,
+            y_val=latents.y_val,
+            y_test=latents.y_test,
+        )
+        spaces.append(("image.linear_probe", pixels, "linear probe on the pixels"))
+    for prefix, z, title in spaces:
+        result = train_probe(
+            z, linear, spec.trainer, len(classes), ctx.device, ctx.spec.seed, classes
+        )
+        _record_probe(prefix, result, out, title, ctx.log)
+
+
 def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
     """The frozen-latent probe (with per-class scores), and the fine-tuned encoder when asked."""
     spec, classes = ctx.spec, ctx.splits.train.classes
@@ -533,6 +560,7 @@ def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
         latents, spec.probe.head, spec.probe.trainer, len(classes), ctx.device, spec.seed, classes
     )
     _record_probe("probe", probe, out, "probe on frozen latents", ctx.log)
+    _linear_probes(ctx, latents, out)
     out.per_class = out.per_class or _per_class(probe.test_report)
     out.figs["confusion matrix of the probe (test)"] = figures.confusion(
         probe.test_report.confusion, classes
@@ -586,6 +614,8 @@ def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
         out.metrics[f"{key}.silhouette"] = space.scores.silhouette
         if space.scores.trustworthiness is not None:
             out.metrics[f"{key}.tsne_trustworthiness"] = space.scores.trustworthiness
+        if space.scores.effective_rank is not None:
+            out.metrics[f"{key}.effective_rank"] = space.scores.effective_rank
     out.metrics["latent.pca_components_95"] = analysis.pca.components_for(0.95)
     out.metrics["latent.pca_components_99"] = analysis.pca.components_for(0.99)
     out.figs.update(analysis_figures(analysis, test.classes))
