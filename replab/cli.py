@@ -654,7 +654,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from replab import api
-    from replab.reporting.study_report import reference_markdown
+    from replab.reporting.study_report import reference_markdown, table_markdown
     from replab.spec import parse_yaml
 
     if args.resume and (args.name or args.set or args.dataset or args.quick or args.override):
@@ -691,7 +691,14 @@ def _cmd_study(args: argparse.Namespace) -> int:
         log=_log,
         **params,
     )
-    print(f"\nReference figures beside replab's\n\n{reference_markdown(result.report.reference)}")
+    if result.report.reference:
+        print(
+            f"\nReference figures beside replab's\n\n{reference_markdown(result.report.reference)}"
+        )
+    else:  # a study without published figures: its first table is the result
+        first = next((s for s in result.report.sections if s.table), None)
+        if first is not None:
+            print(f"\n{first.title}\n\n{table_markdown(*first.table)}")
     print(
         f"\nwall time {result.seconds:.1f} s\nstudy folder: {result.dir}\n"
         f"report:       {result.html}"

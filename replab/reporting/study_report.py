@@ -108,7 +108,13 @@ def write_study_report(folder: Path, report: StudyReport) -> tuple[Path, Path]:
 def _markdown(report: StudyReport, figures: list[tuple[str, str, str]]) -> str:
     lines = [f"# {report.title}", "", report.question, ""]
     lines += [f"- **{k}**: {v}" for k, v in report.settings.items()]
-    lines += ["", "## Reference figures beside replab's", "", reference_markdown(report.reference)]
+    if report.reference:  # a study of replab's own (g, ssl without figures) has none
+        lines += [
+            "",
+            "## Reference figures beside replab's",
+            "",
+            reference_markdown(report.reference),
+        ]
     lines += [
         "",
         "## Time per part",
@@ -116,13 +122,21 @@ def _markdown(report: StudyReport, figures: list[tuple[str, str, str]]) -> str:
         *_md_table(["part", "what", "seconds"], [[p, t, f"{s:.1f}"] for p, t, s in report.timings]),
     ]
     for section in report.sections:
-        lines += ["", f"## {section.title}", ""]
-        for paragraph in section.text:
-            lines += [paragraph, ""]
-        if section.table:
-            lines += _md_table(*section.table)
+        lines += ["", f"## {section.title}", "", *section_markdown(section)]
         lines += [f"![{name}]({file})" for title, name, file in figures if title == section.title]
     return "\n".join(lines) + "\n"
+
+
+def section_markdown(section: Section) -> list[str]:
+    """A section's paragraphs and table as Markdown lines (its figures are files)."""
+    lines = []
+    for paragraph in section.text:
+        lines += [paragraph, ""]
+    return lines + (_md_table(*section.table) if section.table else [])
+
+
+def table_markdown(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(_md_table(header, rows))
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:

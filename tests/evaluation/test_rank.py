@@ -1,4 +1,4 @@
-"""RankMe effective rank against a NumPy reference written from the paper's formula."""
+"""The effective rank against a NumPy reference written from the formula (centred latents)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from replab.evaluation.separability import separability
 
 
 def reference(z: np.ndarray, eps: float = 1e-7) -> float:
-    s = np.linalg.svd(z.astype(np.float64), compute_uv=False)
+    z = z.astype(np.float64)
+    s = np.linalg.svd(z - z.mean(0), compute_uv=False)
     p = s / s.sum() + eps
     return float(np.exp(-np.sum(p * np.log(p))))
 
@@ -29,11 +30,22 @@ def test_eps_is_used():
     assert effective_rank(z, 1e-2) != pytest.approx(effective_rank(z), rel=1e-6)
 
 
-def test_bounds_full_rank_and_collapse():
-    assert effective_rank(torch.eye(12)) == pytest.approx(12, rel=1e-5)
-    collapsed = torch.ones(100, 32) * torch.randn(32)  # every embedding the same point
-    assert effective_rank(collapsed) == pytest.approx(1.0, abs=1e-4)
+def test_bounds_full_rank_line_and_collapse():
+    # +-1 on each axis: centred, every direction carries the same spread
+    axes = torch.cat([torch.eye(12), -torch.eye(12)])
+    assert effective_rank(axes) == pytest.approx(12, rel=1e-5)
+    g = torch.Generator().manual_seed(4)
+    line = torch.randn(100, 1, generator=g) * torch.randn(1, 32, generator=g) + 5.0
+    assert effective_rank(line) == pytest.approx(1.0, abs=1e-4)  # all on one line
+    collapsed = torch.ones(100, 32) * torch.randn(32, generator=g)  # every latent the same
+    assert effective_rank(collapsed) == 0.0
     assert effective_rank(torch.zeros(10, 4)) == 0.0
+
+
+def test_a_shared_offset_is_not_a_collapse():
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(200, 8, generator=g)
+    assert effective_rank(z + 100.0) == pytest.approx(effective_rank(z), rel=1e-6)
 
 
 def test_scale_free_and_device_dtype_free():

@@ -1,0 +1,526 @@
+"""Study G: which latent space is best? Eight ways to train one encoder, measured one way.
+
+An autoencoder, a VAE, a supervised classifier (the upper reference, it sees the labels) and
+five self-supervised methods (SimCLR, BYOL, MoCo v2, Barlow Twins, VICReg) train the same
+encoder on the same images for the same number of optimizer steps (same epochs and batch
+size, no early stopping, the last weights kept), with the same optimizer and, for the
+methods that use views, the same augmentations. Every encoder is then measured the same
+way: linear and MLP probes on its frozen latents, cosine kNN with k = 20 (as the SSL
+literature reports it), silhouette, t-SNE trustworthiness and the effective rank (RankMe),
+which shows a collapse the loss may hide. The raw pixels are measured too, as the floor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from replab.data import DATASETS
+from replab.errors import ConfigError
+from replab.evaluation.separability import Separability
+from replab.recipes import read_recipe
+from replab.reporting.figures import plt, to_png
+from replab.reporting.latent_figures import tsne_maps
+from replab.reporting.study_report import Section, StudyReport, format_mean_std
+from replab.runs import rundir, schema
+from replab.search.sweep import mean_and_std
+from replab.studies.framework import STUDIES, Part, StudyRun
+from replab.studies.summaries import settings_of, subset_note, timings_of
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str
+    title: str
+    recipe: str  # the recipe of the method on MNIST; "mnist" becomes "cifar10" for RGB data
+    changes: tuple[str, ...] = ()
+    views: bool = False  # trained on augmented views: gets the protocol's augment list
+    labels: bool = False  # sees the labels: a reference, not a contender
+
+
+METHODS = (
+    Method("AE", "autoencoder (L1 reconstruction)", "a1-mnist-autoencoder"),
+    Method(
+        "VAE",
+        "variational autoencoder (ELBO)",
+        "a1-mnist-autoencoder",
+        ("task=vae", "objective={name: elbo, reconstruction: bce, reduction: sum}"),
+    ),
+    Method("SUP", "supervised classifier", "a2-mnist-classifier", labels=True),
+    Method("SimCLR", "SimCLR (NT-Xent)", "a3-mnist-simclr", views=True),
+    Method("BYOL", "BYOL (predictor, momentum target)", "a3-mnist-byol", views=True),
+    Method("MoCo", "MoCo v2 (momentum encoder, queue)", "a3-mnist-moco", views=True),
+    Method(
+        "Barlow",
+        "Barlow Twins (cross-correlation)",
+        "a3-mnist-simclr",
+        ("objective={name: barlow_twins}",),
+        views=True,
+    ),
+    Method(
+        "VICReg",
+        "VICReg (variance, invariance, covariance)",
+        "a3-mnist-simclr",
+        ("objective={name: vicreg}",),
+        views=True,
+    ),
+)
+
+# One encoder per kind of image: the A-study MLP on small grey images, study A's ResNet-18
+# on colour ones; the decoder of the two autoencoders is an MLP that fits either.
+FAMILIES: dict[str, dict] = {
+    "grey": {
+        "encoder": "{name: mlp, hidden: [256], latent_dim: 128}",
+        "decoder": "{name: mlp_decoder, hidden: [256], output_activation: sigmoid}",
+        "probe": "{name: mlp_head, hidden: [64]}",
+        "views": "a3-mnist-simclr",
+        "width": 128,
+    },
+    "colour": {
+        "encoder": "{name: resnet18, stem: cifar, width: 64}",
+        "decoder": "{name: mlp_decoder, hidden: [1024], output_activation: sigmoid}",
+        "probe": "{name: mlp_head, hidden: [256, 128], dropout: 0.5}",
+        "views": "a3-cifar10-simclr",
+        "width": 512,
+    },
+}
+MEASURES = (
+    ("linear_probe.test_accuracy", "linear probe"),
+    ("probe.test_accuracy", "MLP probe"),
+    ("latent.knn_accuracy", "kNN-20 (cosine)"),
+    ("latent.silhouette", "silhouette"),
+    ("latent.tsne_trustworthiness", "trustworthiness"),
+    ("latent.effective_rank", "effective rank"),
+)
+RANKED = MEASURES[:5]  # higher is better; the effective rank is read for collapse instead
+COLLAPSED = 0.05  # an effective rank below 5% of the latent's width is a collapse
+# t-SNE (and so trustworthiness and the maps) is left out of the quick profile: at this size it
+# would cost more than all eight methods' training.
+QUICK = [
+    "data.limit_train=4000",
+    "trainer.epochs=3",
+    "analysis.tsne=false",
+    "probe.trainer.epochs=20",
+]
+# Published elsewhere, for context only: other budgets (800-1000 epochs on a GPU), the
+# full CIFAR-10 and other protocols. Never compared with this study's measurements.
+PUBLISHED = [
+    ("SimCLR", "90.74", "0.879"),
+    ("BYOL", "92.58", "0.910"),
+    ("MoCo", "91.88 (MoCo v2+)", "0.899"),
+    ("Barlow", "92.10", "0.859"),
+    ("VICReg", "92.07", "—"),
+]
+
+
+@dataclass
+class Row:
+    """One line of the table: a method's runs over seeds (or the pixels)."""
+
+    key: str
+    title: str
+    values: dict[str, list[float]]
+    seconds: list[float] = field(default_factory=list)  # training time per seed
+    labels: bool = False
+    baseline: bool = False
+    width: int = 0  # the latent's dimension, for the collapse test
+
+    def mean(self, metric: str) -> float | None:
+        return mean_and_std(self.values.get(metric, []))[0]
+
+    def std(self, metric: str) -> float:
+        return mean_and_std(self.values.get(metric, []))[1] or 0.0
+
+    def cell(self, metric: str) -> str:
+        values = self.values.get(metric, [])
+        return format_mean_std(*mean_and_std(values)) if values else "—"
+
+
+@STUDIES.register("g")
+class StudyG:
+    """Which latent space is best? Autoencoder, VAE, supervised, SimCLR, BYOL, MoCo v2, Barlow
+    Twins and VICReg on one encoder and budget"""
+
+    def __init__(
+        self,
+        dataset: str = "mnist",
+        epochs: int = 10,
+        batch_size: int = 256,
+        methods: list[str] | None = None,
+    ) -> None:
+        if not 1 <= epochs <= 10_000 or not 2 <= batch_size <= 1_000_000:
+            raise ConfigError(
+                f"study g: epochs {epochs} and batch_size {batch_size} are out of range",
+                "use --set epochs=N (1 or more) and --set batch_size=N (2 or more)",
+            )
+        keys = [m.key for m in METHODS]
+        unknown = sorted(set(methods or []) - set(keys))
+        if unknown or methods == []:
+            raise ConfigError(
+                f"study g: no method {unknown[0]!r}" if unknown else "study g: methods is empty",
+                f"use --set methods=[...] with some of: {', '.join(keys)} (default: all)",
+            )
+        self.family = _family(dataset)  # an unknown dataset fails before any folder exists
+        self.dataset, self.epochs, self.batch_size = dataset, epochs, batch_size
+        self.methods = [m for m in METHODS if methods is None or m.key in methods]
+
+    def run(self, s: StudyRun) -> StudyReport:
+        family = FAMILIES[self.family]
+        parts = [
+            s.part(
+                m.key,
+                m.title,
+                _recipe(m.recipe, family),
+                self._changes(m, family),
+                quick=QUICK,
+            )
+            for m in self.methods
+        ]
+        pairs = list(zip(self.methods, parts, strict=True))
+        rows = [*_pixels_row(pairs), *(_row(m, p, family["width"]) for m, p in pairs)]
+        return StudyReport(
+            title=f"Study G on {self.dataset}: which latent space is best?",
+            question=(
+                "Trained on the same images with the same encoder and the same number of "
+                "optimizer steps, which method gives the latent space that separates classes "
+                "best — and at what cost? Autoencoder, VAE, five self-supervised methods, and "
+                "a supervised classifier as the upper reference."
+            ),
+            settings=settings_of(s, parts),
+            reference=[],
+            timings=timings_of(parts),
+            sections=[
+                self._table(rows, parts),
+                _answer(rows),
+                _charts(rows),
+                _maps(parts),
+                _published(),
+            ],
+            source="replab's own comparison (no reference report); context figures "
+            "from solo-learn and lightly in the last section",
+        )
+
+    def _changes(self, m: Method, family: dict) -> list[str]:
+        changes = [
+            f"data.dataset={self.dataset}",
+            f"name=g-{m.key.lower()}-{self.dataset}",
+            f"model.encoder={family['encoder']}",
+            f"trainer.epochs={self.epochs}",
+            f"trainer.batch_size={self.batch_size}",
+            "trainer.early_stopping=null",  # every method takes the same number of steps
+            "trainer.keep=last",
+            "trainer.optimizer={name: adam, lr: 0.001}",
+            "trainer.lr_schedule=constant",
+            "trainer.warmup_epochs=0",
+            "probe.enabled=true",
+            "probe.linear=true",
+            f"probe.head={family['probe']}",
+            "analysis.knn_k=20",
+            "analysis.knn_metric=cosine",
+            "report.reference={}",  # the recipes' figures belong to their own settings
+            *m.changes,
+        ]
+        if m is self.methods[0]:  # the pixels are scored once, beside the first method
+            changes += ["analysis.image_space=true", "probe.pixels=true"]
+        else:
+            changes.append("analysis.image_space=false")
+        if m.key in ("AE", "VAE"):
+            changes.append(f"model.decoder={family['decoder']}")
+        if m.views:
+            augment = read_recipe(family["views"]).get("augment", [])
+            changes.append(f"augment={json.dumps(augment)}")
+        return changes
+
+    def _table(self, rows: list[Row], parts: list[Part]) -> Section:
+        header = ["method", *(name for _, name in MEASURES), "train s"]
+        best = {m: _best(rows, m) for m, _ in RANKED}
+        body = []
+        for r in rows:
+            cells = [r.cell(m) + (" ★" if _first(best[m]) is r else "") for m, _ in RANKED]
+            rank = r.cell("latent.effective_rank") + (" (collapsed)" if _collapsed(r) else "")
+            seconds = format_mean_std(*mean_and_std(r.seconds), digits=3) if r.seconds else "—"
+            body.append([f"{r.key}: {r.title}", *cells, rank, seconds])
+        body.append(["lead of ★ > seeds' spread?", *(_gap(best[m], m) for m, _ in RANKED)])
+        body[-1] += ["", ""]
+        text = [
+            f"Mean ± standard deviation over {len(parts[0].summaries)} seed(s). ★ marks the best "
+            "method without labels in each column (SUP, which trains on the labels, and the raw "
+            "pixels are references, not contenders); the last row says whether the ★ "
+            "method's lead over the next one exceeds their two standard deviations added up.",
+            f"Protocol: {parts[0].summaries[0]['epochs']} epochs of batch {self.batch_size} "
+            "for every method "
+            "(no early stopping, last weights), Adam 1e-3; probes on the frozen, standardized "
+            "latents (linear: one affine map; MLP: one hidden layer); kNN with k = 20 on cosine "
+            "similarity over a seeded 80/20 split of the test set; silhouette of the labels; "
+            "trustworthiness of the t-SNE map; effective rank = RankMe of the test latents "
+            f"('collapsed' below {COLLAPSED:.0%} of the latent's width). 'train s' is the "
+            "training time on this machine.",
+            subset_note(parts),
+        ]
+        return Section("Methods × measures", [t for t in text if t], table=(header, body))
+
+
+def _family(dataset: str) -> str:
+    """Colour datasets take the ResNet-18 family; anything else (MNIST-like, a user's grey
+    images, a dataset of unknown shape) the MLP one."""
+    if dataset not in DATASETS.names():
+        raise ConfigError(
+            f"study g: no dataset {dataset!r}",
+            f"use --dataset with one of: {', '.join(DATASETS.names())}",
+        )
+    return "colour" if DATASETS.get(dataset)().shape[:1] == (3,) else "grey"
+
+
+def _recipe(recipe: str, family: dict) -> str:
+    return recipe.replace("mnist", "cifar10") if family is FAMILIES["colour"] else recipe
+
+
+def _row(m: Method, p: Part, width: int) -> Row:
+    metrics = {name: p.values(name) for name, _ in MEASURES}
+    seconds = [s["timings"]["train"] for s in p.summaries]
+    return Row(m.key, m.title, metrics, seconds, labels=m.labels, width=width)
+
+
+def _pixels_row(pairs: list[tuple[Method, Part]]) -> list[Row]:
+    """The raw pixels of the same test set, scored beside the first method's run."""
+    first = pairs[0][1]
+    names = {
+        "linear_probe.test_accuracy": "image.linear_probe.test_accuracy",
+        "latent.knn_accuracy": "image.knn_accuracy",
+        "latent.silhouette": "image.silhouette",
+        "latent.tsne_trustworthiness": "image.tsne_trustworthiness",
+        "latent.effective_rank": "image.effective_rank",
+    }
+    values = {ours: first.values(theirs) for ours, theirs in names.items()}
+    return [Row("pixels", "raw pixels (no training)", values, baseline=True)]
+
+
+def _collapsed(r: Row) -> bool:
+    rank = r.mean("latent.effective_rank")
+    return bool(r.width) and rank is not None and rank < COLLAPSED * r.width
+
+
+def _best(rows: list[Row], metric: str) -> tuple[Row, Row | None] | None:
+    """The best and second-best contender on ``metric`` (methods trained without labels)."""
+    ranked = sorted(
+        (r for r in rows if not r.labels and not r.baseline and r.mean(metric) is not None),
+        key=lambda r: r.mean(metric) or 0.0,
+        reverse=True,
+    )
+    return (ranked[0], ranked[1] if len(ranked) > 1 else None) if ranked else None
+
+
+def _gap(best: tuple[Row, Row | None] | None, metric: str) -> str:
+    """Whether the best contender's lead exceeds the two rows' standard deviations added up."""
+    if best is None or best[1] is None:
+        return "—"
+    if len(best[0].values.get(metric, [])) < 2:
+        return "n/a (one seed)"
+    gap, spread = _gap_on(best, metric) or (0.0, 0.0)
+    return f"{'yes' if gap > spread else 'no'} ({gap:.3g} vs {spread:.2g})"
+
+
+def _first(best: tuple[Row, Row | None] | None) -> Row | None:
+    return best[0] if best else None
+
+
+def _gap_on(best: tuple[Row, Row | None] | None, metric: str) -> tuple[float, float] | None:
+    if best is None or best[1] is None:
+        return None
+    first, second = best[0], best[1]
+    gap = (first.mean(metric) or 0.0) - (second.mean(metric) or 0.0)
+    return gap, first.std(metric) + second.std(metric)
+
+
+def _answer(rows: list[Row]) -> Section:
+    """What the numbers say, from the numbers: the ranking, whether the seeds support it,
+    the pixels floor, the supervised ceiling, collapse and cost."""
+    metric = "linear_probe.test_accuracy"
+    contenders = [r for r in rows if not r.labels and not r.baseline and r.mean(metric)]
+    ranked = sorted(contenders, key=lambda r: r.mean(metric) or 0.0, reverse=True)
+    text = [
+        "Ranked by linear-probe test accuracy: "
+        + " > ".join(f"{r.key} {r.mean(metric):.4f}" for r in ranked)
+        + "."
+    ]
+    text.append(_support(ranked, metric))
+    knn = max(contenders, key=lambda r: r.mean("latent.knn_accuracy") or 0.0)
+    text.append(
+        f"kNN-20 puts {knn.key} first ({knn.mean('latent.knn_accuracy'):.4f}), "
+        + ("agreeing with the probe." if knn is ranked[0] else "not the probe's winner.")
+    )
+    text += _floor_and_ceiling(rows, ranked, metric)
+    collapsed = [r.key for r in rows if _collapsed(r)]
+    text.append(
+        f"Collapsed (effective rank under {COLLAPSED:.0%} of the width): {', '.join(collapsed)}."
+        if collapsed
+        else "No method collapsed: every effective rank is above "
+        f"{COLLAPSED:.0%} of the latent's width."
+    )
+    timed = [r for r in rows if r.seconds]
+    cheap, dear = min(timed, key=_seconds), max(timed, key=_seconds)
+    text.append(
+        f"Cost on this machine: {cheap.key} trained fastest ({_seconds(cheap):.0f} s per seed), "
+        f"{dear.key} slowest ({_seconds(dear):.0f} s); see the accuracy-against-time chart."
+    )
+    return Section("What the numbers say", text)
+
+
+def _support(ranked: list[Row], metric: str) -> str:
+    if len(ranked) < 2 or len(ranked[0].values[metric]) < 2:
+        return (
+            "One seed decides nothing: run --seeds 3 or more before reading the ranking as a "
+            "result."
+        )
+    gap, spread = _gap_on((ranked[0], ranked[1]), metric) or (0.0, 0.0)
+    verdict = "exceeds" if gap > spread else "does not exceed"
+    return (
+        f"{ranked[0].key}'s lead over {ranked[1].key} ({gap:.4f}) {verdict} their two standard "
+        f"deviations added up ({spread:.4f}) over {len(ranked[0].values[metric])} seeds, so "
+        + ("the seeds support first place." if gap > spread else "the seeds do not settle it.")
+    )
+
+
+def _floor_and_ceiling(rows: list[Row], ranked: list[Row], metric: str) -> list[str]:
+    out = []
+    pixels = next((r for r in rows if r.baseline), None)
+    floor = pixels.mean(metric) if pixels else None
+    if floor is not None:
+        below = [r.key for r in ranked if (r.mean(metric) or 0.0) <= floor]
+        out.append(
+            f"The raw pixels' linear probe reaches {floor:.4f}; "
+            + (
+                f"{', '.join(below)} do not beat it."
+                if below
+                else "every method's latents beat it."
+            )
+        )
+    sup = next((r for r in rows if r.labels), None)
+    if sup is not None and sup.mean(metric) is not None and ranked:
+        gap = (sup.mean(metric) or 0.0) - (ranked[0].mean(metric) or 0.0)
+        out.append(
+            f"The supervised encoder reaches {sup.mean(metric):.4f}: "
+            + (
+                f"labels are worth {gap:.4f} over the best label-free method."
+                if gap > 0
+                else f"{ranked[0].key} matches it without labels."
+            )
+        )
+    return out
+
+
+def _seconds(r: Row) -> float:
+    return float(np.mean(r.seconds))
+
+
+def _charts(rows: list[Row]) -> Section:
+    return Section(
+        "Charts",
+        [
+            "Every measure with its seeds' standard deviation as error bars, and the linear "
+            "probe against training time (each method's cost on this machine)."
+        ],
+        figures={
+            "every measure, mean ± std over seeds": _bars(rows),
+            "linear probe against training time": _cost(rows),
+        },
+    )
+
+
+def _bars(rows: list[Row]) -> bytes:
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    colours = plt.get_cmap("tab10")
+    for ax, (metric, name) in zip(axes.flat, MEASURES, strict=True):
+        shown = [r for r in rows if r.mean(metric) is not None]
+        x = np.arange(len(shown))
+        ax.bar(
+            x,
+            [r.mean(metric) or 0.0 for r in shown],
+            yerr=[r.std(metric) for r in shown],
+            color=[colours(rows.index(r) % 10) for r in shown],
+            capsize=3,
+        )
+        ax.set_xticks(x, [r.key for r in shown], rotation=45, fontsize=8)
+        ax.set_title(name, fontsize=10)
+        values = [r.mean(metric) or 0.0 for r in shown]
+        if values and metric != "latent.effective_rank" and min(values) > 0:
+            ax.set_ylim(min(values) * 0.95, min(1.0, max(values) * 1.02) + 1e-3)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def _cost(rows: list[Row]) -> bytes:
+    metric = "linear_probe.test_accuracy"
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, r in enumerate(r for r in rows if r.seconds and r.mean(metric) is not None):
+        ax.errorbar(
+            _seconds(r),
+            r.mean(metric) or 0.0,
+            yerr=r.std(metric),
+            fmt="o",
+            color=plt.get_cmap("tab10")(i % 10),
+            capsize=3,
+        )
+        ax.annotate(
+            r.key,
+            (_seconds(r), r.mean(metric) or 0.0),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set(xlabel="training time per seed (s)", ylabel="linear probe test accuracy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def _maps(parts: Sequence[Part]) -> Section:
+    """The t-SNE maps of every method's first seed, on the same stratified test sample."""
+    panels = []
+    ref = None
+    for p in parts:
+        path = p.run_dirs[0] / rundir.FIGURES / rundir.TSNE_DATA
+        if not path.is_file():
+            continue
+        maps = schema.read_checked(schema.TsneMaps, path, f"delete {path} and resume the study")
+        latent = next(sp for sp in maps["spaces"] if sp["name"] == "latent space")
+        if latent.get("points") is None:
+            continue
+        ref = ref or maps
+        panels.append((p.key, np.asarray(latent["points"]), _scores(latent["scores"])))
+    figures = {}
+    if panels and ref is not None:
+        rows = [panels[i : i + 4] for i in range(0, len(panels), 4)]
+        for n, row in enumerate(rows, 1):
+            figures[f"t-SNE of the same test sample ({n}/{len(rows)})"] = tsne_maps(
+                row, np.asarray(ref["labels"]), ref["classes"]
+            )
+    return Section(
+        "Latent spaces side by side (t-SNE)",
+        ["One stratified test sample, mapped by t-SNE from each method's latents (seed 0)."],
+        figures=figures,
+    )
+
+
+def _scores(scores: dict) -> Separability:
+    return Separability(**scores)
+
+
+def _published() -> Section:
+    header = ["method", "solo-learn: linear top-1 %", "lightly: kNN accuracy"]
+    return Section(
+        "Published elsewhere, for context only",
+        [
+            "Not replab's measurements and not comparable with the table above: ResNet-18 on "
+            "the full CIFAR-10 for 1000 epochs on a GPU with each method's tuned recipe "
+            "(solo-learn's README, online linear probe) and for 800 epochs at batch 512 "
+            "(lightly's CIFAR-10 benchmark, kNN with k = 200, updated 2023-03-27). They show "
+            "how close the methods end up when each is trained to convergence; this study "
+            "asks what each gives under one small, equal budget.",
+        ],
+        table=(header, [list(row) for row in PUBLISHED]),
+    )
