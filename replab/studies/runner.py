@@ -15,7 +15,13 @@ from replab.errors import ReplabError
 from replab.io import folder_lock
 from replab.registry import discover
 from replab.reporting.study_report import StudyReport, write_study_report
-from replab.studies.framework import STUDIES, StudyRun, open_study, start_study
+from replab.studies.framework import (
+    STUDIES,
+    StudyRun,
+    mark_incomparable,
+    open_study,
+    start_study,
+)
 
 # Each study_<name>.py registers itself: a new study is one new file (plus its test).
 discover("replab.studies", prefix="study_")
@@ -75,6 +81,7 @@ def _run_study(folder: Path, settings: dict, study, log) -> tuple[Path, StudyRep
         settings.get("overrides", []),
     )
     report = study.run(run)
+    mark_incomparable(folder, report.reference)
     html, _ = write_study_report(folder, report)
     wall = time.perf_counter() - start
     log(f"study report: {html} ({wall:.1f} s)")
