@@ -9,7 +9,7 @@ the sweep, study or tune that started it (``parent_run``). A tracker that fails 
 down, a package missing) is a warning, never a failed run.
 """
 
-from replab.runs.tracking.parent import ParentRun, parent_run
+from replab.runs.tracking.parent import ParentRun, folder_figures, parent_run
 from replab.runs.tracking.run import RunTracker, flat_params
 
-__all__ = ["ParentRun", "RunTracker", "flat_params", "parent_run"]
+__all__ = ["ParentRun", "RunTracker", "flat_params", "folder_figures", "parent_run"]

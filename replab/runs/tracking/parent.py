@@ -77,6 +77,11 @@ class ParentRun:
             Soft("MLflow", self.log)(client.set_terminated, run_id, status)
 
 
+def folder_figures(folder: Path) -> dict[str, bytes]:
+    """The PNG figures a sweep or tune wrote into ``folder``, by file name."""
+    return {p.stem: p.read_bytes() for p in sorted(Path(folder).glob("*.png"))}
+
+
 @contextlib.contextmanager
 def parent_run(
     folder: Path, kind: str, name: str, params: dict, log: Callable[[str], None] = print

@@ -126,7 +126,8 @@ class RunTracker:
         self.events.images(figures, step)
         points = self.spec.tracking.projector_points
         if projector is not None and points:
-            self.events.projector(*_sample(*projector, points, self.spec.seed), step)
+            latents, images, labels = _sample(projector, points, self.spec.seed)
+            self.events.projector(latents, images, labels, step)
         self.events.writer.flush()
 
     def _finish_mlflow(self, summary: dict, step: int) -> None:
@@ -147,9 +148,10 @@ class RunTracker:
             self.mlflow = None
 
 
-def _sample(latents: torch.Tensor, images: torch.Tensor, labels: list[str], k: int, seed: int):
+def _sample(projector: tuple[torch.Tensor, torch.Tensor, list[str]], k: int, seed: int):
     """At most ``k`` test points, the same ones for every run of a seed (the projector and
     its sprite stay small: a 10,000-point sprite is a 2800-pixel image)."""
+    latents, images, labels = projector
     n = len(latents)
     if n <= k:
         return latents, images, labels

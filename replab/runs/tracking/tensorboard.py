@@ -32,6 +32,12 @@ class EventLog:
         # flush_secs: events reach the disk while training, not only at the end
         self.writer = SummaryWriter(str(folder), purge_step=purge_from, flush_secs=30)
 
+    @property
+    def _file(self):
+        """The writer's event file, for summaries SummaryWriter has no method for."""
+        assert self.writer.file_writer is not None  # set by SummaryWriter.__init__
+        return self.writer.file_writer
+
     def epoch(self, record: dict, lrs: list[float]) -> None:
         step = int(record["epoch"])
         for key, value in record.items():
@@ -50,7 +56,7 @@ class EventLog:
         for tag, value in final.items():
             self.writer.add_scalar(tag, value, step)
         for summary in hparams_summary(hparams, final):
-            self.writer.file_writer.add_summary(summary)
+            self._file.add_summary(summary)
 
     def images(self, figures: dict[str, bytes], step: int, prefix: str = "figures") -> None:
         """Each PNG figure as it is (no decoding and re-encoding)."""
@@ -63,9 +69,7 @@ class EventLog:
                 height=height, width=width, colorspace=4, encoded_image_string=png
             )
             tag = f"{prefix}/{name}"
-            self.writer.file_writer.add_summary(
-                Summary(value=[Summary.Value(tag=tag, image=image)]), step
-            )
+            self._file.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def projector(
         self, latents: torch.Tensor, images: torch.Tensor, labels: list[str], step: int
