@@ -452,9 +452,7 @@ def describe_data(d: ReferenceData | DataSpec) -> str:
         parts.append("classes " + ", ".join(d.classes))
     if d.train_split:
         parts.append(f"train split {d.train_split}")
-    parts.append(
-        f"{d.limit_train:,} training images" if d.limit_train else "full train split"
-    )
+    parts.append(f"{d.limit_train:,} training images" if d.limit_train else "full train split")
     if d.limit_eval:
         parts.append(f"{d.limit_eval:,} validation and test images")
     return ", ".join(parts)
@@ -472,9 +470,7 @@ def with_reference_data(raw: dict[str, Any]) -> dict[str, Any]:
     if "reference_data" in report:
         return raw
     fields = DataSpec.model_fields
-    report["reference_data"] = {
-        k: data.get(k, fields[k].default) for k in REFERENCE_DATA_KEYS
-    }
+    report["reference_data"] = {k: data.get(k, fields[k].default) for k in REFERENCE_DATA_KEYS}
     return raw
 
 
