@@ -10,8 +10,15 @@ endif
 
 .PHONY: setup run test test-slow lint bench clean
 
+# torch and torchvision at the pinned versions (pyproject.toml); from TORCH_INDEX_URL when set,
+# e.g. the CPU-only wheels: make setup TORCH_INDEX=cpu (or TORCH_INDEX_URL=<index URL>)
+TORCH_PINS      := torch==2.14.1 torchvision==0.29.1
+TORCH_INDEX     ?=
+TORCH_INDEX_URL ?= $(if $(TORCH_INDEX),https://download.pytorch.org/whl/$(TORCH_INDEX),)
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX_URL),$(PY) -m pip install -q $(TORCH_PINS) --index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 

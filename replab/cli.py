@@ -572,11 +572,15 @@ def _log(message: str) -> None:
 
 
 def _print_summary(run_dir: Path, summary: dict) -> None:
-    reference = summary.get("reference", {})
-    print(f"\n{'metric':<24}{'replab':>10}{'reference':>12}")
+    reference = summary.get("reference") or {}
+    # no reference column where there is none to show (none given, or measured on other data)
+    print(f"\n{'metric':<24}{'replab':>10}" + (f"{'reference':>12}" if reference else ""))
     for name, value in summary["metrics"].items():
         ref = reference.get(name)
-        print(f"{name:<24}{value:>10.4f}{'' if ref is None else f'{ref:.4f}':>12}")
+        shown = f"{'' if ref is None else f'{ref:.4f}':>12}" if reference else ""
+        print(f"{name:<24}{value:>10.4f}{shown}")
+    if summary.get("reference_note"):
+        print(f"reference: {summary['reference_note']}")
     t = summary["timings"]
     print(
         f"\nwall time: {t['total']:.1f} s "

@@ -10,6 +10,7 @@ component's own keyword arguments, which are checked against its constructor whe
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -328,12 +329,74 @@ class AnalysisSpec(Strict):
     n_samples: int = Field(16, ge=0, le=400, description="images decoded from random latents")
 
 
+class ReferenceData(Strict):
+    """The data a recipe's reference figures were measured on (the recipe's own data section)."""
+
+    dataset: str
+    limit_train: PositiveInt | None = None
+    limit_eval: PositiveInt | None = None
+    classes: list[str] | None = None
+    train_split: str | None = None
+
+
+# the data settings a published figure depends on: change one and it no longer compares
+REFERENCE_DATA_KEYS = tuple(ReferenceData.model_fields)
+
+
 class ReportSpec(Strict):
     reference: dict[str, float] = Field(
         default_factory=dict, description="published figures, by metric name"
     )
     reference_source: str = ""
+    reference_data: ReferenceData | None = Field(
+        None,
+        description=(
+            "the data the reference was measured on; filled from the recipe's own data section "
+            "when it is read, so overriding data.* marks the reference not comparable"
+        ),
+    )
     n_reconstructions: PositiveInt = Field(10, le=100)
+
+
+class TrackingSpec(Strict):
+    """Where a run's metrics go besides its folder (docs/tracking.md)."""
+
+    tensorboard: bool = Field(
+        True,
+        description="TensorBoard event files in the run folder's tensorboard/ "
+        "(`tensorboard --logdir runs/`)",
+    )
+    mlflow: str | bool | None = Field(
+        None,
+        description=(
+            "an MLflow tracking URI (http://host:5000, sqlite:///mlflow.db, file:///abs/mlruns); "
+            "null: $MLFLOW_TRACKING_URI when set; false: never"
+        ),
+    )
+    mlflow_experiment: str = Field(
+        "replab", min_length=1, max_length=200, description="the MLflow experiment runs go to"
+    )
+    projector_points: int = Field(
+        2000,
+        ge=0,
+        le=100_000,
+        description="test latents shown in TensorBoard's embedding projector (0: none)",
+    )
+
+    @field_validator("mlflow")
+    @classmethod
+    def _uri(cls, value: str | bool | None) -> str | bool | None:
+        if value is True:
+            raise ValueError(
+                "give the tracking URI itself, e.g. tracking.mlflow=http://127.0.0.1:5000 "
+                "(or leave it null to use $MLFLOW_TRACKING_URI)"
+            )
+        if isinstance(value, str) and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value):
+            raise ValueError(
+                "tracking.mlflow must be a URI with a scheme: http://host:5000, "
+                "sqlite:///mlflow.db or file:///absolute/mlruns (false: no MLflow)"
+            )
+        return value
 
 
 class ExperimentSpec(Strict):
@@ -355,6 +418,7 @@ class ExperimentSpec(Strict):
     probe: ProbeSpec = ProbeSpec()
     analysis: AnalysisSpec = AnalysisSpec()
     report: ReportSpec = ReportSpec()
+    tracking: TrackingSpec = TrackingSpec()
 
     @field_validator("task", mode="before")
     @classmethod
@@ -378,6 +442,56 @@ class ExperimentSpec(Strict):
     def _task_short(self, task: Component) -> str | dict:
         """``task: classify`` stays one word in a saved config; options make it a mapping."""
         return task.model_dump() if task.params else task.name
+
+
+def reference_note(spec: ExperimentSpec) -> str | None:
+    """None when the reference figures compare with this run; else why not, e.g.
+    "not comparable (reference measured on mnist, full train split)"."""
+    measured = spec.report.reference_data
+    if not spec.report.reference or measured is None:
+        return None
+    if all(getattr(measured, k) == getattr(spec.data, k) for k in REFERENCE_DATA_KEYS):
+        return None
+    return f"not comparable (reference measured on {describe_data(measured)})"
+
+
+def describe_data(d: ReferenceData | DataSpec) -> str:
+    """mnist, full train split / cifar10, classes frog, horse, 1,000 training images"""
+    parts = [d.dataset]
+    if d.classes:
+        parts.append("classes " + ", ".join(d.classes))
+    if d.train_split:
+        parts.append(f"train split {d.train_split}")
+    parts.append(f"{d.limit_train:,} training images" if d.limit_train else "full train split")
+    if d.limit_eval:
+        parts.append(f"{d.limit_eval:,} validation and test images")
+    return ", ".join(parts)
+
+
+def with_reference_data(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` (a recipe as read) with ``report.reference_data`` set from its own data section
+    where it has reference figures and does not say already what they were measured on.
+
+    Called before any override, so ``data.dataset=fashion_mnist`` on an MNIST recipe leaves
+    the reference tied to MNIST, and the run's report marks it not comparable."""
+    report, data = raw.get("report"), raw.get("data") or {}
+    if not isinstance(report, dict) or not report.get("reference") or not isinstance(data, dict):
+        return raw
+    if "reference_data" in report:
+        return raw
+    fields = DataSpec.model_fields
+    report["reference_data"] = {k: data.get(k, fields[k].default) for k in REFERENCE_DATA_KEYS}
+    return raw
+
+
+def same_training(a: ExperimentSpec, b: ExperimentSpec) -> bool:
+    """Whether two specs train and evaluate the same run: how it is reported and tracked aside
+    (a study resumed with TensorBoard off, or by a newer replab, still reuses its runs)."""
+    skip = {"report", "tracking"}
+    return a.model_dump(exclude=skip) == b.model_dump(exclude=skip) and (
+        a.report.model_dump(exclude={"reference_data"})
+        == b.report.model_dump(exclude={"reference_data"})
+    )
 
 
 # --- loading -----------------------------------------------------------------------------

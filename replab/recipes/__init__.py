@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from replab.errors import ConfigError
-from replab.spec import ExperimentSpec, apply_override, read_yaml_file, validate_spec
+from replab.spec import (
+    ExperimentSpec,
+    apply_override,
+    read_yaml_file,
+    validate_spec,
+    with_reference_data,
+)
 
 DEFAULT = "digits-autoencoder"
 SPACE_SUFFIX = "-space"
@@ -62,7 +68,7 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
             f"recipe {str(path)!r} must be a mapping of keys, got {type(raw).__name__}",
             "start the file with keys like `name:`, `data:`, `model:`",
         )
-    return raw
+    return with_reference_data(raw)
 
 
 def load_spec(

@@ -41,6 +41,13 @@ def format_mean_std(mean: float | None, std: float | None, digits: int = 4) -> s
 
 
 def _reference_cells(row: dict) -> list[str]:
+    cells = _cells(row)
+    if row.get("note"):  # measured on other data: no difference to show
+        cells[-1] = str(row["note"])
+    return cells
+
+
+def _cells(row: dict) -> list[str]:
     if all(_is_count(row[k]) for k in ("reference", "mean")) and not row["std"]:
         # counts such as parameters (797,984) read exactly, not as 7.98e+05
         return [

@@ -31,7 +31,8 @@ from replab.io import (
 from replab.reporting import figures, write_run_report
 from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_points
 from replab.runs import rundir
-from replab.spec import Component, ExperimentSpec, spec_to_yaml
+from replab.runs.tracking import RunTracker
+from replab.spec import Component, ExperimentSpec, reference_note, same_training, spec_to_yaml
 from replab.tasks import Task, build_task
 from replab.training import (
     Trainer,
@@ -138,7 +139,7 @@ def _locked(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list
     rundir.set_status(run_dir, "running")
     started: list[bool] = []
     try:
-        summary = _run(spec, run_dir, resumed=resumed, log=log, hooks=hooks, started=started)
+        summary = _tracked(spec, run_dir, resumed, log, hooks, started)
     except ReplabError as err:
         if not started:
             # refused before training (a bad checkpoint, missing data): the folder stays exactly
@@ -172,6 +173,20 @@ def _locked(spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list
     return RunResult(run_dir, summary)
 
 
+def _tracked(
+    spec: ExperimentSpec, run_dir: Path, resumed: bool, log, hooks: list, started: list[bool]
+) -> dict:
+    """``_run`` with its TensorBoard and MLflow trackers, ended however the run ends."""
+    tracker = RunTracker(spec, run_dir, log)
+    try:
+        summary = _run(spec, run_dir, resumed, log, hooks, started, tracker)
+    except BaseException as err:
+        tracker.close(err)
+        raise
+    tracker.close(None)
+    return summary
+
+
 def _read_bytes(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -195,7 +210,7 @@ def run_or_reuse(spec: ExperimentSpec, run_dir: Path, log=print) -> dict:
     state = rundir.read_status(run_dir)
     if state is None or not (run_dir / rundir.CONFIG).is_file():
         return run_experiment(spec, run_dir=run_dir, log=log).summary
-    if rundir.open_existing(run_dir) != spec:
+    if not same_training(rundir.open_existing(run_dir), spec):
         raise ReplabError(
             f"{run_dir} holds a run with another configuration",
             "pick a new study folder, or delete that run folder to retrain it",
@@ -269,10 +284,12 @@ def _run(
     log,
     hooks: list,
     started: list[bool] | None = None,
+    tracker: RunTracker | None = None,
 ) -> dict:
     """Train and evaluate; rank 0 writes ``run_dir`` (None on the other ranks of a new run).
 
-    ``started`` gets True appended once everything is checked and training begins."""
+    ``started`` gets True appended once everything is checked and training begins; ``tracker``
+    (rank 0's) writes every epoch and the results to TensorBoard and MLflow."""
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)
@@ -301,7 +318,12 @@ def _run(
         val,
         device,
         checkpoint_dir=run_dir,
-        hooks=[_epoch_logger(log), *([trail] if trail else []), *hooks],
+        hooks=[
+            _epoch_logger(log),
+            *([trail] if trail else []),
+            *([tracker.epoch] if tracker else []),
+            *hooks,
+        ],
         distributed=True,
     )
     if resumed and run_dir is not None and (run_dir / rundir.LAST).exists():
@@ -311,6 +333,8 @@ def _run(
         started.append(True)
     if folder is not None:
         _rewrite_metrics(folder, trainer.history)
+    if tracker is not None:
+        tracker.start(trainer)
     t_data = time.perf_counter() - t0
     fit = trainer.fit()
     t_train = time.perf_counter() - t0 - t_data
@@ -359,12 +383,24 @@ def _run(
         },
     )
     write_run(folder, spec, summary, out)
+    if tracker is not None:
+        tracker.finish(summary, out.figs, _projector(ctx, latents))
     return summary
+
+
+def _projector(ctx: Context, latents: Latents | None):
+    """Test latents, their images and class names, for TensorBoard's embedding projector."""
+    test = ctx.splits.test
+    if latents is None or not test.labelled:
+        return None
+    names = [test.classes[int(y)] for y in test.labels]
+    return latents.test, test.images, names
 
 
 def run_summary(ctx: Context, out: Outputs, training: dict, timings: dict) -> dict:
     """summary.json of a finished run: what ran on what, its metrics, figures' sources, times."""
     spec, splits = ctx.spec, ctx.splits
+    note = reference_note(spec)
     return {
         "name": spec.name,
         "description": spec.description,
@@ -379,8 +415,10 @@ def run_summary(ctx: Context, out: Outputs, training: dict, timings: dict) -> di
         **training,
         "metrics": out.metrics,
         "per_class": out.per_class,
-        "reference": spec.report.reference,
+        # a figure measured on other data is no reference: the report says so instead
+        "reference": {} if note else spec.report.reference,
         "reference_source": spec.report.reference_source,
+        "reference_note": note,
         "timings": timings,
         "replab_version": replab.__version__,
     }

@@ -23,6 +23,7 @@ from replab.reporting import figures
 from replab.runs import rundir
 from replab.runs.experiment import run_or_reuse
 from replab.runs.rebuild import compare_runs
+from replab.runs.tracking import parent_run
 from replab.spec import ExperimentSpec, apply_override, parse_yaml, validate_spec, with_overrides
 
 SEED = "seed"
@@ -140,7 +141,8 @@ def run_sweep(
         study.mkdir(parents=True)
     except OSError as err:
         raise write_error(study, err) from None
-    with folder_lock(study, "sweep"):
+    params = {"recipe": str(recipe), "over": [a.__dict__ for a in axes], "overrides": overrides}
+    with folder_lock(study, "sweep"), parent_run(study, "sweep", name, params, log) as parent:
         records = run_grid(raw, axes, overrides, study, log)
         atomic_write_json(
             study / "sweep.json", {"axes": [a.__dict__ for a in axes], "runs": records}
@@ -148,7 +150,8 @@ def run_sweep(
         plots = sweep_plots(
             aggregate(records), [a for a in axes if a.key != SEED], study / rundir.FIGURES
         )
-        compare_runs([study / r["run"] for r in records], study / "study", plots)
+        md, html = compare_runs([study / r["run"] for r in records], study / "study", plots)
+        parent.finish(plots, [html, md, study / "sweep.json"])
     return study
 
 

@@ -227,6 +227,31 @@ def reference_row(part: str, metric: str, reference: float | None, values: list[
     }
 
 
+def mark_incomparable(folder: Path, rows: list[dict]) -> None:
+    """Give each reference row whose part ran on other data than the reference was measured on
+    (a --quick profile's data.limit_train, another dataset) the runs' note, in place."""
+    notes: dict[str, str | None] = {}
+    for row in rows:
+        part = str(row["part"])
+        if part not in notes:
+            notes[part] = _part_note(Path(folder) / part)
+        if notes[part] and not row.get("note"):
+            row["note"] = notes[part]
+
+
+def _part_note(part_dir: Path) -> str | None:
+    if not part_dir.is_dir():
+        return None
+    for summary_file in sorted(part_dir.glob(f"*/{rundir.SUMMARY}")):
+        try:
+            note = rundir.read_summary(summary_file.parent).get("reference_note")
+        except ReplabError:
+            continue
+        if note:
+            return str(note)
+    return None
+
+
 def open_study(folder: Path) -> dict:
     path = Path(folder) / STUDY_FILE
     if not path.is_file():

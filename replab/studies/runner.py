@@ -15,7 +15,14 @@ from replab.errors import ReplabError
 from replab.io import folder_lock
 from replab.registry import discover
 from replab.reporting.study_report import StudyReport, write_study_report
-from replab.studies.framework import STUDIES, StudyRun, open_study, start_study
+from replab.runs.tracking import parent_run
+from replab.studies.framework import (
+    STUDIES,
+    StudyRun,
+    mark_incomparable,
+    open_study,
+    start_study,
+)
 
 # Each study_<name>.py registers itself: a new study is one new file (plus its test).
 discover("replab.studies", prefix="study_")
@@ -74,8 +81,13 @@ def _run_study(folder: Path, settings: dict, study, log) -> tuple[Path, StudyRep
         log,
         settings.get("overrides", []),
     )
-    report = study.run(run)
-    html, _ = write_study_report(folder, report)
+    params = {"study": settings["study"], **settings["params"], "quick": settings["quick"]}
+    with parent_run(folder, "study", str(settings["study"]), params, log) as parent:
+        report = study.run(run)
+        mark_incomparable(folder, report.reference)
+        html, md = write_study_report(folder, report)
+        figures = {f"{s.title}: {n}": png for s in report.sections for n, png in s.figures.items()}
+        parent.finish(figures, [html, md])
     wall = time.perf_counter() - start
     log(f"study report: {html} ({wall:.1f} s)")
     return folder, report, wall

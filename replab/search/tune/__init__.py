@@ -28,9 +28,12 @@ from replab.errors import ConfigError, ReplabError
 from replab.io import atomic_write_text, write_error
 from replab.recipes import read_recipe
 from replab.runs import rundir
+from replab.runs.tracking import folder_figures, parent_run
 from replab.search.space import check_space, parse_space, read_space
 from replab.search.tune.settings import (
+    BEST_YAML,
     SPACE_YAML,
+    TRIALS_CSV,
     TUNE_JSON,
     TuneResult,
     TuneSettings,
@@ -127,8 +130,22 @@ def resume_tune(
 
 
 def _resumable(study_dir: Path, settings: TuneSettings, log) -> TuneResult:
+    params = {
+        "recipe": settings.recipe_source,
+        "overrides": settings.overrides,
+        "space": settings.space,
+        "metric": settings.metric,
+        "direction": settings.direction,
+        "trials": settings.trials,
+    }
     try:
-        return run_tune(study_dir, settings, log)
+        with parent_run(study_dir, "tune", settings.study_name, params, log) as parent:
+            result = run_tune(study_dir, settings, log)
+            parent.finish(
+                folder_figures(study_dir / rundir.FIGURES),
+                [study_dir / name for name in ("tune.html", BEST_YAML, TRIALS_CSV)],
+            )
+            return result
     except KeyboardInterrupt as err:
         # Ctrl-C: the study, not the trial's run folder, is what to continue
         err.replab_resume = (  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from replab.search.space import (
 )
 from replab.search.tune.outputs import show_value
 from replab.search.tune.settings import TuneSettings
+from replab.spec import same_training
 
 
 class Pruned(Exception):
@@ -109,7 +110,7 @@ def _trial_run(
             spec = trial_spec(
                 settings.recipe, settings.overrides, values, rundir.open_existing(old).name
             )
-            if rundir.open_existing(old) == spec:
+            if same_training(rundir.open_existing(old), spec):
                 finished = (
                     rundir.read_status(old) == "finished" and (old / rundir.SUMMARY).is_file()
                 )
