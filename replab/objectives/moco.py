@@ -91,7 +91,7 @@ class MoCoLoss(nn.Module):
     def _info_nce(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         q, k = F.normalize(q.float(), dim=1), F.normalize(k.detach().float(), dim=1)
         positive = (q * k).sum(1, keepdim=True)
-        logits = torch.cat([positive, q @ self.queue.T], dim=1) / self.temperature
+        logits = torch.cat([positive, q @ self.queue.to(q.dtype).T], dim=1) / self.temperature
         return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
     @torch.no_grad()
