@@ -235,8 +235,9 @@ class TrainerSpec(Strict):
     compile: bool = Field(False, description="torch.compile the model (pays on GPU)")
     sync_batchnorm: bool = Field(
         False,
-        description="under torchrun, batch norm over the global batch (SyncBatchNorm, as BYOL "
-        "and SimCLR train); a single process already sees its whole batch, so no change there",
+        description="under torchrun on GPUs, batch norm over the global batch (SyncBatchNorm, "
+        "as BYOL and SimCLR train); a single process already sees its whole batch, so no change "
+        "there; CPU workers are refused (torch has no CPU SyncBatchNorm)",
     )
     progress: bool = True
     deterministic: bool = Field(

@@ -138,10 +138,7 @@ class Trainer:
         ranks' rows (NT-Xent negatives); only rank 0 writes."""
         self.train.shard(dist.rank(), dist.world_size())
         if self.spec.sync_batchnorm:
-            # batch statistics over the global batch (BYOL, SimCLR); replaces the task's
-            # batch-norm layers in place, so evaluation and checkpoints see the same modules
-            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-            self.task.model = self.model
+            self._sync_batchnorm()
         ddp = dist.wrap(self.model, self.device)
         model = cast(torch.nn.Module, torch.compile(ddp)) if self.spec.compile else ddp
         self._ddp, self.train_model, self.gather = model, model, dist.gather_rows
@@ -149,6 +146,21 @@ class Trainer:
             self.checkpoint_dir = None
             # Own random stream per rank (dropout, augmentations), from the run's seed.
             torch.manual_seed(torch.initial_seed() + 1_000_003 * dist.rank())
+
+    def _sync_batchnorm(self) -> None:
+        """Batch statistics over the global batch (BYOL, SimCLR at scale). Converted in place,
+        so evaluation, the task and checkpoints see the same modules (same parameters, so the
+        optimizer built before still holds them)."""
+        if self.device.type == "cpu":
+            # torch's SyncBatchNorm raises on CPU tensors in training (torch 2.14)
+            raise ConfigError(
+                "trainer.sync_batchnorm needs GPUs: torch has no SyncBatchNorm for CPU (gloo) "
+                "processes",
+                "set trainer.sync_batchnorm=false to train CPU workers with per-rank batch "
+                "norm, or run on CUDA devices",
+            )
+        self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.task.model = self.model
 
     # --- the loop -------------------------------------------------------------------------
     def fit(self) -> FitResult:
