@@ -22,7 +22,7 @@ from replab.models import MODELS, MomentumProjected, momentum_at
 from replab.models.layers import latent_dim_of
 from replab.spec import Component, ModelSpec
 from replab.tasks.base import Gather, Task, TaskStepHook, build_encoder
-from replab.tasks.contrastive import _pair_accuracy
+from replab.tasks.contrastive import pair_accuracy
 from replab.tasks.registry import TASKS
 
 
@@ -71,7 +71,7 @@ class MomentumContrastive(Task):
         # stateful objectives (MoCo's queue) change only while training, not on validation
         self.objective.train(self.model.training)
         loss = self.objective(p1, p2, z1, z2, gather=gather)
-        return {"loss": loss, "pair_accuracy": _pair_accuracy(p1.detach(), p2.detach())}
+        return {"loss": loss, "pair_accuracy": pair_accuracy(p1.detach(), p2.detach())}
 
     def step_hooks(self) -> list[TaskStepHook]:
         return [self._update_target]
