@@ -172,12 +172,16 @@ class PartOptimizerSpec(Strict):
 
 class OptimizerSpec(Strict):
     name: str = Field(
-        "adam", description="a registered optimizer: adam, adamw, sgd (replab.training.optimizers)"
+        "adam",
+        description="a registered optimizer: adam, adamw, sgd, lars (replab.training.optimizers)",
     )
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(0.0, ge=0.0)
-    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD only")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD and LARS")
     nesterov: bool = False
+    trust_coefficient: float = Field(
+        0.001, gt=0.0, description="LARS only: eta in the layer-wise rate eta * |w| / |g + wd w|"
+    )
     groups: str = Field(
         "parts",
         description=(
@@ -230,6 +234,12 @@ class TrainerSpec(Strict):
         "auto", description="auto: bf16 autocast on CUDA, off on CPU"
     )
     compile: bool = Field(False, description="torch.compile the model (pays on GPU)")
+    sync_batchnorm: bool = Field(
+        False,
+        description="under torchrun on GPUs, batch norm over the global batch (SyncBatchNorm, "
+        "as BYOL and SimCLR train); a single process already sees its whole batch, so no change "
+        "there; CPU workers are refused (torch has no CPU SyncBatchNorm)",
+    )
     progress: bool = True
     deterministic: bool = Field(
         True, description="deterministic algorithms, so a seed gives the same metrics"
@@ -258,6 +268,11 @@ class ModelSpec(Strict):
     head: Component | None = None
     projection: Component | None = Field(
         None, description="contrastive task: the head the loss sees (SimCLR's projection)"
+    )
+    predictor: Component | None = Field(
+        None,
+        description="momentum_contrastive task: a head after the online projection, not copied "
+        "to the target (BYOL's predictor; none for MoCo)",
     )
     pretrained: PretrainedSpec | None = None
     freeze: list[str] = Field(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from replab.models.momentum import Momentum
+
 
 class AutoEncoder(nn.Module):
     def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
@@ -33,6 +35,21 @@ class Projected(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projection(self.encoder(x))
+
+
+class MomentumProjected(nn.Module):
+    """Two branches over one input (BYOL, MoCo): the online encoder, projection and predictor,
+    and a momentum copy of encoder and projection (``target``, updated by EMA, never trained).
+    ``forward`` gives ``(online predictions, target projections)``; probes see the online
+    encoder, the one the gradients trained."""
+
+    def __init__(self, encoder: nn.Module, projection: nn.Module, predictor: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.projection, self.predictor = encoder, projection, predictor
+        self.target = Momentum(Projected(encoder, projection))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.predictor(self.projection(self.encoder(x))), self.target(x)
 
 
 class Identity(nn.Module):

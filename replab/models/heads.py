@@ -52,7 +52,9 @@ class MLPHead(nn.Module):
 @MODELS.register("projection_head")
 class ProjectionHead(nn.Module):
     """SimCLR's projection g(h): the contrastive loss sees its output,
-    probes see h (A3: 512-512-128)."""
+    probes see h (A3: 512-512-128). Also BYOL's predictor (the ``model.predictor`` slot).
+    ``batchnorm: true`` puts batch norm after each hidden layer, as BYOL's projector and
+    predictor (4096 hidden, BN, ReLU, 256 out) have it."""
 
     def __init__(
         self,
@@ -60,9 +62,11 @@ class ProjectionHead(nn.Module):
         out_dim: int = 128,
         hidden: Sequence[int] = (512,),
         activation: str = "relu",
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
-        self.net = mlp([in_dim, *hidden, out_dim], activation)
+        self.out_dim = out_dim
+        self.net = mlp([in_dim, *hidden, out_dim], activation, batchnorm=batchnorm)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)

@@ -31,13 +31,20 @@ def activation(name: str | None) -> nn.Module:
 
 
 def mlp(
-    sizes: Sequence[int], act: str = "relu", dropout: float = 0.0, last_act: str | None = None
+    sizes: Sequence[int],
+    act: str = "relu",
+    dropout: float = 0.0,
+    last_act: str | None = None,
+    batchnorm: bool = False,
 ) -> nn.Sequential:
-    """Linear layers through ``sizes``; activation and dropout after every hidden layer."""
+    """Linear layers through ``sizes``; (batch norm,) activation and dropout after every hidden
+    layer."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(b))
             layers.append(activation(act))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))

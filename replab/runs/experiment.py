@@ -248,7 +248,7 @@ def load_data(spec: ExperimentSpec) -> tuple[Splits, Normalizer]:
 
 
 # Tasks that learn from the images alone; every other task trains on labels.
-LABEL_FREE_TASKS = ("autoencode", "vae", "contrastive", "rotation")
+LABEL_FREE_TASKS = ("autoencode", "vae", "contrastive", "momentum_contrastive", "rotation")
 
 
 def check_labels(spec: ExperimentSpec, splits: Splits) -> None:

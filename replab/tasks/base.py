@@ -14,6 +14,8 @@ from replab.spec import Component
 
 EVAL_SEED = 20_240_613
 Gather = Callable[[torch.Tensor], torch.Tensor]
+# run by the trainer after every optimizer step with (steps done, the run's total steps)
+TaskStepHook = Callable[[int, int], None]
 
 
 class Task:
@@ -99,6 +101,19 @@ class Task:
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
     ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def step_hooks(self) -> list[TaskStepHook]:
+        """Work after every optimizer step that belongs to the method (a momentum copy's EMA
+        update); the trainer runs these before its own ``step_hooks``."""
+        return []
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The task's state beyond the model's weights: the objective's buffers (MoCo's queue
+        of keys). The trainer checkpoints it, so a resumed run continues exactly."""
+        return dict(self.objective.state_dict())
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.objective.load_state_dict(state)
 
     @property
     def encoder(self) -> nn.Module:

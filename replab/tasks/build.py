@@ -3,6 +3,7 @@ pretrained parts loaded, frozen)."""
 
 from __future__ import annotations
 
+from replab.models import Momentum
 from replab.models.init import initialise
 from replab.spec import ExperimentSpec
 from replab.tasks.base import Task, task_options
@@ -26,6 +27,9 @@ def build_task(spec: ExperimentSpec, shape: tuple[int, ...], num_classes: int) -
     if spec.model.pretrained is not None:
         copied = load_pretrained(task.model, spec.model.pretrained)
         frozen += copied if spec.model.pretrained.freeze else []
+    for part in task.model.modules():
+        if isinstance(part, Momentum):  # a momentum copy starts equal to its online module
+            part.reset()
     freeze(task.model, frozen)
     task.frozen = frozen
     return task

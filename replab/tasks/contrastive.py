@@ -36,6 +36,11 @@ class Contrastive(Task):
                 "add e.g. `projection: {name: "
                 "projection_head, hidden: [512], out_dim: 128}` under model",
             )
+        if model.predictor is not None:
+            raise ConfigError(
+                "task 'contrastive' has no predictor: both views go through the same network",
+                "drop model.predictor, or use task momentum_contrastive (BYOL's predictor)",
+            )
         if not augment:
             raise ConfigError(
                 "task 'contrastive' needs an augment list: two views of one image must differ",
@@ -69,10 +74,10 @@ class Contrastive(Task):
             loss = self.objective(
                 z1, z2, gather=gather, offset=torch.distributed.get_rank() * len(z1)
             )
-        return {"loss": loss, "pair_accuracy": _pair_accuracy(z1.detach(), z2.detach())}
+        return {"loss": loss, "pair_accuracy": pair_accuracy(z1.detach(), z2.detach())}
 
 
-def _pair_accuracy(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+def pair_accuracy(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """Share of views whose nearest other view (cosine) is their own partner."""
     z = torch.nn.functional.normalize(torch.cat([z1, z2]).float(), dim=1)
     sim = z @ z.T

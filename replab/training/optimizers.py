@@ -8,6 +8,7 @@ optimizer is one decorated function here (or in any module of this package's lay
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -60,6 +61,75 @@ def sgd(groups: list[dict], spec: OptimizerSpec, extra: dict) -> torch.optim.Opt
         nesterov=spec.nesterov and spec.momentum > 0,
         **extra,
     )
+
+
+@OPTIMIZERS.register("lars")
+def lars(groups: list[dict], spec: OptimizerSpec, extra: dict) -> torch.optim.Optimizer:
+    # no fused kernel exists for LARS: ``extra`` is not passed on
+    return LARS(
+        groups,
+        lr=spec.lr,
+        momentum=spec.momentum,
+        weight_decay=spec.weight_decay,
+        trust_coefficient=spec.trust_coefficient,
+    )
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise adaptive rate scaling (You, Gitman and Ginsburg 2017, arXiv:1708.03888), as
+    BYOL and Barlow Twins train with it. For each weight ``w`` with gradient ``g``::
+
+        u = g + wd * w;  u *= eta * |w| / |u|  (if both norms > 0);  v = m * v + u;  w -= lr * v
+
+    Parameters with one dimension (biases, normalisation scales and shifts) are excluded from
+    both the weight decay and the adaptation, as both papers do: they take plain SGD with
+    momentum (``u = g``).
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 0.001,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "trust_coefficient": trust_coefficient,
+        }
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, group)
+        return loss
+
+    def _update(self, p: torch.Tensor, group: dict) -> None:
+        u = cast(torch.Tensor, p.grad)
+        if p.ndim > 1:
+            u = u.add(p, alpha=group["weight_decay"])
+            w_norm, u_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(u)
+            one = torch.ones_like(w_norm)
+            trust = torch.where(
+                (w_norm > 0) & (u_norm > 0), group["trust_coefficient"] * w_norm / u_norm, one
+            )
+            u = u * trust
+        state = self.state[p]
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        v = state["momentum_buffer"]
+        v.mul_(group["momentum"]).add_(u)
+        p.add_(v, alpha=-group["lr"])
 
 
 @PARAM_GROUPS.register("parts")

@@ -2,7 +2,8 @@
 
 Hooks let studies and methods add work without touching the loop: ``hooks`` run after every
 epoch with ``(trainer, record)`` (tune reports to Optuna there), ``step_hooks`` after every
-optimizer step with ``(trainer, step)`` (a momentum encoder's EMA update belongs there).
+optimizer step with ``(trainer, step)``. A method's own per-step work (a momentum copy's EMA
+update) is the task's: ``task.step_hooks()`` run first, with ``(step, total steps)``.
 
 The trainer never changes the task it is given: the module its steps run through (the
 task's model, compiled and/or wrapped for DDP) and the cross-rank ``gather`` are passed to
@@ -136,6 +137,8 @@ class Trainer:
         """Rank r trains on its slice of each global batch through DDP and may gather other
         ranks' rows (NT-Xent negatives); only rank 0 writes."""
         self.train.shard(dist.rank(), dist.world_size())
+        if self.spec.sync_batchnorm:
+            self._sync_batchnorm()
         ddp = dist.wrap(self.model, self.device)
         model = cast(torch.nn.Module, torch.compile(ddp)) if self.spec.compile else ddp
         self._ddp, self.train_model, self.gather = model, model, dist.gather_rows
@@ -143,6 +146,21 @@ class Trainer:
             self.checkpoint_dir = None
             # Own random stream per rank (dropout, augmentations), from the run's seed.
             torch.manual_seed(torch.initial_seed() + 1_000_003 * dist.rank())
+
+    def _sync_batchnorm(self) -> None:
+        """Batch statistics over the global batch (BYOL, SimCLR at scale). Converted in place,
+        so evaluation, the task and checkpoints see the same modules (same parameters, so the
+        optimizer built before still holds them)."""
+        if self.device.type == "cpu":
+            # torch's SyncBatchNorm raises on CPU tensors in training (torch 2.14)
+            raise ConfigError(
+                "trainer.sync_batchnorm needs GPUs: torch has no SyncBatchNorm for CPU (gloo) "
+                "processes",
+                "set trainer.sync_batchnorm=false to train CPU workers with per-rank batch "
+                "norm, or run on CUDA devices",
+            )
+        self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.task.model = self.model
 
     # --- the loop -------------------------------------------------------------------------
     def fit(self) -> FitResult:
@@ -201,6 +219,8 @@ class Trainer:
             if self.spec.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
             self.optimizer.step()
+            for task_hook in self.task.step_hooks():
+                task_hook(done + 1, self.spec.epochs * len(self.train))
             for step_hook in self.step_hooks:
                 step_hook(self, done + 1)
             n = len(y)
@@ -275,6 +295,7 @@ class Trainer:
             "best_state": self.best_state,
             "loader": self.train.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "task": self.task.state_dict(),
             **({"torch_rng_ranks": self._rng_states} if self._rng_states else {}),
         }
 
@@ -295,9 +316,11 @@ class Trainer:
             )
         # everything is checked before anything is applied: a refused checkpoint leaves the
         # trainer as it was
-        _check_weights(self.model, state["model"], path, "model")
+        _check_weights(self.model.state_dict(), state["model"], path, "model")
         if state["best_state"] is not None:
-            _check_weights(self.model, state["best_state"], path, "best_state")
+            _check_weights(self.model.state_dict(), state["best_state"], path, "best_state")
+        # older checkpoints have no task state; a stateless task needs none
+        _check_weights(self.task.state_dict(), state.get("task", {}), path, "task")
         try:
             _check_training_state(state, self.optimizer)
         except (KeyError, TypeError, ValueError) as err:
@@ -307,6 +330,7 @@ class Trainer:
             ) from None
         load_state_into(self.model, state["model"], path)
         try:
+            self.task.load_state_dict(state.get("task", {}))
             self.optimizer.load_state_dict(state["optimizer"])
             self.history = list(state["history"])
             self.stopper.load_state_dict(state["stopper"])
@@ -324,9 +348,8 @@ class Trainer:
             torch.set_rng_state(ranks[dist.rank()].cpu())
 
 
-def _check_weights(model: torch.nn.Module, weights: object, path: Path, key: str) -> None:
-    """``weights`` are a state dict of exactly ``model``'s keys and shapes."""
-    expected = model.state_dict()
+def _check_weights(expected: dict, weights: object, path: Path, key: str) -> None:
+    """``weights`` are a state dict of exactly ``expected``'s keys and shapes."""
     fix = (
         "resume with the recipe the checkpoint was trained with "
         "(the run folder's config.yaml), or start a new run"

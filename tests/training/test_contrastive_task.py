@@ -72,3 +72,10 @@ def test_contrastive_objective_is_refused_by_other_tasks():
     }
     with pytest.raises(ConfigError, match="does not fit this task"):
         build_task(validate_spec(raw), (1, 8, 8), 10)
+
+
+def test_a_predictor_is_refused_with_the_task_that_takes_one():
+    raw = {**RAW, "model": {**RAW["model"], "predictor": {"name": "projection_head"}}}
+    with pytest.raises(ConfigError, match="no predictor") as err:
+        build_task(validate_spec(raw), (1, 12, 12), 10)
+    assert "momentum_contrastive" in err.value.fix

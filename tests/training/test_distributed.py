@@ -142,3 +142,105 @@ def test_loss_on_two_ranks_equals_one_process_on_the_whole_batch(tmp_path, name)
         torch.testing.assert_close(got["loss"], loss.detach(), atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(got["weight"], linear.weight.grad, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(got["bias"], linear.bias.grad, atol=1e-6, rtol=1e-5)
+
+
+# --- BYOL and MoCo v2 through the trainer on 2 gloo ranks -----------------------------------
+def _join(rank: int, world: int, port: int) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        TORCHELASTIC_USE_AGENT_STORE="True",
+    )
+    torch.set_num_threads(1)
+
+
+def _momentum_trainer(objective: dict, **trainer):
+    from replab.data import load_splits
+    from replab.spec import validate_spec
+    from replab.tasks import build_task
+    from replab.training import Trainer, seed_everything
+
+    seed_everything(0)  # every rank builds the same model and the same initial queue
+    spec = validate_spec(
+        {
+            "task": "momentum_contrastive",
+            "augment": [{"name": "random_resized_crop", "scale": [0.5, 1.0]}],
+            "model": {
+                "encoder": {"name": "mlp", "hidden": [32], "latent_dim": 16},
+                "projection": {"name": "projection_head", "hidden": [16], "out_dim": 8},
+                **(
+                    {"predictor": {"name": "projection_head", "hidden": [16], "out_dim": 8}}
+                    if objective["name"] == "byol"
+                    else {}
+                ),
+            },
+            "objective": objective,
+            "trainer": {"epochs": 1, "batch_size": 64, "progress": False, **trainer},
+        }
+    )
+    splits = load_splits("digits", seed=0)
+    task = build_task(spec, splits.train.shape, 10)
+    train = DeviceLoader(splits.train.images[:512], splits.train.labels[:512], 64, seed=0)
+    val = DeviceLoader(splits.val.images, splits.val.labels, 512, shuffle=False)
+    return Trainer(task, spec.trainer, train, val, torch.device("cpu"), distributed=True)
+
+
+def _momentum_rank(rank: int, world: int, port: int, out: Path, name: str) -> None:
+    _join(rank, world, port)
+    with distributed.session("cpu", timeout_minutes=2) as joined:
+        assert joined
+        objective = {"name": name, **({"queue": 1024} if name == "moco" else {})}
+        trainer = _momentum_trainer(objective)
+        keys: list[torch.Tensor] = []
+        forward = trainer.task.objective.forward
+
+        def recording(p1, p2, z1, z2, **kw):  # this rank's keys of view 2, step by step
+            if trainer.task.objective.training:
+                keys.append(z2.detach().clone())
+            return forward(p1, p2, z1, z2, **kw)
+
+        trainer.task.objective.forward = recording
+        trainer.fit()
+        try:
+            _momentum_trainer(objective, sync_batchnorm=True)
+            refused = ""
+        except ConfigError as err:
+            refused = str(err)
+        torch.save(
+            {
+                "target": trainer.task.model.target.state_dict(),
+                "online": trainer.task.model.state_dict(),
+                "task": trainer.task.state_dict(),
+                "keys": keys,
+                "refused": refused,
+            },
+            out / f"{rank}.pt",
+        )
+    os._exit(0)  # as _loss_rank: skip the interpreter's teardown
+
+
+@pytest.mark.slow  # two spawned processes importing torch: about 30 s on 2 shared cores
+@pytest.mark.parametrize("name", ["byol", "moco"])
+def test_momentum_methods_on_two_ranks_keep_one_target_and_one_queue(tmp_path, name):
+    """After training steps the target network is the same on both ranks; MoCo's queue holds
+    the keys of both ranks, in rank order, and is the same on both. SyncBatchNorm is refused
+    on CPU processes (torch has no CPU implementation), with a ConfigError."""
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    mp.spawn(_momentum_rank, args=(2, store.port, tmp_path, name), nprocs=2, join=True)
+    a, b = (torch.load(tmp_path / f"{rank}.pt") for rank in range(2))
+    for key, value in a["target"].items():
+        assert torch.equal(value, b["target"][key]), key
+    moved = a["target"]["module.encoder.net.0.weight"]
+    assert not torch.equal(moved, a["online"]["encoder.net.0.weight"])  # it trails the online
+    assert (
+        "sync_batchnorm needs GPUs" in a["refused"] and "sync_batchnorm needs GPUs" in b["refused"]
+    )
+    if name == "moco":
+        assert torch.equal(a["task"]["queue"], b["task"]["queue"])
+        steps = [torch.cat(pair) for pair in zip(a["keys"], b["keys"], strict=True)]
+        enqueued = torch.nn.functional.normalize(torch.cat(steps), dim=1)
+        assert a["task"]["ptr"].item() == len(enqueued) == 512
+        torch.testing.assert_close(a["task"]["queue"][: len(enqueued)], enqueued)

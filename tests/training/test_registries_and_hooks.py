@@ -43,7 +43,7 @@ def test_schedules_match_the_hand_written_curve(name, warmup):
 
 def test_every_registered_optimizer_builds_with_its_settings():
     model = Classifier(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
-    assert OPTIMIZERS.names() == ["adam", "adamw", "sgd"]
+    assert OPTIMIZERS.names() == ["adam", "adamw", "lars", "sgd"]
     for name in OPTIMIZERS.names():
         opt = build_optimizer(
             model, OptimizerSpec(name=name, lr=0.02, weight_decay=0.03, momentum=0.5), CPU
