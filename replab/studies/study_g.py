@@ -77,14 +77,12 @@ FAMILIES: dict[str, dict] = {
         "decoder": "{name: mlp_decoder, hidden: [256], output_activation: sigmoid}",
         "probe": "{name: mlp_head, hidden: [64]}",
         "views": "a3-mnist-simclr",
-        "width": 128,
     },
     "colour": {
         "encoder": "{name: resnet18, stem: cifar, width: 64}",
         "decoder": "{name: mlp_decoder, hidden: [1024], output_activation: sigmoid}",
         "probe": "{name: mlp_head, hidden: [256, 128], dropout: 0.5}",
         "views": "a3-cifar10-simclr",
-        "width": 512,
     },
 }
 MEASURES = (
@@ -96,7 +94,9 @@ MEASURES = (
     ("latent.effective_rank", "effective rank"),
 )
 RANKED = MEASURES[:5]  # higher is better; the effective rank is read for collapse instead
-COLLAPSED = 0.05  # an effective rank below 5% of the latent's width is a collapse
+# An effective rank under 2: the latents lie on about one line (or one point) — the complete
+# collapse a self-supervised loss can reach while its value still looks fine.
+COLLAPSED = 2.0
 # t-SNE (and so trustworthiness and the maps) is left out of the quick profile: at this size it
 # would cost more than all eight methods' training.
 QUICK = [
@@ -126,7 +126,6 @@ class Row:
     seconds: list[float] = field(default_factory=list)  # training time per seed
     labels: bool = False
     baseline: bool = False
-    width: int = 0  # the latent's dimension, for the collapse test
 
     def mean(self, metric: str) -> float | None:
         return mean_and_std(self.values.get(metric, []))[0]
@@ -180,7 +179,7 @@ class StudyG:
             for m in self.methods
         ]
         pairs = list(zip(self.methods, parts, strict=True))
-        rows = [*_pixels_row(pairs), *(_row(m, p, family["width"]) for m, p in pairs)]
+        rows = [*_pixels_row(pairs), *(_row(m, p) for m, p in pairs)]
         return StudyReport(
             title=f"Study G on {self.dataset}: which latent space is best?",
             question=(
@@ -256,7 +255,7 @@ class StudyG:
             "latents (linear: one affine map; MLP: one hidden layer); kNN with k = 20 on cosine "
             "similarity over a seeded 80/20 split of the test set; silhouette of the labels; "
             "trustworthiness of the t-SNE map; effective rank = RankMe of the test latents "
-            f"('collapsed' below {COLLAPSED:.0%} of the latent's width). 'train s' is the "
+            f"('collapsed' below {COLLAPSED:g}: the latents on about one line). 'train s' is the "
             "training time on this machine.",
             subset_note(parts),
         ]
@@ -278,10 +277,10 @@ def _recipe(recipe: str, family: dict) -> str:
     return recipe.replace("mnist", "cifar10") if family is FAMILIES["colour"] else recipe
 
 
-def _row(m: Method, p: Part, width: int) -> Row:
+def _row(m: Method, p: Part) -> Row:
     metrics = {name: p.values(name) for name, _ in MEASURES}
     seconds = [s["timings"]["train"] for s in p.summaries]
-    return Row(m.key, m.title, metrics, seconds, labels=m.labels, width=width)
+    return Row(m.key, m.title, metrics, seconds, labels=m.labels)
 
 
 def _pixels_row(pairs: list[tuple[Method, Part]]) -> list[Row]:
@@ -300,7 +299,7 @@ def _pixels_row(pairs: list[tuple[Method, Part]]) -> list[Row]:
 
 def _collapsed(r: Row) -> bool:
     rank = r.mean("latent.effective_rank")
-    return bool(r.width) and rank is not None and rank < COLLAPSED * r.width
+    return rank is not None and rank < COLLAPSED
 
 
 def _best(rows: list[Row], metric: str) -> tuple[Row, Row | None] | None:
@@ -355,10 +354,9 @@ def _answer(rows: list[Row]) -> Section:
     text += _floor_and_ceiling(rows, ranked, metric)
     collapsed = [r.key for r in rows if _collapsed(r)]
     text.append(
-        f"Collapsed (effective rank under {COLLAPSED:.0%} of the width): {', '.join(collapsed)}."
+        f"Collapsed (effective rank under {COLLAPSED:g}): {', '.join(collapsed)}."
         if collapsed
-        else "No method collapsed: every effective rank is above "
-        f"{COLLAPSED:.0%} of the latent's width."
+        else f"No method collapsed: every effective rank is {COLLAPSED:g} or more."
     )
     timed = [r for r in rows if r.seconds]
     cheap, dear = min(timed, key=_seconds), max(timed, key=_seconds)
