@@ -95,3 +95,17 @@ def test_jobs_flag_must_be_a_count(capsys):
         main(["sweep", "digits-autoencoder", "--over", "seed=[0]", "--jobs", "0"])
     assert exit_.value.code == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_tune_with_two_jobs_finishes_exactly_n_trials(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("model.encoder.latent_dim: {type: int, low: 4, high: 16}\n")
+    argv = ["tune", "digits-autoencoder", "--space", str(space), "--trials", "3", "--jobs", "2"]
+    extra = ["trainer.epochs=2", "probe.enabled=false", "analysis.enabled=false"]
+    study = tmp_path / "study"
+    assert main([*argv, *extra, "--threads", "1", "--study-dir", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "3 trials finished (3 complete)" in out
+    assert out.count(" complete: val.loss") == 3  # one line per trial, from the workers
+    assert len(list(study.glob("trial-*/summary.json"))) == 3
+    assert (study / "best.yaml").is_file()
