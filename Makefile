@@ -8,6 +8,10 @@ ifneq ($(wildcard $(SHARED_DATA)/MNIST),)
 export REPLAB_DATA ?= $(SHARED_DATA)
 endif
 
+# Test processes for the default suite: the CPUs this process may use (nproc follows the
+# affinity mask); each pytest-xdist worker then takes its share of them (tests/conftest.py).
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 .PHONY: setup run test test-slow lint bench clean
 
 # torch and torchvision at the pinned versions (pyproject.toml); from TORCH_INDEX_URL when set,
@@ -28,7 +32,7 @@ run: setup                               ## the main job: replab's default study
 	$(VENV)/bin/replab run
 
 test: setup                              ## the default test suite (what CI runs first)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_JOBS)
 
 test-slow: setup                         ## long suites (DDP, PostgreSQL, kill/resume); CI runs them too
 	$(PY) -m pytest -q -m slow; code=$$?; [ $$code -eq 5 ] && echo "no slow tests yet" && exit 0; exit $$code

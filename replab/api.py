@@ -275,13 +275,15 @@ def study(
     data_dir: str | Path | None = None,
     resume: str | Path | None = None,
     log: Log | None = None,
+    jobs: int = 1,
     **options: Any,
 ) -> StudyResult:
     """Run (or ``resume``) a whole study (``replab study``).
 
     ``options`` are the study's own settings (``study("a", dataset="cifar10")``, ``ks=[2, 32]``
     for study b; ``replab study --help`` lists each study's); ``overrides`` are
-    ``PART:KEY=VALUE`` recipe changes for one part (``*`` for all).
+    ``PART:KEY=VALUE`` recipe changes for one part (``*`` for all). ``jobs``: runs trained at
+    once, each in its own process with its share of the CPUs (docs/studies.md).
     """
     _ensure_plugins()
     if resume is not None and (name or options or quick or overrides):
@@ -303,6 +305,7 @@ def study(
         Path(resume) if resume else None,
         list(overrides),
         log=log or _quiet,
+        jobs=jobs,
     )
     return StudyResult(folder, report, seconds)
 
@@ -328,12 +331,19 @@ def sweep(
     *overrides: str,
     runs_dir: str | Path | None = None,
     log: Log | None = None,
+    jobs: int = 1,
 ) -> SweepResult:
-    """One run per value of each ``over`` key (``KEY=[V1,V2]``; several make a grid)."""
+    """One run per value of each ``over`` key (``KEY=[V1,V2]``; several make a grid);
+    ``jobs`` runs at once in worker processes."""
     _ensure_plugins()
     axes = [parse_axis(text) for text in over]
     folder = run_sweep(
-        Path(recipe), axes, list(overrides), Path(runs_dir or default_runs_dir()), log=log or _quiet
+        Path(recipe),
+        axes,
+        list(overrides),
+        Path(runs_dir or default_runs_dir()),
+        log=log or _quiet,
+        jobs=jobs,
     )
     return SweepResult(folder)
 
@@ -348,17 +358,19 @@ def tune(
     study_dir: str | Path | None = None,
     storage: str | None = None,
     log: Log | None = None,
+    jobs: int = 1,
     **options,
 ) -> TuneResult:
     """An Optuna search over ``space`` (``replab tune``), or ``resume`` one; see docs/tuning.md.
 
     ``options``: metric, direction, study_name, seed, prune, prune_startup, prune_warmup,
-    enqueue (a list of points), as the command's flags.
+    enqueue (a list of points), as the command's flags. ``jobs``: local worker processes
+    sharing the study (and the CPUs).
     """
     _ensure_plugins()
     log = log or _quiet
     if resume is not None:
-        return resume_tune(Path(resume), trials, storage, log=log)
+        return resume_tune(Path(resume), trials, storage, log=log, jobs=jobs)
     if not recipe or not space or trials is None:
         raise ReplabError(
             "tune needs a recipe, a search space and a trial count",
@@ -373,6 +385,7 @@ def tune(
         Path(study_dir) if study_dir else None,
         log=log,
         storage=storage,
+        jobs=jobs,
         **options,
     )
 

@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    if getattr(args, "threads", None):
+        # --threads wins over $REPLAB_THREADS; worker processes inherit it from the environment
+        os.environ["REPLAB_THREADS"] = str(args.threads)
     try:
         if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ReplabError(
@@ -201,6 +204,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="dataset folder (same as data.root=DIR; default $REPLAB_DATA, then the cache)",
     )
+    _add_threads(run, jobs=False)
     run.set_defaults(func=_cmd_run)
 
     sw = sub.add_parser(
@@ -233,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
         default=Path(os.environ.get("REPLAB_RUNS", "runs")),
         help="where the study folder goes",
     )
+    _add_threads(sw, jobs=True)
     sw.set_defaults(func=_cmd_sweep)
 
     st = sub.add_parser(
@@ -291,6 +296,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="continue a study: finished runs are reused, an interrupted one resumes",
     )
+    _add_threads(st, jobs=True)
     st.set_defaults(func=_cmd_study)
 
     tu = sub.add_parser(
@@ -396,6 +402,7 @@ def _parser() -> argparse.ArgumentParser:
         help="where the study folder goes",
     )
     tu.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR)")
+    _add_threads(tu, jobs=True)
     tu.set_defaults(func=_cmd_tune)
 
     rc = sub.add_parser(
@@ -471,6 +478,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     pl.set_defaults(func=_cmd_plugins)
     return parser
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 4096")
+    return value
+
+
+def _add_threads(parser: argparse.ArgumentParser, jobs: bool) -> None:
+    parser.add_argument(
+        "--threads",
+        type=_count,
+        metavar="N",
+        help="torch threads per run (default: this process's CPUs shared among the live "
+        "replab runs; $REPLAB_THREADS sets it too)",
+    )
+    if jobs:
+        parser.add_argument(
+            "--jobs",
+            type=_count,
+            default=1,
+            metavar="N",
+            help="train N runs at once, each in its own process with 1/N of the CPUs "
+            "(default 1); results equal --jobs 1 run for run",
+        )
 
 
 def _dataset_epilog(parser: argparse.ArgumentParser) -> None:
@@ -592,7 +628,9 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from replab import api
 
-    result = api.sweep(args.recipe, args.over, *args.overrides, runs_dir=args.runs_dir, log=_log)
+    result = api.sweep(
+        args.recipe, args.over, *args.overrides, runs_dir=args.runs_dir, log=_log, jobs=args.jobs
+    )
     print(f"study folder: {result.dir}\nreport:       {result.html}")
     return 0
 
@@ -617,7 +655,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 "pass only --resume STUDY_DIR "
                 "(with --trials N to raise its target, --storage URL to give a password again)",
             )
-        result = api.tune(resume=args.resume, trials=args.trials, storage=args.storage, log=_log)
+        result = api.tune(
+            resume=args.resume, trials=args.trials, storage=args.storage, log=_log, jobs=args.jobs
+        )
     else:
         if not args.recipe or not args.space or args.trials is None:
             raise ReplabError(
@@ -642,6 +682,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             prune_startup=args.prune_startup,
             prune_warmup=args.prune_warmup,
             enqueue=[parse_yaml(point, f"--enqueue {point!r}") for point in args.enqueue],
+            jobs=args.jobs,
         )
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
     print(f"\n{result.finished} trials finished ({counts})")
@@ -693,6 +734,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         resume=args.resume,
         log=_log,
+        jobs=args.jobs,
         **params,
     )
     if result.report.reference:
@@ -701,7 +743,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         )
     else:  # a study without published figures: its first table is the result
         first = next((s for s in result.report.sections if s.table), None)
-        if first is not None:
+        if first is not None and first.table is not None:
             print(f"\n{first.title}\n\n{table_markdown(*first.table)}")
     print(
         f"\nwall time {result.seconds:.1f} s\nstudy folder: {result.dir}\n"

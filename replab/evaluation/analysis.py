@@ -28,6 +28,7 @@ from replab.evaluation.latent import (
 )
 from replab.evaluation.separability import Separability, separability
 from replab.spec import AnalysisSpec
+from replab.training.trainer import progress
 
 
 @dataclass
@@ -78,14 +79,21 @@ def analyse(
     untrained encoder's latents) the latent space before training. A 2-D latent is drawn as it
     is: t-SNE of a plane would only distort it. ``prior``: the decoder was trained against
     N(0, I) (a VAE), so random samples decode prior draws instead of a fitted Gaussian's."""
-    clock = _Clock()
-    labels = test.labels.cpu()
-    index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
     pixels = test.images.flatten(1).float().div(255)
-    spaces = []
     inputs = [("image space", pixels)] if spec.image_space else []
     before = [("latent space before training", z_initial.cpu())] if z_initial is not None else []
-    for name, z in (*inputs, *before, ("latent space", z_test.cpu())):
+    todo = (*inputs, *before, ("latent space", z_test.cpu()))
+    # t-SNE of thousands of points takes tens of seconds a map: a bar says where it is
+    with progress(total=2 * len(todo) + (decoder is not None), desc="analysis") as bar:
+        return _analyse(test, z_test, spec, decoder, normalizer, seed, prior, todo, _Clock(bar))
+
+
+def _analyse(test, z_test, spec, decoder, normalizer, seed, prior, todo, clock) -> LatentAnalysis:
+    """``analyse`` over the spaces in ``todo``, each stage timed by ``clock``."""
+    labels = test.labels.cpu()
+    index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
+    spaces = []
+    for name, z in todo:
         direct = z.shape[1] == 2
         points: np.ndarray | None
         mapped: np.ndarray | None
@@ -144,11 +152,15 @@ def _generate(
 
 
 class _Clock:
-    def __init__(self) -> None:
+    def __init__(self, bar=None) -> None:
         self.last = time.perf_counter()
         self.laps: dict[str, float] = {}
+        self.bar = bar
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.laps[name] = now - self.last
         self.last = now
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{name} done")

@@ -16,6 +16,7 @@ from replab.spec import Component, TrainerSpec
 from replab.tasks.base import build_head
 from replab.tasks.classify import Classify, predicted_labels
 from replab.training import Trainer, seed_everything
+from replab.training.trainer import progress
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ProbeResult:
     epochs: int
     history: list[dict]
     test_report: ClassificationMetrics
+    seconds: float | None = None  # wall time, set by the caller that timed it
 
 
 @dataclass
@@ -119,7 +121,11 @@ def _fit_and_score(
     classes: list[str],
 ) -> ProbeResult:
     trainer = Trainer(task, spec, loaders["train"], loaders["val"], device, desc=desc)
-    fit = trainer.fit()
+    # One bar over the epochs (early stopping ends most runs well before spec.epochs): the probe
+    # trains hundreds of small steps per epoch, minutes on a busy CPU, and used to do it silently.
+    with progress(total=spec.epochs, desc=desc, unit="epoch") as bar:
+        trainer.hooks.append(lambda _, record: _show_epoch(bar, record))
+        fit = trainer.fit()
     scores = {
         split: trainer.evaluate(loaders[split], split)[f"{split}_accuracy"]
         for split in ("train", "val")
@@ -129,6 +135,11 @@ def _fit_and_score(
     return ProbeResult(
         scores["val"], report.accuracy, scores["train"], len(fit.history), fit.history, report
     )
+
+
+def _show_epoch(bar, record: dict) -> None:
+    bar.update(1)
+    bar.set_postfix_str(f"val accuracy {record.get('val_accuracy', float('nan')):.4f}")
 
 
 @torch.inference_mode()

@@ -41,6 +41,7 @@ from replab.training import (
     resolve_device,
     seed_everything,
 )
+from replab.training.threads import CpuShare, share_cpus
 
 
 @dataclass
@@ -289,7 +290,26 @@ def _run(
     """Train and evaluate; rank 0 writes ``run_dir`` (None on the other ranks of a new run).
 
     ``started`` gets True appended once everything is checked and training begins; ``tracker``
-    (rank 0's) writes every epoch and the results to TensorBoard and MLflow."""
+    (rank 0's) writes every epoch and the results to TensorBoard and MLflow. The run takes its
+    share of the CPUs (replab/training/threads.py) for its whole length, recounted after every
+    epoch."""
+    with share_cpus() as share:
+        log(f"threads: {share.threads} ({share.source})")
+        return _train_and_evaluate(
+            spec, run_dir, resumed, log, [share.epoch_hook, *hooks], started, tracker, share
+        )
+
+
+def _train_and_evaluate(
+    spec: ExperimentSpec,
+    run_dir: Path | None,
+    resumed: bool,
+    log,
+    hooks: list,
+    started: list[bool] | None,
+    tracker: RunTracker | None,
+    share: CpuShare,
+) -> dict:
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)
@@ -382,6 +402,7 @@ def _run(
             "total": time.perf_counter() - t0,
         },
     )
+    summary["threads"] = share.record()
     write_run(folder, spec, summary, out)
     if tracker is not None:
         tracker.finish(summary, out.figs, _projector(ctx, latents))
@@ -496,9 +517,10 @@ def _record_probe(prefix: str, result, out: Outputs, title: str, log) -> None:
         out.metrics[f"{prefix}.{split}_accuracy"] = getattr(result, f"{split}_accuracy")
     out.metrics[f"{prefix}.test_macro_f1"] = result.test_report.macro_f1
     out.figs[f"{title}: training curves"] = figures.curves(result.history, title)
+    took = f" in {result.seconds:.1f} s" if result.seconds is not None else ""
     log(
         f"{prefix}: val accuracy {result.val_accuracy:.4f}, "
-        f"test accuracy {result.test_accuracy:.4f} ({result.epochs} epochs)"
+        f"test accuracy {result.test_accuracy:.4f} ({result.epochs} epochs{took})"
     )
 
 
@@ -594,9 +616,15 @@ def _linear_probes(ctx: Context, latents: Latents, out: Outputs) -> None:
 def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
     """The frozen-latent probe (with per-class scores), and the fine-tuned encoder when asked."""
     spec, classes = ctx.spec, ctx.splits.train.classes
+    ctx.log(
+        f"probe: {spec.probe.head.name} on {len(latents.train):,} frozen latents "
+        f"(up to {spec.probe.trainer.epochs} epochs, batch {spec.probe.trainer.batch_size})"
+    )
+    start = time.perf_counter()
     probe = train_probe(
         latents, spec.probe.head, spec.probe.trainer, len(classes), ctx.device, spec.seed, classes
     )
+    probe.seconds = time.perf_counter() - start
     _record_probe("probe", probe, out, "probe on frozen latents", ctx.log)
     _linear_probes(ctx, latents, out)
     out.per_class = out.per_class or _per_class(probe.test_report)

@@ -13,6 +13,7 @@ import itertools
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from replab.recipes import read_recipe
 from replab.reporting import figures
 from replab.runs import rundir
 from replab.runs.experiment import run_or_reuse
+from replab.runs.pool import check_jobs, pooled
 from replab.runs.rebuild import compare_runs
 from replab.runs.tracking import parent_run
 from replab.spec import ExperimentSpec, apply_override, parse_yaml, validate_spec, with_overrides
@@ -100,22 +102,46 @@ def point_name(assignment: dict) -> str:
     )
 
 
-def run_grid(raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=print) -> list[dict]:
+def run_grid(
+    raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=print, pool=None
+) -> list[dict]:
     """Train (or reuse) every point of the grid in ``out``; one record per run."""
+    return start_grid(raw, axes, overrides, out, log, pool)()
+
+
+def start_grid(
+    raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=print, pool=None
+) -> Callable[[], list[dict]]:
+    """Start every point of the grid; the returned call waits for them and gives their records.
+
+    Without a ``pool`` the runs are trained here, one after the other, before this returns;
+    with one (``--jobs``) they are queued on its worker processes and this returns at once."""
     points = grid(raw, axes, overrides)
-    records = []
-    for i, (assignment, spec) in enumerate(points, 1):
-        log(f"sweep run {i}/{len(points)}: " + ", ".join(f"{k}={v}" for k, v in assignment.items()))
-        summary = run_or_reuse(spec, Path(out) / point_name(assignment), log=log)
-        records.append(
-            {
-                "values": assignment,
-                "run": point_name(assignment),
-                "metrics": summary["metrics"],
-                "seconds": summary["timings"]["total"],
-            }
-        )
-    return records
+    if pool is None:
+        records = []
+        for i, (assignment, spec) in enumerate(points, 1):
+            log(f"sweep run {i}/{len(points)}: " + _shown(assignment))
+            summary = run_or_reuse(spec, Path(out) / point_name(assignment), log=log)
+            records.append(_record(assignment, summary))
+        return lambda: records
+    queued = []
+    for assignment, spec in points:
+        folder = Path(out) / point_name(assignment)
+        queued.append((assignment, folder, pool.submit(spec, folder, f"{out.name}/{folder.name}")))
+    return lambda: [_record(a, pool.result(f, folder)) for a, folder, f in queued]
+
+
+def _shown(assignment: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in assignment.items())
+
+
+def _record(assignment: dict, summary: dict) -> dict:
+    return {
+        "values": assignment,
+        "run": point_name(assignment),
+        "metrics": summary["metrics"],
+        "seconds": summary["timings"]["total"],
+    }
 
 
 def aggregate(records: list[dict]) -> list[Point]:
@@ -131,8 +157,10 @@ def aggregate(records: list[dict]) -> list[Point]:
 
 
 def run_sweep(
-    recipe: Path, axes: list[Axis], overrides: list[str], runs_dir: Path, log=print
+    recipe: Path, axes: list[Axis], overrides: list[str], runs_dir: Path, log=print, jobs: int = 1
 ) -> Path:
+    """The sweep in a new study folder; ``jobs`` runs at once in worker processes."""
+    check_jobs(jobs)
     raw = read_recipe(recipe)
     grid(raw, axes, overrides)  # validate every point before creating anything
     name = rundir.safe_name(raw.get("name", "experiment"))
@@ -142,8 +170,12 @@ def run_sweep(
     except OSError as err:
         raise write_error(study, err) from None
     params = {"recipe": str(recipe), "over": [a.__dict__ for a in axes], "overrides": overrides}
-    with folder_lock(study, "sweep"), parent_run(study, "sweep", name, params, log) as parent:
-        records = run_grid(raw, axes, overrides, study, log)
+    with (
+        folder_lock(study, "sweep"),
+        parent_run(study, "sweep", name, params, log) as parent,
+        pooled(jobs, log) as pool,
+    ):
+        records = run_grid(raw, axes, overrides, study, log, pool)
         atomic_write_json(
             study / "sweep.json", {"axes": [a.__dict__ for a in axes], "runs": records}
         )

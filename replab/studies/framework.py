@@ -20,22 +20,47 @@ from replab.recipes import read_recipe
 from replab.registry import Registry
 from replab.runs import rundir, schema
 from replab.runs.experiment import run_or_reuse
-from replab.search.sweep import SEED, Axis, Point, aggregate, mean_and_std, run_grid
+from replab.runs.pool import RunPool
+from replab.search.sweep import SEED, Axis, Point, aggregate, mean_and_std, start_grid
 from replab.spec import apply_override, validate_spec, with_overrides
 
 STUDIES = Registry("study")
 STUDY_FILE = "study.json"
 
 
-@dataclass
 class Part:
-    """One recipe run over the study's seeds."""
+    """One recipe run over the study's seeds.
 
-    key: str
-    title: str
-    run_dirs: list[Path]
-    summaries: list[dict]
-    reference: dict[str, float | None]  # None: no published figure for this setting
+    Under ``--jobs`` its runs may still be training: ``run_dirs`` and ``summaries`` wait for
+    them, so study code that reads a part (or starts from its runs' weights) runs after it,
+    and parts that do not read each other train at the same time.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        title: str,
+        run_dirs: list[Path],
+        summaries: list[dict] | None,
+        reference: dict[str, float | None],  # None: no published figure for this setting
+        wait: Callable[[], list[dict]] | None = None,
+    ) -> None:
+        self.key, self.title, self.reference = key, title, reference
+        self._run_dirs, self._summaries, self._wait = run_dirs, summaries or [], wait
+
+    def _resolve(self) -> None:
+        if self._wait is not None:
+            self._summaries, self._wait = self._wait(), None
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        self._resolve()
+        return self._run_dirs
+
+    @property
+    def summaries(self) -> list[dict]:
+        self._resolve()
+        return self._summaries
 
     def values(self, metric: str) -> list[float]:
         return [s["metrics"][metric] for s in self.summaries if metric in s["metrics"]]
@@ -66,14 +91,36 @@ class Part:
         return run_figure(self.run_dirs[0], self.summaries[0], prefix)
 
 
-@dataclass
 class Sweep:
-    key: str
-    title: str
-    points: list[Point]
-    records: list[dict]
-    folder: Path
-    reference: dict[str, float]
+    """A grid run as one part; under ``--jobs`` ``records`` and ``points`` wait for its runs."""
+
+    def __init__(
+        self,
+        key: str,
+        title: str,
+        wait: Callable[[], list[dict]],
+        folder: Path,
+        reference: dict[str, float],
+    ) -> None:
+        self.key, self.title, self.folder, self.reference = key, title, folder, reference
+        self._wait: Callable[[], list[dict]] | None = wait
+        self._records: list[dict] = []
+        self._points: list[Point] = []
+
+    def _resolve(self) -> None:
+        if self._wait is not None:
+            self._records, self._wait = self._wait(), None
+            self._points = aggregate(self._records)
+
+    @property
+    def records(self) -> list[dict]:
+        self._resolve()
+        return self._records
+
+    @property
+    def points(self) -> list[Point]:
+        self._resolve()
+        return self._points
 
     @property
     def seconds(self) -> float:
@@ -98,6 +145,8 @@ class StudyRun:
     log: Callable[[str], None] = print
     # "PART:key=value" from --override; "*:key=value" for all
     user_overrides: list[str] = field(default_factory=list)
+    # --jobs N: the runs go to N worker processes (replab/runs/pool.py); None trains them here
+    pool: RunPool | None = None
 
     def config(self, recipe: str, overrides: list[str], quick: list[str], part: str = "*") -> dict:
         raw = with_overrides(
@@ -136,12 +185,22 @@ class StudyRun:
             for seed in self.seeds
         ]
         self.log(f"== {key}: {title} ({len(specs)} seed{'s' * (len(specs) > 1)})")
-        start = time.perf_counter()
         dirs = [self.folder / key / f"seed{s.seed}" for s in specs]
+        reference = dict(raw.get("report", {}).get("reference", {}))
+        if self.pool is not None:
+            pool = self.pool
+            queued = [
+                (pool.submit(spec, d, f"{key}/{d.name}"), d)
+                for spec, d in zip(specs, dirs, strict=True)
+            ]
+            return Part(
+                key, title, dirs, None, reference, lambda: [pool.result(f, d) for f, d in queued]
+            )
+        start = time.perf_counter()
         summaries = [
             run_or_reuse(spec, d, log=self.log) for spec, d in zip(specs, dirs, strict=True)
         ]
-        part = Part(key, title, dirs, summaries, dict(raw.get("report", {}).get("reference", {})))
+        part = Part(key, title, dirs, summaries, reference)
         self.log(
             f"== {key} done: {part.seconds:.1f} s of training and evaluation "
             f"({time.perf_counter() - start:.1f} s wall)"
@@ -166,34 +225,30 @@ class StudyRun:
         raw = self.config(recipe, list(overrides), list(quick), key)
         self.log(f"== {key}: {title}")
         start = time.perf_counter()
-        if per_seed is None:
-            records = run_grid(
-                raw, [*axes, Axis([SEED], list(self.seeds))], [], self.folder / key, log=self.log
+        seeds = [list(self.seeds)] if per_seed is None else [[seed] for seed in self.seeds]
+        waits = [
+            start_grid(
+                raw,
+                [*axes, Axis([SEED], group)],
+                per_seed(group[0]) if per_seed else [],
+                self.folder / key,
+                log=self.log,
+                pool=self.pool,
             )
-        else:
-            records = [
-                r
-                for seed in self.seeds
-                for r in run_grid(
-                    raw,
-                    [*axes, Axis([SEED], [seed])],
-                    per_seed(seed),
-                    self.folder / key,
-                    log=self.log,
-                )
-            ]
+            for group in seeds
+        ]
         result = Sweep(
             key,
             title,
-            aggregate(records),
-            records,
+            lambda: [r for wait in waits for r in wait()],
             self.folder / key,
             dict(raw.get("report", {}).get("reference", {})),
         )
-        self.log(
-            f"== {key} done: {result.seconds:.1f} s of training and evaluation "
-            f"({time.perf_counter() - start:.1f} s wall)"
-        )
+        if self.pool is None:
+            self.log(
+                f"== {key} done: {result.seconds:.1f} s of training and evaluation "
+                f"({time.perf_counter() - start:.1f} s wall)"
+            )
         return result
 
 

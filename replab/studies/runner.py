@@ -15,6 +15,7 @@ from replab.errors import ReplabError
 from replab.io import folder_lock
 from replab.registry import discover
 from replab.reporting.study_report import StudyReport, write_study_report
+from replab.runs.pool import check_jobs, pooled
 from replab.runs.tracking import parent_run
 from replab.studies.framework import (
     STUDIES,
@@ -38,9 +39,12 @@ def run_study(
     resume: Path | None = None,
     overrides: Sequence[str] = (),
     log=print,
+    jobs: int = 1,
 ) -> tuple[Path, StudyReport, float]:
     """Run (or resume) study ``name``; returns the study folder, its report
-    and the wall time in seconds. ``name`` may be None only with ``resume``."""
+    and the wall time in seconds. ``name`` may be None only with ``resume``. ``jobs`` runs
+    train at once in worker processes, each part after the parts it reads."""
+    check_jobs(jobs)
     if resume is None:
         if name is None:
             raise ReplabError("which study? none was named", "name a study, or resume one")
@@ -57,7 +61,7 @@ def run_study(
         if resume is None:
             held.enter_context(folder_lock(folder, "study"))
         try:
-            return _run_study(folder, settings, study if resume is None else None, log)
+            return _run_study(folder, settings, study if resume is None else None, log, jobs)
         except KeyboardInterrupt as err:
             # Ctrl-C: the study, not the part's run folder, is what to continue
             err.replab_resume = (  # type: ignore[attr-defined]
@@ -67,22 +71,28 @@ def run_study(
             raise
 
 
-def _run_study(folder: Path, settings: dict, study, log) -> tuple[Path, StudyReport, float]:
+def _run_study(
+    folder: Path, settings: dict, study, log, jobs: int = 1
+) -> tuple[Path, StudyReport, float]:
     if study is None:
         study = STUDIES.build(
             settings["study"], settings["params"], where=f"study {settings['study']!r}"
         )
     start = time.perf_counter()
-    run = StudyRun(
-        folder,
-        settings["quick"],
-        settings["seeds"],
-        settings["data_root"],
-        log,
-        settings.get("overrides", []),
-    )
     params = {"study": settings["study"], **settings["params"], "quick": settings["quick"]}
-    with parent_run(folder, "study", str(settings["study"]), params, log) as parent:
+    with (
+        parent_run(folder, "study", str(settings["study"]), params, log) as parent,
+        pooled(jobs, log) as pool,
+    ):
+        run = StudyRun(
+            folder,
+            settings["quick"],
+            settings["seeds"],
+            settings["data_root"],
+            log,
+            settings.get("overrides", []),
+            pool,
+        )
         report = study.run(run)
         mark_incomparable(folder, report.reference)
         html, md = write_study_report(folder, report)

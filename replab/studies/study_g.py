@@ -21,6 +21,7 @@ import numpy as np
 from replab.data import DATASETS
 from replab.errors import ConfigError
 from replab.evaluation.separability import Separability
+from replab.objectives import OBJECTIVES
 from replab.recipes import read_recipe
 from replab.reporting.figures import plt, to_png
 from replab.reporting.latent_figures import tsne_maps
@@ -68,6 +69,30 @@ METHODS = (
         views=True,
     ),
 )
+
+# The task that trains an objective of each view-based kind (``objective.target``).
+VIEW_TASKS = {"views": "contrastive", "momentum": "momentum_contrastive"}
+PREDICTOR = "{name: projection_head, hidden: [256], out_dim: 128, batchnorm: true}"
+
+
+def all_methods() -> list[Method]:
+    """The eight above, then every other registered objective trained on two views: a new
+    self-supervised objective file joins the study with no change here. It trains A3's
+    SimCLR recipe with its own objective (and a predictor if it sets ``uses_predictor``)."""
+    known = {"nt_xent", "barlow_twins", "vicreg", "byol", "moco"}
+    extra = []
+    for name in OBJECTIVES.names():
+        cls = OBJECTIVES.get(name)
+        kind = getattr(cls, "target", None)
+        if name in known or kind not in VIEW_TASKS:
+            continue
+        changes = [f"task={VIEW_TASKS[kind]}", f"objective={{name: {name}}}"]
+        if getattr(cls, "uses_predictor", False):
+            changes.append(f"model.predictor={PREDICTOR}")
+        title = ((cls.__doc__ or name).strip().splitlines() or [name])[0].rstrip(".")
+        extra.append(Method(name, title, "a3-mnist-simclr", tuple(changes), views=True))
+    return [*METHODS, *extra]
+
 
 # One encoder per kind of image: the A-study MLP on small grey images, study A's ResNet-18
 # on colour ones; the decoder of the two autoencoders is an MLP that fits either.
@@ -155,7 +180,8 @@ class StudyG:
                 f"study g: epochs {epochs} and batch_size {batch_size} are out of range",
                 "use --set epochs=N (1 or more) and --set batch_size=N (2 or more)",
             )
-        keys = [m.key for m in METHODS]
+        available = all_methods()
+        keys = [m.key for m in available]
         unknown = sorted(set(methods or []) - set(keys))
         if unknown or methods == []:
             raise ConfigError(
@@ -164,7 +190,7 @@ class StudyG:
             )
         self.family = _family(dataset)  # an unknown dataset fails before any folder exists
         self.dataset, self.epochs, self.batch_size = dataset, epochs, batch_size
-        self.methods = [m for m in METHODS if methods is None or m.key in methods]
+        self.methods = [m for m in available if methods is None or m.key in methods]
 
     def run(self, s: StudyRun) -> StudyReport:
         family = FAMILIES[self.family]

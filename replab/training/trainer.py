@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -46,10 +47,20 @@ StepHook = Callable[["Trainer", int], None]  # (trainer, optimizer steps taken s
 RESUME_KEYS = ("model", "optimizer", "history", "stopper", "best_state", "loader", "torch_rng")
 
 
+PROGRESS_ENV = "REPLAB_PROGRESS"  # "off": no bars (the --jobs workers: their parent reports)
+
+
 def interactive() -> bool:
     """Whether a person watches: a terminal, or a Jupyter kernel (where tqdm.auto draws a
     notebook widget). Logs, CI and piped output get no bars, only the epoch lines."""
+    if os.environ.get(PROGRESS_ENV, "").lower() == "off":
+        return False
     return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def progress(iterable=None, **options) -> tqdm:
+    """A tqdm bar shown only where a person watches (see ``interactive``)."""
+    return tqdm(iterable, leave=False, disable=not interactive() or not dist.is_main(), **options)
 
 
 def check_trainer_spec(spec: TrainerSpec) -> None:

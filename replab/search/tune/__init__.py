@@ -28,6 +28,7 @@ from replab.errors import ConfigError, ReplabError
 from replab.io import atomic_write_text, write_error
 from replab.recipes import read_recipe
 from replab.runs import rundir
+from replab.runs.pool import check_jobs
 from replab.runs.tracking import folder_figures, parent_run
 from replab.search.space import check_space, parse_space, read_space
 from replab.search.tune.settings import (
@@ -41,7 +42,7 @@ from replab.search.tune.settings import (
     load_settings,
     save_settings,
 )
-from replab.search.tune.workers import run_tune
+from replab.search.tune.workers import run_tune_jobs
 from replab.spec import with_overrides
 
 __all__ = ["TUNE_JSON", "TuneResult", "TuneSettings", "load_settings", "resume_tune", "start_tune"]
@@ -57,9 +58,11 @@ def start_tune(
     runs_dir: Path,
     study_dir: Path | None = None,
     log=print,
+    jobs: int = 1,
     **options,
 ) -> TuneResult:
-    """Check everything, create the study folder, then search."""
+    """Check everything, create the study folder, then search (``jobs`` local workers)."""
+    check_jobs(jobs)
     raw = read_recipe(recipe)
     space = read_space(space_path)
     settings = TuneSettings(
@@ -104,13 +107,18 @@ def start_tune(
         raise write_error(study_dir, err) from None
     atomic_write_text(study_dir / SPACE_YAML, yaml.safe_dump(settings.space, sort_keys=False))
     save_settings(study_dir, settings)
-    return _resumable(study_dir, settings, log)
+    return _resumable(study_dir, settings, log, jobs)
 
 
 def resume_tune(
-    study_dir: Path, trials: int | None = None, storage: str | None = None, log=print
+    study_dir: Path,
+    trials: int | None = None,
+    storage: str | None = None,
+    log=print,
+    jobs: int = 1,
 ) -> TuneResult:
-    """Continue (or join, as one more worker) the study in ``study_dir``."""
+    """Continue (or join, as ``jobs`` more workers) the study in ``study_dir``."""
+    check_jobs(jobs)
     settings = load_settings(study_dir)
     if trials is not None:
         settings.trials = trials
@@ -126,10 +134,10 @@ def resume_tune(
         settings.recipe, settings.overrides, parse_space(settings.space, f"{study_dir / TUNE_JSON}")
     )
     save_settings(study_dir, settings)
-    return _resumable(Path(study_dir), settings, log)
+    return _resumable(Path(study_dir), settings, log, jobs)
 
 
-def _resumable(study_dir: Path, settings: TuneSettings, log) -> TuneResult:
+def _resumable(study_dir: Path, settings: TuneSettings, log, jobs: int = 1) -> TuneResult:
     params = {
         "recipe": settings.recipe_source,
         "overrides": settings.overrides,
@@ -140,7 +148,7 @@ def _resumable(study_dir: Path, settings: TuneSettings, log) -> TuneResult:
     }
     try:
         with parent_run(study_dir, "tune", settings.study_name, params, log) as parent:
-            result = run_tune(study_dir, settings, log)
+            result = run_tune_jobs(study_dir, settings, jobs, log)
             parent.finish(
                 folder_figures(study_dir / rundir.FIGURES),
                 [study_dir / name for name in ("tune.html", BEST_YAML, TRIALS_CSV)],

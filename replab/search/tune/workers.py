@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import socket
+import sys
 import time
 from pathlib import Path
+from queue import Empty
 
 from replab.errors import ReplabError
+from replab.registry import load_plugins
 from replab.runs import rundir
 from replab.search.space import (
     parse_space,
@@ -21,6 +26,8 @@ from replab.search.tune.settings import (
 )
 from replab.search.tune.storage import open_study, sampler_for
 from replab.search.tune.trials import run_trial
+from replab.training import threads
+from replab.training.trainer import PROGRESS_ENV
 
 STALE_SECONDS = 2 * 3600  # a trial on another host with no epoch finished for this long is orphaned
 WAIT_SECONDS = 5.0  # how often a worker with nothing left to ask checks the other workers' trials
@@ -153,3 +160,70 @@ def log_progress(study, number: int, settings: TuneSettings, log) -> None:
     if best is not None:
         line += f" | best {best.value:.5g} (trial {best.number})"
     log(f"{line} | {done}/{settings.trials} finished")
+
+
+# --- --jobs N: N worker processes on this machine --------------------------------------------
+
+
+def run_tune_jobs(study_dir: Path, settings: TuneSettings, jobs: int, log=print) -> TuneResult:
+    """``jobs`` local workers on the study's storage, as if ``replab tune --resume`` had been
+    started ``jobs`` times, each with its share of the CPUs; then this process writes the
+    outputs. The workers print only each finished trial's line (with the study's progress)."""
+    if jobs == 1:
+        return run_tune(study_dir, settings, log)
+    # The tables and the --enqueue points made once, here, before the workers race for them.
+    open_study(study_dir, settings, parse_space(settings.space, str(study_dir / TUNE_JSON)))
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_tune_worker, args=(study_dir, settings, jobs, queue))
+        for _ in range(jobs)
+    ]
+    errors: list[str] = []
+    try:
+        for worker in workers:
+            worker.start()
+        _relay(queue, workers, log, errors)
+    finally:
+        for worker in workers:  # Ctrl-C reaches them too: give them time to mark their trials
+            worker.join(timeout=60)
+            if worker.is_alive():
+                worker.terminate()
+    failed = [w.exitcode for w in workers if w.exitcode]
+    if errors or failed:
+        raise ReplabError(
+            f"{len(failed) or len(errors)} of {jobs} tune workers stopped: "
+            + (errors[0] if errors else f"exit status {failed[0]}"),
+            f"fix the cause, then continue with `replab tune --resume {study_dir}`",
+        )
+    return run_tune(study_dir, settings, log)  # every trial is done: only the outputs remain
+
+
+def _relay(queue, workers: list, log, errors: list[str]) -> None:
+    """The workers' lines, printed here as they come, until every worker has ended."""
+    while True:
+        try:
+            kind, message = queue.get(timeout=0.5)
+        except Empty:
+            if not any(w.is_alive() for w in workers):
+                break
+            continue
+        (errors.append if kind == "error" else log)(message)
+
+
+def _tune_worker(study_dir: Path, settings: TuneSettings, jobs: int, queue) -> None:
+    os.environ[PROGRESS_ENV] = "off"
+    threads.partition(jobs)
+    threads.set_interop(max(1, threads.available_cpus() // jobs))
+    load_plugins(os.environ.get("REPLAB_PLUGINS"))
+
+    def log(message: str) -> None:
+        # a trial's own lines and the study header are the parent's to print, once
+        if not message.startswith(("[trial", "study ")):
+            queue.put(("log", message))
+
+    try:
+        run_tune(study_dir, settings, log)
+    except ReplabError as err:
+        queue.put(("error", err.message))
+        sys.exit(2)

@@ -1,0 +1,168 @@
+"""Issue 19: several replab runs on one machine, torch's default threads vs replab's sharing.
+
+Default mode: 1, 2 and 3 concurrent A1 runs (the A1 recipe, ``--epochs`` epochs, probe and
+analysis off, as the issue measured), each a ``replab run`` subprocess started at the same
+moment, twice per count:
+
+- ``torch default``: ``REPLAB_THREADS`` set to torch's own default count (what every run did
+  before issue 19: each process as many threads as the machine has cores);
+- ``replab share``: no setting, so each run takes its share of the CPUs from the live-run
+  registry.
+
+It prints the wall time until the last run ends and the total throughput (runs per hour)
+relative to one run alone, side by side.
+
+``--compare-jobs``: ``replab study a --quick --seeds 2 --jobs 2`` against ``--jobs 1``.
+
+Run from the repository root on an idle machine::
+
+    .venv/bin/python benchmarks/concurrency.py                  # 1, 2, 3 concurrent A1 runs
+    .venv/bin/python benchmarks/concurrency.py --compare-jobs   # study a, --jobs 2 vs 1
+    .venv/bin/python benchmarks/concurrency.py --epochs 1 --counts 1,2   # a smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
+from _common import REPO, RESULTS, add_machine_args, disturbed_warning, environment, timed  # noqa: E402
+
+
+def _env(threads: int | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("REPLAB_THREADS", "OMP_NUM_THREADS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    if threads is not None:
+        env["REPLAB_THREADS"] = str(threads)
+    return env
+
+
+def _replab(*args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from replab.cli import main; sys.exit(main())",
+        *args,
+    ]
+
+
+def concurrent_runs(count: int, threads: int | None, epochs: int, data: Path, runs: Path) -> dict:
+    """``count`` A1 runs started together; wall seconds until the last one ends."""
+    cmd = _replab(
+        "run",
+        "a1-mnist-autoencoder",
+        f"trainer.epochs={epochs}",
+        "trainer.early_stopping=null",
+        "probe.enabled=false",
+        "analysis.enabled=false",
+        "data.download=false",
+        "--data-dir",
+        str(data),
+        "--runs-dir",
+        str(runs),
+    )
+    with timed() as t:
+        procs = [
+            subprocess.Popen(
+                cmd, env=_env(threads), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            for _ in range(count)
+        ]
+        errors = [p.communicate()[1].decode(errors="replace") for p in procs]
+    failed = [e[-400:] for p, e in zip(procs, errors, strict=True) if p.returncode]
+    if failed:
+        raise SystemExit(f"a run failed:\n{failed[0]}")
+    return {"runs": count, "wall_s": t.seconds, "disturbed": t.disturbed}
+
+
+def compare_runs(args) -> list[dict]:
+    default = torch.get_num_threads()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="replab-concurrency-") as tmp:
+        for count in args.counts:
+            for label, threads in (("torch default", default), ("replab share", None)):
+                row = concurrent_runs(count, threads, args.epochs, args.data_dir, Path(tmp))
+                rows.append({"mode": label, **row})
+                print(f"  {label:<14} {count} run(s): {row['wall_s']:.1f} s", flush=True)
+    alone = {r["mode"]: r["wall_s"] for r in rows if r["runs"] == 1}
+    print(
+        f"\n{'runs':>4}  {'torch default s':>16}{'throughput':>12}  {'replab share s':>15}"
+        f"{'throughput':>12}"
+    )
+    for count in args.counts:
+        cells = []
+        for mode in ("torch default", "replab share"):
+            row = next(r for r in rows if r["runs"] == count and r["mode"] == mode)
+            # runs finished per second, relative to one run alone with the same setting
+            row["throughput_vs_alone"] = (count / row["wall_s"]) / (1 / alone[mode])
+            cells.append(f"{row['wall_s']:>16.1f}{row['throughput_vs_alone']:>11.2f}x")
+        print(f"{count:>4}  " + "  ".join(cells))
+    return rows
+
+
+def compare_jobs(args) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="replab-jobs-") as tmp:
+        for jobs in (1, 2):
+            cmd = _replab(
+                "study",
+                "a",
+                "--quick",
+                "--seeds",
+                "2",
+                "--jobs",
+                str(jobs),
+                "--data-dir",
+                str(args.data_dir),
+                "--runs-dir",
+                str(Path(tmp) / f"jobs{jobs}"),
+            )
+            with timed() as t:
+                done = subprocess.run(cmd, env=_env(None), cwd=REPO, capture_output=True)
+            if done.returncode:
+                raise SystemExit(f"--jobs {jobs} failed:\n{done.stderr.decode()[-400:]}")
+            rows.append({"jobs": jobs, "wall_s": t.seconds, "disturbed": t.disturbed})
+            print(f"  study a --quick --seeds 2 --jobs {jobs}: {t.seconds:.1f} s", flush=True)
+    print(f"\n--jobs 2 vs --jobs 1: {rows[0]['wall_s'] / rows[1]['wall_s']:.2f}x faster")
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_machine_args(parser)
+    parser.add_argument("--epochs", type=int, default=6, help="A1 epochs per run (default 6)")
+    parser.add_argument(
+        "--counts",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2, 3],
+        help="concurrent runs to time (default 1,2,3)",
+    )
+    parser.add_argument(
+        "--compare-jobs", action="store_true", help="study a --quick --seeds 2: --jobs 2 vs 1"
+    )
+    parser.add_argument("--json", type=Path, default=RESULTS / "concurrency.json")
+    args = parser.parse_args(argv)
+    rows = compare_jobs(args) if args.compare_jobs else compare_runs(args)
+    labels = [f"--jobs {r['jobs']}" if "jobs" in r else f"{r['mode']} x{r['runs']}" for r in rows]
+    warning = disturbed_warning(
+        [lab for lab, r in zip(labels, rows, strict=True) if r["disturbed"]]
+    )
+    if warning:
+        print(warning)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    mode = "jobs" if args.compare_jobs else "runs"
+    args.json.write_text(json.dumps({"environment": environment(), "mode": mode, "rows": rows}))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
