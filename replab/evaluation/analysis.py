@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from replab.data import ImageSet, Normalizer
+from replab.evaluation import space_cache
 from replab.evaluation.latent import (
     PCAResult,
     decode,
@@ -74,40 +76,46 @@ def analyse(
     seed: int = 0,
     z_initial: torch.Tensor | None = None,
     prior: bool = False,
+    cache: Path | None = None,
 ) -> LatentAnalysis:
     """Map and score the test set in image space, latent space and (given ``z_initial``, the
     untrained encoder's latents) the latent space before training. A 2-D latent is drawn as it
     is: t-SNE of a plane would only distort it. ``prior``: the decoder was trained against
-    N(0, I) (a VAE), so random samples decode prior draws instead of a fitted Gaussian's."""
+    N(0, I) (a VAE), so random samples decode prior draws instead of a fitted Gaussian's.
+    ``cache``: a folder where the image space's map and scores are kept for later runs on the
+    same test set (``space_cache``)."""
     pixels = test.images.flatten(1).float().div(255)
     inputs = [("image space", pixels)] if spec.image_space else []
     before = [("latent space before training", z_initial.cpu())] if z_initial is not None else []
     todo = (*inputs, *before, ("latent space", z_test.cpu()))
     # t-SNE of thousands of points takes tens of seconds a map: a bar says where it is
     with progress(total=2 * len(todo) + (decoder is not None), desc="analysis") as bar:
-        return _analyse(test, z_test, spec, decoder, normalizer, seed, prior, todo, _Clock(bar))
+        clock = _Clock(bar)
+        return _analyse(test, z_test, spec, decoder, normalizer, seed, prior, todo, clock, cache)
 
 
-def _analyse(test, z_test, spec, decoder, normalizer, seed, prior, todo, clock) -> LatentAnalysis:
+def _analyse(
+    test, z_test, spec, decoder, normalizer, seed, prior, todo, clock, cache=None
+) -> LatentAnalysis:
     """``analyse`` over the spaces in ``todo``, each stage timed by ``clock``."""
     labels = test.labels.cpu()
     index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
     spaces = []
     for name, z in todo:
         direct = z.shape[1] == 2
-        points: np.ndarray | None
-        mapped: np.ndarray | None
-        if direct:
-            points, mapped = z[index].float().numpy(), None
-        else:
-            points = mapped = tsne_2d(z[index], seed=seed) if spec.tsne else None
-        clock.lap(f"t-SNE {name}")
-        # Every space is scored the same way (kNN on a seeded 80/20 split of the test set),
-        # so their figures are comparable.
-        scores = separability(
-            z, labels, mapped, z2d_index=index, k=spec.knn_k, metric=spec.knn_metric, seed=seed
-        )
-        clock.lap(f"scores {name}")
+        key = None
+        if name == "image space" and cache is not None and not direct:
+            settings = {"k": spec.knn_k, "metric": spec.knn_metric, "tsne": spec.tsne, "seed": seed}
+            key = space_cache.space_key(test.images, index, settings)
+            hit = space_cache.load(cache, key)
+            if hit is not None:
+                clock.lap(f"t-SNE {name} (cached)")
+                clock.lap(f"scores {name} (cached)")
+                spaces.append(SpaceMap(name, hit[0], hit[1], direct))
+                continue
+        points, scores = _map_and_score(z, labels, index, spec, seed, direct, name, clock)
+        if key is not None and cache is not None:
+            space_cache.save(cache, key, points, scores)
         spaces.append(SpaceMap(name, points, scores, direct))
     result = LatentAnalysis(index, labels[index].numpy(), spaces, pca(z_test.cpu()))
     if decoder is not None:
@@ -115,6 +123,33 @@ def _analyse(test, z_test, spec, decoder, normalizer, seed, prior, todo, clock) 
         clock.lap("decoding")
     result.seconds = clock.laps
     return result
+
+
+def _map_and_score(
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    index: np.ndarray,
+    spec: AnalysisSpec,
+    seed: int,
+    direct: bool,
+    name: str,
+    clock: _Clock,
+) -> tuple[np.ndarray | None, Separability]:
+    """One space's 2-D map (t-SNE of the sample, or the 2-D latent itself) and its scores."""
+    points: np.ndarray | None
+    mapped: np.ndarray | None
+    if direct:
+        points, mapped = z[index].float().numpy(), None
+    else:
+        points = mapped = tsne_2d(z[index], seed=seed) if spec.tsne else None
+    clock.lap(f"t-SNE {name}")
+    # Every space is scored the same way (kNN on a seeded 80/20 split of the test set),
+    # so their figures are comparable.
+    scores = separability(
+        z, labels, mapped, z2d_index=index, k=spec.knn_k, metric=spec.knn_metric, seed=seed
+    )
+    clock.lap(f"scores {name}")
+    return points, scores
 
 
 def _generate(

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 import replab
-from replab.data import DeviceLoader, Normalizer, Splits, load_splits
+from replab.data import DeviceLoader, Normalizer, Splits, cache_dir, load_splits
 from replab.errors import ConfigError, DiskFullError, ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
@@ -673,6 +673,7 @@ def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
         ctx.spec.seed,
         z_initial,
         prior=ctx.task.has_prior,
+        cache=cache_dir() / "analysis",
     )
     for space in analysis.spaces:
         key = SPACES[space.name]
