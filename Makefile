@@ -12,7 +12,7 @@ endif
 # affinity mask); each pytest-xdist worker then takes its share of them (tests/conftest.py).
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
-.PHONY: setup run test test-slow lint bench clean
+.PHONY: setup run test test-slow lint bench fidelity clean
 
 # torch and torchvision at the pinned versions (pyproject.toml); from TORCH_INDEX_URL when set,
 # e.g. the CPU-only wheels: make setup TORCH_INDEX=cpu (or TORCH_INDEX_URL=<index URL>)
@@ -44,6 +44,13 @@ lint: setup                              ## ruff (lint rules and formatting), th
 
 bench: setup                             ## CPU benchmarks; figures in benchmarks/README.md
 	$(PY) benchmarks/a1_loader.py
+
+# Every MNIST/Fashion-MNIST reference figure at full settings over 3 seeds, in runs/fidelity/
+# (resumable: finished runs are reused); then docs/fidelity.md and the README's table.
+# Pass options through FIDELITY_ARGS, e.g. make fidelity FIDELITY_ARGS="--jobs 2 --only A1,E3"
+FIDELITY_ARGS ?=
+fidelity: setup                          ## re-measure the published figures; writes docs/fidelity.md
+	$(PY) benchmarks/fidelity.py --write $(FIDELITY_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

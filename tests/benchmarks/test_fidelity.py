@@ -1,0 +1,214 @@
+"""benchmarks/fidelity.py: which figures it re-measures, the rule for "met", and what it writes,
+from real (tiny) runs made by replab's own study machinery; no runner is mocked."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import fidelity  # noqa: E402
+
+RECIPES = REPO / "replab" / "recipes"
+
+
+def published(datasets: tuple[str, ...]) -> set[tuple[str, str, float]]:
+    """(recipe, metric, reference) of every bundled recipe on ``datasets``, read here with
+    plain YAML, independently of the script."""
+    out = set()
+    for path in sorted(RECIPES.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text()) or {}
+        if (raw.get("data") or {}).get("dataset") not in datasets:
+            continue
+        for metric, value in ((raw.get("report") or {}).get("reference") or {}).items():
+            if value is not None:
+                out.add((path.stem, metric, float(value)))
+    return out
+
+
+def outside_blocks(text: bytes) -> list[bytes]:
+    """The bytes of ``text`` outside the generated blocks (the markers included)."""
+    pieces = [text]
+    for start, end in (fidelity.MAKE_RUN_MARKERS, fidelity.TABLE_MARKERS):
+        head, rest = pieces.pop().split(start.encode())
+        _, tail = rest.split(end.encode())
+        pieces += [head, tail]
+    return pieces
+
+
+def as_set(figures: list[fidelity.Figure]) -> set[tuple[str, str, float]]:
+    return {(f.recipe, f.metric, f.reference) for f in figures}
+
+
+def test_every_mnist_and_fashion_figure_is_collected_and_cifar_only_when_asked():
+    mnist = published(("mnist", "fashion_mnist"))
+    cifar = published(("cifar10",))
+    assert len(mnist) >= 10 and len(cifar) >= 10  # the recipes as shipped
+    figures = fidelity.collect()
+    assert as_set(figures) == mnist
+    assert len(figures) == len(mnist)  # each once
+    assert as_set(fidelity.collect(cifar=True)) == mnist | cifar
+    # every figure's part has one key, and the study-dependent ones say which study runs them
+    keys = {f.recipe: f.part for f in fidelity.collect(cifar=True)}
+    assert keys["a1-mnist-autoencoder"] == "A1" and keys["a1-cifar10-autoencoder"] != "A1"
+    assert len(set(keys.values())) == len(keys)
+    by_recipe = {f.recipe: f for f in figures}
+    assert (by_recipe["e3-fashion-classifier"].study, by_recipe["e3-fashion-classifier"].part) == (
+        "e",
+        "E3",
+    )
+    assert by_recipe["a2-mnist-classifier"].study is None
+
+
+def test_only_picks_parts_or_recipes_and_refuses_unknown_names():
+    figures = fidelity.collect()
+    picked = fidelity.select(figures, "A1,e3-fashion-cnn")
+    assert {f.part for f in picked} == {"A1", "E3.cnn"}
+    assert {f.metric for f in picked if f.part == "A1"} == {
+        "probe.test_accuracy",
+        "probe.val_accuracy",
+        "test.mae",
+    }
+    with pytest.raises(fidelity.ReplabError, match="Z9"):
+        fidelity.select(figures, "A1,Z9")
+
+
+@pytest.mark.parametrize(
+    ("metric", "reference", "mean", "expected"),
+    [
+        # accuracies: at least the reference minus half a point
+        ("test.accuracy", 0.9, 0.95, True),
+        ("test.accuracy", 0.9, 0.9, True),
+        ("probe.test_accuracy", 0.9735, 0.9685, True),  # exactly on the line
+        ("probe.test_accuracy", 0.9735, 0.96849, False),
+        ("val.accuracy", 0.26, 0.2549, False),
+        ("probe.test_macro_f1", 0.8, 0.795, True),
+        # errors and losses: at most the reference plus 5% of it
+        ("test.loss", 0.00146, 0.001533, True),  # exactly 1.05x
+        ("test.loss", 0.00146, 0.00154, False),
+        ("test.mae", 0.0347, 0.0300, True),
+        ("val.loss", 0.014777, 0.0156, False),
+        ("test.mse", 0.01, 0.0105, True),
+        # nothing measured, or a metric with no direction
+        ("test.accuracy", 0.9, None, None),
+        ("parameters", 1000.0, 1000.0, None),
+    ],
+)
+def test_the_met_rule_at_its_boundaries(metric, reference, mean, expected):
+    assert fidelity.met(metric, reference, mean) is expected
+
+
+def test_the_readme_block_is_replaced_and_everything_outside_kept_byte_for_byte():
+    start, end = fidelity.TABLE_MARKERS
+    before, after = "top\r\n  trailing  \n\n", "\nbottom  \t\n\nno final newline"
+    text = f"{before}{start}\nold table\n| a | b |\n{end}{after}"
+    new = fidelity.replace_block(text, fidelity.TABLE_MARKERS, "new block")
+    assert new == f"{before}{start}\nnew block\n{end}{after}"
+    assert new.startswith(before + start) and new.endswith(end + after)
+    for broken in (f"{before}{after}", f"{start}{end}{start}{end}", f"{end}x{start}"):
+        with pytest.raises(fidelity.ReplabError):
+            fidelity.replace_block(broken, fidelity.TABLE_MARKERS, "x")
+    # the shipped README carries both pairs of markers once
+    readme = fidelity.README.read_text(encoding="utf-8")
+    for markers in (fidelity.TABLE_MARKERS, fidelity.MAKE_RUN_MARKERS):
+        assert fidelity.replace_block(readme, markers, "x").count("x") >= 1
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A digits recipe with 1 epoch and fake reference figures, measured over 2 seeds by the
+    script's own measure() in a results folder; then measured again (everything reused)."""
+    tmp = tmp_path_factory.mktemp("fidelity")
+    raw = yaml.safe_load((RECIPES / "digits-autoencoder.yaml").read_text())
+    raw["name"] = "fid-digits"
+    raw["trainer"]["epochs"] = 1
+    raw["probe"]["trainer"]["epochs"] = 2
+    raw["analysis"] = {"enabled": False}
+    raw["report"]["reference"] = {"probe.test_accuracy": 0.99, "test.mae": 0.5}
+    recipe = tmp / "fid-digits.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    figures = fidelity.collect([str(recipe)], datasets=["digits"])
+    folder = tmp / "runs"
+    logs: list[str] = []
+    fidelity.measure(figures, folder, seeds=2, log=logs.append)
+    first = len(logs)
+    fidelity.measure(figures, folder, seeds=2, log=logs.append)
+    console = fidelity.measure_make_run(
+        folder, log=logs.append, overrides=["trainer.epochs=1", "probe.trainer.epochs=2"]
+    )
+    return {"figures": figures, "folder": folder, "logs": logs, "first": first, "console": console}
+
+
+def test_measured_runs_are_real_and_reused(tiny):
+    (accuracy, mae) = sorted(tiny["figures"], key=lambda f: f.metric)
+    assert (accuracy.part, accuracy.metric, mae.metric) == (
+        "fid-digits",
+        "probe.test_accuracy",
+        "test.mae",
+    )
+    dirs = fidelity.run_dirs(tiny["folder"], accuracy, 2)
+    assert [d.name for d in dirs] == ["seed0", "seed1"]
+    assert all(fidelity.finished_summary(d)["epochs"] == 1 for d in dirs)
+    again = tiny["logs"][tiny["first"] :]
+    assert sum("reusing the finished run" in line for line in again) == 2
+
+
+def test_rendering_writes_only_what_was_measured(tiny, tmp_path):
+    rows = fidelity.gather(tiny["figures"], tiny["folder"], seeds=2)
+    summaries = [
+        fidelity.finished_summary(d) for d in fidelity.run_dirs(tiny["folder"], rows[0].figure, 2)
+    ]
+    by_metric = {r.figure.metric: r for r in rows}
+    acc, mae = by_metric["probe.test_accuracy"], by_metric["test.mae"]
+    assert acc.values == {s: summaries[s]["metrics"]["probe.test_accuracy"] for s in (0, 1)}
+    assert acc.complete and acc.met is False  # one epoch does not reach a 0.99 reference
+    assert mae.met is True  # an MAE far below the fake 0.5
+
+    info = fidelity.facts(tiny["folder"], rows)
+    readme = tmp_path / "README.md"
+    original = fidelity.README.read_bytes()
+    readme.write_bytes(original)
+    doc = tmp_path / "fidelity.md"
+    written = fidelity.write(rows, info, tiny["console"], doc=doc, readme=readme)
+    assert written == [doc, readme]
+
+    text = doc.read_text()
+    assert f"commit: `{info['commit']}`" in text and info["torch"] in text
+    line = next(x for x in text.splitlines() if "`probe.test_accuracy`" in x)
+    assert "| 0.9900 |" in line and "**no**" in line and "no measured explanation yet" in line
+    assert fidelity._fmt(acc.mean) in line
+    assert all(fidelity._fmt(v) in line for v in acc.values.values())
+    assert "| yes |" in next(x for x in text.splitlines() if "`test.mae`" in x)
+
+    new = readme.read_bytes()
+    assert outside_blocks(new) == outside_blocks(original) and new != original
+    block = new.decode().split(fidelity.TABLE_MARKERS[0])[1].split(fidelity.TABLE_MARKERS[1])[0]
+    assert "fid-digits" in block and "`test.mae`" in block
+    sample = (
+        new.decode().split(fidelity.MAKE_RUN_MARKERS[0])[1].split(fidelity.MAKE_RUN_MARKERS[1])[0]
+    )
+    assert "[replab] trained 1 epochs" in sample and "report:     runs/" in sample
+
+    # a seed asked for but not measured shows as such, and is not filled in
+    (three,) = [
+        r
+        for r in fidelity.gather(tiny["figures"], tiny["folder"], 3)
+        if r.figure.metric == "test.mae"
+    ]
+    assert not three.complete and len(three.values) == 2
+    assert "(2 of 3 seeds)" in fidelity._mean_std(three)
+
+
+def test_with_nothing_measured_nothing_is_written(tmp_path):
+    figures = fidelity.collect()
+    rows = fidelity.gather(figures, tmp_path / "empty", seeds=3)
+    assert rows == []
+    doc, readme = tmp_path / "fidelity.md", tmp_path / "README.md"
+    readme.write_text("x")
+    assert fidelity.write(rows, {}, None, doc=doc, readme=readme) == []
+    assert not doc.exists() and readme.read_text() == "x"
+    assert fidelity.main(["--no-run", "--write", "--folder", str(tmp_path / "empty")]) == 1
