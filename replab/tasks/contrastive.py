@@ -63,8 +63,7 @@ class Contrastive(Task):
     def compute(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
     ) -> dict[str, torch.Tensor]:
-        generator = self.batch_generator(x.device)
-        views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
+        views = two_views(self.augment, x, self.batch_generator(x.device))
         z1, z2 = model(views).chunk(2)
         if gather is None:
             loss = self.objective(z1, z2)
@@ -75,6 +74,12 @@ class Contrastive(Task):
                 z1, z2, gather=gather, offset=torch.distributed.get_rank() * len(z1)
             )
         return {"loss": loss, "pair_accuracy": pair_accuracy(z1.detach(), z2.detach())}
+
+
+def two_views(augment: Augment, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Two augmented views of every image, stacked (2N, ...): one forward pass sees both, so
+    batch-norm statistics are shared."""
+    return torch.cat([augment(x, generator), augment(x, generator)])
 
 
 def pair_accuracy(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

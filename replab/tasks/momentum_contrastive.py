@@ -22,7 +22,7 @@ from replab.models import MODELS, MomentumProjected, momentum_at
 from replab.models.layers import latent_dim_of
 from replab.spec import Component, ModelSpec
 from replab.tasks.base import Gather, Task, TaskStepHook, build_encoder
-from replab.tasks.contrastive import pair_accuracy
+from replab.tasks.contrastive import pair_accuracy, two_views
 from replab.tasks.registry import TASKS
 
 
@@ -63,9 +63,7 @@ class MomentumContrastive(Task):
     def compute(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
     ) -> dict[str, torch.Tensor]:
-        generator = self.batch_generator(x.device)
-        views = torch.cat([self.augment(x, generator), self.augment(x, generator)])
-        online, target = model(views)
+        online, target = model(two_views(self.augment, x, self.batch_generator(x.device)))
         p1, p2 = online.chunk(2)
         z1, z2 = target.chunk(2)
         # stateful objectives (MoCo's queue) change only while training, not on validation
