@@ -282,11 +282,17 @@ def reference_row(part: str, metric: str, reference: float | None, values: list[
     }
 
 
+# Reference figures that do not depend on the data a run trained on.
+DATA_FREE = ("parameters",)
+
+
 def mark_incomparable(folder: Path, rows: list[dict]) -> None:
     """Give each reference row whose part ran on other data than the reference was measured on
     (a --quick profile's data.limit_train, another dataset) the runs' note, in place."""
     notes: dict[str, str | None] = {}
     for row in rows:
+        if str(row["metric"]).split(".")[0] in DATA_FREE:
+            continue  # a parameter count is the same figure on any data
         part = str(row["part"])
         if part not in notes:
             notes[part] = _part_note(Path(folder) / part)
