@@ -116,10 +116,23 @@ def timed_reference(args: list[str]) -> tuple[float, dict[str, float]]:
     return time.perf_counter() - started, marks
 
 
+def _read_events(path: Path) -> None:
+    """TensorBoard's own reader takes the whole file: an event file is an append-only log, so
+    a kill may cut its last record, which the reader drops, never an earlier one."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    events = list(EventFileLoader(str(path)).Load())
+    assert events and events[0].HasField("file_version"), path
+
+
 def check_intact(run_dir: Path) -> None:
     """Every file a run folder holds is whole: it parses or loads (temp files aside)."""
     for path in sorted(run_dir.rglob("*")):
-        if not path.is_file() or (path.name.startswith(".") and path.name.endswith(TMP_SUFFIX)):
+        temporary = any(
+            part.startswith(".") and part.endswith(TMP_SUFFIX)
+            for part in path.relative_to(run_dir).parts
+        )  # a temp file, or a file inside a temp folder (the projector's, before its move)
+        if not path.is_file() or temporary:
             continue
         if path.name == LOCK_FILE:
             continue  # a killed writer's lock file: only the kernel's lock counts, not its text
@@ -139,6 +152,10 @@ def check_intact(run_dir: Path) -> None:
             assert data.rstrip().endswith(b"</html>"), path
         elif path.suffix == ".png":
             assert data.startswith(b"\x89PNG") and data.endswith(b"IEND\xaeB`\x82"), path
+        elif path.name.startswith("events.out.tfevents"):
+            _read_events(path)
+        elif path.suffix in (".tsv", ".pbtxt"):  # the embedding projector's labels and config
+            assert data.decode("utf-8").strip(), path
         elif path.suffix == ".npz":
             with zipfile.ZipFile(path) as z:
                 assert z.testzip() is None, path

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
 
+from replab.io import TMP_SUFFIX, atomic_write_text
+
 # Scalars of an epoch record that are not metrics (the epoch is the step; best is a flag).
 NOT_SCALARS = ("epoch", "best")
+
+
+PROJECTOR_TAG = "test_latents"
 
 
 def scalar_tag(key: str) -> str:
@@ -75,14 +82,34 @@ class EventLog:
         self, latents: torch.Tensor, images: torch.Tensor, labels: list[str], step: int
     ) -> None:
         """Latents for the embedding projector: a sprite of the input images, labels as
-        metadata (TensorBoard writes projector_config.pbtxt beside the events)."""
-        self.writer.add_embedding(
-            latents.detach().float().cpu(),
-            metadata=labels,
-            label_img=images.float() / 255,
-            global_step=step,
-            tag="test_latents",
+        metadata, in TensorBoard's layout (``<step>/test_latents/`` and
+        ``projector_config.pbtxt``). Written into a hidden temporary folder and moved into
+        place, the config last, so a run killed meanwhile leaves no torn projector files."""
+        from google.protobuf import text_format
+        from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+        from torch.utils.tensorboard._embedding import (
+            get_embedding_info,
+            make_mat,
+            make_sprite,
+            make_tsv,
         )
+
+        logdir = Path(self.writer.get_logdir())
+        subdir = f"{step:05d}/{PROJECTOR_TAG}"
+        tmp = logdir / f".{step:05d}-{PROJECTOR_TAG}{TMP_SUFFIX}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        sprite = images.float() / 255
+        make_tsv(labels, str(tmp))
+        make_sprite(sprite, str(tmp))
+        make_mat(latents.detach().float().cpu().numpy(), str(tmp))
+        final = logdir / subdir
+        shutil.rmtree(final, ignore_errors=True)  # the same step again: a resumed run's finish
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        config = ProjectorConfig()
+        config.embeddings.extend([get_embedding_info(labels, sprite, subdir, step, PROJECTOR_TAG)])
+        atomic_write_text(logdir / "projector_config.pbtxt", text_format.MessageToString(config))
 
     def text(self, tag: str, text: str) -> None:
         self.writer.add_text(tag, text)
