@@ -35,13 +35,24 @@ def safe_name(name: str) -> str:
 
 
 def new_run_dir(runs_dir: Path, spec: ExperimentSpec) -> Path:
+    """A new folder named by the recipe and the second; runs started in the same second (two
+    shells, `--jobs` workers) each claim their own by creating it, ``-2``, ``-3``..."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(runs_dir) / f"{safe_name(spec.name)}-{stamp}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    return create_run_dir(path, spec)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(base.parent, err) from None
+    for i in range(1, 10_000):
+        path = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            path.mkdir()  # atomic: exactly one process creates each name
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise write_error(path, err) from None
+        return create_run_dir(path, spec)
+    raise write_error(base, FileExistsError(f"{base}-2 ... -9999 all exist"))
 
 
 def create_run_dir(path: Path, spec: ExperimentSpec) -> Path:
