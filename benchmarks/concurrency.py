@@ -149,7 +149,12 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--compare-jobs", action="store_true", help="study a --quick --seeds 2: --jobs 2 vs 1"
     )
-    parser.add_argument("--json", type=Path, default=RESULTS / "concurrency.json")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="default results/concurrency.json, or results/concurrency-jobs.json with "
+        "--compare-jobs (one file per mode, so neither run overwrites the other)",
+    )
     args = parser.parse_args(argv)
     rows = compare_jobs(args) if args.compare_jobs else compare_runs(args)
     labels = [f"--jobs {r['jobs']}" if "jobs" in r else f"{r['mode']} x{r['runs']}" for r in rows]
@@ -158,8 +163,11 @@ def main(argv=None) -> None:
     )
     if warning:
         print(warning)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     mode = "jobs" if args.compare_jobs else "runs"
+    args.json = args.json or RESULTS / (
+        "concurrency-jobs.json" if args.compare_jobs else "concurrency.json"
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"environment": environment(), "mode": mode, "rows": rows}))
     print(f"wrote {args.json}")
 
