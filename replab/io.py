@@ -125,8 +125,7 @@ def folder_lock(folder: Path, what: str = "run") -> Iterator[None]:
         os.close(fd)
     try:
         holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
+            **process_record(),
             "command": " ".join(sys.argv)[:300],
             "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -145,7 +144,7 @@ def _lock_owner(fd: int) -> str | None:
     try:
         owner = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
         pid, host = int(owner["pid"]), str(owner["host"])
-        if host == socket.gethostname() and not _pid_exists(pid):
+        if host == socket.gethostname() and not process_alive(owner):
             # a name left by a writer that died (SIGKILL leaves the file, not the lock), or
             # copied with the folder: the live holder has not written over it yet
             return None
@@ -157,14 +156,40 @@ def _lock_owner(fd: int) -> str | None:
         return None
 
 
-def _pid_exists(pid: int) -> bool:
+def process_record() -> dict:
+    """This process as the files that name their writer record it: pid, host and (Linux) its
+    start time, which tells the process apart from a later one given the same pid."""
+    record: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
+    started = start_ticks(os.getpid())
+    if started is not None:
+        record["pid_start"] = started
+    return record
+
+
+def process_alive(record: dict) -> bool:
+    """True when the process a record names (``process_record``'s keys) still runs on this
+    host. A pid reused since (containers hand out the same low pids run after run) is another
+    process, told apart by its start time; a record from another host is never alive here."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or record.get("host") != socket.gethostname():
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
+    except OSError:
+        pass  # it exists but is another user's
+    started = start_ticks(pid)
+    return started is None or record.get("pid_start") in (None, started)
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux ``/proc``), None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -88,6 +88,10 @@ def tsne_2d(z, seed: int = 0, n_jobs: int = 2, perplexity: float = 30.0) -> np.n
     Cost grows with n (about 17 s for 5k MNIST latents on 2 cores), so callers pass a
     sample; see ``stratified_sample``. Perplexity is capped for tiny inputs, where
     openTSNE would otherwise refuse.
+
+    ``n_jobs`` stays fixed rather than following the run's CPU share: openTSNE's map of a few
+    thousand points depends on its thread count (2,500 points, 1 vs 2 threads: different
+    maps), and a run's figures and trustworthiness must not depend on what else was running.
     """
     from openTSNE import TSNE  # imported here: only t-SNE figures pay its import time
 

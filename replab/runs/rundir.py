@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import time
 from pathlib import Path
 
 from replab.errors import ReplabError
-from replab.io import atomic_write_json, atomic_write_text, write_error
+from replab.io import (
+    atomic_write_json,
+    atomic_write_text,
+    process_alive,
+    process_record,
+    write_error,
+)
 from replab.recipes import load_spec
 from replab.runs import schema
 from replab.spec import ExperimentSpec, spec_to_yaml
@@ -91,26 +96,13 @@ def set_status(run_dir: Path, state: str, **extra) -> None:
     reader can tell a run in progress from one whose process was killed."""
     atomic_write_json(
         run_dir / STATUS,
-        {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **_process(), **extra},
+        {"state": state, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **process_record(), **extra},
     )
 
 
 def is_alive(record: dict) -> bool:
     """True when the process named in a status record is still running on this host."""
-    pid = record.get("pid")
-    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        pass  # it exists but is not ours
-    started = _start_ticks(pid)
-    # a reused pid is another process
-    return started is None or record.get("pid_start") in (None, started)
+    return process_alive(record)
 
 
 def describe_state(run_dir: Path) -> str:
@@ -146,24 +138,6 @@ def check_not_running(run_dir: Path) -> None:
             "wait for it to finish, or stop that process "
             f"(kill {record.get('pid')}) and then `replab run --resume {run_dir}`",
         )
-
-
-def _process() -> dict:
-    info = {"pid": os.getpid(), "host": socket.gethostname()}
-    started = _start_ticks(os.getpid())
-    if started is not None:
-        info["pid_start"] = started
-    return info
-
-
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux),
-    which tells a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def open_existing(run_dir: Path) -> ExperimentSpec:

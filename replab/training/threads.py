@@ -29,6 +29,7 @@ import torch
 
 from replab.data import cache_dir
 from replab.errors import ConfigError
+from replab.io import process_alive, process_record
 
 ENV = "REPLAB_THREADS"
 CGROUP = Path("/sys/fs/cgroup")
@@ -141,29 +142,6 @@ def live_dir() -> Path:
     return cache_dir() / LIVE
 
 
-def _start_ticks(pid: int) -> int | None:
-    """The process's start time since boot (Linux): a reused pid is another process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _alive(entry: dict) -> bool:
-    pid = entry.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass  # exists, another user's
-    started = _start_ticks(pid)
-    return started is None or entry.get("pid_start") in (None, started)
-
-
 def live_runs(folder: Path | None = None) -> list[dict]:
     """The registered runs alive on this host; entries of dead processes are deleted."""
     folder = folder or live_dir()
@@ -176,7 +154,7 @@ def live_runs(folder: Path | None = None) -> list[dict]:
                 continue  # being written; counted at the next look
             if not isinstance(entry, dict) or entry.get("host") != socket.gethostname():
                 continue  # a cache shared between machines: not our CPUs
-            if _alive(entry):
+            if process_alive(entry):
                 found.append(entry)
             else:
                 with contextlib.suppress(OSError):
@@ -187,9 +165,7 @@ def live_runs(folder: Path | None = None) -> list[dict]:
 def _register(folder: Path, threads: int) -> Path | None:
     path = folder / f"{os.getpid()}.json"
     entry = {
-        "pid": os.getpid(),
-        "pid_start": _start_ticks(os.getpid()),
-        "host": socket.gethostname(),
+        **process_record(),
         "threads": threads,
         "time": time.time(),
     }
