@@ -10,7 +10,10 @@ Every bundled recipe's ``report.reference`` figure whose dataset is MNIST or Fas
   interrupted one, so running the command again only does the missing work;
 - a recipe whose study part starts from an earlier part's runs (E3 fine-tunes study E's tuned
   autoencoder) is measured by running that whole study (``replab study e`` at its full
-  settings) in ``runs/fidelity/study-e-<time>/``, resumed (``study --resume``) when it exists.
+  settings) in ``runs/fidelity/study-e-<time>/``, resumed (``study --resume``) when it exists;
+- a figure that is no recipe's (study B's PCA counts, its dropout grid, its four transfer
+  cases) is read from the reference table of the study that computes it (``replab study b``
+  at its full settings, its bottleneck sweep cut to the k the figures need: ``STUDY_ROWS``).
 
 ``--write`` renders ``docs/fidelity.md`` (every figure: reference, replab's mean ± std, the
 per-seed values, met or not, and for a miss the docs section with the measured ablation that
@@ -55,6 +58,7 @@ from replab.io import atomic_write_json, atomic_write_text, folder_lock  # noqa:
 from replab.runs import rundir  # noqa: E402
 from replab.runs.pool import check_jobs, pooled  # noqa: E402
 from replab.search.sweep import mean_and_std  # noqa: E402
+from replab.studies import study_b  # noqa: E402
 from replab.studies.framework import STUDY_FILE, StudyRun  # noqa: E402
 from replab.studies.runner import run_study  # noqa: E402
 
@@ -63,6 +67,7 @@ CIFAR = ("cifar10",)
 DEFAULT_FOLDER = Path("runs") / "fidelity"
 DOC = REPO / "docs" / "fidelity.md"
 README = REPO / "README.md"
+SUMMARY_FILE = "study-summary.json"  # a study's reference table, with every seed's value
 STATE = "fidelity.json"  # in the results folder: one record per measuring invocation
 MAKE_RUN = "make-run"  # the default job's folder (and --only name) in the results folder
 TABLE_MARKERS = ("<!-- fidelity:start -->", "<!-- fidelity:end -->")
@@ -73,6 +78,7 @@ ACCURACY_SLACK = 0.005  # absolute: half a percentage point
 ERROR_SLACK = 0.05  # relative: 5% of the reference
 _HIGHER = ("accuracy", "f1")
 _LOWER = ("loss", "mae", "mse", "error")
+_COUNT = ("components",)  # a count the report gives as "about N": within 5% either side
 
 # Hand-kept: the part each recipe is in its study (a recipe not named here is its own part,
 # keyed by its name). CIFAR-10 parts carry ".cifar10" so that --only A1 means MNIST's.
@@ -117,6 +123,10 @@ VARIANTS = {
     "A2.reg": "variant of A2 (dropout 0.2, cosine schedule, 30 epochs; not in the report)",
     "E3.long": "variant of E3 (30 epochs, cosine schedule; not in the report)",
 }
+# Figures that belong to no recipe, read from a study's reference table (study-summary.json):
+# study -> the options it runs with. Study B at its full settings except its bottleneck sweep,
+# cut to k = 300: the sweep's other k carry no figure (B1's k = 300 is the B1 recipe's row).
+STUDY_ROWS = {"b": {"ks": [300]}}
 # Hand-kept: for a figure that is not met, the measured ablation that explains it.
 # (part, metric or "*" for all its metrics) -> (why, link relative to the repository root).
 WHY_NOT = {
@@ -161,6 +171,13 @@ class Figure:
     dataset: str
     study: str | None = None  # measured by running this whole study
     study_part: str | None = None  # the part's key there
+    label: str | None = None  # read from the study's reference table: the row's metric text
+    seeded: bool = True  # False: no training behind it (PCA), one value whatever the seeds
+
+    @property
+    def name(self) -> str:
+        """What the tables call the figure."""
+        return self.label or self.metric
 
 
 def collect(
@@ -194,6 +211,25 @@ def collect(
                     study_part,
                 )
             )
+    if names is None and "mnist" in allowed:
+        out += study_b_figures()
+    return out
+
+
+def study_b_figures() -> list[Figure]:
+    """Report 001's figures that are no recipe's: PCA's component counts (B2), the dropout
+    grid (B3) and the four transfer cases (B4), with the labels study B's table gives them."""
+    recipe, out = "b1-mnist-bottleneck", []
+    for fraction, ref in study_b.PCA_REFERENCE.items():
+        label = f"PCA components for {fraction:.0%} variance"
+        out.append(Figure("B2", recipe, "pca.components", ref, "mnist", "b", "B2", label, False))
+    for (k, p), refs in study_b.DROPOUT_REFERENCE.items():
+        for metric, ref in zip(("train.loss", "test.loss"), refs, strict=True):
+            label = f"{metric} k={k} p={p}"
+            out.append(Figure("B3", recipe, metric, ref, "mnist", "b", "B3", label))
+    for key, *_, train, test in study_b.CASES:
+        for metric, ref in (("train.loss", train), ("test.loss", test)):
+            out.append(Figure(key, "b4-mnist-transfer", metric, ref, "mnist", "b", key, metric))
     return out
 
 
@@ -224,6 +260,8 @@ def direction(metric: str) -> str | None:
         return "higher"
     if any(last.endswith(w) for w in _LOWER):
         return "lower"
+    if any(last.endswith(w) for w in _COUNT):
+        return "count"
     return None
 
 
@@ -238,6 +276,8 @@ def met(metric: str, reference: float, mean: float | None) -> bool | None:
             return mean >= reference - ACCURACY_SLACK - eps
         case "lower":
             return mean <= reference * (1 + ERROR_SLACK) + eps
+        case "count":
+            return abs(mean - reference) <= reference * ERROR_SLACK + eps
     return None
 
 
@@ -247,6 +287,8 @@ def rule_text(metric: str) -> str:
             return f"mean ≥ reference − {ACCURACY_SLACK}"
         case "lower":
             return f"mean ≤ reference × {1 + ERROR_SLACK:g}"
+        case "count":
+            return f"mean within {ERROR_SLACK:.0%} of the reference"
     return "no rule for this metric"
 
 
@@ -254,8 +296,9 @@ def rule_text(metric: str) -> str:
 
 
 def find_study(folder: Path, study: str) -> Path | None:
-    """The study folder this script keeps for ``study`` in ``folder``: full settings, default
-    options, no overrides (the one ``run_study`` made on the first invocation)."""
+    """The study folder this script keeps for ``study`` in ``folder``: full settings, its
+    options those of ``STUDY_ROWS`` (default: none), no overrides (the one ``run_study`` made
+    on the first invocation)."""
     for path in sorted(Path(folder).glob(f"study-{study}-*/{STUDY_FILE}")):
         try:
             settings = json.loads(path.read_text())
@@ -264,7 +307,7 @@ def find_study(folder: Path, study: str) -> Path | None:
         if (
             settings.get("study") == study
             and not settings.get("quick")
-            and not settings.get("params")
+            and (settings.get("params") or {}) == STUDY_ROWS.get(study, {})
             and not settings.get("overrides")
         ):
             return path.parent
@@ -272,7 +315,10 @@ def find_study(folder: Path, study: str) -> Path | None:
 
 
 def run_dirs(folder: Path, figure: Figure, seeds: int) -> list[Path]:
-    """The run folder of each seed of ``figure``'s part (whether it exists or not)."""
+    """The run folder of each seed of ``figure``'s part (whether it exists or not); none for a
+    figure read from a study's table."""
+    if figure.label is not None:
+        return []
     if figure.study is None:
         base: Path | None = Path(folder) / figure.part
     else:
@@ -320,14 +366,15 @@ def measure(
             for part in measured:
                 part.summaries  # noqa: B018 - waits for the part's runs under --jobs
     for study in studies:
-        needed = [d for f in figures if f.study == study for d in run_dirs(folder, f, seeds)]
-        if needed and all(finished_summary(d) for d in needed):
+        mine = [f for f in figures if f.study == study]
+        if all(_measured(folder, f, seeds) for f in mine):
             log(f"== study {study}: every run it needs is finished, reused")
             continue
         existing = find_study(folder, study)
         if existing is None:
+            params = STUDY_ROWS.get(study, {})
             run_study(
-                study, {}, seeds=seeds, runs_dir=folder, data_root=data_root, jobs=jobs, log=log
+                study, params, seeds=seeds, runs_dir=folder, data_root=data_root, jobs=jobs, log=log
             )
         else:
             have = len(json.loads((existing / STUDY_FILE).read_text())["seeds"])
@@ -339,6 +386,33 @@ def measure(
                 log=log,
                 jobs=jobs,
             )
+
+
+def _measured(folder: Path, figure: Figure, seeds: int) -> bool:
+    """Every seed of ``figure`` is finished (a table figure: its study wrote its table with
+    every seed)."""
+    if figure.label is None:
+        dirs = run_dirs(folder, figure, seeds)
+        return bool(dirs) and all(finished_summary(d) for d in dirs)
+    values = table_values(folder, figure)
+    return values is not None and len(values) >= (seeds if figure.seeded else 1)
+
+
+def table_values(folder: Path, figure: Figure) -> list[float] | None:
+    """The per-seed values of a figure in its study's reference table (study-summary.json),
+    None while the study has not written one with this row."""
+    study = find_study(folder, str(figure.study))
+    if study is None:
+        return None
+    try:
+        rows = json.loads((study / SUMMARY_FILE).read_text())["reference"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for row in rows:
+        if row.get("part") == figure.study_part and row.get("metric") == figure.label:
+            values = row.get("values")
+            return [float(v) for v in values] if isinstance(values, list) else None
+    return None
 
 
 def measure_make_run(folder: Path, log: Log = print, overrides: Sequence[str] = ()) -> Path:
@@ -405,6 +479,12 @@ def gather(figures: list[Figure], folder: Path, seeds: int) -> list[Row]:
     """What was measured for each figure (rows without any finished run are left out)."""
     rows = []
     for f in figures:
+        if f.label is not None:
+            values = table_values(folder, f) or []
+            row = Row(f, dict(enumerate(values)), seeds if f.seeded else 1, data=_study_data(f))
+            if row.values:
+                rows.append(row)
+            continue
         row = Row(f, seeds=seeds)
         devices = []
         for s, d in enumerate(run_dirs(folder, f, seeds)):
@@ -419,6 +499,12 @@ def gather(figures: list[Figure], folder: Path, seeds: int) -> list[Row]:
         if row.values:
             rows.append(row)
     return rows
+
+
+def _study_data(figure: Figure) -> str:
+    if figure.part == "B2":
+        return "MNIST training images (the split of seed 0)"
+    return f"as study {figure.study}'s {figure.study_part} runs"
 
 
 def why_not(row: Row) -> tuple[str, str] | None:
@@ -473,7 +559,15 @@ def _fmt(value: float | None) -> str:
         return "—"
     if value == 0:
         return "0"
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value)}"  # a count: PCA's components
     return f"{value:.4f}" if abs(value) >= 0.01 else f"{value:.3g}"
+
+
+def _source(figure: Figure) -> str:
+    if figure.label is not None:
+        return f"study {figure.study}'s table"
+    return Path(figure.recipe).name.removesuffix(".yaml")
 
 
 def _mean_std(row: Row) -> str:
@@ -547,7 +641,7 @@ def render_doc(rows: list[Row], info: dict) -> str:
         f = r.figure
         part = f"{f.part}<br>({VARIANTS[f.part]})" if f.part in VARIANTS else f.part
         lines.append(
-            f"| {part} | `{f.metric}` ({Path(f.recipe).name.removesuffix('.yaml')}) "
+            f"| {part} | `{f.name}` ({_source(f)}) "
             f"| {_fmt(f.reference)} | {_mean_std(r)} | {_per_seed(r)} "
             f"| {_met(r)} | {_why(r, doc_link)} |"
         )
@@ -578,7 +672,7 @@ def render_readme(rows: list[Row], info: dict) -> str:
         f = r.figure
         part = f"{f.part} (variant, not in the report)" if f.part in VARIANTS else f.part
         lines.append(
-            f"| {part} | `{f.metric}` | {_fmt(f.reference)} | {_mean_std(r)} "
+            f"| {part} | `{f.name}` | {_fmt(f.reference)} | {_mean_std(r)} "
             f"| {_met(r)} | {_why(r, str)} |"
         )
     return "\n".join(lines)
@@ -658,6 +752,14 @@ def plan(figures: list[Figure], folder: Path, seeds: int) -> list[str]:
     for f in figures:
         groups.setdefault((f.study, f.part), []).append(f)
     for (study, part), figs in groups.items():
+        if figs[0].label is not None:
+            ready = all(_measured(folder, f, seeds) for f in figs)
+            out.append(
+                f"{part:<12} {'study ' + str(study) + ' table':<32} "
+                f"{len(figs)} figures read from study {study}'s reference table; "
+                f"{'measured' if ready else 'to measure'}"
+            )
+            continue
         dirs = run_dirs(folder, figs[0], seeds)
         done = [s for d in dirs if (s := finished_summary(d)) is not None]
         left = seeds - len(done)
@@ -677,9 +779,11 @@ def plan(figures: list[Figure], folder: Path, seeds: int) -> list[str]:
             f"{len(done)} of {seeds} seeds finished; {estimate}"
         )
     for study in dict.fromkeys(f.study for f in figures if f.study):
+        params = STUDY_ROWS.get(study, {}).items()
+        options = " ".join(f"--set {k}={json.dumps(v)}" for k, v in params)
         out.append(
-            f"study {study}: every part of `replab study {study}` at full settings over "
-            f"{seeds} seeds, its parts without a recipe figure included; "
+            f"study {study}: every part of `replab study {study}{' ' + options if options else ''}`"
+            f" at full settings over {seeds} seeds, its parts without a recipe figure included; "
             f"folder {find_study(folder, study) or 'new'}"
         )
     return out
@@ -758,7 +862,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = gather(figures, args.folder, args.seeds)
         for r in rows:
             say(
-                f"{r.figure.part:<10} {r.figure.metric:<22} reference {_fmt(r.figure.reference):>8}"
+                f"{r.figure.part:<10} {r.figure.name:<22} reference {_fmt(r.figure.reference):>8}"
                 f"  replab {_mean_std(r):<28} met: {_met(r)}"
             )
         if not rows:

@@ -278,6 +278,7 @@ def reference_row(part: str, metric: str, reference: float | None, values: list[
         "mean": mean,
         "std": std,
         "n": len(values),
+        "values": [float(v) for v in values],  # seed order: what benchmarks/fidelity.py reads
         "delta": None if mean is None or reference is None else mean - reference,
     }
 

@@ -88,6 +88,7 @@ def test_study_b_quick(tmp_path, data_dir):
     assert max(sweep[32]["test.loss"], sweep[300]["test.loss"]) < 0.8 * sweep[2]["test.loss"]
     assert sweep[300]["test.loss"] <= 0.04
     summary = json.loads((study / "study-summary.json").read_text())
+    pc95 = "PCA components for 95% variance"
     pcs = {row["metric"]: row["mean"] for row in summary["reference"] if row["part"] == "B2"}
     assert (
         130 <= pcs["PCA components for 95% variance"] <= 170
@@ -99,6 +100,11 @@ def test_study_b_quick(tmp_path, data_dir):
     assert b4["B4.1"]["test.accuracy"] >= 0.85
     md = (study / "study.md").read_text()
     assert "| B3 | test.loss k=300 p=0.3 | 0.0076 |" in md and "B4: transfer" in md
+    # every row keeps each seed's value under the label benchmarks/fidelity.py reads it by
+    labels = {(row["part"], row["metric"]): row for row in summary["reference"]}
+    for key in [("B3", "test.loss k=300 p=0.3"), ("B4.2", "test.loss"), ("B2", pc95)]:
+        assert len(labels[key]["values"]) == labels[key]["n"] == 1
+        assert labels[key]["values"][0] == pytest.approx(labels[key]["mean"])
 
 
 def json_runs(folder: Path) -> list[dict]:
