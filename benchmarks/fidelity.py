@@ -622,7 +622,20 @@ def _load_note(info: dict) -> str:
     )
 
 
-def render_doc(rows: list[Row], info: dict) -> str:
+def _missing(missing: Sequence[Figure]) -> list[str]:
+    """The paragraph that names the figures with no finished run, and the command for them."""
+    if not missing:
+        return []
+    names = "; ".join(f"{f.part} `{f.name}` (reference {_fmt(f.reference)})" for f in missing)
+    parts = ",".join(dict.fromkeys(f.part for f in missing))
+    return [
+        "",
+        f"**Not measured yet** (no finished run in the results folder): {names}. "
+        f'`make fidelity FIDELITY_ARGS="--only {parts}"` measures them.',
+    ]
+
+
+def render_doc(rows: list[Row], info: dict, missing: Sequence[Figure] = ()) -> str:
     """docs/fidelity.md."""
     doc_link = lambda target: "../" + target  # noqa: E731 - links from docs/
     dirty = " (with uncommitted changes)" if info["dirty"] else ""
@@ -650,6 +663,7 @@ def render_doc(rows: list[Row], info: dict) -> str:
             f"| {_fmt(f.reference)} | {_mean_std(r)} | {_per_seed(r)} "
             f"| {_met(r)} | {_why(r, doc_link)} |"
         )
+    lines += _missing(missing)
     lines += ["", "Data, device and time of each part's runs:", ""]
     lines += ["| part | data | seeds | training and evaluation, all seeds |", "|---|---|---|---|"]
     for part, r in {r.figure.part: r for r in rows}.items():
@@ -658,7 +672,7 @@ def render_doc(rows: list[Row], info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_readme(rows: list[Row], info: dict) -> str:
+def render_readme(rows: list[Row], info: dict, missing: Sequence[Figure] = ()) -> str:
     """The README's block between TABLE_MARKERS (markers excluded)."""
     dirty = " (with uncommitted changes)" if info["dirty"] else ""
     lines = [
@@ -680,7 +694,7 @@ def render_readme(rows: list[Row], info: dict) -> str:
             f"| {part} | `{f.name}` | {_fmt(f.reference)} | {_mean_std(r)} "
             f"| {_met(r)} | {_why(r, str)} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _missing(missing))
 
 
 def render_make_run(console: str) -> str | None:
@@ -710,14 +724,20 @@ def replace_block(text: str, markers: tuple[str, str], block: str) -> str:
 
 
 def write(
-    rows: list[Row], info: dict, console: Path | None, doc: Path = DOC, readme: Path = README
+    rows: list[Row],
+    info: dict,
+    console: Path | None,
+    doc: Path = DOC,
+    readme: Path = README,
+    missing: Sequence[Figure] = (),
 ) -> list[Path]:
-    """Write docs/fidelity.md and the README's blocks; nothing when no figure was measured."""
+    """Write docs/fidelity.md and the README's blocks (``missing``: the figures asked for that
+    have no finished run, named as such); nothing when no figure was measured."""
     if not rows:
         return []
-    atomic_write_text(doc, render_doc(rows, info))
+    atomic_write_text(doc, render_doc(rows, info, missing))
     text = readme.read_text(encoding="utf-8")
-    new = replace_block(text, TABLE_MARKERS, render_readme(rows, info))
+    new = replace_block(text, TABLE_MARKERS, render_readme(rows, info, missing))
     sample = render_make_run(console.read_text()) if console and console.is_file() else None
     if sample is not None:
         new = replace_block(new, MAKE_RUN_MARKERS, sample)
@@ -878,7 +898,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if args.write:
             console = args.folder / MAKE_RUN / "console.txt"
-            for path in write(rows, facts(args.folder, rows), console):
+            measured = {r.figure for r in rows}
+            missing = [f for f in figures if f not in measured]
+            for path in write(rows, facts(args.folder, rows), console, missing=missing):
                 say(f"wrote {path}")
     except ReplabError as err:
         print(f"error: {err.message}", file=sys.stderr)

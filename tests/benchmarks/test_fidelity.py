@@ -135,9 +135,14 @@ def test_table_figures_take_every_seed_from_the_studys_table(tmp_path):
     assert "(2 of 3 seeds)" in fidelity._mean_std(b4)
     assert not fidelity._measured(tmp_path / "kept", b4.figure, 3)
     assert fidelity._measured(tmp_path / "kept", b3.figure, 3)
-    doc = fidelity.render_doc(list(got.values()), {**fake_facts(), "invocations": []})
+    missing = [f for f in table if (f.part, f.name) not in got]
+    doc = fidelity.render_doc(list(got.values()), {**fake_facts(), "invocations": []}, missing)
     assert "| B3 | `test.loss k=300 p=0.3` (study b's table) | 0.0076 |" in doc
     assert "| 154 | 154 | yes |" in doc
+    # what was asked for and not measured is named, never left out silently
+    (note,) = [line for line in doc.splitlines() if line.startswith("**Not measured yet**")]
+    assert "B4.4 `train.loss` (reference 0.2893)" in note and "--only B3,B4.1," in note
+    assert "`test.loss k=300 p=0.3`" not in note
 
 
 def fake_facts() -> dict:
