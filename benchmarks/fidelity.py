@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -501,6 +502,7 @@ def gather(figures: list[Figure], folder: Path, seeds: int) -> list[Row]:
         if f.label is not None:
             values = table_values(folder, f) or []
             row = Row(f, dict(enumerate(values)), seeds if f.seeded else 1, data=_study_data(f))
+            row.seconds = table_seconds(folder, f)
             if row.values:
                 rows.append(row)
             continue
@@ -511,13 +513,29 @@ def gather(figures: list[Figure], folder: Path, seeds: int) -> list[Row]:
             if summary is None or f.metric not in summary.get("metrics", {}):
                 continue
             row.values[s] = float(summary["metrics"][f.metric])
-            row.data = row.data or str(summary.get("data", ""))
+            row.data = row.data or _without_paths(str(summary.get("data", "")))
             devices.append(str(summary.get("device", "")))
             row.seconds += float(summary.get("timings", {}).get("total", 0.0))
         row.devices = tuple(dict.fromkeys(devices))
         if row.values:
             rows.append(row)
     return rows
+
+
+def _without_paths(data: str) -> str:
+    """A run's data line without where the files were read ("MNIST train (60,000 images) from
+    /some/folder/MNIST/raw"): the page is published, the folder is this machine's."""
+    return "; ".join(part.split(" from ", 1)[0] for part in data.split("; "))
+
+
+def table_seconds(folder: Path, figure: Figure) -> float:
+    """The seconds the study spent on the figure's part (its table's timings), 0 if unknown."""
+    study = find_study(folder, str(figure.study))
+    try:
+        timings = json.loads((study / SUMMARY_FILE).read_text())["timings"] if study else []
+        return sum(float(t["seconds"]) for t in timings if t.get("part") == figure.study_part)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def _study_data(figure: Figure) -> str:
@@ -626,6 +644,7 @@ def _load_note(info: dict) -> str:
         )
     loads = ", ".join(
         f"{r['started'][:16]} at {r['commit']}: load {r['load_start']:.1f} → {r['load_end']:.1f}"
+        + (" (stopped before its end)" if r.get("stopped") else "")
         for r in runs
         if r.get("load_end") is not None
     )
@@ -858,6 +877,28 @@ transfer cases; the bottleneck sweep's other k carry no figure). `--dry-run` est
 is left from the finished seeds."""
 
 
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM: stop like Ctrl-C, so the invocation is still recorded
+
+
+def _measure_recorded(entry: dict, figures: list[Figure], args, with_make_run: bool) -> None:
+    """Measure, and record the invocation (its load and wall time) however it ends: one
+    stopped with Ctrl-C or SIGTERM trained runs too, and its load belongs in the page."""
+    start, stopped = time.perf_counter(), False
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        measure(figures, args.folder, args.seeds, args.jobs, args.data_dir, log=print)
+        if with_make_run:
+            measure_make_run(args.folder, log=say)
+    except KeyboardInterrupt:
+        stopped = True
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        wall = round(time.perf_counter() - start, 1)
+        record(args.folder, {**entry, "load_end": _load(), "wall_s": wall, "stopped": stopped})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", help="parts or recipes, e.g. A1,E3 (make-run: the default job)")
@@ -893,14 +934,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "only": args.only,
                 "cifar": args.cifar,
             }
-            start = time.perf_counter()
-            measure(figures, args.folder, args.seeds, args.jobs, args.data_dir, log=print)
-            if with_make_run:
-                measure_make_run(args.folder, log=say)
-            record(
-                args.folder,
-                {**entry, "load_end": _load(), "wall_s": round(time.perf_counter() - start, 1)},
-            )
+            _measure_recorded(entry, figures, args, with_make_run)
         rows = gather(figures, args.folder, args.seeds)
         for r in rows:
             say(
@@ -919,6 +953,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReplabError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        say("stopped: run the same command again to continue (finished runs are reused)")
+        return 130
     return 0
 
 

@@ -107,7 +107,9 @@ def write_study_b(folder, params, rows):
     study.mkdir(parents=True)
     settings = {"study": "b", "params": params, "quick": False, "seeds": [0, 1, 2]}
     (study / fidelity.STUDY_FILE).write_text(json.dumps({**settings, "overrides": []}))
-    (study / fidelity.SUMMARY_FILE).write_text(json.dumps({"reference": rows}))
+    timings = [{"part": "B3", "title": "grid", "seconds": 600.0}, {"part": "B2", "seconds": 3.0}]
+    summary = {"reference": rows, "timings": timings}
+    (study / fidelity.SUMMARY_FILE).write_text(json.dumps(summary))
     return study
 
 
@@ -130,6 +132,7 @@ def test_table_figures_take_every_seed_from_the_studys_table(tmp_path):
     assert pca99.met is False  # 350 is 6% above 330
     b3 = got[("B3", "test.loss k=300 p=0.3")]
     assert b3.values == {0: 0.0075, 1: 0.0079, 2: 0.0077} and b3.complete and b3.met is True
+    assert b3.seconds == 600.0 and pca95.seconds == 3.0
     b4 = got[("B4.2", "test.loss")]
     assert not b4.complete and b4.met is False  # 0.305 > 0.2806 x 1.05
     assert "(2 of 3 seeds)" in fidelity._mean_std(b4)
@@ -278,6 +281,14 @@ def test_rendering_writes_only_what_was_measured(tiny, tmp_path):
 
     text = doc.read_text()
     assert f"commit: `{info['commit']}`" in text and info["torch"] in text
+    # the data is named, not the folder it was read from on the measuring machine
+    assert acc.data.startswith("scikit-learn digits") and str(REPO) not in text
+    mnist = (
+        "MNIST train (60,000 images) from /data/dev/MNIST/raw; "
+        "MNIST test (10,000 images) from /data/dev/MNIST/raw"
+    )
+    named = "MNIST train (60,000 images); MNIST test (10,000 images)"
+    assert fidelity._without_paths(mnist) == named
     line = next(x for x in text.splitlines() if "`probe.test_accuracy`" in x)
     assert "| 0.9900 |" in line and "**no**" in line and "no measured explanation yet" in line
     assert fidelity._fmt(acc.mean) in line
