@@ -243,7 +243,15 @@ def test_a_closed_pipe_ends_quietly():
 
 def test_ctrl_c_names_the_folder_and_the_resume_command(tmp_path):
     runs = tmp_path / "runs"
-    argv = ["run", "digits-autoencoder", "trainer.epochs=100000", "probe.enabled=false"]
+    # no early stopping: the digits run otherwise ends by itself within ~10 s, and on a loaded
+    # CI machine it once finished before the signal came (exit 0, nothing to resume)
+    argv = [
+        "run",
+        "digits-autoencoder",
+        "trainer.epochs=100000",
+        "trainer.early_stopping=null",
+        "probe.enabled=false",
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "replab.cli", *argv, "--runs-dir", str(runs)],
         stdout=subprocess.PIPE,
@@ -256,7 +264,12 @@ def test_ctrl_c_names_the_folder_and_the_resume_command(tmp_path):
         if "epoch" in line:
             break
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("Ctrl-C did not stop the run within 60 s")
     (run_dir,) = runs.iterdir()
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
