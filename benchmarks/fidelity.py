@@ -418,17 +418,23 @@ def _measured(folder: Path, figure: Figure, seeds: int) -> bool:
     return values is not None and len(values) >= (seeds if figure.seeded else 1)
 
 
-def table_values(folder: Path, figure: Figure) -> list[float] | None:
+def study_summary(folder: Path, study: str) -> dict:
+    """The study's study-summary.json (its reference table and timings); {} while there is
+    none. One read serves a figure's values and its time."""
+    found = find_study(folder, study)
+    try:
+        summary = json.loads((found / SUMMARY_FILE).read_text()) if found else {}
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def table_values(folder: Path, figure: Figure, summary: dict | None = None) -> list[float] | None:
     """The per-seed values of a figure in its study's reference table (study-summary.json),
     None while the study has not written one with this row."""
-    study = find_study(folder, str(figure.study))
-    if study is None:
-        return None
-    try:
-        rows = json.loads((study / SUMMARY_FILE).read_text())["reference"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    for row in rows:
+    if summary is None:
+        summary = study_summary(folder, str(figure.study))
+    for row in summary.get("reference") or []:
         if row.get("part") == figure.study_part and row.get("metric") == figure.label:
             values = row.get("values")
             return [float(v) for v in values] if isinstance(values, list) else None
@@ -500,9 +506,10 @@ def gather(figures: list[Figure], folder: Path, seeds: int) -> list[Row]:
     rows = []
     for f in figures:
         if f.label is not None:
-            values = table_values(folder, f) or []
+            summary = study_summary(folder, str(f.study))
+            values = table_values(folder, f, summary) or []
             row = Row(f, dict(enumerate(values)), seeds if f.seeded else 1, data=_study_data(f))
-            row.seconds = table_seconds(folder, f)
+            row.seconds = table_seconds(summary, f)
             if row.values:
                 rows.append(row)
             continue
@@ -528,13 +535,12 @@ def _without_paths(data: str) -> str:
     return "; ".join(part.split(" from ", 1)[0] for part in data.split("; "))
 
 
-def table_seconds(folder: Path, figure: Figure) -> float:
+def table_seconds(summary: dict, figure: Figure) -> float:
     """The seconds the study spent on the figure's part (its table's timings), 0 if unknown."""
-    study = find_study(folder, str(figure.study))
     try:
-        timings = json.loads((study / SUMMARY_FILE).read_text())["timings"] if study else []
+        timings = summary.get("timings") or []
         return sum(float(t["seconds"]) for t in timings if t.get("part") == figure.study_part)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return 0.0
 
 
