@@ -49,30 +49,38 @@ def curves(history: list[dict], title: str = "") -> bytes:
 
 
 def image_grid(rows: list[torch.Tensor], row_labels: list[str], title: str = "") -> bytes:
-    """Rows of images in [0, 1] (each row N x C x H x W), e.g. originals over reconstructions."""
+    """Rows of images in [0, 1] (each row N x C x H x W), e.g. originals over reconstructions.
+
+    The images are tiled into one array drawn once: an axes per image (64 for a traversal)
+    cost matplotlib about 0.6 s a figure, several seconds of every run's evaluation."""
     n = max(len(r) for r in rows)
-    fig, axes = plt.subplots(
-        len(rows), n, figsize=(0.9 * n + 0.8, 0.95 * len(rows) + 0.3), squeeze=False
-    )
-    for i, (row, label) in enumerate(zip(rows, row_labels, strict=True)):
-        for j in range(n):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if j < len(row):
-                ax.imshow(_hwc(row[j]), cmap="gray" if row.shape[1] == 1 else None, vmin=0, vmax=1)
-        axes[i][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    mosaic, step = _mosaic(rows, n)
+    fig, ax = plt.subplots(figsize=(0.9 * n + 0.8, 0.95 * len(rows) + 0.3))
+    ax.imshow(mosaic, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([step * i + (step - 1) / 2 for i in range(len(rows))], row_labels, fontsize=9)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return to_png(fig)
 
 
-def _hwc(image: torch.Tensor) -> np.ndarray:
-    array = image.detach().float().cpu().clamp(0, 1).numpy()
-    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+def _mosaic(rows: list[torch.Tensor], n: int) -> tuple[np.ndarray, int]:
+    """(rows x n) images as one RGB array on white, a thin gap between neighbours; and the
+    pixel step from one row to the next."""
+    h, w = rows[0].shape[-2:]
+    gap = max(1, h // 14)
+    mosaic = np.ones((len(rows) * (h + gap) - gap, n * (w + gap) - gap, 3), dtype=np.float32)
+    for i, row in enumerate(rows):
+        # (N, C, H, W) -> (N, H, W, 3): grey images repeat their one channel
+        rgb = row.detach().float().cpu().clamp(0, 1).expand(-1, 3, -1, -1).permute(0, 2, 3, 1)
+        for j, image in enumerate(rgb.numpy()):
+            y, x = i * (h + gap), j * (w + gap)
+            mosaic[y : y + h, x : x + w] = image
+    return mosaic, h + gap
 
 
 def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
