@@ -48,7 +48,8 @@ def test_study_a_quick_on_mnist(tmp_path, data_dir, capsys):
     )
     study = only(tmp_path)
     a1, a2, a3 = (metrics(study, p) for p in ("A1", "A2", "A3"))
-    # measured on the quick profile: A1 probe 0.865, MAE 0.109; A2 0.912; A3 probe 0.932
+    # measured on the quick profile: A1 probe 0.835 (0.865 before its batch went 128 -> 1024),
+    # MAE 0.109; A2 0.912; A3 probe 0.932
     assert a1["probe.test_accuracy"] >= 0.80 and a1["test.mae"] <= 0.14
     assert a2["test.accuracy"] >= 0.85
     # measured 0.894 (dropout and cosine schedule)
