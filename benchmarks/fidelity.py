@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -531,8 +532,10 @@ def gather(figures: list[Figure], folder: Path, seeds: int) -> list[Row]:
 
 def _without_paths(data: str) -> str:
     """A run's data line without where the files were read ("MNIST train (60,000 images) from
-    /some/folder/MNIST/raw"): the page is published, the folder is this machine's."""
-    return "; ".join(part.split(" from ", 1)[0] for part in data.split("; "))
+    /some/folder/MNIST/raw"): the page is published, the folder is this machine's. A path
+    ends at the next comma or semicolon: what follows it ("..., validation images included
+    (12,000; refit)") stays."""
+    return re.sub(r" from [^,;]+", "", data)
 
 
 def table_seconds(summary: dict, figure: Figure) -> float:

@@ -289,6 +289,14 @@ def test_rendering_writes_only_what_was_measured(tiny, tmp_path):
     )
     named = "MNIST train (60,000 images); MNIST test (10,000 images)"
     assert fidelity._without_paths(mnist) == named
+    refit = (
+        "Fashion-MNIST train (60,000 images) from /d/FashionMNIST/raw, validation images "
+        "included (12,000; refit); Fashion-MNIST test (10,000 images) from /d/FashionMNIST/raw"
+    )
+    assert fidelity._without_paths(refit) == (
+        "Fashion-MNIST train (60,000 images), validation images included (12,000; refit); "
+        "Fashion-MNIST test (10,000 images)"
+    )
     line = next(x for x in text.splitlines() if "`probe.test_accuracy`" in x)
     assert "| 0.9900 |" in line and "**no**" in line and "no measured explanation yet" in line
     assert fidelity._fmt(acc.mean) in line
