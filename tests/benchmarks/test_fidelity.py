@@ -14,6 +14,8 @@ from tests.conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 import fidelity  # noqa: E402
 
+from replab.runs import rundir  # noqa: E402
+
 RECIPES = REPO / "replab" / "recipes"
 
 
@@ -49,10 +51,13 @@ def test_every_mnist_and_fashion_figure_is_collected_and_cifar_only_when_asked()
     mnist = published(("mnist", "fashion_mnist"))
     cifar = published(("cifar10",))
     assert len(mnist) >= 10 and len(cifar) >= 10  # the recipes as shipped
-    figures = [f for f in fidelity.collect() if f.label is None]
+    # the recipes' own figures (report 003's per-class table is tested below)
+    figures = [f for f in fidelity.collect() if f.label is None and ".f1" not in f.metric]
     assert as_set(figures) == mnist
     assert len(figures) == len(mnist)  # each once
-    with_cifar = [f for f in fidelity.collect(cifar=True) if f.label is None]
+    with_cifar = [
+        f for f in fidelity.collect(cifar=True) if f.label is None and ".f1" not in f.metric
+    ]
     assert as_set(with_cifar) == mnist | cifar
     # every figure's part has one key, and the study-dependent ones say which study runs them
     keys = {f.recipe: f.part for f in with_cifar}
@@ -99,6 +104,60 @@ def test_report_001_tables_are_read_from_study_b():
     assert [f.part for f in table if not f.seeded] == ["B2", "B2"]  # PCA: no training
     assert not [f for f in fidelity.collect(datasets=["fashion_mnist"]) if f.label]
     assert fidelity.STUDY_ROWS["b"] == {"ks": [300]}
+
+
+# Report 003's table 6, restated from the report: per-class F1 (%) of its CNN and of its
+# classifier (CL), the CNN's column first as the report prints it.
+REPORT_003_TABLE_6 = {
+    "T-shirt/top": (89.21, 85.36),
+    "Trouser": (99.35, 98.24),
+    "Pullover": (90.71, 83.02),
+    "Dress": (93.31, 89.97),
+    "Coat": (90.22, 84.04),
+    "Sandal": (98.89, 97.65),
+    "Shirt": (79.94, 72.82),
+    "Sneaker": (97.07, 95.77),
+    "Bag": (98.32, 97.41),
+    "Ankle boot": (97.55, 96.74),
+}
+
+
+def test_report_003_per_class_f1_is_measured_for_e3_its_variant_and_the_cnn():
+    f1 = [f for f in fidelity.collect() if f.metric.endswith(".f1")]
+    expected = {}
+    for cls, (cnn, classifier) in REPORT_003_TABLE_6.items():
+        for part, ref in (("E3", classifier), ("E3.long", classifier), ("E3.cnn", cnn)):
+            expected[(part, f"per_class.{cls}.f1")] = pytest.approx(ref / 100)
+    assert {(f.part, f.metric): f.reference for f in f1} == expected
+    assert all(f.study == "e" and f.study_part == f.part for f in f1)
+    assert not [f for f in fidelity.collect(datasets=["mnist"]) if f.metric.endswith(".f1")]
+
+
+def test_per_class_figures_are_read_from_each_seeds_run(tmp_path):
+    study = tmp_path / "study-e-20261201-120000"
+    study.mkdir()
+    settings = {"study": "e", "params": {}, "quick": False, "seeds": [0, 1], "overrides": []}
+    (study / fidelity.STUDY_FILE).write_text(json.dumps(settings))
+    for seed, f1 in enumerate((0.70, 0.72)):
+        run = study / "E3" / f"seed{seed}"
+        run.mkdir(parents=True)
+        per_class = {"Shirt": {"precision": 0.9, "recall": 0.5, "f1": f1, "support": 1000}}
+        metrics = {"test.accuracy": 0.89}
+        summary = {"name": "e3", "metrics": metrics, "per_class": per_class, "data": "x"}
+        (run / "summary.json").write_text(json.dumps(summary))
+        rundir.set_status(run, "finished")
+    figures = [
+        f
+        for f in fidelity.collect()
+        if f.part == "E3" and f.metric in ("per_class.Shirt.f1", "test.accuracy")
+    ]
+    rows = {r.figure.metric: r for r in fidelity.gather(figures, tmp_path, seeds=2)}
+    assert rows["per_class.Shirt.f1"].values == {0: 0.70, 1: 0.72}
+    assert rows["per_class.Shirt.f1"].mean == pytest.approx(0.71)
+    assert rows["per_class.Shirt.f1"].met is False  # 0.71 < 0.7282 - 0.005
+    assert rows["test.accuracy"].values == {0: 0.89, 1: 0.89}
+    assert fidelity.metric_value({"per_class": {}}, "per_class.Shirt.f1") is None
+    assert fidelity.why_not(rows["per_class.Shirt.f1"]) == fidelity.WHY_NOT[("E3", "*")]
 
 
 def write_study_b(folder, params, rows):
