@@ -15,6 +15,7 @@ from torch import nn
 
 from replab.data import Normalizer
 from replab.evaluation.embed import batched_eval
+from replab.io import import_passive
 
 
 @dataclass
@@ -93,8 +94,7 @@ def tsne_2d(z, seed: int = 0, n_jobs: int = 2, perplexity: float = 30.0) -> np.n
     thousand points depends on its thread count (2,500 points, 1 vs 2 threads: different
     maps), and a run's figures and trustworthiness must not depend on what else was running.
     """
-    from openTSNE import TSNE  # imported here: only t-SNE figures pay its import time
-
+    TSNE = import_passive("openTSNE").TSNE  # here: only t-SNE figures pay its import
     x = _as_float64(z).numpy()
     perplexity = min(perplexity, max((len(x) - 1) / 3, 1.0))
     tsne = TSNE(
