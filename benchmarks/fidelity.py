@@ -261,11 +261,10 @@ def study_e_f1_figures() -> list[Figure]:
     """Report 003's table 6: the per-class F1 of its classifier (E3; E3.long, the variant,
     beside it) and of its CNN, as fractions. Each seed's value is that run's own per-class
     score (``per_class`` in its summary), read like any recipe metric."""
-    out = []
+    out, recipe_of = [], {part: recipe for recipe, (_, part) in THROUGH_STUDY.items()}
     for cls, (classifier, cnn) in study_e.F1_REFERENCE.items():
         for part, ref in (("E3", classifier), ("E3.long", classifier), ("E3.cnn", cnn)):
-            recipe = next(r for r, (_, p) in THROUGH_STUDY.items() if p == part)
-            metric = f"{PER_CLASS}{cls}.f1"
+            recipe, metric = recipe_of[part], f"{PER_CLASS}{cls}.f1"
             out.append(Figure(part, recipe, metric, ref / 100, "fashion_mnist", "e", part))
     return out
 
@@ -531,10 +530,13 @@ class Row:
 
 def gather(figures: list[Figure], folder: Path, seeds: int) -> list[Row]:
     """What was measured for each figure (rows without any finished run are left out)."""
-    rows = []
+    rows: list[Row] = []
+    tables: dict[str | None, dict] = {}  # each study's study-summary.json, read once
     for f in figures:
         if f.label is not None:
-            summary = study_summary(folder, str(f.study))
+            if f.study not in tables:
+                tables[f.study] = study_summary(folder, str(f.study))
+            summary = tables[f.study]
             values = table_values(folder, f, summary) or []
             row = Row(f, dict(enumerate(values)), seeds if f.seeded else 1, data=_study_data(f))
             row.seconds = table_seconds(summary, f)
