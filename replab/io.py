@@ -281,10 +281,26 @@ def import_passive(module: str) -> Any:
     21.5 s spinning); results are the same. torch's own runtime, loaded before, keeps its
     policy: its short training steps do gain from spinning. The variable is set only while the
     module loads (children do not inherit it), and never over the user's own."""
-    if module in sys.modules or "OMP_WAIT_POLICY" in os.environ:
-        return importlib.import_module(module)
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        return importlib.import_module(module)
-    finally:
-        os.environ.pop("OMP_WAIT_POLICY", None)
+    if module in sys.modules:
+        return sys.modules[module]
+    if "OMP_WAIT_POLICY" in os.environ:
+        loaded = importlib.import_module(module)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
+            loaded = importlib.import_module(module)
+        finally:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+    limit_native_threads(torch.get_num_threads())  # the BLAS and OpenMP it brought
+    return loaded
+
+
+def limit_native_threads(threads: int) -> None:
+    """The loaded BLAS and OpenMP libraries (numpy's and scipy's OpenBLAS, scikit-learn's
+    libgomp) use at most ``threads`` threads: the run's share, as torch does. Each starts with
+    one thread per core, so beside another run on 2 cores their threads wait on each other
+    (an A1 quick analysis with one thread: 4.0 s alone, 8.1 s beside another worker). A
+    library loaded later is limited by the next call (``import_passive`` makes one)."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    threadpool_limits(limits=max(1, int(threads)))

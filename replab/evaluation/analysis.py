@@ -27,6 +27,7 @@ from replab.evaluation.latent import (
     stratified_sample,
     traversal_grid,
     tsne_2d,
+    tsne_threads,
 )
 from replab.evaluation.separability import Separability, separability
 from replab.spec import AnalysisSpec
@@ -105,7 +106,13 @@ def _analyse(
         direct = z.shape[1] == 2
         key = None
         if name == "image space" and cache is not None and not direct:
-            settings = {"k": spec.knn_k, "metric": spec.knn_metric, "tsne": spec.tsne, "seed": seed}
+            settings = {
+                "k": spec.knn_k,
+                "metric": spec.knn_metric,
+                "tsne": spec.tsne,
+                "seed": seed,
+                "tsne_threads": tsne_threads(),  # the map depends on it
+            }
             key = space_cache.space_key(test.images, index, settings)
             hit = space_cache.load(cache, key)
             if hit is not None:

@@ -319,9 +319,9 @@ def _train_and_evaluate(
     if splits.pretrain is not None:
         log(f"probes and analysis: {splits.train.source}")
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
-    train, val, test = _loaders(
-        spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
-    )
+    batch = spec.trainer.batch_size
+    eval_batch = batch if task.in_batch else spec.trainer.eval_batch_size
+    train, val, test = _loaders(spec, splits, normalizer, device, batch, eval_batch)
     # the folder this process writes: rank 0's run folder, none on the other ranks
     folder = run_dir if distributed.is_main() else None
     trail = (

@@ -32,6 +32,10 @@ class Task:
     reconstructs = False
     # the decoder was trained against N(0, I): the analysis samples the prior (vae)
     has_prior = False
+    # an example's loss depends on the others in its batch (in-batch negatives, batch
+    # statistics): validation and test run in batches of the training size, so their losses
+    # compare with the training loss, and an evaluation step costs what a training step does
+    in_batch = False
 
     def __init__(self, model: nn.Module, objective: nn.Module) -> None:
         self.model = model

@@ -21,6 +21,10 @@ from replab.tasks.registry import TASKS
 @TASKS.register("contrastive")
 class Contrastive(Task):
     objective_target = "views"
+    # NT-Xent's negatives and Barlow Twins' and VICReg's statistics are the batch's: scored in
+    # the 4096-image evaluation batches, a validation loss was not the training loss's measure
+    # and cost 16x a 256-image step per image (8192 x 8192 similarities)
+    in_batch = True
 
     def __init__(self, model: Projected, objective, augment: Augment) -> None:
         super().__init__(model, objective)

@@ -29,7 +29,7 @@ import torch
 
 from replab.data import cache_dir
 from replab.errors import ConfigError
-from replab.io import process_alive, process_record
+from replab.io import limit_native_threads, process_alive, process_record
 
 ENV = "REPLAB_THREADS"
 CGROUP = Path("/sys/fs/cgroup")
@@ -208,6 +208,7 @@ class CpuShare:
         threads = self.choose()
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
+            limit_native_threads(threads)
         if not self.counts or self.counts[-1] != threads:
             self.counts.append(threads)
             if self.entry is not None and self.folder is not None:
@@ -252,3 +253,4 @@ def share_cpus(folder: Path | None = None) -> Iterator[CpuShare]:
             with contextlib.suppress(OSError):
                 share.entry.unlink()
         torch.set_num_threads(before)
+        limit_native_threads(before)

@@ -203,3 +203,13 @@ def test_sample_prior_is_standard_normal_and_seeded():
     torch.testing.assert_close(samples.mean(0), torch.zeros(8), atol=0.03, rtol=0)
     torch.testing.assert_close(samples.std(0), torch.ones(8), atol=0.03, rtol=0)
     assert torch.equal(sample_prior(8, 5, seed=1), sample_prior(8, 5, seed=1))
+
+
+@pytest.mark.parametrize(("torch_threads", "expected"), [(1, 1), (2, 2), (3, 2)])
+def test_tsne_threads_follow_the_run(torch_threads, expected, monkeypatch):
+    """One thread beside other work (two 2-thread maps on 2 cores wait on each other), else
+    two: the map depends only on whether the run has one thread, not on the host."""
+    from replab.evaluation.latent import tsne_threads
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: torch_threads)
+    assert tsne_threads() == expected

@@ -83,3 +83,18 @@ def test_other_pixels_or_seed_miss_and_a_broken_file_is_recomputed(tmp_path, cou
     readable = [f for f in files if f.read_bytes()[:2] == b"PK"]  # rewritten as an npz again
     assert len(readable) == 1
     assert counted_tsne == []  # t-SNE off: only the scores were cached
+
+
+def test_the_tsne_thread_count_is_part_of_the_key(tmp_path, counted_tsne):
+    """openTSNE's map depends on its thread count, which follows the run's (1 or 2)."""
+    test = digits_like()
+    z = torch.randn(len(test), 5, generator=torch.Generator().manual_seed(1))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        analyse(test, z, AnalysisSpec(tsne_sample=None), cache=tmp_path)
+        torch.set_num_threads(1)
+        analyse(test, z, AnalysisSpec(tsne_sample=None), cache=tmp_path)
+    finally:
+        torch.set_num_threads(before)
+    assert len(counted_tsne) == 4 and len(list(tmp_path.glob("*.npz"))) == 2

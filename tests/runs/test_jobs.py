@@ -7,6 +7,7 @@ in its last bits, and the point here is where a run trains, not how many threads
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,22 @@ def test_tune_with_two_jobs_finishes_exactly_n_trials(tmp_path, capsys):
     assert out.count(" complete: val.loss") == 3  # one line per trial, from the workers
     assert len(list(study.glob("trial-*/summary.json"))) == 3
     assert (study / "best.yaml").is_file()
+
+
+def _environment_variable(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def test_workers_see_the_parents_environment_of_now(monkeypatch):
+    """Workers fork from a server that keeps the environment it started with; each pool hands
+    its workers the parent's current one (a notebook or test that changes REPLAB_CACHE, say)."""
+    from replab.runs.pool import RunPool
+
+    for value in ("first", "second"):
+        monkeypatch.setenv("REPLAB_TEST_VALUE", value)
+        pool = RunPool(2, log=lambda _: None)
+        try:
+            seen = pool.executor.submit(_environment_variable, "REPLAB_TEST_VALUE").result()
+        finally:
+            pool.close()
+        assert seen == value

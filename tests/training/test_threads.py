@@ -133,3 +133,21 @@ def test_epoch_boundary_recounts(tmp_path):
         finally:
             sleeper.kill()
             sleeper.wait()
+
+
+def test_a_run_share_limits_blas_and_openmp_too(tmp_path, monkeypatch):
+    """numpy's and scipy's OpenBLAS and scikit-learn's OpenMP start one thread per core: a
+    run with one thread keeps them to one, and the count is restored after the run."""
+    from threadpoolctl import threadpool_info
+
+    from replab.io import import_passive
+
+    import_passive("sklearn.neighbors")  # its libraries are loaded, as in an analysis
+    counts = lambda: {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}  # noqa: E731
+    before = counts()
+    monkeypatch.setenv(threads.ENV, "1")
+    with threads.share_cpus(tmp_path / "live"):
+        inside = counts()
+    assert inside and set(inside.values()) == {1}
+    if torch.get_num_threads() > 1:
+        assert counts() == before
