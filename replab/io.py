@@ -271,27 +271,14 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def import_passive(module: str) -> Any:
-    """``module`` imported with ``OMP_WAIT_POLICY=PASSIVE`` for the OpenMP runtime it loads.
-
-    scikit-learn and openTSNE bring their own libgomp (one shared copy), which reads the
-    variable once, when it loads. By default its idle threads spin between parallel steps:
-    alone that gains nothing (t-SNE of 2,500 points: 7.4 s passive, 7.6 s spinning), beside
-    another busy process it takes that process's CPU (two maps at once: 10 s each passive,
-    21.5 s spinning); results are the same. torch's own runtime, loaded before, keeps its
-    policy: its short training steps do gain from spinning. The variable is set only while the
-    module loads (children do not inherit it), and never over the user's own."""
+def import_limited(module: str) -> Any:
+    """``module`` imported, and the BLAS and OpenMP libraries it loaded limited to torch's
+    thread count (the run's share, see ``limit_native_threads``). For scikit-learn and openTSNE,
+    which bring their own OpenBLAS and libgomp."""
     if module in sys.modules:
         return sys.modules[module]
-    if "OMP_WAIT_POLICY" in os.environ:
-        loaded = importlib.import_module(module)
-    else:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        try:
-            loaded = importlib.import_module(module)
-        finally:
-            os.environ.pop("OMP_WAIT_POLICY", None)
-    limit_native_threads(torch.get_num_threads())  # the BLAS and OpenMP it brought
+    loaded = importlib.import_module(module)
+    limit_native_threads(torch.get_num_threads())
     return loaded
 
 
@@ -300,7 +287,7 @@ def limit_native_threads(threads: int) -> None:
     libgomp) use at most ``threads`` threads: the run's share, as torch does. Each starts with
     one thread per core, so beside another run on 2 cores their threads wait on each other
     (an A1 quick analysis with one thread: 4.0 s alone, 8.1 s beside another worker). A
-    library loaded later is limited by the next call (``import_passive`` makes one)."""
+    library loaded later is limited by the next call (``import_limited`` makes one)."""
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     threadpool_limits(limits=max(1, int(threads)))

@@ -9,7 +9,7 @@ import torch
 
 from replab.data.base import DatasetSource, ImageSet
 from replab.data.registry import DATASETS
-from replab.io import import_passive
+from replab.io import import_limited
 
 
 @DATASETS.register("digits")
@@ -25,7 +25,7 @@ class Digits(DatasetSource):
         return None
 
     def load_split(self, folder: Path | None, split: str) -> ImageSet:
-        load_digits = import_passive("sklearn.datasets").load_digits
+        load_digits = import_limited("sklearn.datasets").load_digits
 
         bunch = load_digits()
         # Pixel values are counts 0..16; scale to the 0..255 of every other image dataset.

@@ -15,7 +15,7 @@ from torch import nn
 
 from replab.data import Normalizer
 from replab.evaluation.embed import batched_eval
-from replab.io import import_passive
+from replab.io import import_limited
 
 
 @dataclass
@@ -103,7 +103,7 @@ def tsne_2d(z, seed: int = 0, n_jobs: int | None = None, perplexity: float = 30.
     sample; see ``stratified_sample``. Perplexity is capped for tiny inputs, where
     openTSNE would otherwise refuse. ``n_jobs`` defaults to :func:`tsne_threads`.
     """
-    TSNE = import_passive("openTSNE").TSNE  # here: only t-SNE figures pay its import
+    TSNE = import_limited("openTSNE").TSNE  # here: only t-SNE figures pay its import
     x = _as_float64(z).numpy()
     perplexity = min(perplexity, max((len(x) - 1) / 3, 1.0))
     tsne = TSNE(

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from replab.evaluation.latent import stratified_sample
 from replab.evaluation.rank import effective_rank
-from replab.io import import_passive
+from replab.io import import_limited
 
 METRICS = ("cosine", "euclidean")
 
@@ -54,7 +54,7 @@ def silhouette(z, y, sample: int = 5000, seed: int = 0, metric: str = "euclidean
     The score is O(n^2) in time and memory, hence the sample; stratifying keeps every
     class in it so the score is defined whenever the data has two classes.
     """
-    silhouette_score = import_passive("sklearn.metrics").silhouette_score
+    silhouette_score = import_limited("sklearn.metrics").silhouette_score
 
     x, labels = _float(z).cpu().numpy(), _long(y).cpu().numpy()
     index = stratified_sample(labels, sample, seed)
@@ -70,7 +70,7 @@ def trustworthiness(high, low, n_neighbors: int = 10, sample: int = 5000, seed: 
     the clusters the picture shows are really there. Rows must correspond; at most
     ``sample`` random rows are scored because sklearn builds full distance matrices.
     """
-    sk_trustworthiness = import_passive("sklearn.manifold").trustworthiness
+    sk_trustworthiness = import_limited("sklearn.manifold").trustworthiness
 
     x, x2 = _float(high).cpu().numpy(), _float(low).cpu().numpy()
     if len(x) != len(x2):

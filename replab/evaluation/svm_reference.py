@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from replab.io import import_passive
+from replab.io import import_limited
 
 
 @dataclass
@@ -52,8 +52,8 @@ def fit_linear_svc(
 
     ``sgd`` = (C, weight_decay) of the SGD run, to state the fitted model's objective in its units.
     """
-    ConvergenceWarning = import_passive("sklearn.exceptions").ConvergenceWarning  # noqa: N806
-    LinearSVC = import_passive("sklearn.svm").LinearSVC  # noqa: N806
+    ConvergenceWarning = import_limited("sklearn.exceptions").ConvergenceWarning  # noqa: N806
+    LinearSVC = import_limited("sklearn.svm").LinearSVC  # noqa: N806
 
     x, y = train
     start = time.perf_counter()

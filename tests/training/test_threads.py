@@ -140,9 +140,9 @@ def test_a_run_share_limits_blas_and_openmp_too(tmp_path, monkeypatch):
     run with one thread keeps them to one, and the count is restored after the run."""
     from threadpoolctl import threadpool_info
 
-    from replab.io import import_passive
+    from replab.io import import_limited
 
-    import_passive("sklearn.neighbors")  # its libraries are loaded, as in an analysis
+    import_limited("sklearn.neighbors")  # its libraries are loaded, as in an analysis
     counts = lambda: {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}  # noqa: E731
     before = counts()
     monkeypatch.setenv(threads.ENV, "1")
