@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,30 +115,45 @@ def compare_runs(args) -> list[dict]:
 
 
 def compare_jobs(args) -> list[dict]:
+    """``--repeat`` pairs of --jobs 1 then --jobs 2, back to back: the host's speed drifts
+    (the same --jobs 1 took 40-49 s within ten minutes), so each pair gives one ratio and the
+    median of the ratios is the figure."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="replab-jobs-") as tmp:
-        for jobs in (1, 2):
-            cmd = _replab(
-                "study",
-                "a",
-                "--quick",
-                "--seeds",
-                "2",
-                "--jobs",
-                str(jobs),
-                "--data-dir",
-                str(args.data_dir),
-                "--runs-dir",
-                str(Path(tmp) / f"jobs{jobs}"),
-            )
-            with timed() as t:
-                done = subprocess.run(cmd, env=_env(None), cwd=REPO, capture_output=True)
-            if done.returncode:
-                raise SystemExit(f"--jobs {jobs} failed:\n{done.stderr.decode()[-400:]}")
-            rows.append({"jobs": jobs, "wall_s": t.seconds, "disturbed": t.disturbed})
-            print(f"  study a --quick --seeds 2 --jobs {jobs}: {t.seconds:.1f} s", flush=True)
-    print(f"\n--jobs 2 vs --jobs 1: {rows[0]['wall_s'] / rows[1]['wall_s']:.2f}x faster")
+        for rep in range(args.repeat):
+            for jobs in (1, 2):
+                rows.append(_time_study(jobs, rep, args.data_dir, Path(tmp)))
+            ratio = rows[-2]["wall_s"] / rows[-1]["wall_s"]
+            rows[-1]["speedup"] = ratio
+            print(f"  pair {rep + 1}: --jobs 2 {ratio:.2f}x faster than --jobs 1", flush=True)
+    ratios = sorted(r["speedup"] for r in rows if "speedup" in r)
+    print(
+        f"\n--jobs 2 vs --jobs 1: median {statistics.median(ratios):.2f}x faster "
+        f"(pairs: {', '.join(f'{x:.2f}x' for x in ratios)})"
+    )
     return rows
+
+
+def _time_study(jobs: int, rep: int, data_dir: Path, tmp: Path) -> dict:
+    cmd = _replab(
+        "study",
+        "a",
+        "--quick",
+        "--seeds",
+        "2",
+        "--jobs",
+        str(jobs),
+        "--data-dir",
+        str(data_dir),
+        "--runs-dir",
+        str(tmp / f"jobs{jobs}-{rep}"),
+    )
+    with timed() as t:
+        done = subprocess.run(cmd, env=_env(None), cwd=REPO, capture_output=True)
+    if done.returncode:
+        raise SystemExit(f"--jobs {jobs} failed:\n{done.stderr.decode()[-400:]}")
+    print(f"  study a --quick --seeds 2 --jobs {jobs}: {t.seconds:.1f} s", flush=True)
+    return {"jobs": jobs, "pair": rep + 1, "wall_s": t.seconds, "disturbed": t.disturbed}
 
 
 def main(argv=None) -> None:
@@ -154,6 +170,9 @@ def main(argv=None) -> None:
         "--compare-jobs", action="store_true", help="study a --quick --seeds 2: --jobs 2 vs 1"
     )
     parser.add_argument(
+        "--repeat", type=int, default=3, help="--compare-jobs: pairs to time (default 3)"
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         help="default results/concurrency.json, or results/concurrency-jobs.json with "
@@ -161,7 +180,10 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     rows = compare_jobs(args) if args.compare_jobs else compare_runs(args)
-    labels = [f"--jobs {r['jobs']}" if "jobs" in r else f"{r['mode']} x{r['runs']}" for r in rows]
+    labels = [
+        f"--jobs {r['jobs']} (pair {r['pair']})" if "jobs" in r else f"{r['mode']} x{r['runs']}"
+        for r in rows
+    ]
     warning = disturbed_warning(
         [lab for lab, r in zip(labels, rows, strict=True) if r["disturbed"]]
     )

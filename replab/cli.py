@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "threads", None):
         # --threads wins over $REPLAB_THREADS; worker processes inherit it from the environment
         os.environ["REPLAB_THREADS"] = str(args.threads)
+    if args.command in ("study", "sweep") and (getattr(args, "jobs", 1) or 1) > 1:
+        from replab.runs import forkserver
+
+        forkserver.start()  # its imports overlap this process's own
     try:
         if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ReplabError(

@@ -12,7 +12,6 @@ the whole pool.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from replab.errors import ReplabError
 from replab.registry import load_plugins
+from replab.runs import forkserver
 from replab.runs.experiment import run_or_reuse
 from replab.spec import ExperimentSpec
 from replab.training import threads
@@ -32,23 +32,6 @@ def check_jobs(jobs: int) -> int:
     if not isinstance(jobs, int) or jobs < 1 or jobs > 256:
         raise ReplabError(f"--jobs {jobs!r} is out of range", "give between 1 and 256 jobs")
     return jobs
-
-
-# What the fork server imports once for all workers. Spawned workers each imported them: about
-# 5 s of CPU apiece (3.3 s replab and torch, 1.7 s scikit-learn, openTSNE and matplotlib),
-# paid on the same two cores while the first runs started.
-PRELOAD = ["replab.runs.preload"]
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """Fork server where the platform has one (Linux, macOS), else spawn (Windows). The
-    server is a fresh interpreter that has run nothing: forking it is safe where forking the
-    parent (torch's and OpenMP's threads started) is not."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
 
 
 def _start_worker(jobs: int, environ: dict[str, str]) -> None:
@@ -82,7 +65,7 @@ class RunPool:
         self.log = log
         self.executor = ProcessPoolExecutor(
             jobs,
-            mp_context=_context(),
+            mp_context=forkserver.context(),
             initializer=_start_worker,
             initargs=(jobs, dict(os.environ)),
         )
