@@ -34,8 +34,11 @@ def _share_cpus_between_xdist_workers() -> None:
 
     from replab.training.threads import available_cpus
 
+    from replab.io import limit_native_threads
+
     share = max(1, available_cpus() // workers)
     torch.set_num_threads(share)
+    limit_native_threads(share)  # numpy's OpenBLAS, loaded with torch, started a thread per core
     os.environ.setdefault("REPLAB_THREADS", str(share))
     os.environ.setdefault("OMP_NUM_THREADS", str(share))
 
