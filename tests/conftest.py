@@ -32,9 +32,8 @@ def _share_cpus_between_xdist_workers() -> None:
         return
     import torch
 
-    from replab.training.threads import available_cpus
-
     from replab.io import limit_native_threads
+    from replab.training.threads import available_cpus
 
     share = max(1, available_cpus() // workers)
     torch.set_num_threads(share)
