@@ -557,3 +557,24 @@ def test_tune_refuses_a_refit_recipe_whose_validation_images_are_trained_on(tmp_
     ]
     assert main(args) == 2
     assert "data.refit" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+def test_a_trial_given_back_in_a_race_is_no_failure():
+    """Two workers that ask at once for the last of N slots: the higher trial number gives its
+    trial back. It never trained, so the summary counts no failure (the table notes it)."""
+    import optuna
+
+    from replab.search.space import parse_space as parse
+    from replab.search.tune.outputs import trial_counts, trial_rows
+    from replab.search.tune.workers import _surplus
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    first, second, third = study.ask(), study.ask(), study.ask()
+    assert not _surplus(study, second, 2)  # one running before it: the second slot is its own
+    assert _surplus(study, third, 2)  # two running before it: N = 2 is taken
+    study.tell(first, 1.0)
+    study.tell(second, 2.0)
+    assert trial_counts(study) == {"complete": 2}
+    rows = trial_rows(study, parse({"seed": {"type": "int", "low": 0, "high": 9}}))
+    assert rows[2]["state"] == "fail" and "another worker took the last slot" in rows[2]["note"]

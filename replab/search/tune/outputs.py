@@ -17,6 +17,7 @@ from replab.search.space import (
 from replab.search.tune.settings import (
     BEST_YAML,
     DB,
+    SURPLUS,
     TRIALS_CSV,
     TuneResult,
     TuneSettings,
@@ -65,7 +66,7 @@ def _note(attrs: dict) -> str:
         if attrs.get("enqueued")
         else ""
     )
-    return attrs.get("pruned") or attrs.get("error") or origin
+    return attrs.get("pruned") or attrs.get("error") or attrs.get(SURPLUS) or origin
 
 
 def write_tables(study, space: Space, settings: TuneSettings, study_dir: Path) -> None:
@@ -139,7 +140,6 @@ def _importances(study) -> tuple[dict[str, float] | None, str]:
 def write_outputs(
     study, space: Space, settings: TuneSettings, study_dir: Path, log=print
 ) -> TuneResult:
-    from optuna.trial import TrialState
 
     from replab.reporting.tune_report import tune_figures, write_tune_report
 
@@ -188,18 +188,25 @@ def write_outputs(
         "importance_note": note,
     }
     write_tune_report(study_dir, info, rows, best_info, importances, figs)
-    counts = {
-        s.name.lower(): sum(t.state == s for t in study.get_trials(deepcopy=False))
-        for s in TrialState
-    }
+    counts = trial_counts(study)
     finished = counts.get("complete", 0) + counts.get("pruned", 0)
     return TuneResult(
         study_dir,
         finished,
-        {k: v for k, v in counts.items() if v},
+        counts,
         best_info,
         study_dir / BEST_YAML if best is not None else None,
     )
+
+
+def trial_counts(study) -> dict[str, int]:
+    """Trials per state ("complete": 3, ...), states with none left out. A trial a worker
+    gave back in a race for the last slot never trained: it is no failure, and not counted."""
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.get_trials(deepcopy=False) if SURPLUS not in t.user_attrs]
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    return {k: v for k, v in counts.items() if v}
 
 
 def show_value(value) -> str:

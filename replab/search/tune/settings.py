@@ -24,6 +24,8 @@ SPACE_YAML = "space.yaml"
 DB = "optuna.db"
 BEST_YAML = "best.yaml"
 TRIALS_CSV = "trials.csv"
+# user attribute of a trial a worker asked for and gave back (another worker took the last slot)
+SURPLUS = "surplus"
 DIRECTIONS = ("minimize", "maximize")
 
 

@@ -19,6 +19,7 @@ from replab.search.space import (
 from replab.search.tune.outputs import best_trial, write_outputs, write_tables
 from replab.search.tune.settings import (
     DB,
+    SURPLUS,
     TUNE_JSON,
     TuneResult,
     TuneSettings,
@@ -100,6 +101,8 @@ def _surplus(study, trial, n: int) -> bool:
     if done + before < n:
         return False
     frozen = study.get_trials(deepcopy=False)[trial.number] if len(trials) > trial.number else None
+    # never trained: the summary does not count it as a failure (tables show it with this note)
+    trial.set_user_attr(SURPLUS, "given back: another worker took the last slot")
     study.tell(trial, state=TrialState.FAIL)
     if frozen is not None and "fixed_params" in frozen.system_attrs:
         study.enqueue_trial(
