@@ -30,8 +30,7 @@ def context() -> BaseContext:
 
 def start() -> None:
     """Start the fork server now (it would start with the first worker otherwise)."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    if context().get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
-        context()
         forkserver.ensure_running()
