@@ -110,6 +110,7 @@ def _analyse(
                 "k": spec.knn_k,
                 "metric": spec.knn_metric,
                 "tsne": spec.tsne,
+                "tsne_iterations": list(spec.tsne_iterations),
                 "seed": seed,
                 "tsne_threads": tsne_threads(),  # the map depends on it
             }
@@ -148,7 +149,9 @@ def _map_and_score(
     if direct:
         points, mapped = z[index].float().numpy(), None
     else:
-        points = mapped = tsne_2d(z[index], seed=seed) if spec.tsne else None
+        points = mapped = (
+            tsne_2d(z[index], seed=seed, iterations=spec.tsne_iterations) if spec.tsne else None
+        )
     clock.lap(f"t-SNE {name}")
     # Every space is scored the same way (kNN on a seeded 80/20 split of the test set),
     # so their figures are comparable.

@@ -96,12 +96,27 @@ def tsne_threads() -> int:
     return 1 if torch.get_num_threads() == 1 else 2
 
 
-def tsne_2d(z, seed: int = 0, n_jobs: int | None = None, perplexity: float = 30.0) -> np.ndarray:
+# t-SNE's early-exaggeration iterations, then its normal ones: half of openTSNE's 250
+# exaggerated steps and three-quarters of its 500 others. On 2,500 points (MNIST pixels, A1's
+# latents, Fashion-MNIST pixels; 2026-12-02) the maps' trustworthiness moved by at most 0.0006
+# and their KL divergence by at most 1.1%, in 62-68% of the time: at this size the learning
+# rate n / 12 has the clusters formed long before step 250 (Belkina et al. 2019, opt-SNE).
+TSNE_ITERATIONS = (125, 375)
+
+
+def tsne_2d(
+    z,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    perplexity: float = 30.0,
+    iterations: tuple[int, int] = TSNE_ITERATIONS,
+) -> np.ndarray:
     """2-D openTSNE embedding (PCA initialisation, seeded): an (n, 2) float array.
 
-    Cost grows with n (about 17 s for 5k MNIST latents on 2 cores), so callers pass a
+    Cost grows with n (about 4 s for 2,500 MNIST images on 2 cores), so callers pass a
     sample; see ``stratified_sample``. Perplexity is capped for tiny inputs, where
-    openTSNE would otherwise refuse. ``n_jobs`` defaults to :func:`tsne_threads`.
+    openTSNE would otherwise refuse. ``n_jobs`` defaults to :func:`tsne_threads`;
+    ``iterations`` are the early-exaggeration and the normal ones.
     """
     TSNE = import_limited("openTSNE").TSNE  # here: only t-SNE figures pay its import
     x = _as_float64(z).numpy()
@@ -112,6 +127,8 @@ def tsne_2d(z, seed: int = 0, n_jobs: int | None = None, perplexity: float = 30.
         initialization="pca",
         random_state=seed,
         n_jobs=tsne_threads() if n_jobs is None else n_jobs,
+        early_exaggeration_iter=iterations[0],
+        n_iter=iterations[1],
         verbose=False,
     )
     return np.asarray(tsne.fit(x), dtype=np.float64)

@@ -29,7 +29,7 @@ def space_key(images: torch.Tensor, index: np.ndarray, settings: dict) -> str:
     digest.update(images.detach().cpu().contiguous().numpy().tobytes())
     digest.update(np.asarray(index, dtype=np.int64).tobytes())
     digest.update(
-        repr(sorted({**settings, "format": FORMAT, "tsne": _tsne_version()}.items())).encode()
+        repr(sorted({**settings, "format": FORMAT, "opentsne": _tsne_version()}.items())).encode()
     )
     return digest.hexdigest()[:32]
 

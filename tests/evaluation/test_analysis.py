@@ -43,3 +43,21 @@ def test_wider_latents_still_go_through_tsne():
     (latent,) = result.spaces
     assert not latent.direct and latent.scores.trustworthiness is not None
     assert TSNE_FIGURE in analysis_figures(result, test.classes)
+
+
+def test_the_specs_t_sne_iterations_reach_every_map(monkeypatch):
+    from replab.evaluation import analysis
+
+    asked = []
+    real = analysis.tsne_2d
+
+    def recording(z, **kw):
+        asked.append(kw["iterations"])
+        return real(z, **kw)
+
+    monkeypatch.setattr(analysis, "tsne_2d", recording)
+    z, labels = blobs(dim=5)
+    test = ImageSet(torch.zeros(len(z), 1, 2, 2, dtype=torch.uint8), labels, ["a", "b", "c"])
+    spec = AnalysisSpec(image_space=False, tsne_sample=None, tsne_iterations=(20, 30))
+    analyse(test, z, spec)
+    assert asked == [(20, 30)]

@@ -213,3 +213,28 @@ def test_tsne_threads_follow_the_run(torch_threads, expected, monkeypatch):
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: torch_threads)
     assert tsne_threads() == expected
+
+
+@pytest.mark.parametrize("iterations", [None, (20, 30)])
+def test_tsne_runs_the_iterations_it_is_given(iterations, monkeypatch):
+    """The analysis's schedule (spec.tsne_iterations, default 125 + 375) reaches openTSNE."""
+    import openTSNE
+
+    from replab.evaluation.latent import TSNE_ITERATIONS, tsne_2d
+    from replab.spec import AnalysisSpec
+
+    asked = []
+    real = openTSNE.TSNE
+
+    def recording(**kw):
+        asked.append((kw["early_exaggeration_iter"], kw["n_iter"]))
+        return real(**kw)
+
+    monkeypatch.setattr(openTSNE, "TSNE", recording)
+    z = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+    if iterations is None:
+        tsne_2d(z)
+        assert asked == [TSNE_ITERATIONS] == [AnalysisSpec().tsne_iterations] == [(125, 375)]
+    else:
+        tsne_2d(z, iterations=iterations)
+        assert asked == [iterations]

@@ -58,6 +58,7 @@ def test_second_run_reads_the_image_space_back(tmp_path, counted_tsne):
         {"knn_k": 3},
         {"knn_metric": "euclidean"},
         {"tsne_sample": 60},
+        {"tsne_iterations": (50, 100)},
     ],
 )
 def test_a_different_setting_is_a_different_entry(tmp_path, counted_tsne, change):
@@ -66,6 +67,15 @@ def test_a_different_setting_is_a_different_entry(tmp_path, counted_tsne, change
     analyse(test, z, AnalysisSpec(tsne_sample=None), cache=tmp_path)
     analyse(test, z, AnalysisSpec(**{"tsne_sample": None, **change}), cache=tmp_path)
     assert len(counted_tsne) == 4 and len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_a_map_is_not_read_back_by_a_run_without_t_sne_or_the_reverse(tmp_path, counted_tsne):
+    test = digits_like()
+    z = torch.randn(len(test), 5, generator=torch.Generator().manual_seed(1))
+    without = analyse(test, z, AnalysisSpec(tsne_sample=None, tsne=False), cache=tmp_path)
+    with_map = analyse(test, z, AnalysisSpec(tsne_sample=None), cache=tmp_path)
+    assert image_space(without).points is None and image_space(with_map).points is not None
+    assert len(list(tmp_path.glob("*.npz"))) == 2
 
 
 def test_other_pixels_or_seed_miss_and_a_broken_file_is_recomputed(tmp_path, counted_tsne):
