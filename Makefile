@@ -32,7 +32,7 @@ run: setup                               ## the main job: replab's default study
 	$(VENV)/bin/replab run
 
 test: setup                              ## the default test suite (what CI runs first)
-	$(PY) -m pytest -q -m "not slow" -n $(TEST_JOBS)
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_JOBS) --dist worksteal
 
 test-slow: setup                         ## long suites (DDP, PostgreSQL, kill/resume); CI runs them too
 	$(PY) -m pytest -q -m slow; code=$$?; [ $$code -eq 5 ] && echo "no slow tests yet" && exit 0; exit $$code

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# the order parallel workers take the suite in (`make test`): heavy tests first on each
+from tests.scheduling import pytest_collection_modifyitems, pytest_configure  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -305,6 +305,7 @@ def tiny(tmp_path_factory):
     return {"figures": figures, "folder": folder, "logs": logs, "first": first, "console": console}
 
 
+@pytest.mark.heavy(12, group=True)  # seconds on one thread: tests/scheduling.py
 def test_measured_runs_are_real_and_reused(tiny):
     (accuracy, mae) = sorted(tiny["figures"], key=lambda f: f.metric)
     assert (accuracy.part, accuracy.metric, mae.metric) == (
@@ -319,6 +320,7 @@ def test_measured_runs_are_real_and_reused(tiny):
     assert sum("reusing the finished run" in line for line in again) == 2
 
 
+@pytest.mark.heavy(12, group=True)  # seconds on one thread: tests/scheduling.py
 def test_rendering_writes_only_what_was_measured(tiny, tmp_path):
     rows = fidelity.gather(tiny["figures"], tiny["folder"], seeds=2)
     summaries = [

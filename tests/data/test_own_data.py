@@ -219,6 +219,7 @@ def fashion_or_digits(n: int = 4000) -> tuple[np.ndarray, np.ndarray, str]:
 FLOORS = {"fashion": 0.68, "digits": 0.85}
 
 
+@pytest.mark.heavy(13)  # seconds on one thread: tests/scheduling.py
 def test_a1_autoencoder_on_4000_pngs_through_the_cli_then_replab_run_from_the_cache(
     tmp_path, capsys
 ):

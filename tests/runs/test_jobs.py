@@ -41,6 +41,7 @@ def only_folder(runs: Path) -> Path:
     return folder
 
 
+@pytest.mark.heavy(13)  # seconds on one thread: tests/scheduling.py
 def test_sweep_with_two_jobs_equals_one_job_run_for_run(tmp_path, capsys):
     one, two = tmp_path / "one", tmp_path / "two"
     assert main([*SWEEP, "--jobs", "1", "--runs-dir", str(one)]) == 0
@@ -56,6 +57,7 @@ def test_sweep_with_two_jobs_equals_one_job_run_for_run(tmp_path, capsys):
 
 
 @pytest.mark.data
+@pytest.mark.heavy(18)  # seconds on one thread: tests/scheduling.py
 def test_study_with_two_jobs_equals_one_job_run_for_run(tmp_path, data_dir, capsys):
     """Study D's four parts are independent: they train side by side, and the report is the
     same as when they train one after the other."""
@@ -98,6 +100,7 @@ def test_jobs_flag_must_be_a_count(capsys):
     assert "--jobs" in capsys.readouterr().err
 
 
+@pytest.mark.heavy(18)  # seconds on one thread: tests/scheduling.py
 def test_tune_with_two_jobs_finishes_exactly_n_trials(tmp_path, capsys):
     space = tmp_path / "space.yaml"
     space.write_text("model.encoder.latent_dim: {type: int, low: 4, high: 16}\n")

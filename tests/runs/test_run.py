@@ -15,6 +15,7 @@ def only_run(runs_dir):
     return run
 
 
+@pytest.mark.heavy(10)  # seconds on one thread: tests/scheduling.py
 def test_default_run_on_digits_learns_and_reports(tmp_path, capsys):
     assert main(["run", "--runs-dir", str(tmp_path)]) == 0
     run = only_run(tmp_path)
@@ -125,6 +126,7 @@ def test_resume_finishes_an_interrupted_run(tmp_path):
 
 
 @pytest.mark.data
+@pytest.mark.heavy(39)  # seconds on one thread: tests/scheduling.py
 def test_a1_mnist_quick_profile(tmp_path, data_dir):
     """A1 on a 20k-image MNIST subset for 6 epochs (measured: probe 0.952, MAE 0.053): a floor
     that catches broken learning."""

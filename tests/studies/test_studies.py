@@ -29,6 +29,7 @@ def metrics(study: Path, part: str) -> dict:
 
 
 @pytest.mark.data
+@pytest.mark.heavy(33)  # seconds on one thread: tests/scheduling.py
 def test_study_a_quick_on_mnist(tmp_path, data_dir, capsys):
     assert (
         main(
@@ -77,6 +78,7 @@ def test_study_a_quick_on_mnist(tmp_path, data_dir, capsys):
 
 
 @pytest.mark.data
+@pytest.mark.heavy(36)  # seconds on one thread: tests/scheduling.py
 def test_study_b_quick(tmp_path, data_dir):
     assert (
         main(["study", "b", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)])

@@ -14,6 +14,7 @@ from tests.studies.test_studies import only, summary
 
 
 @pytest.mark.data
+@pytest.mark.heavy(38)  # seconds on one thread: tests/scheduling.py
 def test_study_c_quick(tmp_path, data_dir):
     assert (
         main(["study", "c", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)])

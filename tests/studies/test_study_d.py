@@ -31,6 +31,7 @@ def table_row(md: str, label: str) -> list[str]:
 
 
 @pytest.mark.data
+@pytest.mark.heavy(9)  # seconds on one thread: tests/scheduling.py
 def test_study_d_quick(tmp_path, data_dir):
     assert (
         main(["study", "d", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)])

@@ -16,6 +16,7 @@ from tests.studies.test_studies import only, summary
 
 
 @pytest.mark.data
+@pytest.mark.heavy(78)  # seconds on one thread: tests/scheduling.py
 def test_study_e_quick(tmp_path, data_dir):
     assert (
         main(["study", "e", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)])

@@ -18,6 +18,7 @@ def metrics(run) -> dict:
 
 
 @pytest.mark.data
+@pytest.mark.heavy(17)  # seconds on one thread: tests/scheduling.py
 def test_study_f_quick(tmp_path, data_dir):
     assert (
         main(["study", "f", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)])

@@ -21,6 +21,10 @@ RANK_FLOOR = 2.0
 LOSS_MUST_FALL = {"AE", "VAE", "SUP", "SimCLR", "BYOL", "Barlow", "VICReg"}
 
 
+# the module fixture trains every method once: its tests stay on one worker
+pytestmark = pytest.mark.heavy(65, group=True)  # seconds on one thread: tests/scheduling.py
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, data_dir):
     runs = tmp_path_factory.mktemp("g")

@@ -10,6 +10,7 @@ from tests.studies.test_studies import metrics, only
 
 
 @pytest.mark.data
+@pytest.mark.heavy(27)  # seconds on one thread: tests/scheduling.py
 def test_study_ssl_quick_on_mnist(tmp_path, data_dir, capsys):
     assert (
         main(["study", "ssl", "--quick", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path)])
