@@ -16,6 +16,7 @@ from torch import nn
 from replab.data import Normalizer
 from replab.evaluation.embed import batched_eval
 from replab.io import import_limited
+from replab.spec import AnalysisSpec
 
 
 @dataclass
@@ -96,12 +97,9 @@ def tsne_threads() -> int:
     return 1 if torch.get_num_threads() == 1 else 2
 
 
-# t-SNE's early-exaggeration iterations, then its normal ones: half of openTSNE's 250
-# exaggerated steps and three-quarters of its 500 others. On 2,500 points (MNIST pixels, A1's
-# latents, Fashion-MNIST pixels; 2026-12-02) the maps' trustworthiness moved by at most 0.0006
-# and their KL divergence by at most 1.1%, in 62-68% of the time: at this size the learning
-# rate n / 12 has the clusters formed long before step 250 (Belkina et al. 2019, opt-SNE).
-TSNE_ITERATIONS = (125, 375)
+# t-SNE's early-exaggeration iterations, then its normal ones, when a caller does not say:
+# the analysis spec's default (the reason for it is beside it, in replab/spec.py)
+TSNE_ITERATIONS: tuple[int, int] = AnalysisSpec.model_fields["tsne_iterations"].default
 
 
 def tsne_2d(
