@@ -180,16 +180,28 @@ def process_alive(record: dict) -> bool:
         return False
     except OSError:
         pass  # it exists but is another user's
+    fields = _stat_fields(pid)
+    if fields is not None and fields[0] == "Z":
+        return False  # ended, not yet reaped by the process that started it
     started = start_ticks(pid)
     return started is None or record.get("pid_start") in (None, started)
 
 
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (Linux ``/proc``), None elsewhere."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields is not None else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name: state, parent pid, ... (Linux only)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
+        return stat[stat.rindex(")") + 2 :].split()
+    except (OSError, ValueError):
         return None
 
 
@@ -280,6 +292,20 @@ def import_limited(module: str) -> Any:
     loaded = importlib.import_module(module)
     limit_native_threads(torch.get_num_threads())
     return loaded
+
+
+@contextlib.contextmanager
+def threads_set(threads: int) -> Iterator[None]:
+    """torch's and the native libraries' thread counts at ``threads`` for the block, then back:
+    for a result that must not depend on the run's share."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    limit_native_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        limit_native_threads(before)
 
 
 def limit_native_threads(threads: int) -> None:

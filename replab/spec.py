@@ -329,6 +329,13 @@ class AnalysisSpec(Strict):
             "(a study comparing runs on one test set needs them once)"
         ),
     )
+    image_space_ahead: bool = Field(
+        True,
+        description=(
+            "compute the image space while the encoder trains, in a helper process at the "
+            "lowest CPU priority (it depends only on the test set); off: after training"
+        ),
+    )
     tsne_sample: PositiveInt | None = Field(
         2500, description="test points mapped by t-SNE (stratified); null maps all of them"
     )

@@ -27,9 +27,9 @@ from replab.evaluation.latent import (
     stratified_sample,
     traversal_grid,
     tsne_2d,
-    tsne_threads,
 )
 from replab.evaluation.separability import Separability, separability
+from replab.io import threads_set
 from replab.spec import AnalysisSpec
 from replab.training.trainer import progress
 
@@ -85,7 +85,7 @@ def analyse(
     N(0, I) (a VAE), so random samples decode prior draws instead of a fitted Gaussian's.
     ``cache``: a folder where the image space's map and scores are kept for later runs on the
     same test set (``space_cache``)."""
-    pixels = test.images.flatten(1).float().div(255)
+    pixels = test.images.cpu().flatten(1).float().div(255)
     inputs = [("image space", pixels)] if spec.image_space else []
     before = [("latent space before training", z_initial.cpu())] if z_initial is not None else []
     todo = (*inputs, *before, ("latent space", z_test.cpu()))
@@ -103,27 +103,11 @@ def _analyse(
     index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
     spaces = []
     for name, z in todo:
+        if name == "image space" and cache is not None and z.shape[1] != 2:
+            spaces.append(image_space(test.images, labels, spec, seed, cache, clock))
+            continue
         direct = z.shape[1] == 2
-        key = None
-        if name == "image space" and cache is not None and not direct:
-            settings = {
-                "k": spec.knn_k,
-                "metric": spec.knn_metric,
-                "tsne": spec.tsne,
-                "tsne_iterations": list(spec.tsne_iterations),
-                "seed": seed,
-                "tsne_threads": tsne_threads(),  # the map depends on it
-            }
-            key = space_cache.space_key(test.images, index, settings)
-            hit = space_cache.load(cache, key)
-            if hit is not None:
-                clock.lap(f"t-SNE {name} (cached)")
-                clock.lap(f"scores {name} (cached)")
-                spaces.append(SpaceMap(name, hit[0], hit[1], direct))
-                continue
         points, scores = _map_and_score(z, labels, index, spec, seed, direct, name, clock)
-        if key is not None and cache is not None:
-            space_cache.save(cache, key, points, scores)
         spaces.append(SpaceMap(name, points, scores, direct))
     result = LatentAnalysis(index, labels[index].numpy(), spaces, pca(z_test.cpu()))
     if decoder is not None:
@@ -131,6 +115,55 @@ def _analyse(
         clock.lap("decoding")
     result.seconds = clock.laps
     return result
+
+
+# The image space is computed with one thread, whatever the run's share: openTSNE's map
+# depends on its thread count, and with one count a run, its helper (image_ahead) and every
+# later run on the test set all compute, and can share, the same map.
+IMAGE_SPACE_THREADS = 1
+
+
+def image_space_key(images: torch.Tensor, index: np.ndarray, spec: AnalysisSpec, seed: int) -> str:
+    """The space cache's key of the image space: everything its map and scores depend on."""
+    settings = {
+        "k": spec.knn_k,
+        "metric": spec.knn_metric,
+        "tsne": spec.tsne,
+        "tsne_iterations": list(spec.tsne_iterations),
+        "seed": seed,
+        "threads": IMAGE_SPACE_THREADS,
+    }
+    return space_cache.space_key(images, index, settings)
+
+
+def image_space(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    spec: AnalysisSpec,
+    seed: int,
+    cache: Path,
+    clock: _Clock | None = None,
+) -> SpaceMap:
+    """The test pixels' map and scores, read from the space cache in ``cache`` or computed
+    (on the CPU with ``IMAGE_SPACE_THREADS``, whatever the device and the run's share) and
+    kept there. The analysis and the helper that computes it during training
+    (``image_ahead``) both call this, so they give the same result."""
+    clock = clock or _Clock()
+    images, labels = images.cpu(), labels.cpu()
+    index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
+    key = image_space_key(images, index, spec, seed)
+    hit = space_cache.load(cache, key)
+    if hit is not None:
+        clock.lap("t-SNE image space (cached)")
+        clock.lap("scores image space (cached)")
+        return SpaceMap("image space", hit[0], hit[1])
+    pixels = images.flatten(1).float().div(255)
+    with threads_set(IMAGE_SPACE_THREADS):
+        points, scores = _map_and_score(
+            pixels, labels, index, spec, seed, False, "image space", clock
+        )
+    space_cache.save(cache, key, points, scores)
+    return SpaceMap("image space", points, scores)
 
 
 def _map_and_score(

@@ -21,7 +21,7 @@ import torch
 from replab.evaluation.separability import Separability
 from replab.io import atomic_write_bytes
 
-FORMAT = 1  # bump when what is stored or how it is computed changes
+FORMAT = 2  # bump when what is stored or how it is computed changes (2: exact neighbours)
 
 
 def space_key(images: torch.Tensor, index: np.ndarray, settings: dict) -> str:

@@ -18,6 +18,7 @@ from replab.data import DeviceLoader, Normalizer, Splits, cache_dir, load_splits
 from replab.errors import ConfigError, DiskFullError, ReplabError
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
+from replab.evaluation.image_ahead import ImageSpaceAhead
 from replab.evaluation.metrics import classification_report
 from replab.evaluation.probe import finetune_probe, predictions
 from replab.evaluation.trail import ReconstructionTrail
@@ -42,6 +43,8 @@ from replab.training import (
     seed_everything,
 )
 from replab.training.threads import CpuShare, share_cpus
+
+ANALYSIS_CACHE = "analysis"  # the space cache's folder in replab's cache
 
 
 @dataclass
@@ -293,10 +296,18 @@ def _run(
     (rank 0's) writes every epoch and the results to TensorBoard and MLflow. The run takes its
     share of the CPUs (replab/training/threads.py) for its whole length, recounted after every
     epoch."""
-    with share_cpus() as share:
+    with share_cpus() as share, contextlib.ExitStack() as cleanup:
         log(f"threads: {share.threads} ({share.source})")
         return _train_and_evaluate(
-            spec, run_dir, resumed, log, [share.epoch_hook, *hooks], started, tracker, share
+            spec,
+            run_dir,
+            resumed,
+            log,
+            [share.epoch_hook, *hooks],
+            started,
+            tracker,
+            share,
+            cleanup,
         )
 
 
@@ -309,6 +320,7 @@ def _train_and_evaluate(
     started: list[bool] | None,
     tracker: RunTracker | None,
     share: CpuShare,
+    cleanup: contextlib.ExitStack,
 ) -> dict:
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
@@ -331,6 +343,7 @@ def _train_and_evaluate(
         if task.reconstructs and folder is not None
         else None
     )
+    ahead = _image_space_ahead(spec, splits, folder, cleanup)
     trainer = Trainer(
         task,
         spec.trainer,
@@ -342,6 +355,7 @@ def _train_and_evaluate(
             _epoch_logger(log),
             *([trail] if trail else []),
             *([tracker.epoch] if tracker else []),
+            *([ahead] if ahead else []),
             *hooks,
         ],
         distributed=True,
@@ -364,6 +378,10 @@ def _train_and_evaluate(
     )
     if folder is None:
         return {}
+    note = ahead.finish() if ahead is not None else None
+    if note is not None:
+        log(note)
+        share.apply()  # the helper's CPU is back: the evaluation runs at the run's share
 
     out = Outputs(
         metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(test, "test"))},
@@ -400,6 +418,7 @@ def _train_and_evaluate(
             "analysis": t_eval - t_probe,
             "evaluation": t_eval,
             "total": time.perf_counter() - t0,
+            **({"image_space_helper": ahead.seconds} if ahead and ahead.seconds else {}),
         },
     )
     summary["threads"] = share.record()
@@ -661,6 +680,28 @@ def _probes(ctx: Context, latents: Latents, out: Outputs) -> None:
         _record_probe("finetune", tuned, out, "encoder fine-tuned with the head", ctx.log)
 
 
+def _image_space_ahead(
+    spec: ExperimentSpec, splits: Splits, folder: Path | None, cleanup: contextlib.ExitStack
+) -> ImageSpaceAhead | None:
+    """The epoch hook that has the image space computed during training, when the analysis
+    will need it (only the process that writes the run folder analyses)."""
+    analysis = spec.analysis
+    if folder is None or not (analysis.enabled and analysis.image_space_ahead):
+        return None
+    if not analysis.image_space or splits.test.images[0].numel() == 2:
+        return None  # no image space, or one drawn as it is (2 pixels), never cached
+    ahead = ImageSpaceAhead(
+        splits.test.images,
+        splits.test.labels,
+        analysis,
+        spec.seed,
+        cache_dir() / ANALYSIS_CACHE,
+        spec.trainer.epochs,
+    )
+    cleanup.callback(ahead.stop)  # however the run ends, the helper ends with it
+    return ahead
+
+
 def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
     test = ctx.splits.test
     z_initial = _initial_latents(ctx) if latents.test.shape[1] == 2 else None
@@ -673,7 +714,7 @@ def _analysis(ctx: Context, latents: Latents, out: Outputs) -> None:
         ctx.spec.seed,
         z_initial,
         prior=ctx.task.has_prior,
-        cache=cache_dir() / "analysis",
+        cache=cache_dir() / ANALYSIS_CACHE,
     )
     for space in analysis.spaces:
         key = SPACES[space.name]

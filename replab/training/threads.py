@@ -29,7 +29,7 @@ import torch
 
 from replab.data import cache_dir
 from replab.errors import ConfigError
-from replab.io import limit_native_threads, process_alive, process_record
+from replab.io import limit_native_threads, process_alive, process_record, start_ticks
 
 ENV = "REPLAB_THREADS"
 CGROUP = Path("/sys/fs/cgroup")
@@ -163,20 +163,35 @@ def live_runs(folder: Path | None = None) -> list[dict]:
 
 
 def _register(folder: Path, threads: int) -> Path | None:
-    path = folder / f"{os.getpid()}.json"
-    entry = {
-        **process_record(),
-        "threads": threads,
-        "time": time.time(),
-    }
+    return _write_entry(folder, {**process_record(), "threads": threads, "time": time.time()})
+
+
+def _write_entry(folder: Path, entry: dict) -> Path | None:
+    path = folder / f"{entry['pid']}.json"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{os.getpid()}.tmp"
+        tmp = folder / f".{entry['pid']}.tmp"
         tmp.write_text(json.dumps(entry))
         tmp.replace(path)
     except OSError:
         return None  # a read-only cache: no sharing, the run still works
     return path
+
+
+def register_helper(pid: int, threads: int, folder: Path | None = None) -> None:
+    """Count process ``pid``, started by this run, as using ``threads`` CPUs until it ends:
+    every run's next recount leaves them to it. Written by the run that starts it, so the
+    count holds from its first instant; readers delete the entry once the process is gone."""
+    started = start_ticks(pid)
+    entry = {
+        "pid": pid,
+        "host": socket.gethostname(),
+        **({"pid_start": started} if started is not None else {}),
+        "threads": threads,
+        "helper": True,
+        "time": time.time(),
+    }
+    _write_entry(folder or live_dir(), entry)
 
 
 # --- a run's share ----------------------------------------------------------------------------
@@ -198,9 +213,15 @@ class CpuShare:
         if fixed is not None:
             self.threads, self.source = fixed
             return self.threads
-        live = max(1, len(live_runs(self.folder)))
-        self.threads = max(1, min(self.available // live, self.available // _jobs))
+        entries = live_runs(self.folder)
+        # a helper (image_ahead's) takes its fixed threads off the top; runs share the rest
+        lent = sum(int(e.get("threads", 1)) for e in entries if e.get("helper"))
+        live = max(1, sum(not e.get("helper") for e in entries))
+        cpus = max(1, self.available - lent)
+        self.threads = max(1, min(cpus // live, self.available // _jobs))
         self.source = f"fair share of {self.available} CPUs: {live} live run(s), --jobs {_jobs}"
+        if lent:
+            self.source += f", {lent} lent to a helper"
         return self.threads
 
     def apply(self) -> int:

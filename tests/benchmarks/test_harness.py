@@ -160,3 +160,24 @@ def test_decode_images_benchmark_runs_and_writes_json(tmp_path):
         ("cifar-jpeg", "first load"),
     }
     assert all(r["images"] == 60 and r["images_per_s"] > 0 for r in rows)
+
+
+@pytest.mark.heavy(20)  # seconds on one thread: tests/scheduling.py
+def test_image_ahead_benchmark_runs_a_pair_and_writes_json(tmp_path):
+    out = tmp_path / "ahead.json"
+    proc = _bench(
+        "image_ahead.py",
+        "--recipe",
+        "digits-autoencoder",
+        "--pairs",
+        "1",
+        "--set",
+        "trainer.epochs=3",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "the same metrics in every pair: yes" in proc.stdout
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["ahead"] for r in runs] == [True, False]
+    assert all(0 < r["share"] < 1 and r["total"] > r["train"] for r in runs)

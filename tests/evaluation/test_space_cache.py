@@ -95,8 +95,9 @@ def test_other_pixels_or_seed_miss_and_a_broken_file_is_recomputed(tmp_path, cou
     assert counted_tsne == []  # t-SNE off: only the scores were cached
 
 
-def test_the_tsne_thread_count_is_part_of_the_key(tmp_path, counted_tsne):
-    """openTSNE's map depends on its thread count, which follows the run's (1 or 2)."""
+def test_one_entry_whatever_the_runs_thread_count(tmp_path, counted_tsne):
+    """openTSNE's map depends on its thread count; the image space always takes one, so runs
+    with one or two threads share its entry (the latent space follows the run's count)."""
     test = digits_like()
     z = torch.randn(len(test), 5, generator=torch.Generator().manual_seed(1))
     before = torch.get_num_threads()
@@ -107,4 +108,4 @@ def test_the_tsne_thread_count_is_part_of_the_key(tmp_path, counted_tsne):
         analyse(test, z, AnalysisSpec(tsne_sample=None), cache=tmp_path)
     finally:
         torch.set_num_threads(before)
-    assert len(counted_tsne) == 4 and len(list(tmp_path.glob("*.npz"))) == 2
+    assert len(counted_tsne) == 3 and len(list(tmp_path.glob("*.npz"))) == 1

@@ -120,6 +120,19 @@ def test_a_reused_pid_is_not_a_live_run(tmp_path):
     assert threads.live_runs(folder) == []
 
 
+def test_an_ended_process_not_yet_reaped_is_not_a_live_run(tmp_path):
+    """A helper that has ended stays a zombie until the run that started it reaps it; it uses
+    no CPU, so it no longer counts."""
+    folder = tmp_path / "live"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, ended.pid, os.WEXITED | os.WNOWAIT)  # ended, left unreaped
+        _entry(folder, ended.pid)
+        assert threads.live_runs(folder) == []
+    finally:
+        ended.wait()
+
+
 def test_epoch_boundary_recounts(tmp_path):
     folder = tmp_path / "live"
     with threads.share_cpus(folder) as share:
