@@ -30,7 +30,9 @@ from _common import REPO, RESULTS, default_data_dir, disturbed_warning, environm
 TARGET = 0.15  # probe + analysis at most 15% of a full A1 run
 
 
-def one_run(recipe: str, ahead: bool, data_dir: Path, work: Path, extra: list[str]) -> dict:
+def one_run(
+    recipe: str, ahead: bool, seed: int, data_dir: Path, work: Path, extra: list[str]
+) -> dict:
     """One cold run in a fresh cache; its timings, threads and metrics."""
     cache, runs = Path(tempfile.mkdtemp(dir=work)), Path(tempfile.mkdtemp(dir=work))
     cmd = [
@@ -40,6 +42,7 @@ def one_run(recipe: str, ahead: bool, data_dir: Path, work: Path, extra: list[st
         "run",
         recipe,
         f"analysis.image_space_ahead={str(ahead).lower()}",
+        f"seed={seed}",
         *extra,
         "--runs-dir",
         str(runs),
@@ -55,8 +58,11 @@ def one_run(recipe: str, ahead: bool, data_dir: Path, work: Path, extra: list[st
     (summary_path,) = runs.glob("*/summary.json")
     summary = json.loads(summary_path.read_text())
     timings = summary["timings"]
+    history = [json.loads(line) for line in (summary_path.parent / "metrics.jsonl").open()]
+    ends = [0.0] + [float(r["seconds"]) for r in history]  # each epoch's end, from the start
     return {
         "ahead": ahead,
+        "seed": seed,
         "process_s": t.seconds,
         "cpu_used_elsewhere": t.other_share,
         "disturbed": t.disturbed,
@@ -66,36 +72,47 @@ def one_run(recipe: str, ahead: bool, data_dir: Path, work: Path, extra: list[st
         "share": timings["evaluation"] / timings["total"],
         "epochs": summary.get("epochs"),
         "thread_changes": summary["threads"]["changes"],
+        "epoch_seconds": [round(b - a, 2) for a, b in zip(ends, ends[1:], strict=False)],
         "metrics": summary["metrics"],
     }
 
 
 def show(row: dict) -> str:
     helper = row["image_space_helper"]
-    return (
-        f"{'on ' if row['ahead'] else 'off'}  train {row['train']:6.1f}  evaluation "
-        f"{row['evaluation']:5.1f} (probe {row['probe']:4.1f})  total {row['total']:6.1f}  "
-        f"process {row['process_s']:6.1f}  share {row['share']:6.1%}  helper "
-        f"{'-' if helper is None else f'{helper:.0f} s'}  threads {row['thread_changes']}"
-        f"{'  DISTURBED' if row['disturbed'] else ''}"
-    )
+    parts = [
+        f"seed {row['seed']} {'on ' if row['ahead'] else 'off'}",
+        f"train {row['train']:6.1f}",
+        f"evaluation {row['evaluation']:5.1f} (probe {row['probe']:4.1f})",
+        f"total {row['total']:6.1f}",
+        f"process {row['process_s']:6.1f}",
+        f"share {row['share']:6.1%}",
+        f"helper {'-' if helper is None else f'{helper:.0f} s'}",
+        f"threads {row['thread_changes']}",
+        f"probe {row['metrics'].get('probe.test_accuracy', float('nan')):.4f}",
+    ]
+    return "  ".join(parts) + ("  DISTURBED" if row["disturbed"] else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="a1-mnist-autoencoder")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--seeds", default="0", help="comma-separated: pair i runs seed i mod n")
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--set", nargs="*", default=[], help="more KEY=VALUE overrides")
-    parser.add_argument("--out", type=Path, default=RESULTS / "image_ahead.json")
+    parser.add_argument("--json", type=Path, default=RESULTS / "image_ahead.json")
     args = parser.parse_args()
+    seeds = [int(x) for x in args.seeds.split(",")]
     env = environment()
     print(f"{args.recipe}, {args.pairs} pairs; load average {env['load_average']}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for pair in range(args.pairs):
             order = (True, False) if pair % 2 == 0 else (False, True)
-            runs = [one_run(args.recipe, a, args.data_dir, Path(work), args.set) for a in order]
+            seed = seeds[pair % len(seeds)]
+            runs = [
+                one_run(args.recipe, a, seed, args.data_dir, Path(work), args.set) for a in order
+            ]
             for row in runs:
                 row["pair"] = pair
                 print(f"pair {pair + 1}: {show(row)}", flush=True)
@@ -116,11 +133,11 @@ def main() -> None:
     warning = disturbed_warning([f"pair {r['pair'] + 1}" for r in rows if r["disturbed"]])
     if warning:
         print(warning)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     for r in rows:
         r.pop("metrics")
-    args.out.write_text(json.dumps({"environment": env, "recipe": args.recipe, "runs": rows}))
-    print(f"wrote {args.out}")
+    args.json.write_text(json.dumps({"environment": env, "recipe": args.recipe, "runs": rows}))
+    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

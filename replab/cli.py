@@ -627,9 +627,11 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
     if summary.get("reference_note"):
         print(f"reference: {summary['reference_note']}")
     t = summary["timings"]
+    helper = t.get("image_space_helper")
     print(
         f"\nwall time: {t['total']:.1f} s "
-        f"(data {t['data']:.1f}, train {t['train']:.1f}, evaluation {t['evaluation']:.1f})"
+        f"(data {t['data']:.1f}, train {t['train']:.1f}, evaluation {t['evaluation']:.1f}"
+        + (f"; the image space's helper {helper:.1f} during training)" if helper else ")")
     )
     print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}")
 

@@ -173,7 +173,7 @@ def test_image_ahead_benchmark_runs_a_pair_and_writes_json(tmp_path):
         "1",
         "--set",
         "trainer.epochs=3",
-        "--out",
+        "--json",
         str(out),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

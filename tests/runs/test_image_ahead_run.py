@@ -40,6 +40,7 @@ def test_a_run_with_the_helper_reports_what_a_run_without_it_does(tmp_path, monk
         torch.set_num_threads(before)
     assert "image space: computed during training by a helper (" in out
     assert "t-SNE image space (cached)" in out
+    assert "the image space's helper" in out.split("wall time:")[1]
     helped, alone = summary(tmp_path / "with"), summary(tmp_path / "no")
     image = {k: v for k, v in alone["metrics"].items() if k.startswith("image.")}
     assert len(image) == 4 and image == {k: helped["metrics"][k] for k in image}
