@@ -141,9 +141,11 @@ class ImageSpaceAhead:
         return f"image space: its helper failed (exit {code}{why}); the analysis computes it"
 
     def _last_error(self) -> str:
+        if self.errors is None:
+            return ""
         try:
             lines = self.errors.read_text(errors="replace").strip().splitlines()
-        except (OSError, AttributeError):
+        except OSError:
             return ""
         return f": {lines[-1][:300]}" if lines else ""
 
