@@ -162,7 +162,7 @@ def test_decode_images_benchmark_runs_and_writes_json(tmp_path):
     assert all(r["images"] == 60 and r["images_per_s"] > 0 for r in rows)
 
 
-@pytest.mark.heavy(20)  # seconds on one thread: tests/scheduling.py
+@pytest.mark.heavy(22)  # seconds on one thread: tests/scheduling.py
 def test_image_ahead_benchmark_runs_a_pair_and_writes_json(tmp_path):
     out = tmp_path / "ahead.json"
     proc = _bench(
@@ -172,7 +172,9 @@ def test_image_ahead_benchmark_runs_a_pair_and_writes_json(tmp_path):
         "--pairs",
         "1",
         "--set",
-        "trainer.epochs=3",
+        "trainer.epochs=2",
+        "probe.trainer.epochs=5",
+        "analysis.tsne_iterations=[50,100]",
         "--json",
         str(out),
     )
