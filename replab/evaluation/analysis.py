@@ -103,7 +103,7 @@ def _analyse(
     index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
     spaces = []
     for name, z in todo:
-        if name == "image space" and cache is not None and z.shape[1] != 2:
+        if name == "image space" and z.shape[1] != 2:
             spaces.append(image_space(test.images, labels, spec, seed, cache, clock))
             continue
         direct = z.shape[1] == 2
@@ -141,18 +141,18 @@ def image_space(
     labels: torch.Tensor,
     spec: AnalysisSpec,
     seed: int,
-    cache: Path,
+    cache: Path | None,
     clock: _Clock | None = None,
 ) -> SpaceMap:
     """The test pixels' map and scores, read from the space cache in ``cache`` or computed
     (on the CPU with ``IMAGE_SPACE_THREADS``, whatever the device and the run's share) and
-    kept there. The analysis and the helper that computes it during training
-    (``image_ahead``) both call this, so they give the same result."""
+    kept there (no cache: computed). The analysis and the helper that computes it during
+    training (``image_ahead``) both call this, so they give the same result."""
     clock = clock or _Clock()
     images, labels = images.cpu(), labels.cpu()
     index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
     key = image_space_key(images, index, spec, seed)
-    hit = space_cache.load(cache, key)
+    hit = space_cache.load(cache, key) if cache is not None else None
     if hit is not None:
         clock.lap("t-SNE image space (cached)")
         clock.lap("scores image space (cached)")
@@ -162,7 +162,8 @@ def image_space(
         points, scores = _map_and_score(
             pixels, labels, index, spec, seed, False, "image space", clock
         )
-    space_cache.save(cache, key, points, scores)
+    if cache is not None:
+        space_cache.save(cache, key, points, scores)
     return SpaceMap("image space", points, scores)
 
 

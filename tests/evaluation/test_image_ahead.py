@@ -77,6 +77,15 @@ def test_the_image_space_does_not_depend_on_the_runs_thread_count(tmp_path):
         torch.set_num_threads(before)
     np.testing.assert_array_equal(one.points, two.points)
     assert one.scores == two.scores
+    # without a cache too: an analysis with no cache folder maps the pixels the same way
+    z = torch.randn(len(test), 5, generator=torch.Generator().manual_seed(1))
+    try:
+        torch.set_num_threads(2)
+        uncached = next(s for s in analyse(test, z, SPEC, cache=None).spaces if s.direct is False)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(uncached.points, one.points)
+    assert uncached.name == "image space" and uncached.scores == one.scores
     assert [p.name for p in (tmp_path / "a").iterdir()] == [
         p.name for p in (tmp_path / "b").iterdir()
     ]
