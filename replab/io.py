@@ -157,11 +157,13 @@ def _lock_owner(fd: int) -> str | None:
         return None
 
 
-def process_record() -> dict:
-    """This process as the files that name their writer record it: pid, host and (Linux) its
-    start time, which tells the process apart from a later one given the same pid."""
-    record: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
-    started = start_ticks(os.getpid())
+def process_record(pid: int | None = None) -> dict:
+    """This process (or ``pid``, one it started) as the files that name their writer record it:
+    pid, host and (Linux) its start time, which tells the process apart from a later one given
+    the same pid."""
+    pid = os.getpid() if pid is None else pid
+    record: dict[str, Any] = {"pid": pid, "host": socket.gethostname()}
+    started = start_ticks(pid)
     if started is not None:
         record["pid_start"] = started
     return record
@@ -183,13 +185,16 @@ def process_alive(record: dict) -> bool:
     fields = _stat_fields(pid)
     if fields is not None and fields[0] == "Z":
         return False  # ended, not yet reaped by the process that started it
-    started = start_ticks(pid)
+    started = _start_of(fields)
     return started is None or record.get("pid_start") in (None, started)
 
 
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (Linux ``/proc``), None elsewhere."""
-    fields = _stat_fields(pid)
+    return _start_of(_stat_fields(pid))
+
+
+def _start_of(fields: list[str] | None) -> int | None:
     try:
         return int(fields[19]) if fields is not None else None
     except (ValueError, IndexError):

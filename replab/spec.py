@@ -332,8 +332,8 @@ class AnalysisSpec(Strict):
     image_space_ahead: bool = Field(
         True,
         description=(
-            "compute the image space while the encoder trains, in a helper process at the "
-            "lowest CPU priority (it depends only on the test set); off: after training"
+            "compute the image space while the encoder trains, in a helper process that the "
+            "run lends one CPU (it depends only on the test set); off: after training"
         ),
     )
     tsne_sample: PositiveInt | None = Field(

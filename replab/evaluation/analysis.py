@@ -123,8 +123,12 @@ def _analyse(
 IMAGE_SPACE_THREADS = 1
 
 
-def image_space_key(images: torch.Tensor, index: np.ndarray, spec: AnalysisSpec, seed: int) -> str:
-    """The space cache's key of the image space: everything its map and scores depend on."""
+def image_space_key(
+    images: torch.Tensor, labels: torch.Tensor, spec: AnalysisSpec, seed: int
+) -> tuple[np.ndarray, str]:
+    """The image space's test sample (on the CPU), and its key in the space cache: a hash of
+    everything its map and scores depend on."""
+    index = stratified_sample(labels.cpu(), spec.tsne_sample or len(labels), seed)
     settings = {
         "k": spec.knn_k,
         "metric": spec.knn_metric,
@@ -133,7 +137,7 @@ def image_space_key(images: torch.Tensor, index: np.ndarray, spec: AnalysisSpec,
         "seed": seed,
         "threads": IMAGE_SPACE_THREADS,
     }
-    return space_cache.space_key(images, index, settings)
+    return index, space_cache.space_key(images, index, settings)
 
 
 def image_space(
@@ -150,8 +154,7 @@ def image_space(
     training (``image_ahead``) both call this, so they give the same result."""
     clock = clock or _Clock()
     images, labels = images.cpu(), labels.cpu()
-    index = stratified_sample(labels, spec.tsne_sample or len(labels), seed)
-    key = image_space_key(images, index, spec, seed)
+    index, key = image_space_key(images, labels, spec, seed)
     hit = space_cache.load(cache, key) if cache is not None else None
     if hit is not None:
         clock.lap("t-SNE image space (cached)")

@@ -35,8 +35,6 @@ import torch
 
 from replab.evaluation import space_cache
 from replab.evaluation.analysis import IMAGE_SPACE_THREADS, image_space, image_space_key
-from replab.evaluation.latent import stratified_sample
-from replab.io import limit_native_threads
 from replab.spec import AnalysisSpec
 from replab.training import threads
 
@@ -85,9 +83,7 @@ class ImageSpaceAhead:
             self._start()
 
     def _needed(self) -> bool:
-        images, labels = self.images.cpu(), self.labels.cpu()
-        index = stratified_sample(labels, self.spec.tsne_sample or len(labels), self.seed)
-        key = image_space_key(images, index, self.spec, self.seed)
+        _, key = image_space_key(self.images, self.labels, self.spec, self.seed)
         return space_cache.load(self.cache, key) is None
 
     def _start(self) -> None:
@@ -116,7 +112,7 @@ class ImageSpaceAhead:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=errors,
-                env={**os.environ, "PYTHONPATH": path, threads.ENV: str(IMAGE_SPACE_THREADS)},
+                env={**os.environ, "PYTHONPATH": path},
             )
         self._started = time.perf_counter()
         threads.register_helper(self.process.pid, IMAGE_SPACE_THREADS)
@@ -171,8 +167,6 @@ def main(argv: list[str]) -> int:
         labels = torch.from_numpy(data["labels"])
         job = json.loads(str(data["job"]))
     Path(argv[0]).unlink(missing_ok=True)  # read: nothing is left behind if the run is killed
-    torch.set_num_threads(IMAGE_SPACE_THREADS)
-    limit_native_threads(IMAGE_SPACE_THREADS)
     spec = AnalysisSpec.model_validate(job["spec"])
     image_space(images, labels, spec, int(job["seed"]), Path(job["cache"]))
     return 0

@@ -29,7 +29,7 @@ import torch
 
 from replab.data import cache_dir
 from replab.errors import ConfigError
-from replab.io import limit_native_threads, process_alive, process_record, start_ticks
+from replab.io import limit_native_threads, process_alive, process_record
 
 ENV = "REPLAB_THREADS"
 CGROUP = Path("/sys/fs/cgroup")
@@ -182,15 +182,7 @@ def register_helper(pid: int, threads: int, folder: Path | None = None) -> None:
     """Count process ``pid``, started by this run, as using ``threads`` CPUs until it ends:
     every run's next recount leaves them to it. Written by the run that starts it, so the
     count holds from its first instant; readers delete the entry once the process is gone."""
-    started = start_ticks(pid)
-    entry = {
-        "pid": pid,
-        "host": socket.gethostname(),
-        **({"pid_start": started} if started is not None else {}),
-        "threads": threads,
-        "helper": True,
-        "time": time.time(),
-    }
+    entry = {**process_record(pid), "threads": threads, "helper": True, "time": time.time()}
     _write_entry(folder or live_dir(), entry)
 
 
