@@ -18,7 +18,7 @@ import html
 import json
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from torch import nn
 from replab.data import DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import ReplabError
 from replab.evaluation import embed
+from replab.io import Log
 from replab.recipes import spec_for
 from replab.registry import load_plugins
 from replab.reporting.study_report import StudyReport
@@ -42,8 +43,6 @@ from replab.spec import ExperimentSpec
 from replab.studies.runner import run_study
 from replab.tasks import Task
 from replab.training import distributed, evaluate, resolve_device
-
-Log = Callable[[str], None]
 
 
 def default_runs_dir() -> Path:

@@ -17,13 +17,17 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from replab.errors import CheckpointError, DiskFullError, ReplabError
+
+# What every layer takes to tell the user how a long job goes: one line at a time (the CLI
+# prints it, a notebook may collect it, a library caller may pass logging's info).
+Log = Callable[[str], None]
 
 TMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0)
