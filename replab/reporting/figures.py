@@ -12,6 +12,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
+def plain(text: object) -> str:
+    """``text`` drawn as it is: matplotlib reads a string with two ``$`` as mathtext (a class
+    named ``a$b$c`` draws as maths, one named ``$\\frac{`` fails the whole figure), so every
+    ``$`` of a user's string (class names, titles, labels) is escaped."""
+    return str(text).replace("$", r"\$")
+
+
 def to_png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -43,7 +50,7 @@ def curves(history: list[dict], title: str = "") -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(plain(title))
     fig.tight_layout()
     return to_png(fig)
 
@@ -58,12 +65,16 @@ def image_grid(rows: list[torch.Tensor], row_labels: list[str], title: str = "")
     fig, ax = plt.subplots(figsize=(0.9 * n + 0.8, 0.95 * len(rows) + 0.3))
     ax.imshow(mosaic, vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
-    ax.set_yticks([step * i + (step - 1) / 2 for i in range(len(rows))], row_labels, fontsize=9)
+    ax.set_yticks(
+        [step * i + (step - 1) / 2 for i in range(len(rows))],
+        [plain(label) for label in row_labels],
+        fontsize=9,
+    )
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(plain(title), fontsize=10)
     fig.tight_layout()
     return to_png(fig)
 
@@ -101,8 +112,9 @@ def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
                 fontsize=7,
                 color="white" if rates[i, j] > 0.5 else "black",
             )
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    names = [plain(name) for name in classes]
+    ax.set_xticks(range(len(classes)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.tight_layout()
@@ -126,14 +138,14 @@ def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str) -> byte
             yerr=errors if any(errors) else None,
             marker="o",
             capsize=3,
-            label=label,
+            label=plain(label),
         )
         if not numeric:
-            ax.set_xticks(positions, [str(x) for x in xs])
+            ax.set_xticks(positions, [plain(x) for x in xs])
         elif xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
             ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(plain(xlabel))
+    ax.set_ylabel(plain(ylabel))
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend(fontsize=8)
