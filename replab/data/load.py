@@ -150,16 +150,9 @@ def load_splits(
     labelled splits are still loaded for the probes. ``image_size`` / ``channels`` resize and
     convert every split once, here.
     """
-    source: DatasetSource = DATASETS.get(dataset)()
-    source.image_size, source.channels, source.skip_corrupt = image_size, channels, skip_corrupt
+    source = _source(dataset, image_size, channels, skip_corrupt, train_split)
     if train_split in ("train", ""):
         train_split = None
-    if train_split is not None and train_split not in source.extra_splits:
-        others = ", ".join(source.extra_splits) or "none: it has train and test only"
-        raise ConfigError(
-            f"data.train_split={train_split!r}: {source.title} has no such split",
-            f"use one of its extra splits ({others}), or leave data.train_split unset",
-        )
     folder = locate_or_fetch(source, root, download)
 
     def load(split: str) -> ImageSet:
@@ -170,14 +163,7 @@ def load_splits(
         return part
 
     def pick(part: ImageSet) -> ImageSet:
-        if classes is None:
-            return part
-        if not part.labelled:
-            raise ConfigError(
-                f"data.classes {list(classes)} picks classes, but {part.source} has no labels",
-                "remove data.classes, or give the data labels (class subfolders, y in the npz)",
-            )
-        return part.select_classes(classes)
+        return _pick(part, classes)
 
     if source.test_split(folder):
         pool, test = pick(load("train")), pick(load("test"))
@@ -201,20 +187,67 @@ def load_splits(
             f"but its train images {train.shape}",
             "set data.image_size and data.channels so that both are brought to one shape",
         )
-    if limit_train is not None:
-        # the training split is already shuffled by the split, so its head is a random subset
-        if pretrain is not None and limit_train < len(pretrain):
-            perm = torch.randperm(len(pretrain), generator=torch.Generator().manual_seed(seed))
-            pretrain = pretrain.subset(perm[:limit_train])
-            pretrain.source += f", limited to {limit_train:,} training images"
-        elif pretrain is None and limit_train < len(train):
-            train = train.subset(torch.arange(limit_train))
-            train.source += f", limited to {limit_train:,} training images"
+    train, pretrain = _limit_train(train, pretrain, limit_train, seed)
     if limit_eval is not None:
         val, test = (
             _stratified_head(val, limit_eval, seed),
             _stratified_head(test, limit_eval, seed),
         )
+    _refuse_empty(source, train, val, test, val_fraction)
+    return Splits(train, val, test, source.title, pretrain)
+
+
+def _source(
+    dataset: str,
+    image_size: int | None,
+    channels: int | None,
+    skip_corrupt: bool,
+    train_split: str | None,
+) -> DatasetSource:
+    """The source of ``dataset`` with the decoding options set; ``train_split`` checked."""
+    source: DatasetSource = DATASETS.get(dataset)()
+    source.image_size, source.channels, source.skip_corrupt = image_size, channels, skip_corrupt
+    if train_split not in (None, "train", "") and train_split not in source.extra_splits:
+        others = ", ".join(source.extra_splits) or "none: it has train and test only"
+        raise ConfigError(
+            f"data.train_split={train_split!r}: {source.title} has no such split",
+            f"use one of its extra splits ({others}), or leave data.train_split unset",
+        )
+    return source
+
+
+def _pick(part: ImageSet, classes: list[str] | None) -> ImageSet:
+    """``part`` with only ``classes`` (all of it when None)."""
+    if classes is None:
+        return part
+    if not part.labelled:
+        raise ConfigError(
+            f"data.classes {list(classes)} picks classes, but {part.source} has no labels",
+            "remove data.classes, or give the data labels (class subfolders, y in the npz)",
+        )
+    return part.select_classes(classes)
+
+
+def _limit_train(
+    train: ImageSet, pretrain: ImageSet | None, limit: int | None, seed: int
+) -> tuple[ImageSet, ImageSet | None]:
+    """data.limit_train applied to what the model trains on (``pretrain`` when there is one)."""
+    if limit is None:
+        return train, pretrain
+    # the training split is already shuffled by the split, so its head is a random subset
+    if pretrain is not None and limit < len(pretrain):
+        perm = torch.randperm(len(pretrain), generator=torch.Generator().manual_seed(seed))
+        pretrain = pretrain.subset(perm[:limit])
+        pretrain.source += f", limited to {limit:,} training images"
+    elif pretrain is None and limit < len(train):
+        train = train.subset(torch.arange(limit))
+        train.source += f", limited to {limit:,} training images"
+    return train, pretrain
+
+
+def _refuse_empty(
+    source: DatasetSource, train: ImageSet, val: ImageSet, test: ImageSet, val_fraction: float
+) -> None:
     for name, split, fix in (
         (
             "training",
@@ -231,7 +264,6 @@ def load_splits(
     ):
         if len(split) == 0:
             raise DataError(f"the {name} split of {source.title} is empty", fix)
-    return Splits(train, val, test, source.title, pretrain)
 
 
 def _checked(source: DatasetSource, folder: Path | None, split: str) -> ImageSet:
