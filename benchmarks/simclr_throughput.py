@@ -48,7 +48,7 @@ from _common import (  # noqa: E402
 from studies import Steps  # noqa: E402
 
 from replab.recipes import load_spec  # noqa: E402
-from replab.runs.experiment import _loaders, initial_task, load_data  # noqa: E402
+from replab.runs.prepare import initial_task, load_data, loaders  # noqa: E402
 from replab.training import resolve_device, seed_everything  # noqa: E402
 from replab.training.device import autocast  # noqa: E402
 from replab.training.optimizers import build_optimizer  # noqa: E402
@@ -72,7 +72,7 @@ def run_config(config: str, spec, splits, normalizer, device, args) -> dict:
     optimizer = build_optimizer(task.model, spec.trainer.optimizer, device)
     if "compile" in opts:
         task.model = torch.compile(task.model)
-    train, _, _ = _loaders(
+    train, _, _ = loaders(
         spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
     )
     sync = synchronizer(device)

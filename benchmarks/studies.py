@@ -63,7 +63,7 @@ from _common import (  # noqa: E402
 
 from replab.data import DATASETS  # noqa: E402
 from replab.recipes import load_spec  # noqa: E402
-from replab.runs.experiment import _loaders, initial_task, load_data  # noqa: E402
+from replab.runs.prepare import initial_task, load_data, loaders  # noqa: E402
 from replab.spec import ExperimentSpec  # noqa: E402
 from replab.studies import study_a, study_f  # noqa: E402
 from replab.training import Trainer, resolve_device, seed_everything  # noqa: E402
@@ -191,7 +191,7 @@ def fresh_task(spec: ExperimentSpec, shape, num_classes: int, device: torch.devi
 
 def replab_runner(spec: ExperimentSpec, splits, normalizer, device, args) -> Runner:
     task = fresh_task(spec, splits.train.shape, len(splits.train.classes), device, args)
-    train, val, _ = _loaders(
+    train, val, _ = loaders(
         spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
     )
     # compiles the model when trainer.compile is set

@@ -41,7 +41,7 @@ from _common import (  # noqa: E402
 )
 
 from replab.recipes import load_spec  # noqa: E402
-from replab.runs.experiment import _loaders, initial_task, load_data  # noqa: E402
+from replab.runs.prepare import initial_task, load_data, loaders  # noqa: E402
 from replab.training import Trainer, resolve_device, seed_everything  # noqa: E402
 
 GPU_SECONDS_TARGET = 2.0
@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     device = resolve_device(args.device)
     splits, normalizer = load_data(spec)
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
-    train, val, test = _loaders(
+    train, val, test = loaders(
         spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
     )
     trainer = Trainer(task, spec.trainer, train, val, device)

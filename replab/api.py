@@ -13,29 +13,34 @@ Every function validates its arguments before any folder is created, and raises
 
 from __future__ import annotations
 
+import difflib
 import functools
 import html
 import json
 import os
+import re
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import nn
 
-from replab.data import DeviceLoader, Normalizer, Splits, load_splits
+from replab.data import DATASETS, DeviceLoader, Normalizer, Splits, load_splits
 from replab.errors import ReplabError
 from replab.evaluation import embed
+from replab.evaluation.embed import GivenEncoder
 from replab.io import Log
 from replab.recipes import spec_for
 from replab.registry import load_plugins
 from replab.reporting.study_report import StudyReport
 from replab.runs import rundir
 from replab.runs.analyze import analysis_spec, analyze_encoder, load_encoder
-from replab.runs.experiment import load_data, run_experiment
+from replab.runs.lifecycle import run_experiment
+from replab.runs.prepare import load_data
 from replab.runs.weights import load_run_task
 from replab.search.sweep import parse_axis, run_sweep
 from replab.search.tune import TuneResult, resume_tune, start_tune
@@ -47,6 +52,35 @@ from replab.training import distributed, evaluate, resolve_device
 
 def default_runs_dir() -> Path:
     return Path(os.environ.get("REPLAB_RUNS", "runs"))
+
+
+# Jobs in one process take turns. A run seeds the process's random generators (torch, numpy,
+# random) when it starts and draws from them to its end, so two runs at once in threads would
+# draw from each other's streams and silently get other metrics than each gets alone.
+_TURN = threading.RLock()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_at_a_time(job: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``job`` holding the process's turn: jobs called from several threads run one after
+    another, each exactly as it runs alone; one that has to wait says so in its log."""
+
+    @functools.wraps(job)
+    def in_turn(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not _TURN.acquire(blocking=False):
+            log = kwargs.get("log")
+            (log if callable(log) else _quiet)(
+                "waiting: another replab job is running in this process, and jobs in one "
+                "process run one after another"
+            )
+            _TURN.acquire()
+        try:
+            return job(*args, **kwargs)
+        finally:
+            _TURN.release()
+
+    return in_turn
 
 
 @dataclass(frozen=True)
@@ -101,16 +135,22 @@ class Run:
 
     def embed(self, images: torch.Tensor | str = "test", batch_size: int = 1024) -> torch.Tensor:
         """Latent vectors (N x d) of ``images``: a tensor N x C x H x W (uint8 pixels, or
-        floats in [0, 1]), one of the run's own splits (``train``, ``val``, ``test``), or
-        another dataset by name (its test split, at the run's image size and channels)."""
+        floats in [0, 1]) of the run's image shape, one of the run's own splits (``train``,
+        ``val``, ``test``), or another dataset by name (its test split, at the run's image
+        size and channels). Anything else (floats outside [0, 1], an empty tensor, another
+        shape, an unknown name) is a ReplabError."""
         splits, normalizer = self.data
+        shape = tuple(splits.test.images.shape[1:])
         if isinstance(images, str):
-            if images in ("train", "val", "test"):
+            if images in SPLITS:
                 pixels = getattr(splits, images).images
             else:
+                _not_a_split(images)
                 pixels = self._test_images_of(images)
         else:
-            pixels = _as_uint8(images)
+            pixels = _as_uint8(images, shape)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ReplabError(f"batch_size={batch_size!r}", "pass a whole number of at least 1")
         try:
             return embed(self.encoder, pixels, normalizer, torch.device("cpu"), batch_size)
         except RuntimeError as err:
@@ -118,7 +158,7 @@ class Run:
             raise ReplabError(
                 f"this run's encoder cannot take images of shape "
                 f"{tuple(pixels.shape[1:])}: {first}",
-                f"pass images shaped like the run's {tuple(splits.test.images.shape[1:])}",
+                f"pass images shaped like the run's {shape}",
             ) from None
 
     def _test_images_of(self, dataset: str) -> torch.Tensor:
@@ -138,6 +178,8 @@ class Run:
         """The task's metrics on a split, recomputed from the loaded weights (``test.loss``,
         ``test.mae`` ...): what the summary recorded, reproduced."""
         splits, normalizer = self.data
+        if split not in SPLITS:
+            raise ReplabError(f"a run has no split {split!r}", "use 'train', 'val' or 'test'")
         part = getattr(splits, split)
         loader = DeviceLoader(part.images, part.labels, 1024, shuffle=False, normalizer=normalizer)
         raw = evaluate(self.task, self.model, loader, torch.device("cpu"), "off", split)
@@ -156,15 +198,66 @@ class Run:
         )
 
 
-def _as_uint8(images: torch.Tensor) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+SPLITS = ("train", "val", "test")
+
+
+def _not_a_split(name: object) -> None:
+    """Refuses ``name`` if it is no dataset and looks like a misspelt split (``tset``)."""
+    if not isinstance(name, str):
         raise ReplabError(
-            "images must be a tensor N x C x H x W",
-            "pass uint8 pixels or floats in [0, 1], e.g. torch.stack(list_of_images)",
+            f"a split or dataset is named by a string, not a {type(name).__name__}",
+            "pass 'train', 'val', 'test' or a dataset's name",
+        )
+    near = difflib.get_close_matches(name.lower(), SPLITS, n=1, cutoff=0.6)
+    if near and name not in DATASETS.names():
+        raise ReplabError(
+            f"{name!r} is neither one of the run's splits ({', '.join(SPLITS)}) nor a dataset",
+            f"did you mean {near[0]!r}",
+        )
+
+
+def _as_uint8(images: object, shape: tuple[int, ...]) -> torch.Tensor:
+    """``images`` as uint8 pixels, refused unless they are N >= 1 images of ``shape``
+    (C x H x W), uint8 or floats in [0, 1]: nothing is clamped or guessed."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        got = (
+            f"a tensor of shape {tuple(images.shape)}"
+            if isinstance(images, torch.Tensor)
+            else f"a {type(images).__name__}"
+        )
+        raise ReplabError(
+            f"images must be a tensor N x C x H x W, not {got}",
+            "pass uint8 pixels or floats in [0, 1], e.g. torch.stack(list_of_images) "
+            "(torch.from_numpy(array) for a NumPy array)",
+        )
+    if len(images) == 0:
+        raise ReplabError(
+            f"there are no images to embed (a tensor of shape {tuple(images.shape)})",
+            "pass at least one image",
+        )
+    if tuple(images.shape[1:]) != shape:
+        raise ReplabError(
+            f"this run's encoder takes images of shape {shape} (C x H x W), "
+            f"not {tuple(images.shape[1:])}",
+            f"pass images shaped {shape}, or name a dataset (run.embed('mnist')) to have its "
+            "test images brought to that shape",
         )
     if images.dtype == torch.uint8:
         return images
-    return (images.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    if not images.is_floating_point():
+        raise ReplabError(
+            f"images of dtype {images.dtype} are neither uint8 pixels nor floats in [0, 1]",
+            "convert them: images.to(torch.uint8) for 0-255 values, images.float() for 0-1 ones",
+        )
+    lo, hi = float(images.min()), float(images.max())
+    if not (lo >= 0 and hi <= 1):  # NaN fails both
+        raise ReplabError(
+            f"float images must be in [0, 1], but these range from {lo:g} to {hi:g}"
+            + (" (0-255 pixel values?)" if 1 < hi <= 255 and lo >= 0 else ""),
+            "images must be uint8 0-255 or float in [0, 1]: divide 0-255 floats by 255, or "
+            "pass them as uint8 (images.round().to(torch.uint8))",
+        )
+    return (images.float() * 255).round().to(torch.uint8)
 
 
 def load(run_dir: str | Path) -> Run:
@@ -174,6 +267,7 @@ def load(run_dir: str | Path) -> Run:
     return run
 
 
+@_one_at_a_time
 def analyze(
     encoder: nn.Module | str | Path,
     data: str = "digits",
@@ -191,8 +285,23 @@ def analyze(
     separability, PCA, t-SNE with hover images; with a ``decoder`` (vectors to images) also
     reconstructions, interpolation, traversal and samples. ``overrides`` set ``data.*``,
     ``probe.*`` and ``analysis.*`` keys as in a recipe. Returns the run folder.
+    The encoder is checked on every batch: what it raises, or an output that is not one
+    finite vector per image, is one ReplabError naming it.
     """
     _ensure_plugins()
+    _check_arguments(data_dir=data_dir, runs_dir=runs_dir, log=log)
+    if not isinstance(data, str) or not data:
+        raise ReplabError(
+            f"data={data!r} is not a dataset's name", "name one, e.g. 'digits' or 'mnist'"
+        )
+    if name is not None and not isinstance(name, str):
+        raise ReplabError(f"name={name!r} is not a string", "pass a short label, or leave it out")
+    if decoder is not None and not isinstance(decoder, nn.Module):
+        raise ReplabError(
+            f"the decoder is a {type(decoder).__name__}, not a torch.nn.Module",
+            "pass a module that maps vectors to images, or leave decoder out",
+        )
+    settings = _settings(overrides, "override", "analysis.tsne_sample=2000")
     label = name
     if isinstance(encoder, str | Path):
         encoder, found, stem = load_encoder(encoder)
@@ -200,9 +309,10 @@ def analyze(
         label = label or stem
     label = label or type(encoder).__name__
     extra = [f"data.root={data_dir}"] if data_dir else []
-    spec = analysis_spec(label, data, [*overrides, *extra])
+    spec = analysis_spec(label, data, [*settings, *extra])
+    given = GivenEncoder(encoder) if isinstance(encoder, nn.Module) else encoder
     result = analyze_encoder(
-        encoder, spec, decoder, Path(runs_dir or default_runs_dir()), log=log or _quiet
+        given, spec, decoder, Path(runs_dir or default_runs_dir()), log=log or _quiet
     )
     assert result.run_dir is not None
     return Run(result.run_dir)
@@ -211,6 +321,7 @@ def analyze(
 run_spec = spec_for  # the spec ``run`` would train, validated
 
 
+@_one_at_a_time
 def run(
     recipe: str | Path | None = None,
     *overrides: str,
@@ -224,8 +335,15 @@ def run(
     ``resume`` continues an interrupted run folder exactly as it was configured. Under
     ``torchrun`` every process calls this; rank 0 alone writes the folder, and the other ranks
     of a new run get None.
+
+    Jobs called from several threads of one process (``run``, ``analyze``, ``sweep``,
+    ``study``) run one after another, each getting the metrics it gets alone; for runs at
+    once use ``jobs=`` of sweep and study, or separate processes.
     """
     _ensure_plugins()
+    _check_arguments(data_dir=data_dir, runs_dir=runs_dir, resume=resume, log=log)
+    _check_recipe(recipe, required=False)
+    overrides = tuple(_settings(overrides, "override", "trainer.epochs=5"))
     if resume is not None:
         if recipe is not None or overrides or data_dir:
             raise ReplabError(
@@ -264,6 +382,7 @@ class StudyResult:
         return self.dir / "study.html"
 
 
+@_one_at_a_time
 def study(
     name: str | None = None,
     *,
@@ -285,6 +404,16 @@ def study(
     once, each in its own process with its share of the CPUs (docs/studies.md).
     """
     _ensure_plugins()
+    _check_arguments(data_dir=data_dir, runs_dir=runs_dir, resume=resume, log=log)
+    if name is not None and not isinstance(name, str):
+        raise ReplabError(
+            f"the study is named by a string, not a {type(name).__name__} ({name!r})",
+            "name one, e.g. study('a') or study('b', quick=True)",
+        )
+    _whole(jobs, "jobs")
+    if seeds is not None:
+        _whole(seeds, "seeds")
+    overrides = _settings(overrides, "override", "A3:trainer.epochs=15")
     if resume is not None and (name or options or quick or overrides):
         raise ReplabError(
             "resume continues a study exactly as it was started",
@@ -324,6 +453,7 @@ class SweepResult:
         return self.dir / "study.html"
 
 
+@_one_at_a_time
 def sweep(
     recipe: str | Path,
     over: Sequence[str],
@@ -333,13 +463,16 @@ def sweep(
     jobs: int = 1,
 ) -> SweepResult:
     """One run per value of each ``over`` key (``KEY=[V1,V2]``; several make a grid);
-    ``jobs`` runs at once in worker processes."""
+    ``jobs`` runs at once in worker processes. One string for ``over`` is one axis."""
     _ensure_plugins()
-    axes = [parse_axis(text) for text in over]
+    _check_arguments(runs_dir=runs_dir, log=log)
+    _check_recipe(recipe, required=True)
+    _whole(jobs, "jobs")
+    axes = [parse_axis(text) for text in _settings(over, "axis", "model.encoder.latent_dim=[2,8]")]
     folder = run_sweep(
         Path(recipe),
         axes,
-        list(overrides),
+        _settings(overrides, "override", "trainer.epochs=5"),
         Path(runs_dir or default_runs_dir()),
         log=log or _quiet,
         jobs=jobs,
@@ -398,3 +531,73 @@ def _ensure_plugins() -> None:
 
 def _quiet(message: str) -> None:
     """The default log of the Python API: nothing (the command line passes a printer)."""
+
+
+# The start of a KEY=VALUE setting: a key path (PART: before it in a study's overrides).
+_SETTING = r"[A-Za-z_*][\w.*:-]*="
+
+
+def _settings(values: object, what: str, example: str) -> list[str]:
+    """``values`` (overrides, sweep axes) as a list of strings, one setting each. A lone
+    string is one setting; a string holding several space-separated KEY=VALUE settings (which
+    would be read as the first one's value) or an item that is not a string is refused."""
+    items = [values] if isinstance(values, str) else values
+    if not isinstance(items, Sequence):
+        raise ReplabError(
+            f"the {what} list is a {type(values).__name__}, not strings",
+            f"pass each {what} as a string, e.g. {example!r}",
+        )
+    for item in items:
+        if not isinstance(item, str):
+            unpack = " (unpack a list of them with *)" if isinstance(item, list | tuple) else ""
+            raise ReplabError(
+                f"an {what} is a {type(item).__name__} ({item!r:.80}), not a string",
+                f"pass each {what} as its own string, e.g. {example!r}{unpack}",
+            )
+        value = item.partition("=")[2].lstrip()
+        parts = re.split(rf"\s+(?={_SETTING})", item.strip())
+        if len(parts) > 1 and value[:1] not in ("'", '"'):
+            raise ReplabError(
+                f"the {what} {item!r} holds {len(parts)} KEY=VALUE settings in one string",
+                f"pass each as its own string: {', '.join(map(repr, parts))} (a value that "
+                "holds ' KEY=' itself is quoted: KEY='...')",
+            )
+    return list(items)
+
+
+def _check_recipe(recipe: object, required: bool) -> None:
+    if recipe is None and not required:
+        return
+    if isinstance(recipe, dict):
+        raise ReplabError(
+            "a recipe given as a dict is not supported",
+            "write it to a YAML file and pass its path, or pass a bundled recipe's name and "
+            "KEY=VALUE overrides",
+        )
+    if not isinstance(recipe, str | os.PathLike) or not str(recipe).strip():
+        raise ReplabError(
+            f"the recipe {recipe!r} ({type(recipe).__name__}) is not a recipe's name or file",
+            "pass a bundled recipe's name, e.g. 'digits-autoencoder', or a YAML file's path",
+        )
+
+
+def _check_arguments(log: object = None, **paths: object) -> None:
+    """Folder arguments are paths (or None) and ``log`` is a function (or None)."""
+    for what, value in paths.items():
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise ReplabError(
+                f"{what}={value!r} is a {type(value).__name__}, not a path",
+                f"pass {what} as a string or a pathlib.Path",
+            )
+    if log is not None and not callable(log):
+        raise ReplabError(
+            f"log={log!r} is not a function", "pass a function of one string, e.g. log=print"
+        )
+
+
+def _whole(value: object, what: str) -> None:
+    """A count (jobs, seeds) is an int; its range is checked where it is used."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ReplabError(
+            f"{what}={value!r} is not a whole number", f"pass {what} as an int, e.g. {what}=2"
+        )

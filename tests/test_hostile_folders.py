@@ -303,7 +303,7 @@ KILLED = r"""
 import os, signal, sys
 from pathlib import Path
 from replab.recipes import load_spec
-from replab.runs.experiment import run_experiment
+from replab.runs.lifecycle import run_experiment
 
 def kill(trainer, record):
     os.kill(os.getpid(), signal.SIGKILL)

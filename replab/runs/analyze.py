@@ -25,19 +25,19 @@ from replab.evaluation import train_probe
 from replab.recipes import load_spec
 from replab.reporting import figures
 from replab.runs import rundir
-from replab.runs.experiment import (
-    Context,
+from replab.runs.evaluate import (
+    EvalContext,
     Outputs,
-    RunResult,
-    _analysis,
-    _latents,
-    _per_class,
-    _reconstruction,
-    _record_probe,
-    load_data,
+    analysis,
+    latents,
+    per_class,
+    reconstruction,
+    record_probe,
     run_summary,
     write_run,
 )
+from replab.runs.lifecycle import RunResult
+from replab.runs.prepare import load_data
 from replab.runs.weights import load_run_task
 from replab.spec import Component, ExperimentSpec
 from replab.tasks.frozen import Frozen
@@ -170,26 +170,24 @@ def _evaluate(encoder, decoder, spec: ExperimentSpec, run_dir: Path, log) -> dic
     task = Frozen(encoder, decoder)
     task.model.to(device)
     _check_shapes(task, splits.test.images[:2], normalizer, device)
-    ctx = Context(spec, splits, normalizer, device, task, log)
+    ctx = EvalContext(spec, splits, normalizer, device, task, log)
     out = Outputs(metrics={}, figs={})
     t_data = time.perf_counter() - t0
     if task.reconstructs:
-        out.metrics.update(_reconstruction(ctx, out.figs))
-    latents = _latents(ctx)
-    log(f"latents: {latents.test.shape[1]} dimensions")
+        out.metrics.update(reconstruction(ctx, out.figs))
+    z = latents(ctx)
+    log(f"latents: {z.test.shape[1]} dimensions")
     classes = splits.train.classes
     for prefix, (head, title) in PROBES.items():
-        result = train_probe(
-            latents, head, spec.probe.trainer, len(classes), device, spec.seed, classes
-        )
-        _record_probe(prefix, result, out, title, log)
-        out.per_class = out.per_class or _per_class(result.test_report)
+        result = train_probe(z, head, spec.probe.trainer, len(classes), device, spec.seed, classes)
+        record_probe(prefix, result, out, title, log)
+        out.per_class = out.per_class or per_class(result.test_report)
         out.figs[f"confusion matrix of the {title.split(' on ')[0]} (test)"] = figures.confusion(
             result.test_report.confusion, classes
         )
     t_probe = time.perf_counter() - t0 - t_data
     if spec.analysis.enabled:
-        _analysis(ctx, latents, out)
+        analysis(ctx, z, out)
     total = time.perf_counter() - t0
     nothing_trained = {"epochs": 0, "best_epoch": 0, "evaluated_epoch": 0, "stopped_early": False}
     summary = run_summary(

@@ -12,6 +12,7 @@ the whole pool.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -22,16 +23,85 @@ from pathlib import Path
 from replab.errors import ReplabError
 from replab.registry import load_plugins
 from replab.runs import forkserver
-from replab.runs.experiment import run_or_reuse
+from replab.runs.lifecycle import run_or_reuse
 from replab.spec import ExperimentSpec
 from replab.training import threads
 from replab.training.trainer import PROGRESS_ENV
 
+# A worker is a Python process with torch, replab and the evaluation libraries imported that
+# trains one run at a time. Measured (issue 30, digits-autoencoder, 2 CPUs): 410 MB resident
+# before its first run (mostly shared with the fork server), 640-720 MB after one, of which
+# 250 MB its own (430 MB proportional). `tune --jobs` workers are spawned, sharing less.
+WORKER_MB = 600
+# workers per usable CPU at most: more only wait on each other (and hold their memory)
+PER_CPU = 4
+
 
 def check_jobs(jobs: int) -> int:
+    """``jobs`` if this machine can hold that many workers: in range, at most ``PER_CPU``
+    per usable CPU, and ``WORKER_MB`` each within the memory available now."""
     if not isinstance(jobs, int) or jobs < 1 or jobs > 256:
         raise ReplabError(f"--jobs {jobs!r} is out of range", "give between 1 and 256 jobs")
+    if jobs == 1:  # the runs stay in this process
+        return jobs
+    cpus = usable_cpus()
+    memory = available_memory_mb()
+    fit = cpus * PER_CPU if memory is None else min(cpus * PER_CPU, int(memory // WORKER_MB))
+    if jobs > fit:
+        held = f"{cpus} usable CPU{'s' if cpus > 1 else ''} (at most {PER_CPU} workers each)"
+        if memory is not None:
+            held += (
+                f" and {memory / 1024:.1f} GiB of memory available (about {WORKER_MB} MB a worker)"
+            )
+        raise ReplabError(
+            f"--jobs {jobs} would start {jobs} worker processes, more than this machine holds: "
+            f"{held}",
+            f"pass --jobs {fit} or fewer (--jobs {max(1, min(cpus, fit))} gives each a CPU)"
+            if fit > 1
+            else "pass --jobs 1 (one run after another in this process), or free some memory",
+        )
     return jobs
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask and its cgroup's quota (not torch's
+    thread count, which ``OMP_NUM_THREADS`` sets per process)."""
+    quota = threads.cgroup_cpus()
+    cpus = threads.affinity_cpus()
+    return max(1, min(cpus, math.floor(quota)) if quota is not None else cpus)
+
+
+def available_memory_mb(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = threads.CGROUP):
+    """MB of memory new processes may take now: the kernel's MemAvailable, or less where this
+    process's cgroup limit leaves less (its reclaimable file cache counted as free). None where
+    neither is known (not Linux)."""
+    found: list[float] = []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) / 1024)
+    for limit, usage, stat, cache in (
+        ("memory.max", "memory.current", "memory.stat", "inactive_file"),  # cgroup v2
+        (
+            "memory/memory.limit_in_bytes",
+            "memory/memory.usage_in_bytes",
+            "memory/memory.stat",
+            "total_inactive_file",
+        ),  # v1
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            cap = int((cgroup / limit).read_text().split()[0])
+            if cap >= 1 << 60:  # v1's "no limit"
+                continue
+            used = int((cgroup / usage).read_text().split()[0])
+            with contextlib.suppress(OSError, ValueError, StopIteration):
+                used -= next(
+                    int(line.split()[1])
+                    for line in (cgroup / stat).read_text().splitlines()
+                    if line.split()[0] == cache
+                )
+            found.append(max(0, cap - used) / (1 << 20))
+    return min(found) if found else None
 
 
 def _start_worker(jobs: int, environ: dict[str, str]) -> None:

@@ -3,7 +3,7 @@ start with replab and the libraries of evaluation already loaded. scikit-learn a
 load as evaluation loads them (``replab.io.import_limited``)."""
 
 from replab.io import import_limited
-from replab.runs import experiment  # noqa: F401 - training, evaluation, reporting
+from replab.runs import lifecycle  # noqa: F401 - training, evaluation, reporting
 
 for _module in ("sklearn.neighbors", "sklearn.metrics", "openTSNE", "matplotlib.pyplot"):
     import_limited(_module)

@@ -27,7 +27,7 @@ def rebuild_report(run_dir: Path) -> Path:
             )
         figs[fig["name"]] = _read(path)
     config = _read(run_dir / rundir.CONFIG).decode("utf-8", errors="replace")
-    rundir.open_existing(run_dir)  # the recipe it shows must be one replab can run
+    rundir.read_spec(run_dir)  # the recipe it shows must be one replab can run (not built)
     hover = None
     hover_json = run_dir / rundir.FIGURES / rundir.HOVER_DATA
     if hover_json.is_file():

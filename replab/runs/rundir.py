@@ -17,8 +17,9 @@ from replab.io import (
     write_error,
 )
 from replab.recipes import load_spec
+from replab.registry import check_code
 from replab.runs import schema
-from replab.spec import ExperimentSpec, spec_to_yaml
+from replab.spec import ExperimentSpec, code_names, spec_to_yaml
 
 CONFIG = "config.yaml"
 STATUS = "status.json"
@@ -140,7 +141,18 @@ def check_not_running(run_dir: Path) -> None:
         )
 
 
-def open_existing(run_dir: Path) -> ExperimentSpec:
+def open_existing(run_dir: Path, trust_code: bool = False) -> ExperimentSpec:
+    """The run's validated spec, to build from: a config.yaml naming code by import path
+    (``model.encoder.name: pkg.mod:Enc``) is refused unless ``trust_code`` (or the job
+    trusts code, ``registry.trusting_code``): the folder may come from someone else."""
+    spec = read_spec(run_dir)
+    check_code(code_names(spec), f"the run folder {str(run_dir)!r}", trust_code)
+    return spec
+
+
+def read_spec(run_dir: Path) -> ExperimentSpec:
+    """The run's validated spec, only to read or compare (nothing is imported: validating a
+    spec imports nothing); ``open_existing`` before building anything from it."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise ReplabError(

@@ -19,10 +19,13 @@ from replab.spec import ExperimentSpec
 from replab.tasks import Task, build_task
 
 
-def load_run_task(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Task, ExperimentSpec]:
-    """The run's task with its evaluated weights, in eval mode."""
+def load_run_task(
+    run_dir: Path, device: str | torch.device = "cpu", trust_code: bool = False
+) -> tuple[Task, ExperimentSpec]:
+    """The run's task with its evaluated weights, in eval mode. A config naming code by
+    import path is refused unless ``trust_code`` (``rundir.open_existing``)."""
     run_dir = Path(run_dir)
-    spec = rundir.open_existing(run_dir)
+    spec = rundir.open_existing(run_dir, trust_code)
     summary = rundir.read_summary(run_dir)
     shape, classes = _shape_and_classes(spec, summary)
     # The pretrained weights it started from are in its own checkpoint now (and their run

@@ -22,7 +22,7 @@ from replab.io import atomic_write_bytes, atomic_write_json, folder_lock, write_
 from replab.recipes import read_recipe
 from replab.reporting import figures
 from replab.runs import rundir
-from replab.runs.experiment import run_or_reuse
+from replab.runs.lifecycle import run_or_reuse
 from replab.runs.pool import check_jobs, pooled
 from replab.runs.rebuild import compare_runs
 from replab.runs.tracking import parent_run
@@ -83,6 +83,7 @@ def parse_axis(text: str) -> Axis:
 def grid(raw: dict, axes: list[Axis], overrides: list[str]) -> list[tuple[dict, ExperimentSpec]]:
     """Every combination of the axes' values as (assignment, validated spec); all
     checked before any training."""
+    check_axes(axes)
     points = []
     for combo in itertools.product(*(a.values for a in axes)):
         assignment = dict(zip((a.key for a in axes), combo, strict=True))
@@ -93,7 +94,52 @@ def grid(raw: dict, axes: list[Axis], overrides: list[str]) -> list[tuple[dict, 
                 apply_override(config, f"{key}={json.dumps(value)}")
         config["name"] = f"{config.get('name', 'experiment')}-{point_name(assignment)}"
         points.append((assignment, validate_spec(config)))
+    _refuse_shared_folders([a for a, _ in points])
     return points
+
+
+def check_axes(axes: list[Axis]) -> None:
+    """Each key on one axis only, each value once: the later ``--over`` of a key would
+    overwrite the earlier's value in every run, and a value given twice trains one folder
+    twice (at once, with ``--jobs``)."""
+    seen: dict[str, Axis] = {}
+    for axis in axes:
+        for key in axis.keys:
+            if not key:
+                raise ConfigError(
+                    f"--over {axis.key!r} names an empty key", "write e.g. --over a.x,b.y=[1,2]"
+                )
+            if key in seen:
+                both = (
+                    f"--over {axis.key!r} names it twice"
+                    if seen[key] is axis
+                    else f"--over {seen[key].key!r} and --over {axis.key!r} both set it"
+                )
+                raise ConfigError(
+                    f"the sweep sets {key!r} twice ({both})",
+                    f"give {key} one --over with every value, e.g. --over {key}=[v1,v2,v3]",
+                )
+            seen[key] = axis
+        shown = [json.dumps(v, sort_keys=True, default=str) for v in axis.values]
+        twice = next((v for i, v in enumerate(shown) if v in shown[:i]), None)
+        if twice is not None:
+            raise ConfigError(
+                f"the values of --over {axis.key} list {twice} twice", "list each value once"
+            )
+
+
+def _refuse_shared_folders(assignments: list[dict]) -> None:
+    """Two points whose values differ but whose folder names do not (``a/b`` and ``a_b``)."""
+    folders: dict[str, dict] = {}
+    for assignment in assignments:
+        name = point_name(assignment)
+        if name in folders:
+            raise ConfigError(
+                f"the sweep points {_shown(folders[name])} and {_shown(assignment)} "
+                f"would share the run folder {name!r}",
+                "give values that differ in letters or digits, not only in punctuation",
+            )
+        folders[name] = assignment
 
 
 def point_name(assignment: dict) -> str:
@@ -162,6 +208,14 @@ def run_sweep(
     """The sweep in a new study folder; ``jobs`` runs at once in worker processes."""
     check_jobs(jobs)
     raw = read_recipe(recipe)
+    swept = {key for axis in axes for key in axis.keys}
+    fixed = next((o for o in overrides if o.partition("=")[0].strip() in swept), None)
+    if fixed is not None:
+        key = fixed.partition("=")[0].strip()
+        raise ConfigError(
+            f"the override {fixed!r} sets {key}, which an --over sweeps: the sweep would drop it",
+            f"leave out {key}=... or add its value to the --over of {key}",
+        )
     grid(raw, axes, overrides)  # validate every point before creating anything
     name = rundir.safe_name(raw.get("name", "experiment"))
     study = Path(runs_dir) / f"{name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -19,7 +19,7 @@ from replab.io import atomic_write_json, write_error
 from replab.recipes import read_recipe
 from replab.registry import Registry
 from replab.runs import rundir, schema
-from replab.runs.experiment import run_or_reuse
+from replab.runs.lifecycle import run_or_reuse
 from replab.runs.pool import RunPool
 from replab.search.sweep import SEED, Axis, Point, aggregate, mean_and_std, start_grid
 from replab.spec import apply_override, validate_spec, with_overrides

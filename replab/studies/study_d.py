@@ -23,8 +23,9 @@ from replab.io import load_checkpoint
 from replab.reporting.figures import plt, to_png
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.runs import rundir
-from replab.runs.experiment import load_data
+from replab.runs.prepare import load_data
 from replab.studies.framework import STUDIES, Part, StudyRun, reference_row, reference_rows
+from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import loss_curves, plot_curves, settings_of, timings_of
 
 # report 002's classes 6 and 7: its reference figures are for these
@@ -92,15 +93,8 @@ class StudyD:
             for p in (d3, d4)
         ]
         return StudyReport(
-            title=(
-                "Study D on CIFAR-10: a linear SVM "
-                f"({' vs '.join(self.classes)}) and autoencoder compression"
-            ),
-            question=(
-                "How well does a linear SVM trained by SGD separate two CIFAR-10 classes, "
-                "and how much does tying an "
-                "autoencoder's decoder to its encoder change its reconstruction error and size?"
-            ),
+            title=fill(TEXT["title"], classes=" vs ".join(self.classes)),
+            question=fill(TEXT["question"]),
             settings=settings_of(s, [d1, d3]),
             reference=[*reference_rows([d1, d2, d3, d4]), *parameters],
             timings=[
@@ -109,7 +103,7 @@ class StudyD:
                 *timings_of([d3, d4]),
             ],
             sections=[self._svm_section(d1, d2, svm), self._autoencoders(d3, d4)],
-            source="report 002, study D",
+            source=fill(TEXT["source"]),
         )
 
     # --- D1-D2 ----------------------------------------------------------------------------
@@ -193,7 +187,7 @@ class StudyD:
                 ]
             )
         return Section(
-            "D1-D2: linear SVM on two classes",
+            fill(TEXT["svm.heading"]),
             self._svm_text(d1, d2, svm),
             table=(
                 [
@@ -217,69 +211,35 @@ class StudyD:
     def _svm_text(self, d1: Part, d2: Part, svm: dict) -> list[str]:
         sgd1, sgd2 = svm["sgd"]
         opt1, opt2 = svm["fits"][:2]
-        swing = _last_epochs_range(d1, "val_accuracy", 10)
-        n = svm["n"]
-        text = [
-            f"Data: {d1.data}. {n:,} training, "
-            f"{svm['n_val']:,} validation and {svm['n_test']:,} test images of "
-            f"{' and '.join(self.classes)} "
-            f"(labels -1/+1 in that order); the report trains on {REPORT_TRAIN['svm']:,} "
-            f"({REPORT_TRAIN['svm'] / n:.1f}x more) "
-            "and tests on 2,000. The model is one linear score of the 3,072 "
-            f"normalised pixels ({d1.summaries[0]['parameters']['total']:,} parameters); "
-            "every figure is the last epoch's, as in the report.",
-            "SGD minimises C·mean(hinge) "
-            "+ (wd/2)·||θ||², which is LinearSVC's 0.5·||θ||² + C_sk·Σ hinge with "
-            f"C_sk = C / (wd · n) (n = {n:,}); "
-            "both penalise the bias too. So the LinearSVC rows are the exact optimum of "
-            "each run's own objective on the same split, "
-            "and the objective column compares SGD's last iterate with it.",
-        ]
-        text.append(
-            "D1 (lr 0.1, wd 0.5) ends at test accuracy "
-            f"{format_mean_std(d1.mean('test.accuracy'), d1.std('test.accuracy') or None)} "
-            f"(report {d1.reference.get('test.accuracy') or '—'}); "
-            "over its last 10 epochs the validation accuracy swings between "
-            f"{swing[0]:.3f} and {swing[1]:.3f}. "
-            f"Its objective at the last epoch is {sgd1['objective']:.4g}, "
-            f"{sgd1['objective'] / opt1.objective:.1f}x the optimum {opt1.objective:.4g}, "
-            "whose LinearSVC scores "
-            f"{opt1.accuracy['test']:.4f} on test. "
-            + (
-                "So D1's low and erratic figure, "
-                "like the report's 0.608 (its validation accuracy, printed every 10 epochs, "
-                "wanders between 0.50 and 0.61), "
-                f"is SGD's, not the objective's: one hinge step at lr {sgd1['lr']:g} can move θ by "
-                f"up to lr·C·mean||x|| = {sgd1['step']:.3g}, "
-                f"against the optimum's ||θ|| = {opt1.norm:.3g}, so the iterate keeps "
-                "jumping across the optimum instead of settling in it."
-                if opt1.accuracy["test"] > sgd1["accuracy"]["test"] + 0.05
-                else (
-                    "Here SGD's last iterate classifies about as well as the optimum, "
-                    "though its objective is higher."
-                )
-            )
+        n, report_n = svm["n"], REPORT_TRAIN["svm"]
+        d1_erratic = opt1.accuracy["test"] > sgd1["accuracy"]["test"] + 0.05
+        d2_close = sgd2["accuracy"]["test"] >= opt2.accuracy["test"] - 0.02
+        return paragraphs(
+            TEXT["svm"],
+            data=d1.data,
+            n=n,
+            n_val=svm["n_val"],
+            n_test=svm["n_test"],
+            classes=" and ".join(self.classes),
+            report_n=report_n,
+            more=report_n / n,
+            parameters=d1.summaries[0]["parameters"]["total"],
+            d1_accuracy=_test_accuracy(d1),
+            d1_reference=d1.reference.get("test.accuracy") or "—",
+            swing=_last_epochs_range(d1, "val_accuracy", 10),
+            sgd1=sgd1,
+            opt1=opt1,
+            d1_ratio=sgd1["objective"] / opt1.objective,
+            d1_verdict=fill(
+                TEXT["svm.d1_erratic" if d1_erratic else "svm.d1_close"], sgd1=sgd1, opt1=opt1
+            ),
+            d2_accuracy=_test_accuracy(d2),
+            d2_reference=d2.reference.get("test.accuracy") or "—",
+            sgd2=sgd2,
+            opt2=opt2,
+            d2_ratio=sgd2["objective"] / opt2.objective,
+            d2_verdict=fill(TEXT["svm.d2_close" if d2_close else "svm.d2_short"]),
         )
-        text.append(
-            "D2 (C 0.1, lr 0.01, wd 0.01, momentum 0.9) reaches test accuracy "
-            f"{format_mean_std(d2.mean('test.accuracy'), d2.std('test.accuracy') or None)} "
-            f"(report {d2.reference.get('test.accuracy') or '—'}); "
-            f"its objective {sgd2['objective']:.4g} is "
-            f"{sgd2['objective'] / opt2.objective:.2f}x its optimum, "
-            f"and the optimum scores {opt2.accuracy['test']:.4f} on test "
-            f"against SGD's {sgd2['accuracy']['test']:.4f} on the same split: "
-            + (
-                "here the optimiser is not what is missing. "
-                if sgd2["accuracy"]["test"] >= opt2.accuracy["test"] - 0.02
-                else "SGD stops short of what its objective can reach. "
-            )
-            + f"Train accuracy {sgd2['accuracy']['train']:.3f} "
-            f"against validation {sgd2['accuracy']['val']:.3f} shows the weakly "
-            f"regularised SVM fitting its {n:,} training images "
-            f"(3,073 parameters); the report had {REPORT_TRAIN['svm'] / n:.1f}x "
-            "more images to fit, the likeliest reason for its higher figure."
-        )
-        return text
 
     # --- D3-D4 ----------------------------------------------------------------------------
     def _autoencoders(self, d3: Part, d4: Part) -> Section:
@@ -302,24 +262,28 @@ class StudyD:
             )
         v3, v4 = d3.mean("val.loss"), d4.mean("val.loss")
         t3, t4 = (np.mean([x["timings"]["train"] for x in p.summaries]) for p in (d3, d4))
-        text = [
-            f"Data: {d3.data}. Pixels stay in [0, "
-            f"1]; the validation MSE is the last epoch's ({d3.summaries[0]['epochs']} epochs), "
-            "as the report's; 70% of the training file trains, 30% validates. The report "
-            f"trains on {REPORT_TRAIN['autoencoder']:,} images; with fewer images the same epochs "
-            "are proportionally fewer optimiser steps, so expect replab's MSE above the report's.",
-            f"The tied decoder reaches validation MSE {v4:.5f} against the untied {v3:.5f} "
-            f"(ratio {v4 / v3:.2f}; report "
-            f"{0.012414 / 0.014777:.2f}) with "
-            f"{d4.summaries[0]['parameters']['total'] / d3.summaries[0]['parameters']['total']:.0%}"
-            " "
-            f"of the parameters, and trains in {t4:.1f} s against {t3:.1f} s here. "
-            "Tying halves the weights the optimiser must fit "
-            "and makes the decoder the encoder's mirror, "
-            "which constrains the model (less room to overfit) rather than adding capacity."
-            if v3 and v4
-            else "The autoencoders did not report a validation MSE.",
-        ]
+        text = paragraphs(
+            TEXT["autoencoders"],
+            data=d3.data,
+            epochs=d3.summaries[0]["epochs"],
+            report_n=REPORT_TRAIN["autoencoder"],
+        )
+        if v3 and v4:
+            sizes = [p.summaries[0]["parameters"]["total"] for p in (d3, d4)]
+            text.append(
+                fill(
+                    TEXT["autoencoders.tied"],
+                    v3=v3,
+                    v4=v4,
+                    ratio=v4 / v3,
+                    reference_ratio=0.012414 / 0.014777,
+                    size=sizes[1] / sizes[0],
+                    t3=t3,
+                    t4=t4,
+                )
+            )
+        else:
+            text.append(fill(TEXT["autoencoders.no_val"]))
         curves = loss_curves([(p.key, p.run_dirs[0]) for p in (d3, d4)], "MSE per pixel", log=True)
         figs = {"D3 and D4: train (solid) and validation (dashed) MSE per epoch": curves}
         for part in (d3, d4):
@@ -329,7 +293,7 @@ class StudyD:
                     grid
                 )
         return Section(
-            "D3-D4: autoencoder compression, untied and weight-tied",
+            fill(TEXT["autoencoders.heading"]),
             text,
             table=(
                 [
@@ -374,6 +338,10 @@ def _sgd_row(
     }
 
 
+def _test_accuracy(part: Part) -> str:
+    return format_mean_std(part.mean("test.accuracy"), part.std("test.accuracy") or None)
+
+
 def _last_epochs_range(part: Part, key: str, k: int) -> tuple[float, float]:
     values = [r[key] for r in rundir.read_metrics(part.run_dirs[0])[-k:]]
     return min(values), max(values)
@@ -387,3 +355,73 @@ def _svm_curves(parts: list[Part]) -> bytes:
     plot_curves(right, runs, "accuracy", metric="accuracy")
     fig.tight_layout()
     return to_png(fig)
+
+
+# --- The report's text ----------------------------------------------------------------------------
+# Filled by the methods above (placeholders in braces); replab/studies/prose.py says how a
+# template reads: paragraphs apart by a blank line, each paragraph's lines joined by a space.
+TEXT = {
+    "title": "Study D on CIFAR-10: a linear SVM ({classes}) and autoencoder compression",
+    "question": """
+        How well does a linear SVM trained by SGD separate two CIFAR-10 classes, and how much
+        does tying an autoencoder's decoder to its encoder change its reconstruction error and
+        size?
+    """,
+    "source": "report 002, study D",
+    "svm.heading": "D1-D2: linear SVM on two classes",
+    "svm": """
+        Data: {data}. {n:,} training, {n_val:,} validation and {n_test:,} test images of
+        {classes} (labels -1/+1 in that order); the report trains on {report_n:,} ({more:.1f}x
+        more) and tests on 2,000. The model is one linear score of the 3,072 normalised pixels
+        ({parameters:,} parameters); every figure is the last epoch's, as in the report.
+
+        SGD minimises C·mean(hinge) + (wd/2)·||θ||², which is LinearSVC's 0.5·||θ||² + C_sk·Σ
+        hinge with C_sk = C / (wd · n) (n = {n:,}); both penalise the bias too. So the LinearSVC
+        rows are the exact optimum of each run's own objective on the same split, and the
+        objective column compares SGD's last iterate with it.
+
+        D1 (lr 0.1, wd 0.5) ends at test accuracy {d1_accuracy} (report {d1_reference}); over
+        its last 10 epochs the validation accuracy swings between {swing[0]:.3f} and
+        {swing[1]:.3f}. Its objective at the last epoch is {sgd1[objective]:.4g},
+        {d1_ratio:.1f}x the optimum {opt1.objective:.4g}, whose LinearSVC scores
+        {opt1.accuracy[test]:.4f} on test. {d1_verdict}
+
+        D2 (C 0.1, lr 0.01, wd 0.01, momentum 0.9) reaches test accuracy {d2_accuracy} (report
+        {d2_reference}); its objective {sgd2[objective]:.4g} is {d2_ratio:.2f}x its optimum, and
+        the optimum scores {opt2.accuracy[test]:.4f} on test against SGD's
+        {sgd2[accuracy][test]:.4f} on the same split: {d2_verdict} Train accuracy
+        {sgd2[accuracy][train]:.3f} against validation {sgd2[accuracy][val]:.3f} shows the
+        weakly regularised SVM fitting its {n:,} training images (3,073 parameters); the report
+        had {more:.1f}x more images to fit, the likeliest reason for its higher figure.
+    """,
+    # D1's last iterate far below its objective's optimum, or not
+    "svm.d1_erratic": """
+        So D1's low and erratic figure, like the report's 0.608 (its validation accuracy,
+        printed every 10 epochs, wanders between 0.50 and 0.61), is SGD's, not the objective's:
+        one hinge step at lr {sgd1[lr]:g} can move θ by up to lr·C·mean||x|| =
+        {sgd1[step]:.3g}, against the optimum's ||θ|| = {opt1.norm:.3g}, so the iterate keeps
+        jumping across the optimum instead of settling in it.
+    """,
+    "svm.d1_close": """
+        Here SGD's last iterate classifies about as well as the optimum, though its objective is
+        higher.
+    """,
+    # D2's last iterate within 0.02 of its optimum's test accuracy, or not
+    "svm.d2_close": "here the optimiser is not what is missing.",
+    "svm.d2_short": "SGD stops short of what its objective can reach.",
+    "autoencoders.heading": "D3-D4: autoencoder compression, untied and weight-tied",
+    "autoencoders": """
+        Data: {data}. Pixels stay in [0, 1]; the validation MSE is the last epoch's ({epochs}
+        epochs), as the report's; 70% of the training file trains, 30% validates. The report
+        trains on {report_n:,} images; with fewer images the same epochs are proportionally
+        fewer optimiser steps, so expect replab's MSE above the report's.
+    """,
+    "autoencoders.tied": """
+        The tied decoder reaches validation MSE {v4:.5f} against the untied {v3:.5f} (ratio
+        {ratio:.2f}; report {reference_ratio:.2f}) with {size:.0%} of the parameters, and trains
+        in {t4:.1f} s against {t3:.1f} s here. Tying halves the weights the optimiser must fit
+        and makes the decoder the encoder's mirror, which constrains the model (less room to
+        overfit) rather than adding capacity.
+    """,
+    "autoencoders.no_val": "The autoencoders did not report a validation MSE.",
+}

@@ -14,6 +14,7 @@ from replab.tasks.registry import TASKS
 
 @TASKS.register("autoencode")
 class Autoencode(Task):
+    needs_labels = False
     objective_target = "input"
     reconstructs = True
 

@@ -26,6 +26,14 @@ class Task:
     """
 
     objective_target = ""  # the kind of objective this task accepts ("input" or "label")
+    # The facts a run reads from the task itself, so a new task is one file: whether it trains
+    # on labels (a label-free task may train on an unlabelled split: autoencode, contrastive,
+    # rotation...), whether the model itself predicts the dataset's classes (a run then
+    # reports the classifier's own per-class scores and confusion matrix), and which submodule
+    # gives the latent that the probes, kNN and the analysis read.
+    needs_labels = True
+    classifies = False
+    representation = "encoder"
     # the task's own settings (``task: {name: rotation, angles: [0, 90]}``)
     options: tuple[str, ...] = ()
     # the model maps images to images: a run reports test reconstructions (autoencode, vae)
@@ -121,7 +129,8 @@ class Task:
 
     @property
     def encoder(self) -> nn.Module:
-        return self.model.get_submodule("encoder")
+        """The module whose output is the latent (``representation``)."""
+        return self.model.get_submodule(self.representation)
 
 
 def task_options(cls: type[Task], task: Component) -> dict:

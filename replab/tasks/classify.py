@@ -15,6 +15,7 @@ from replab.tasks.registry import TASKS
 
 @TASKS.register("classify")
 class Classify(Task):
+    classifies = True
     objective_target = "label"
 
     @classmethod

@@ -20,6 +20,7 @@ from replab.tasks.registry import TASKS
 
 @TASKS.register("contrastive")
 class Contrastive(Task):
+    needs_labels = False
     objective_target = "views"
     # NT-Xent's negatives and Barlow Twins' and VICReg's statistics are the batch's: scored in
     # the 4096-image evaluation batches, a validation loss was not the training loss's measure

@@ -28,6 +28,7 @@ from replab.tasks.registry import TASKS
 
 @TASKS.register("momentum_contrastive")
 class MomentumContrastive(Task):
+    needs_labels = False
     objective_target = "momentum"
     model: MomentumProjected
 

@@ -3,4 +3,4 @@ later contrastive, VAE...)."""
 
 from replab.registry import Registry
 
-TASKS = Registry("task")
+TASKS = Registry("task", expects="replab.tasks.base:Task")

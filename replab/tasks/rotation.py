@@ -32,6 +32,7 @@ def rotate(x: torch.Tensor, which: torch.Tensor, angles: list[int]) -> torch.Ten
 
 @TASKS.register("rotation")
 class Rotation(Task):
+    needs_labels = False
     objective_target = "label"
     options = ("angles",)
 

@@ -44,6 +44,7 @@ def build_gaussian_encoder(component: Component, shape: tuple[int, ...]) -> Gaus
 
 @TASKS.register("vae")
 class VariationalAutoencode(Task):
+    needs_labels = False
     objective_target = "posterior"
     reconstructs = True
     has_prior = True

@@ -15,7 +15,7 @@ from replab.errors import ReplabError
 from replab.io import start_ticks
 from replab.recipes import load_spec
 from replab.runs import rundir
-from replab.runs.experiment import run_or_reuse
+from replab.runs.lifecycle import run_or_reuse
 
 FAST = [
     "trainer.epochs=2",

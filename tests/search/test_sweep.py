@@ -98,7 +98,7 @@ def test_one_axis_can_set_several_keys():
 def test_a_finished_run_is_reused_and_a_changed_one_refused(tmp_path):
     from replab.errors import ReplabError
     from replab.recipes import load_spec
-    from replab.runs.experiment import run_or_reuse
+    from replab.runs.lifecycle import run_or_reuse
 
     spec = load_spec(DEFAULT, ["trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false"])
     first = run_or_reuse(spec, tmp_path / "p", log=lambda m: None)

@@ -13,7 +13,7 @@ from replab.evaluation.latent import decode, sample_prior
 from replab.models.gaussian import GaussianEncoder
 from replab.objectives.triplet import mine_triplets
 from replab.recipes import load_spec
-from replab.runs.experiment import _loaders, initial_task, load_data
+from replab.runs.prepare import initial_task, load_data, loaders
 from replab.spec import AnalysisSpec, Component, validate_spec
 from replab.tasks import build_task
 from replab.tasks.base import EVAL_SEED
@@ -151,7 +151,7 @@ def tiny_fit(spec):
     splits, normalizer = load_data(spec)
     task = initial_task(spec, splits.train.shape, len(splits.train.classes))
     device = torch.device("cpu")
-    train, val, _ = _loaders(
+    train, val, _ = loaders(
         spec, splits, normalizer, device, spec.trainer.batch_size, spec.trainer.eval_batch_size
     )
     whole_train = DeviceLoader(

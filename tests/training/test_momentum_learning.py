@@ -16,7 +16,7 @@ from replab.data import DeviceLoader
 from replab.evaluation.embed import embed
 from replab.evaluation.separability import knn_accuracy
 from replab.recipes import load_spec
-from replab.runs.experiment import load_data
+from replab.runs.prepare import load_data
 from replab.tasks import build_task
 from replab.training import Trainer, seed_everything
 

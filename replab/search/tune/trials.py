@@ -10,7 +10,7 @@ from pathlib import Path
 
 from replab.errors import ConfigError, DivergenceError, ReplabError
 from replab.runs import rundir
-from replab.runs.experiment import run_experiment
+from replab.runs.lifecycle import run_experiment
 from replab.search.space import (
     Space,
     trial_spec,
@@ -44,9 +44,12 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
             else ""
         )
     )
-    spec, run_dir, resume = _trial_run(
-        settings, values, number, trial.user_attrs.get("run_dir"), study_dir
-    )
+    try:
+        spec, run_dir, resume = _trial_run(
+            settings, values, number, trial.user_attrs.get("run_dir"), study_dir
+        )
+    except ConfigError as err:  # values that do not validate together: this trial only
+        return _invalid(study, trial, err, tlog)
     trial.set_user_attr("run_dir", str(run_dir.resolve()))
     reported: set[int] = set()
     hook = _epoch_hook(trial, settings, reported)
@@ -72,6 +75,10 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
         study.tell(trial, state=TrialState.FAIL)
         tlog(f"failed: {err.message}")
         return TrialState.FAIL
+    except ConfigError as err:  # a model these values cannot build: the search goes on
+        if not run_dir.exists():  # refused before training: no folder was left
+            trial.set_user_attr("run_dir", "")
+        return _invalid(study, trial, err, tlog)
     except ReplabError as err:
         trial.set_user_attr("error", err.message)
         study.tell(trial, state=TrialState.FAIL)
@@ -98,6 +105,18 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
         return TrialState.FAIL
     study.tell(trial, value)
     return TrialState.COMPLETE
+
+
+def _invalid(study, trial, err: ConfigError, tlog):
+    """Fail the one trial whose combination of values is invalid, its reason recorded (the
+    table's note), and let the search go on: the space's corners were checked before any
+    trial, but not every combination of its values."""
+    from optuna.trial import TrialState
+
+    trial.set_user_attr("error", f"invalid combination: {err.message}")
+    study.tell(trial, state=TrialState.FAIL)
+    tlog(f"failed, its values do not fit together: {err.message}")
+    return TrialState.FAIL
 
 
 def _trial_run(
