@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 from replab.errors import ReplabError
+
+if TYPE_CHECKING:  # replab.io imports torch, which no command line needs just to be parsed
+    from replab.io import Log
 
 EPILOG_RUN = """\
 examples:
@@ -170,7 +175,92 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # one builder per command, in the order `replab --help` lists them
+    for add in (
+        _add_run,
+        _add_sweep,
+        _add_study,
+        _add_tune,
+        _add_recipes,
+        _add_report,
+        _add_compare,
+        _add_datasets,
+        _add_analyze,
+        _add_plugins,
+    ):
+        add(sub)
+    return parser
 
+
+# What add_subparsers hands each builder (argparse gives the type no public name)
+_Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
+# -- options shared by several commands: each is declared here once ---------------------------
+
+
+def _add_runs_dir(parser: argparse.ArgumentParser, folder: str) -> None:
+    # None here: every replab.api function resolves it with api.default_runs_dir() (./runs or
+    # $REPLAB_RUNS), which the command line must not import (it imports torch) to parse.
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=None,
+        help=f"where {folder} goes (default: ./runs or $REPLAB_RUNS)",
+    )
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    # One meaning for every command: the recipes' data.root, as _data_root spells it
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="dataset folder, the same as data.root=DIR: looked in before $REPLAB_DATA "
+        "and the cache",
+    )
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=_count,
+        metavar="N",
+        help="torch threads per run (default: this process's CPUs shared among the live "
+        "replab runs; $REPLAB_THREADS sets it too)",
+    )
+
+
+def _add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="train N runs at once, each in its own process with 1/N of the CPUs "
+        "(default 1); results equal --jobs 1 run for run",
+    )
+
+
+def _data_root(data_dir: str | None) -> list[str]:
+    """--data-dir DIR as the override it stands for; the value is quoted so that a folder
+    named e.g. ``null``, ``2024`` or ``a: b`` stays a path (the studies quote it alike)."""
+    return [f"data.root={json.dumps(data_dir)}"] if data_dir else []
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 4096")
+    return value
+
+
+# -- one builder per command ------------------------------------------------------------------
+
+
+def _add_run(sub: _Commands) -> None:
     run = sub.add_parser(
         "run",
         help="train, evaluate and report one recipe",
@@ -199,20 +289,13 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="continue an interrupted run from its last checkpoint",
     )
-    run.add_argument(
-        "--runs-dir",
-        type=Path,
-        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
-        help="where run folders go (default: ./runs or $REPLAB_RUNS)",
-    )
-    run.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="dataset folder (same as data.root=DIR; default $REPLAB_DATA, then the cache)",
-    )
-    _add_threads(run, jobs=False)
+    _add_runs_dir(run, "the run folder")
+    _add_data_dir(run)
+    _add_threads(run)
     run.set_defaults(func=_cmd_run)
 
+
+def _add_sweep(sub: _Commands) -> None:
     sw = sub.add_parser(
         "sweep",
         help="one run per value of a recipe key (a grid for several keys), one study folder",
@@ -237,15 +320,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=[V1,V2,...]",
         help="a key and the values to sweep (repeat for a grid)",
     )
-    sw.add_argument(
-        "--runs-dir",
-        type=Path,
-        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
-        help="where the study folder goes",
-    )
-    _add_threads(sw, jobs=True)
+    _add_runs_dir(sw, "the study folder")
+    _add_threads(sw)
+    _add_jobs(sw)
     sw.set_defaults(func=_cmd_sweep)
 
+
+def _add_study(sub: _Commands) -> None:
     st = sub.add_parser(
         "study",
         help="run a whole study (several recipes, seeds, one report): see `replab study --help`",
@@ -290,24 +371,20 @@ def _parser() -> argparse.ArgumentParser:
             "e.g. A3:trainer.epochs=15 (* for every part); the report lists every override"
         ),
     )
-    st.add_argument(
-        "--runs-dir",
-        type=Path,
-        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
-        help="where the study folder goes",
-    )
-    st.add_argument(
-        "--data-dir", metavar="DIR", help="dataset folder (default $REPLAB_DATA, then the cache)"
-    )
+    _add_runs_dir(st, "the study folder")
+    _add_data_dir(st)
     st.add_argument(
         "--resume",
         metavar="STUDY_DIR",
         type=Path,
         help="continue a study: finished runs are reused, an interrupted one resumes",
     )
-    _add_threads(st, jobs=True)
+    _add_threads(st)
+    _add_jobs(st)
     st.set_defaults(func=_cmd_study)
 
+
+def _add_tune(sub: _Commands) -> None:
     tu = sub.add_parser(
         "tune",
         help="hyperparameter search with Optuna (TPE, median pruning), one study folder",
@@ -326,6 +403,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="fixed overrides for every trial, e.g. trainer.epochs=10",
     )
+    _add_tune_search(tu)
+    _add_tune_sampling(tu)
+    where = tu.add_mutually_exclusive_group()
+    where.add_argument(
+        "--study-dir",
+        type=Path,
+        metavar="DIR",
+        help="the study folder (default RUNS_DIR/<name>-tune-<time>)",
+    )
+    where.add_argument(
+        "--resume",
+        type=Path,
+        metavar="STUDY_DIR",
+        help="continue a study (or join it as another worker); --trials N raises its target",
+    )
+    _add_runs_dir(tu, "the study folder")
+    _add_data_dir(tu)
+    _add_threads(tu)
+    _add_jobs(tu)
+    tu.set_defaults(func=_cmd_tune)
+
+
+def _add_tune_search(tu: argparse.ArgumentParser) -> None:
+    """What `replab tune` searches and where the study is kept."""
     tu.add_argument(
         "--space",
         metavar="SPACE.yaml",
@@ -366,6 +467,10 @@ def _parser() -> argparse.ArgumentParser:
             "(default: the study folder's name); workers sharing a storage pass the same"
         ),
     )
+
+
+def _add_tune_sampling(tu: argparse.ArgumentParser) -> None:
+    """How `replab tune` draws its trials and prunes them."""
     tu.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
     tu.add_argument("--no-prune", action="store_true", help="run every trial to the end")
     tu.add_argument(
@@ -391,29 +496,9 @@ def _parser() -> argparse.ArgumentParser:
         "'{trainer.optimizer.lr: 0.0058, "
         "model.encoder.latent_dim: 185}' (keys left out are drawn); repeatable",
     )
-    where = tu.add_mutually_exclusive_group()
-    where.add_argument(
-        "--study-dir",
-        type=Path,
-        metavar="DIR",
-        help="the study folder (default RUNS_DIR/<name>-tune-<time>)",
-    )
-    where.add_argument(
-        "--resume",
-        type=Path,
-        metavar="STUDY_DIR",
-        help="continue a study (or join it as another worker); --trials N raises its target",
-    )
-    tu.add_argument(
-        "--runs-dir",
-        type=Path,
-        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
-        help="where the study folder goes",
-    )
-    tu.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR)")
-    _add_threads(tu, jobs=True)
-    tu.set_defaults(func=_cmd_tune)
 
+
+def _add_recipes(sub: _Commands) -> None:
     rc = sub.add_parser(
         "recipes",
         help="list the bundled recipes",
@@ -421,6 +506,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     rc.set_defaults(func=_cmd_recipes)
 
+
+def _add_report(sub: _Commands) -> None:
     rep = sub.add_parser(
         "report",
         help="rebuild report.html of saved runs without retraining",
@@ -431,6 +518,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     rep.set_defaults(func=_cmd_report)
 
+
+def _add_compare(sub: _Commands) -> None:
     cmp_ = sub.add_parser(
         "compare",
         help="side-by-side table of runs (Markdown and HTML)",
@@ -445,14 +534,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp_.set_defaults(func=_cmd_compare)
 
+
+def _add_datasets(sub: _Commands) -> None:
     ds = sub.add_parser(
         "datasets",
         help="list datasets, where they are found, and whether they are cached",
         description="List the registered datasets and where replab finds each one.",
     )
-    ds.add_argument("--data-dir", metavar="DIR", help="also look in DIR")
+    _add_data_dir(ds)
     ds.set_defaults(func=_cmd_datasets)
 
+
+def _add_analyze(sub: _Commands) -> None:
     an = sub.add_parser(
         "analyze",
         help="the whole latent-space analysis of an encoder trained anywhere (no training)",
@@ -469,15 +562,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     an.add_argument("--data", default="digits", help="dataset to analyse on (default: digits)")
     an.add_argument("--name", help="name of the run folder (default: the file or folder name)")
-    an.add_argument(
-        "--runs-dir",
-        type=Path,
-        default=Path(os.environ.get("REPLAB_RUNS", "runs")),
-        help="where the run folder goes (default: ./runs or $REPLAB_RUNS)",
-    )
-    an.add_argument("--data-dir", metavar="DIR", help="dataset folder (same as data.root=DIR)")
+    _add_runs_dir(an, "the run folder")
+    _add_data_dir(an)
     an.set_defaults(func=_cmd_analyze)
 
+
+def _add_plugins(sub: _Commands) -> None:
     pl = sub.add_parser(
         "plugins",
         help="list installed replab plugins (entry points in group replab.plugins)",
@@ -486,36 +576,6 @@ def _parser() -> argparse.ArgumentParser:
         "to load the ones you want before a command.",
     )
     pl.set_defaults(func=_cmd_plugins)
-    return parser
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 4096:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 4096")
-    return value
-
-
-def _add_threads(parser: argparse.ArgumentParser, jobs: bool) -> None:
-    parser.add_argument(
-        "--threads",
-        type=_count,
-        metavar="N",
-        help="torch threads per run (default: this process's CPUs shared among the live "
-        "replab runs; $REPLAB_THREADS sets it too)",
-    )
-    if jobs:
-        parser.add_argument(
-            "--jobs",
-            type=_count,
-            default=1,
-            metavar="N",
-            help="train N runs at once, each in its own process with 1/N of the CPUs "
-            "(default 1); results equal --jobs 1 run for run",
-        )
 
 
 def _dataset_epilog(parser: argparse.ArgumentParser) -> None:
@@ -557,8 +617,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         args.encoder,
         args.data,
         *args.overrides,
+        *_data_root(args.data_dir),
         name=args.name,
-        data_dir=args.data_dir,
         runs_dir=args.runs_dir,
         log=_log,
     )
@@ -592,8 +652,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "--resume continues a run exactly as it was configured",
             "drop the recipe and overrides, or start a new run without --resume",
         )
+    overrides += _data_root(args.data_dir)
     if not args.resume:  # a bad recipe or override fails here, before torch is imported
-        spec_for(recipe, overrides, args.data_dir)
+        spec_for(recipe, overrides)
     from replab import api
     from replab.training import distributed
 
@@ -602,7 +663,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run = api.run(
         recipe,
         *overrides,
-        data_dir=args.data_dir,
         runs_dir=args.runs_dir,
         resume=args.resume,
         log=_log,
@@ -612,8 +672,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log(message: str) -> None:
+def _print_line(message: str) -> None:
     print(f"[replab] {message}", flush=True)
+
+
+# The log every command hands replab.api; typed so mypy holds it to the api's Log
+_log: Log = _print_line
 
 
 def _print_summary(run_dir: Path, summary: dict) -> None:
@@ -675,7 +739,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 "tune needs a recipe, --space and --trials",
                 "run e.g. `replab tune digits-autoencoder --space space.yaml --trials 20`",
             )
-        overrides = list(args.overrides) + ([f"data.root={args.data_dir}"] if args.data_dir else [])
+        overrides = [*args.overrides, *_data_root(args.data_dir)]
         result = api.tune(
             args.recipe,
             args.space,
@@ -713,7 +777,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from replab.reporting.study_report import reference_markdown, table_markdown
     from replab.spec import parse_yaml
 
-    if args.resume and (args.name or args.set or args.dataset or args.quick or args.override):
+    started = args.name or args.set or args.dataset or args.quick or args.override
+    if args.resume and (started or args.data_dir):
         raise ReplabError(
             "--resume continues a study exactly as it was started",
             "pass only --resume STUDY_DIR (and --seeds N to add seeds)",
@@ -742,7 +807,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         overrides=args.override,
         runs_dir=args.runs_dir,
-        data_dir=args.data_dir,
+        data_dir=args.data_dir,  # the study turns it into each part's data.root, as _data_root
         resume=args.resume,
         log=_log,
         jobs=args.jobs,

@@ -161,3 +161,43 @@ def test_overrides_may_follow_options(tmp_path):
     )
     (run,) = tmp_path.iterdir()
     assert "epochs: 1\n" in (run / "config.yaml").read_text()
+
+
+def test_every_command_reads_data_dir_as_data_root_and_leaves_runs_dir_to_the_api(
+    tmp_path, monkeypatch, capsys
+):
+    """--data-dir DIR is data.root=DIR for every command, the folder name taken literally and
+    applied last; --runs-dir left out reaches replab.api as None (api.default_runs_dir())."""
+    from replab import api
+    from replab.errors import ReplabError
+
+    seen = {}
+
+    def stop(name):
+        def call(*args, **kwargs):
+            seen[name] = (args, kwargs)
+            raise ReplabError("stopped by the test", "nothing to fix")
+
+        return call
+
+    for name in ("run", "tune", "analyze", "study"):
+        monkeypatch.setattr(api, name, stop(name))
+    folder = "null"  # read as YAML it would be no folder at all
+    tune = ["tune", "digits-autoencoder", "--space", "s.yaml", "--trials", "1"]
+    for args in (
+        ["run", "data.root=elsewhere"],
+        tune,
+        ["analyze", "enc.ts"],
+        ["study", "b"],
+    ):
+        assert main([*args, "--data-dir", folder]) == 2
+        assert "stopped by the test" in capsys.readouterr().err
+    root = f'data.root="{folder}"'
+    for name in ("run", "tune", "analyze"):
+        assert seen[name][0][-1] == root, name  # after every KEY=VALUE, so it wins
+    assert seen["study"][1]["data_dir"] == folder  # the study sets each part's data.root
+    assert all(kwargs["runs_dir"] is None for _, kwargs in seen.values())
+    # as --resume takes no recipe or override, it takes no --data-dir either
+    for args in (["run", "--resume"], ["tune", "--resume"], ["study", "--resume"]):
+        assert main([*args, str(tmp_path), "--data-dir", folder]) == 2
+        assert "--resume continues a" in capsys.readouterr().err
