@@ -75,8 +75,8 @@ class DataSpec(Strict):
     dataset: str = Field(
         "digits",
         description=(
-            "a registered dataset (`replab datasets`): digits, mnist, fashion_mnist, cifar10, "
-            "kmnist, svhn, stl10, cifar100, emnist, or your own: image_folder, npz"
+            "a registered dataset: `replab datasets` lists them, your own images included "
+            "(image_folder, npz)"
         ),
     )
     root: str | None = Field(
@@ -527,6 +527,68 @@ def same_training(a: ExperimentSpec, b: ExperimentSpec) -> bool:
         a.report.model_dump(exclude={"reference_data"})
         == b.report.model_dump(exclude={"reference_data"})
     )
+
+
+# --- code named by import path ------------------------------------------------------------
+
+# The keys whose value is a registry name (a component's, data.dataset, an optimizer's...):
+# ``package.module:Class`` there is code that building the run imports.
+NAME_KEYS = frozenset({"name", "dataset", "groups", "lr_schedule"})
+ANALYZED = "given:"  # the encoder of an analyze run's config: a label, never built
+
+
+def code_names(raw: Any) -> list[str]:
+    """``key.path=package.module:Name`` for every registry name in ``raw`` (a recipe as read,
+    or a spec) that names code by import path: what building it would import.
+
+    Every component (``name`` at any depth, ``task`` as one word) counts, and data.dataset,
+    trainer.optimizer.name/groups and trainer.lr_schedule, at any depth (probe trainers); the
+    experiment's own top-level ``name`` is a title, not a registry name.
+    """
+    if isinstance(raw, BaseModel):
+        raw = raw.model_dump(mode="json")
+    found: list[str] = []
+    analyzed = isinstance(raw, dict) and raw.get("task") == "analyze"
+
+    def walk(node: Any, path: tuple) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = (*path, key)
+                if isinstance(value, str) and ":" in value and _names_code(here):
+                    if not (analyzed and here[:2] == ("model", "encoder") and _given(value)):
+                        found.append(f"{'.'.join(map(str, here))}={value}")
+                else:
+                    walk(value, here)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, (*path, i))
+
+    walk(raw, ())
+    return found
+
+
+def _names_code(path: tuple) -> bool:
+    if path == ("name",):  # the experiment's title
+        return False
+    return path == ("task",) or path[-1] in NAME_KEYS
+
+
+def _given(value: str) -> bool:
+    return value.startswith(ANALYZED)
+
+
+def override_code_names(overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """``code_names`` of what ``key.path=value`` overrides set (a study's ``PART:`` prefix
+    already removed); an override that does not parse sets nothing."""
+    found: list[str] = []
+    for override in overrides:
+        raw: dict[str, Any] = {}
+        try:
+            apply_override(raw, override)
+        except ConfigError:
+            continue
+        found += code_names(raw)
+    return found
 
 
 # --- loading -----------------------------------------------------------------------------
