@@ -33,7 +33,7 @@ class Denoise(Autoencode):
         self.mask = mask
 
     @classmethod
-    def from_spec(  # type: ignore[override]
+    def from_spec(
         cls,
         model: ModelSpec,
         objective,
