@@ -40,7 +40,7 @@ import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DISTURBED, REPO, cpu_clock, default_data_dir, environment, stage_torchvision_raw  # noqa: E402
+from harness import DISTURBED, REPO, cpu_clock, default_data_dir, environment, stage_torchvision_raw  # noqa: E402
 
 from replab.data import DeviceLoader, Normalizer  # noqa: E402
 from replab.data.mnist import MNIST  # noqa: E402

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-from _common import REPO, RESULTS, add_machine_args, disturbed_warning, environment, timed  # noqa: E402
+from harness import REPO, RESULTS, add_machine_args, disturbed_warning, environment, timed  # noqa: E402
 
 
 def _env(threads: int | None) -> dict:

@@ -36,7 +36,7 @@ import torch
 from torchvision.io import encode_jpeg, write_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_machine_args, environment, timed, use_threads  # noqa: E402
+from harness import add_machine_args, environment, timed, use_threads  # noqa: E402
 
 from replab.data import load_splits  # noqa: E402
 from replab.data.image_folder import decode, scan, workers  # noqa: E402

@@ -52,7 +52,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's replab
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _common import cpu_model  # noqa: E402
+from harness import cpu_model  # noqa: E402
 
 from replab import recipes  # noqa: E402
 from replab.errors import ConfigError, ReplabError  # noqa: E402

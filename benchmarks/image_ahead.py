@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, RESULTS, default_data_dir, disturbed_warning, environment, timed  # noqa: E402
+from harness import REPO, RESULTS, default_data_dir, disturbed_warning, environment, timed  # noqa: E402
 
 TARGET = 0.15  # probe + analysis at most 15% of a full A1 run
 

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import default_data_dir  # noqa: E402
+from harness import default_data_dir  # noqa: E402
 
 from replab.studies.runner import catalogue  # noqa: E402
 

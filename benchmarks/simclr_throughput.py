@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from harness import (  # noqa: E402
     RESULTS,
     add_machine_args,
     data_overrides,

@@ -49,7 +49,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from harness import (  # noqa: E402
     RESULTS,
     add_machine_args,
     data_overrides,

@@ -38,7 +38,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, RESULTS, default_data_dir, disturbed_warning, environment, timed  # noqa: E402
+from harness import REPO, RESULTS, default_data_dir, disturbed_warning, environment, timed  # noqa: E402
 
 from replab.studies.runner import catalogue  # noqa: E402
 

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-import _common  # noqa: E402
+import harness  # noqa: E402
 import study_walltime  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def test_studies_benchmark_runs_and_writes_json(data_dir, tmp_path):
 
 
 def test_timed_reports_cpu_used_elsewhere():
-    with _common.timed() as t:
+    with harness.timed() as t:
         sum(range(100_000))
     assert t.seconds > 0 and t.other_share >= 0.0 and isinstance(t.disturbed, bool)
 
