@@ -21,6 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from replab.errors import ReplabError
+from replab.io import Log
 from replab.registry import load_plugins
 from replab.runs import forkserver
 from replab.runs.lifecycle import run_or_reuse
@@ -130,7 +131,7 @@ def _run_in_worker(spec: ExperimentSpec, run_dir: Path) -> tuple[dict | None, st
 class RunPool:
     """A pool of ``jobs`` worker processes; ``submit`` returns at once, ``result`` waits."""
 
-    def __init__(self, jobs: int, log=print) -> None:
+    def __init__(self, jobs: int, log: Log = print) -> None:
         self.jobs = check_jobs(jobs)
         self.log = log
         self.executor = ProcessPoolExecutor(
@@ -193,7 +194,7 @@ class RunPool:
 
 
 @contextlib.contextmanager
-def pooled(jobs: int, log=print) -> Iterator[RunPool | None]:
+def pooled(jobs: int, log: Log = print) -> Iterator[RunPool | None]:
     """A pool for ``jobs`` > 1 (None for 1: runs stay in this process, as before). On leaving,
     every run has finished and the first failure is raised; on an error or Ctrl-C the queued
     runs are cancelled and the running ones end (Ctrl-C reaches them too)."""

@@ -29,6 +29,7 @@ from replab.studies.framework import (
     reference_rows,
     run_figure,
 )
+from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import loss_curves, settings_of, timings_of
 
 K = "model.encoder.latent_dim"
@@ -126,11 +127,8 @@ class StudyB:
             *reference_rows(cases),
         ]
         return StudyReport(
-            title="Study B on MNIST: bottleneck, PCA, dropout and transfer",
-            question=(
-                "How small can an autoencoder's bottleneck be, how does it compare with PCA, "
-                "does dropout help it, and does its encoder transfer to classification?"
-            ),
+            title=fill(TEXT["title"]),
+            question=fill(TEXT["question"]),
             settings=settings_of(s, [*cases, b1]),
             reference=reference,
             timings=[
@@ -143,7 +141,7 @@ class StudyB:
                 self._dropout(b3),
                 self._transfer(cases, transfer_k),
             ],
-            source="report 001, problems 1-2, study B",
+            source=fill(TEXT["source"]),
         )
 
     # --- B2 -------------------------------------------------------------------------------
@@ -261,17 +259,18 @@ class StudyB:
         ]
         c95, c99 = result.components_for(0.95), result.components_for(0.99)
         seeds = len(b1.points[0].metrics.get("test.loss", []))
-        text = [
-            f"Each k trains the autoencoder from scratch ({seeds} seed{'s' * (seeds > 1)} per k). "
-            f"The lowest test MSE is at k={best.values[K]} "
-            f"({best.mean('test.loss'):.5f}). PCA (fitted on {pcs['n']:,} training images) "
-            f"needs {c95} components for 95% of the pixel variance and {c99} for 99% "
-            "(report: about 150 and 330). "
-            "Both panels share the k axis: the "
-            "left one compares the autoencoder's error with PCA's at the same number of dimensions."
-        ]
+        text = paragraphs(
+            TEXT["bottleneck"],
+            seeds=seeds,
+            plural="s" * (seeds > 1),
+            k=best.values[K],
+            mse=best.mean("test.loss"),
+            n=pcs["n"],
+            c95=c95,
+            c99=c99,
+        )
         return Section(
-            "B1-B2: bottleneck size against PCA",
+            fill(TEXT["bottleneck.heading"]),
             text,
             table=(["k", "AE train MSE", "AE test MSE", "PCA test MSE"], rows),
             figures={"reconstruction error and explained variance against k": to_png(fig)},
@@ -294,23 +293,23 @@ class StudyB:
             )
         worst = max(b3.points, key=lambda p: p.reported_mean("test.loss"))
         plain = [p for p in b3.points if p.values[DROPOUT.key] == 0.0]
-        text = [
-            "Dropout sits after each hidden layer's activation in the encoder and the decoder. "
-            "The train loss is the mean over the last "
-            "epoch with dropout active; the test loss is measured without it."
-        ]
+        text = paragraphs(TEXT["dropout"])
         if plain:
             plain_mse = min(p.reported_mean("test.loss") for p in plain)
             verdict = "hurts" if worst.reported_mean("test.loss") > plain_mse else "does not hurt"
             text.append(
-                f"Without dropout the test MSE is {plain_mse:.5f}; the worst setting "
-                f"(k={worst.values[K]}, p={worst.values[DROPOUT.key]}) "
-                f"reaches {worst.mean('test.loss'):.5f}: dropout "
-                f"{verdict} this autoencoder, as the report found."
+                fill(
+                    TEXT["dropout.verdict"],
+                    plain=plain_mse,
+                    k=worst.values[K],
+                    p=worst.values[DROPOUT.key],
+                    worst=worst.mean("test.loss"),
+                    verdict=verdict,
+                )
             )
         curve = _run_curve(b3, {K: 300, DROPOUT.key: 0.1})
         return Section(
-            "B3: dropout",
+            fill(TEXT["dropout.heading"]),
             text,
             table=(["k", "p", "train MSE", "test MSE", "reference train", "reference test"], rows),
             figures={"k=300, p=0.1: loss per epoch": curve} if curve else {},
@@ -331,19 +330,13 @@ class StudyB:
                     f"{ref_test:.4f}",
                 ]
             )
-        curves = loss_curves([(p.key, p.run_dirs[0]) for p in cases], "cross-entropy", log=True)
+        curves = loss_curves([(p.key, p.run_dirs[0]) for p in cases], "cross-entropy", log_scale=True)
         best = min(cases, key=lambda p: p.reported_mean("test.loss"))
-        text = [
-            "Classify(x) = softmax(A F(x) "
-            f"+ b) with F the B1 encoder (784-1000-{k}); pretrained F is the B1 run at k={k}. "
-            f"Lowest test loss: {best.key} "
-            f"({best.title}, {best.mean('test.loss'):.4f}); the report's best was case 1 (0.1180).",
-            "Cases 2 and 4 of the report are nearly identical "
-            "(0.2806 / 0.2805); a fine-tuned pretrained encoder is usually clearly better "
-            "than a frozen one, so compare replab's B4.2 and B4.4.",
-        ]
+        text = paragraphs(
+            TEXT["transfer"], k=k, best=best.key, title=best.title, loss=best.mean("test.loss")
+        )
         return Section(
-            "B4: transfer of the encoder to classification",
+            fill(TEXT["transfer.heading"]),
             text,
             table=(
                 [
@@ -368,3 +361,44 @@ def _run_curve(sweep: Sweep, values: dict) -> bytes | None:
             run = sweep.folder / r["run"]
             return run_figure(run, rundir.read_summary(run), "training curves")
     return None
+
+
+# --- The report's text ----------------------------------------------------------------------------
+# Filled by the methods above (placeholders in braces); replab/studies/prose.py says how a
+# template reads: paragraphs apart by a blank line, each paragraph's lines joined by a space.
+TEXT = {
+    "title": "Study B on MNIST: bottleneck, PCA, dropout and transfer",
+    "question": """
+        How small can an autoencoder's bottleneck be, how does it compare with PCA, does dropout
+        help it, and does its encoder transfer to classification?
+    """,
+    "source": "report 001, problems 1-2, study B",
+    "bottleneck.heading": "B1-B2: bottleneck size against PCA",
+    "bottleneck": """
+        Each k trains the autoencoder from scratch ({seeds} seed{plural} per k). The lowest test
+        MSE is at k={k} ({mse:.5f}). PCA (fitted on {n:,} training images) needs {c95}
+        components for 95% of the pixel variance and {c99} for 99% (report: about 150 and 330).
+        Both panels share the k axis: the left one compares the autoencoder's error with PCA's
+        at the same number of dimensions.
+    """,
+    "dropout.heading": "B3: dropout",
+    "dropout": """
+        Dropout sits after each hidden layer's activation in the encoder and the decoder. The
+        train loss is the mean over the last epoch with dropout active; the test loss is
+        measured without it.
+    """,
+    "dropout.verdict": """
+        Without dropout the test MSE is {plain:.5f}; the worst setting (k={k}, p={p}) reaches
+        {worst:.5f}: dropout {verdict} this autoencoder, as the report found.
+    """,
+    "transfer.heading": "B4: transfer of the encoder to classification",
+    "transfer": """
+        Classify(x) = softmax(A F(x) + b) with F the B1 encoder (784-1000-{k}); pretrained F is
+        the B1 run at k={k}. Lowest test loss: {best} ({title}, {loss:.4f}); the report's best
+        was case 1 (0.1180).
+
+        Cases 2 and 4 of the report are nearly identical (0.2806 / 0.2805); a fine-tuned
+        pretrained encoder is usually clearly better than a frozen one, so compare replab's B4.2
+        and B4.4.
+    """,
+}

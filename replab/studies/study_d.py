@@ -284,7 +284,7 @@ class StudyD:
             )
         else:
             text.append(fill(TEXT["autoencoders.no_val"]))
-        curves = loss_curves([(p.key, p.run_dirs[0]) for p in (d3, d4)], "MSE per pixel", log=True)
+        curves = loss_curves([(p.key, p.run_dirs[0]) for p in (d3, d4)], "MSE per pixel", log_scale=True)
         figs = {"D3 and D4: train (solid) and validation (dashed) MSE per epoch": curves}
         for part in (d3, d4):
             grid = part.figure("reconstructions")
@@ -351,7 +351,7 @@ def _svm_curves(parts: list[Part]) -> bytes:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     runs = [(p.key, p.run_dirs[0]) for p in parts]
     # D1's C is 10x D2's, so its hinge loss is on another scale: a log axis shows both
-    plot_curves(left, runs, "C · mean hinge loss", log=True)
+    plot_curves(left, runs, "C · mean hinge loss", log_scale=True)
     plot_curves(right, runs, "accuracy", metric="accuracy")
     fig.tight_layout()
     return to_png(fig)

@@ -22,6 +22,7 @@ from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.runs import rundir
 from replab.search import tune
 from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
+from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
 
 AE = "e1-fashion-autoencoder"
@@ -127,7 +128,10 @@ class StudyE:
             "trainer.optimizer.parts.encoder="
             f"{json.dumps({'lr': optim.lr, 'weight_decay': optim.weight_decay})}",
         ]
-        pretrained = lambda seed: [f"model.pretrained.path={json.dumps(str(ae_run[seed]))}"]  # noqa: E731
+
+        def pretrained(seed: int) -> list[str]:
+            return [f"model.pretrained.path={json.dumps(str(ae_run[seed]))}"]
+
         e3 = s.part(
             "E3",
             "tuned encoder + MLP, fine-tuned as a classifier",
@@ -148,11 +152,8 @@ class StudyE:
         vae = s.part("E5", "variational autoencoder (d = 44)", "e5-fashion-vae", quick=QUICK["E5"])
         parts = [adam, sgd, ae, e3, long, cnn, vae]
         return StudyReport(
-            title="Study E on Fashion-MNIST: convolutional autoencoder, tuning, transfer and VAE",
-            question=(
-                "How well does a tuned convolutional autoencoder's encoder classify "
-                "once fine-tuned, and how does a VAE's latent space compare with the autoencoder's?"
-            ),
+            title=fill(TEXT["title"]),
+            question=fill(TEXT["question"]),
             settings={
                 **settings_of(s, parts),
                 "search": f"{search.finished} trials in {search.study_dir}",
@@ -170,7 +171,7 @@ class StudyE:
                 self._latent(ae, ae_spec.model.encoder.params.get("latent_dim")),
                 self._vae(ae, vae),
             ],
-            source="report 003, study E",
+            source=fill(TEXT["source"]),
         )
 
     # --- E2 ---------------------------------------------------------------------------
@@ -231,22 +232,22 @@ class StudyE:
             for p in (adam, sgd)
         ]
         ratio = sgd.reported_mean("val.loss") / adam.reported_mean("val.loss")
-        text = [
-            "Both train report 003's encoder and decoder "
-            f"(tables 1-2) with MSE, {adam.summaries[0]['epochs']} epochs, the same learning rate; "
-            f"only the optimizer differs. SGD ends at {ratio:.1f}x Adam's validation MSE"
-            f"{' — it has not converged, as in the report' if ratio > 1.5 else ''}."
-        ]
+        text = paragraphs(
+            TEXT["optimizers"],
+            epochs=adam.summaries[0]["epochs"],
+            ratio=ratio,
+            converged=" " + fill(TEXT["optimizers.unconverged"]) if ratio > 1.5 else "",
+        )
         figures = {
             "training (solid) and validation (dashed) MSE per epoch": loss_curves(
-                [("Adam", adam.run_dirs[0]), ("SGD", sgd.run_dirs[0])], "MSE", log=True
+                [("Adam", adam.run_dirs[0]), ("SGD", sgd.run_dirs[0])], "MSE", log_scale=True
             )
         }
         for p in (adam,):
             if fig := p.figure("one test image reconstructed"):
                 figures["one test image reconstructed after each epoch (Adam)"] = fig
         return Section(
-            "E1: Adam vs SGD",
+            fill(TEXT["optimizers.heading"]),
             text,
             table=(["part", "what", "train MSE", "validation MSE", "test MSE"], rows),
             figures=figures,
@@ -259,30 +260,25 @@ class StudyE:
             [key, str(_short(params.get(key, "—"))), str(REPORT_POINT.get(key, "—"))]
             for key in params
         ]
-        text = [
-            "Optuna (TPE, median pruning on the validation curve) "
-            f"ran {search.finished} trials of {epochs} epochs each over the "
-            "latent size, dropout, weight decay, optimizer and learning rate; "
-            f"the best trial (#{best.get('number')}) reached validation "
-            f"MSE {best.get('value', float('nan')):.5f}. "
-            f"Its full recipe is {search.best_yaml}; every trial, the optimization history and the "
-            f"parameter importances are in {search.study_dir / 'tune.html'}."
-        ]
+        text = paragraphs(
+            TEXT["tuning"],
+            trials=search.finished,
+            epochs=epochs,
+            number=best.get("number"),
+            mse=best.get("value", float("nan")),
+            recipe=search.best_yaml,
+            html=search.study_dir / "tune.html",
+        )
         if self.from_report:
+            verdict = "tuning.report_best" if best.get("number") == 0 else "tuning.report_beaten"
             text.append(
-                "Trial 0 is report 003's tuned point, "
-                "queued before TPE's own draws (--set from_report=false leaves it out): "
-                + (
-                    "no later trial beat it."
-                    if best.get("number") == 0
-                    else f"trial #{best.get('number')} beat it."
-                )
+                fill(TEXT["tuning.report"], verdict=fill(TEXT[verdict], number=best.get("number")))
             )
         figures = {}
         for name in sorted((search.study_dir / "figures").glob("*.png")):
             figures[name.stem.replace("_", " ")] = name.read_bytes()
         return Section(
-            "E2: hyperparameter search",
+            fill(TEXT["tuning.heading"]),
             text,
             table=(["parameter", "replab's best", "report 003's best"], rows),
             figures=figures,
@@ -303,23 +299,18 @@ class StudyE:
                 "93.51",
             ]
         )
-        text = [
-            "E3 starts from the E4 autoencoder's encoder, "
-            "adds report 003's tuned MLP (12 and 74 hidden units) and fine-tunes both for "
-            f"{e3.summaries[0]['epochs']} epochs on the whole training set "
-            "(validation images included, as the report's final fit), "
-            f"the encoder at the autoencoder's tuned learning rate and the MLP at its own. "
-            f"Test accuracy {_accuracy(e3)} against the report's 0.9008; "
-            f"E3.long, the same for {long.summaries[0]['epochs']} epochs "
-            "with both rates annealed along a cosine (replab's addition, not the report's), "
-            f"{_accuracy(long)}. The CNN trained on the labels from scratch "
-            f"reaches {cnn.mean('test.accuracy'):.4f} "
-            "(the report's CNN, 0.9351, was trained with augmentation)."
-        ]
+        text = paragraphs(
+            TEXT["classifier"],
+            epochs=e3.summaries[0]["epochs"],
+            accuracy=_accuracy(e3),
+            long_epochs=long.summaries[0]["epochs"],
+            long_accuracy=_accuracy(long),
+            cnn_accuracy=cnn.mean("test.accuracy"),
+        )
         if note := subset_note([e3, long, cnn]):
             text.append(note)
         return Section(
-            "E3: from autoencoder to classifier",
+            fill(TEXT["classifier.heading"]),
             text,
             table=(
                 [
@@ -354,16 +345,14 @@ class StudyE:
         )
         figures = {n: fig for n in names if (fig := ae.figure(n))}
         pixels = ae.mean("image.knn_accuracy")
-        text = [
-            f"The tuned autoencoder (latent size {latent_dim}) "
-            "on the test set: kNN accuracy "
-            f"{ae.mean('latent.knn_accuracy'):.3f} in its latent space"
-            f"{f' against {pixels:.3f} on the pixels' if pixels is not None else ''}, "
-            f"silhouette {ae.mean('latent.silhouette'):.3f}. "
-            "Random samples are decoded from a Gaussian fitted to the latents; "
-            "the traversal decodes the plane between four test images."
-        ]
-        return Section("E4: the autoencoder's latent space", text, figures=figures)
+        text = paragraphs(
+            TEXT["latent"],
+            latent_dim=latent_dim,
+            knn=ae.mean("latent.knn_accuracy"),
+            pixels="" if pixels is None else " " + fill(TEXT["latent.pixels"], knn=pixels),
+            silhouette=ae.mean("latent.silhouette"),
+        )
+        return Section(fill(TEXT["latent.heading"]), text, figures=figures)
 
     def _vae(self, ae: Part, vae: Part) -> Section:
         rows = [
@@ -375,18 +364,15 @@ class StudyE:
             ]
             for p in (ae, vae)
         ]
-        text = [
-            "The VAE's encoder gives a mean and a log-variance per latent dimension; "
-            "training samples z = μ + σ·ε and minimises the "
-            "summed squared error plus the KL divergence to N(0, "
-            "I). Its samples come from that prior, the AE's from a Gaussian fitted "
-            "to its latents. The report found "
-            "the VAE's traversal smooth and its samples meaningful, the AE's traversal abrupt.",
-            f"ELBO terms on the test set: reconstruction {vae.mean('test.reconstruction'):.2f}, "
-            f"KL {vae.mean('test.kl'):.2f} per image."
-            if vae.values("test.kl")
-            else "",
-        ]
+        text = paragraphs(TEXT["vae"])
+        if vae.values("test.kl"):
+            text.append(
+                fill(
+                    TEXT["vae.elbo"],
+                    reconstruction=vae.mean("test.reconstruction"),
+                    kl=vae.mean("test.kl"),
+                )
+            )
         figures = {}
         for label, part in (("AE", ae), ("VAE", vae)):
             for name in (
@@ -399,8 +385,8 @@ class StudyE:
         if fig := vae.figure("training curves"):
             figures["VAE: loss per epoch"] = fig
         return Section(
-            "E5: variational autoencoder beside the autoencoder",
-            [t for t in text if t],
+            fill(TEXT["vae.heading"]),
+            text,
             table=(["part", "test MSE", "latent kNN accuracy", "silhouette"], rows),
             figures=figures,
             columns=2,
@@ -436,3 +422,68 @@ def _accuracy(part: Part, scale: float = 1.0) -> str:
 
 def _short(value):
     return f"{value:.4g}" if isinstance(value, float) else value
+
+
+# --- The report's text ----------------------------------------------------------------------------
+# Filled by the methods above (placeholders in braces); replab/studies/prose.py says how a
+# template reads: paragraphs apart by a blank line, each paragraph's lines joined by a space.
+TEXT = {
+    "title": "Study E on Fashion-MNIST: convolutional autoencoder, tuning, transfer and VAE",
+    "question": """
+        How well does a tuned convolutional autoencoder's encoder classify once fine-tuned, and
+        how does a VAE's latent space compare with the autoencoder's?
+    """,
+    "source": "report 003, study E",
+    "optimizers.heading": "E1: Adam vs SGD",
+    "optimizers": """
+        Both train report 003's encoder and decoder (tables 1-2) with MSE, {epochs} epochs, the
+        same learning rate; only the optimizer differs. SGD ends at {ratio:.1f}x Adam's
+        validation MSE{converged}.
+    """,
+    # SGD's validation MSE more than 1.5x Adam's
+    "optimizers.unconverged": "— it has not converged, as in the report",
+    "tuning.heading": "E2: hyperparameter search",
+    "tuning": """
+        Optuna (TPE, median pruning on the validation curve) ran {trials} trials of {epochs}
+        epochs each over the latent size, dropout, weight decay, optimizer and learning rate;
+        the best trial (#{number}) reached validation MSE {mse:.5f}. Its full recipe is
+        {recipe}; every trial, the optimization history and the parameter importances are in
+        {html}.
+    """,
+    "tuning.report": """
+        Trial 0 is report 003's tuned point, queued before TPE's own draws (--set
+        from_report=false leaves it out): {verdict}
+    """,
+    "tuning.report_best": "no later trial beat it.",
+    "tuning.report_beaten": "trial #{number} beat it.",
+    "classifier.heading": "E3: from autoencoder to classifier",
+    "classifier": """
+        E3 starts from the E4 autoencoder's encoder, adds report 003's tuned MLP (12 and 74
+        hidden units) and fine-tunes both for {epochs} epochs on the whole training set
+        (validation images included, as the report's final fit), the encoder at the
+        autoencoder's tuned learning rate and the MLP at its own. Test accuracy {accuracy}
+        against the report's 0.9008; E3.long, the same for {long_epochs} epochs with both rates
+        annealed along a cosine (replab's addition, not the report's), {long_accuracy}. The CNN
+        trained on the labels from scratch reaches {cnn_accuracy:.4f} (the report's CNN, 0.9351,
+        was trained with augmentation).
+    """,
+    "latent.heading": "E4: the autoencoder's latent space",
+    "latent": """
+        The tuned autoencoder (latent size {latent_dim}) on the test set: kNN accuracy
+        {knn:.3f} in its latent space{pixels}, silhouette {silhouette:.3f}. Random samples are
+        decoded from a Gaussian fitted to the latents; the traversal decodes the plane between
+        four test images.
+    """,
+    "latent.pixels": "against {knn:.3f} on the pixels",
+    "vae.heading": "E5: variational autoencoder beside the autoencoder",
+    "vae": """
+        The VAE's encoder gives a mean and a log-variance per latent dimension; training samples
+        z = μ + σ·ε and minimises the summed squared error plus the KL divergence to N(0, I).
+        Its samples come from that prior, the AE's from a Gaussian fitted to its latents. The
+        report found the VAE's traversal smooth and its samples meaningful, the AE's traversal
+        abrupt.
+    """,
+    "vae.elbo": """
+        ELBO terms on the test set: reconstruction {reconstruction:.2f}, KL {kl:.2f} per image.
+    """,
+}

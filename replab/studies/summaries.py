@@ -31,18 +31,18 @@ def timings_of(parts: Sequence[Part | Sweep]) -> list[tuple[str, str, float]]:
 
 
 def loss_curves(
-    runs: list[tuple[str, Path]], ylabel: str, metric: str = "loss", log: bool = False
+    runs: list[tuple[str, Path]], ylabel: str, metric: str = "loss", log_scale: bool = False
 ) -> bytes:
     """Training (solid) and validation (dashed) ``metric`` per epoch of
     several runs, one colour each."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    plot_curves(ax, runs, ylabel, metric, log)
+    plot_curves(ax, runs, ylabel, metric, log_scale)
     fig.tight_layout()
     return to_png(fig)
 
 
 def plot_curves(
-    ax, runs: list[tuple[str, Path]], ylabel: str, metric: str = "loss", log: bool = False
+    ax, runs: list[tuple[str, Path]], ylabel: str, metric: str = "loss", log_scale: bool = False
 ) -> None:
     """``loss_curves`` on a given axes, so a figure can hold several metrics side by side."""
     for i, (label, run_dir) in enumerate(runs):
@@ -63,7 +63,7 @@ def plot_curves(
             color=colour,
             label=f"{label} validation",
         )
-    ax.set(xlabel="epoch", ylabel=ylabel, yscale="log" if log else "linear")
+    ax.set(xlabel="epoch", ylabel=ylabel, yscale="log" if log_scale else "linear")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
 

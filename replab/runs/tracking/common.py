@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from replab.io import Log
 from replab.spec import TrackingSpec
 
 TENSORBOARD_DIR = "tensorboard"
@@ -26,7 +27,7 @@ class Soft:
     """Calls a tracker's methods, turning the first failure into one warning and switching
     the tracker off: a tracking server that goes away must not cost the training run."""
 
-    def __init__(self, what: str, log: Callable[[str], None]) -> None:
+    def __init__(self, what: str, log: Log) -> None:
         self.what, self.log, self.off = what, log, False
 
     def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -4,11 +4,12 @@ study's own figures in its folder's event files."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from replab.io import Log
 from replab.runs.tracking import mlflow_run
 from replab.runs.tracking.common import MLFLOW_JSON, TENSORBOARD_DIR, Soft
 from replab.runs.tracking.tensorboard import EventLog
@@ -29,7 +30,7 @@ class ParentRun:
     kind: str  # sweep, study or tune
     name: str
     params: dict
-    log: Callable[[str], None]
+    log: Log
     outer: ParentRun | None = None  # a tune inside a study
     clients: dict[str, tuple] = field(default_factory=dict)  # uri -> (client, run id)
 
@@ -84,7 +85,7 @@ def folder_figures(folder: Path) -> dict[str, bytes]:
 
 @contextlib.contextmanager
 def parent_run(
-    folder: Path, kind: str, name: str, params: dict, log: Callable[[str], None] = print
+    folder: Path, kind: str, name: str, params: dict, log: Log = print
 ) -> Iterator[ParentRun]:
     """Runs started inside are the children of ``folder``'s run (MLflow nesting)."""
     parent = ParentRun(Path(folder), kind, name, params, log, outer=current())

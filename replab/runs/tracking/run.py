@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from replab.io import Log
 from replab.runs.tracking import mlflow_run
 from replab.runs.tracking.common import (
     MLFLOW_JSON,
@@ -47,7 +47,7 @@ def learning_rates(trainer) -> list[float]:
 class RunTracker:
     """TensorBoard and MLflow for one run folder (rank 0's); every call fails softly."""
 
-    def __init__(self, spec: ExperimentSpec, run_dir: Path, log: Callable[[str], None]) -> None:
+    def __init__(self, spec: ExperimentSpec, run_dir: Path, log: Log) -> None:
         self.spec, self.run_dir, self.log = spec, Path(run_dir), log
         self.parent: ParentRun | None = current()
         self.events: EventLog | None = None
