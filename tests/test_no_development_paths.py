@@ -42,3 +42,10 @@ def test_no_file_the_product_ships_names_it():
         if "../shared" in (text := p.read_text(encoding="utf-8")) or "STUDIES.md" in text
     ]
     assert named == []
+
+
+def test_the_readme_names_no_development_folder():
+    """The README speaks of the project alone: the tests' data folder is "a data folder set by
+    REPLAB_DATA", never the contributors' own path."""
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    assert "../shared" not in readme and "STUDIES.md" not in readme
