@@ -58,8 +58,10 @@ class Momentum(nn.Module):
 def momentum_at(base: float, done: int, total: int, schedule: str) -> float:
     """The momentum of the update after ``done`` of ``total`` steps: constant ``base``
     (MoCo), or BYOL's ``1 - (1 - base) * (cos(pi * done / total) + 1) / 2``, rising from
-    ``base`` at the first step to 1 at the last. A function of the step alone, so a resumed
-    run follows the same curve."""
+    ``base`` at ``done = 0`` to 1 at ``done = total`` (and staying 1 past it). The task
+    passes the steps done before each update, 0 to total - 1, as BYOL's code does: its first
+    update uses ``base``, its last one just under 1. A function of the step alone, so a
+    resumed run follows the same curve."""
     if schedule == "constant":
         return base
     fraction = min(1.0, done / max(1, total))

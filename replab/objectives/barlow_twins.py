@@ -1,4 +1,5 @@
-"""Barlow Twins (Zbontar, Jing, Misra, LeCun and Deny, ICML 2021, arXiv:2103.03230).
+"""Barlow Twins (Zbontar, Jing, Misra, LeCun and Deny, "Barlow Twins: Self-Supervised Learning
+via Redundancy Reduction", ICML 2021, arXiv:2103.03230).
 
 Each projection dimension is standardised over the batch, and the cross-correlation matrix
 of the two views is pushed towards the identity: its diagonal to 1 (the views agree) and
@@ -6,11 +7,11 @@ everything else to 0 (dimensions carry different information), so the embedding 
 collapse without negatives or a momentum network::
 
     C = z1n.T @ z2n / N          z_n = (z - mean_batch) / sqrt(var_batch + eps)   (d x d)
-    L = sum_i (1 - C_ii)^2 + lambd * sum_{i != j} C_ij^2
+    L = sum_i (1 - C_ii)^2 + lambd * sum_{i != j} C_ij^2        (sums, not means, over C)
 
 Published defaults: ``lambd = 0.0051`` (the paper's 5e-3, tuned on ImageNet), a 3-layer
 8192-d projector, LARS, batch 2048; the standardisation is an affine-free batch norm (biased
-variance, ``eps = 1e-5``), as here.
+variance, ``eps = 1e-5``), as here. Defaults here: ``lambd = 0.0051``, ``eps = 1e-5``.
 """
 
 from __future__ import annotations

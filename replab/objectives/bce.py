@@ -1,3 +1,17 @@
+"""Pixel-wise binary cross-entropy: the reconstruction error of a Bernoulli decoder (Hinton
+and Salakhutdinov, "Reducing the Dimensionality of Data with Neural Networks", Science 313,
+2006, who train their MNIST autoencoders with it; Kingma and Welling, "Auto-Encoding
+Variational Bayes", ICLR 2014, arXiv:1312.6114, appendix C.1)::
+
+    logits = False (default):  p = clamp(prediction, 1e-7, 1 - 1e-7)
+                               L = mean over every element of -(x log p + (1 - x) log(1 - p))
+    logits = True:             p = sigmoid(prediction), the same mean, computed stably as
+                               mean of max(s, 0) - s x + log(1 + exp(-|s|))   (s = prediction)
+
+The mean runs over batch, channels and pixels alike (``F.binary_cross_entropy``'s
+``reduction="mean"``); targets ``x`` in [0, 1]. Default: ``logits = False``.
+"""
+
 import torch
 from torch import nn
 from torch.nn import functional as F

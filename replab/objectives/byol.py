@@ -1,13 +1,24 @@
-"""BYOL (Grill et al., NeurIPS 2020, arXiv:2006.07733): the online network's prediction of
-one view regresses the target network's projection of the other view; no negatives::
+"""BYOL (Grill, Strub, Altché, Tallec, Richemond et al., "Bootstrap Your Own Latent: A New
+Approach to Self-Supervised Learning", NeurIPS 2020, arXiv:2006.07733): the online network's
+prediction of one view regresses the target network's projection of the other view; no
+negatives::
 
     l(p, z) = || p / ||p|| - z / ||z|| ||^2 = 2 - 2 cos(p, z)        (z: no gradient)
-    L = mean_i l(p1_i, z2_i) + mean_i l(p2_i, z1_i)                  (symmetrised, as published)
+    L = mean_i l(p1_i, z2_i) + mean_i l(p2_i, z1_i)                  (symmetric: true, default)
+    L = mean_i l(p1_i, z2_i)                                         (symmetric: false)
 
-The target ``z`` is the momentum copy's projection: collapse is avoided by the predictor and
-the slowly moving target, not by the loss. Published defaults: target momentum 0.996 rising
-to 1 on a cosine over all steps, projector and predictor MLPs 4096 hidden (batch norm, ReLU)
-to 256, LARS (lr 0.2 x batch / 256, weight decay 1.5e-6, trust coefficient 0.001), batch 4096.
+with ``||v||`` floored at 1e-12 (``F.normalize``: a zero row counts as orthogonal). The
+target ``z`` is the momentum copy's projection: collapse is avoided by the predictor and the
+slowly moving target, not by the loss. After optimizer step k + 1 of K the task moves the
+target, ``target <- m_k target + (1 - m_k) online`` (``replab.models.momentum``), with::
+
+    m_k = 1 - (1 - momentum) (cos(pi k / K) + 1) / 2        (momentum_schedule: cosine)
+    m_k = momentum                                          (momentum_schedule: constant)
+
+so the first update uses ``momentum`` itself (k = 0). Defaults here: ``symmetric = True``,
+``momentum = 0.996``, ``momentum_schedule = "cosine"``, the published ones. The paper's
+other settings: projector and predictor MLPs 4096 hidden (batch norm, ReLU) to 256, LARS
+(lr 0.2 x batch / 256, weight decay 1.5e-6, trust coefficient 0.001), batch 4096.
 """
 
 from __future__ import annotations
@@ -73,7 +84,12 @@ class BYOLLoss(nn.Module):
 
 
 def _regression(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Mean of 2 - 2 cos(p, z) over rows, in float32 even under autocast; a zero row counts as
-    orthogonal (normalize's eps) instead of giving NaN."""
-    p, z = F.normalize(p.float(), dim=1), F.normalize(z.detach().float(), dim=1)
+    """Mean of 2 - 2 cos(p, z) over rows, in float32 even under autocast (float64 stays
+    float64); a zero row counts as orthogonal (normalize's eps) instead of giving NaN."""
+    p, z = F.normalize(full_precision(p), dim=1), F.normalize(full_precision(z.detach()), dim=1)
     return (2 - 2 * (p * z).sum(1)).mean()
+
+
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """At least float32 (autocast may hand over bf16 outputs); float64 stays float64."""
+    return t if t.dtype == torch.float64 else t.float()

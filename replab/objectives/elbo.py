@@ -1,3 +1,20 @@
+"""The negative evidence lower bound of a Gaussian-latent VAE (Kingma and Welling,
+"Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114; the ``kl_weight`` is beta of
+Higgins et al., "beta-VAE: Learning Basic Visual Concepts with a Constrained Variational
+Framework", ICLR 2017)::
+
+    rec_i = sum_p (x_hat_ip - x_ip)^2                                    (reconstruction mse)
+          = sum_p -(x_ip log c_ip + (1 - x_ip) log(1 - c_ip)),
+            c = clamp(x_hat, 1e-7, 1 - 1e-7)                             (reconstruction bce)
+    kl_i  = 0.5 sum_j (mu_ij^2 + exp(logvar_ij) - 1 - logvar_ij)         (appendix B)
+    reduction "mean": rec_i and kl_i both divided by P, the pixels per image
+    L = mean_i rec_i + kl_weight * mean_i kl_i
+
+Defaults: ``reconstruction = "mse"``, ``kl_weight = 1`` (the plain VAE), ``reduction =
+"sum"`` (the per-image ELBO). ``forward`` returns ``{"loss": L, "reconstruction": mean_i
+rec_i, "kl": mean_i kl_i}``.
+"""
+
 import torch
 from torch import nn
 from torch.nn import functional as F

@@ -1,3 +1,14 @@
+"""Logistic regression's loss, the binary cross-entropy of one logit per image (Cox, "The
+Regression Analysis of Binary Sequences", Journal of the Royal Statistical Society B 20,
+1958)::
+
+    L = mean_i -(y_i log sigmoid(s_i) + (1 - y_i) log(1 - sigmoid(s_i)))     (y_i in {0, 1})
+      = mean_i log(1 + exp(-(2 y_i - 1) s_i))
+
+computed stably by ``F.binary_cross_entropy_with_logits``; s > 0 means label 1. No options;
+scores with more than one column are refused (use ``cross_entropy``).
+"""
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -22,4 +33,5 @@ class LogisticLoss(nn.Module):
                 f"objective 'logistic' needs one score per image, the head gives {scores.shape[1]}",
                 "set model.head.binary=true, or use objective cross_entropy for several classes",
             )
-        return F.binary_cross_entropy_with_logits(scores.reshape(-1), labels.float())
+        # labels in the scores' dtype: float64 scores keep float64 (float() made it float32)
+        return F.binary_cross_entropy_with_logits(scores.reshape(-1), labels.to(scores.dtype))

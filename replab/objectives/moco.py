@@ -1,17 +1,29 @@
-"""MoCo v2 (Chen, Fan, Girshick and He, 2020, arXiv:2003.04297; MoCo: He et al., CVPR 2020):
-InfoNCE of each query against its own key and a queue of keys from earlier batches::
+"""MoCo v2 (Chen, Fan, Girshick and He, "Improved Baselines with Momentum Contrastive
+Learning", 2020, arXiv:2003.04297; MoCo: He, Fan, Wu, Xie and Girshick, "Momentum Contrast
+for Unsupervised Visual Representation Learning", CVPR 2020, arXiv:1911.05722): InfoNCE of
+each query against its own key and a queue of K keys from earlier batches::
 
     q = normalize(online projection of view 1),  k = normalize(target projection of view 2)
     logits_i = [q_i . k_i, q_i . queue_1, ..., q_i . queue_K] / T
-    L = mean_i -log softmax(logits_i)_0
+    l(q, k) = mean_i -log softmax(logits_i)_0
+    L = l(q1, k2)                                       (symmetric: false, default; v2)
+    L = (l(q1, k2) + l(q2, k1)) / 2                     (symmetric: true)
 
-then this step's keys (of every rank, under DDP) replace the oldest K entries of the queue.
-The queue is the objective's state (buffers ``queue`` and ``ptr``): the task saves it in the
-checkpoint, so a resumed run contrasts against the same negatives. ``symmetric: true`` adds
-the loss with the views swapped and averages the two (as MoCo v3 does; v2 is one-sided).
-Published defaults: key-encoder momentum 0.999 (constant), queue 65536, temperature 0.2, an
-MLP projection head (2048 hidden, ReLU, 128 out), SGD lr 0.03 (batch 256, cosine), weight
-decay 1e-4, momentum 0.9.
+(normalize floors the norm at 1e-12; keys carry no gradient). The loss uses the queue as it
+was BEFORE this batch; only then, and only in training mode, this step's view-2 keys (of
+every rank, under DDP), normalised, overwrite the oldest entries of the ring: rows ``ptr,
+ptr + 1, ...`` modulo K, and ``ptr`` advances by their number. A step with more keys than
+the queue holds is refused (a ConfigError; MoCo's code even asserts that K is a multiple of
+the batch). The queue starts as K random unit vectors. It is the objective's state (buffers
+``queue`` and ``ptr``): the task saves it in the checkpoint, so a resumed run contrasts
+against the same negatives. ``symmetric: true`` is MoCo v3's symmetrisation (v3 sums the two
+terms; they are averaged here, so the loss keeps the one-sided scale). The key encoder
+follows the online one as BYOL's target does (``replab.objectives.byol``): ``m_k =
+momentum`` (constant) or BYOL's cosine from ``momentum`` to 1. Defaults here, MoCo v2's:
+``temperature = T = 0.2``, ``queue = K = 65536``, ``symmetric = False``, ``momentum =
+0.999``, ``momentum_schedule = "constant"``. The paper's other settings: an MLP projection
+head (2048 hidden, ReLU, 128 out), SGD lr 0.03 (batch 256, cosine), weight decay 1e-4,
+momentum 0.9.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from replab.errors import ConfigError
-from replab.objectives.byol import check_momentum
+from replab.objectives.byol import check_momentum, full_precision
 from replab.objectives.registry import OBJECTIVES
 
 
@@ -89,7 +101,8 @@ class MoCoLoss(nn.Module):
         return loss
 
     def _info_nce(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        q, k = F.normalize(q.float(), dim=1), F.normalize(k.detach().float(), dim=1)
+        q = F.normalize(full_precision(q), dim=1)
+        k = F.normalize(full_precision(k.detach()), dim=1)
         positive = (q * k).sum(1, keepdim=True)
         logits = torch.cat([positive, q @ self.queue.to(q.dtype).T], dim=1) / self.temperature
         return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
@@ -97,8 +110,16 @@ class MoCoLoss(nn.Module):
     @torch.no_grad()
     def _enqueue(self, keys: torch.Tensor) -> None:
         """Replace the oldest entries by ``keys`` (a ring); out of place, because autograd
-        saved the old queue for this step's backward pass."""
-        keys = F.normalize(keys.float(), dim=1)[-self.size :]
+        saved the old queue for this step's backward pass. More keys than the queue holds
+        would overwrite their own step's keys out of order: refused."""
+        if len(keys) > self.size:
+            raise ConfigError(
+                f"moco's queue holds {self.size} keys but one training step enqueues "
+                f"{len(keys)} (the batch, over every rank under DDP)",
+                f"set objective.queue to at least {len(keys)} (MoCo v2: 65536, a multiple of "
+                "the batch) or lower trainer.batch_size",
+            )
+        keys = F.normalize(keys.float(), dim=1)
         rows = (self.ptr.to(keys.device) + torch.arange(len(keys), device=keys.device)) % self.size
         self.queue = self.queue.index_copy(0, rows, keys)
         self.ptr = (self.ptr + len(keys)) % self.size

@@ -1,3 +1,12 @@
+"""Mean squared error, the L2 reconstruction loss of autoencoders (Hinton and Salakhutdinov,
+"Reducing the Dimensionality of Data with Neural Networks", Science 313, 2006; a Gaussian
+decoder of fixed variance, up to constants)::
+
+    L = mean over every element of (prediction - target)^2
+
+averaged over batch, channels and pixels alike. No options.
+"""
+
 import torch
 from torch import nn
 

@@ -1,3 +1,17 @@
+"""NT-Xent, SimCLR's normalized temperature-scaled cross-entropy (Chen, Kornblith, Norouzi and
+Hinton, "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020,
+arXiv:2002.05709, eq. 1)::
+
+    u_a = z_a / max(||z_a||, 1e-12) for the 2N rows z = [z1; z2],  sim(a, b) = u_a . u_b
+    l(a) = -log( exp(sim(a, a+) / T) / sum_{b != a} exp(sim(a, b) / T) )
+    L = (1 / 2N) sum_a l(a)
+
+where a+ is the other view of a's image (row i of z1 pairs with row i of z2) and the sum
+runs over the other 2N - 1 rows (the positive and 2N - 2 negatives). Default: ``temperature
+= T = 0.5``, SimCLR's CIFAR-10 setting (its ImageNet runs use 0.1). Under ``gather`` the
+denominators run over the global batch's 2M rows.
+"""
+
 import torch
 from torch import nn
 from torch.nn import functional as F

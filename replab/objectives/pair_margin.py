@@ -1,3 +1,13 @@
+"""The pair margin contrastive loss of report 001, problem 6 (after Hadsell, Chopra and LeCun,
+"Dimensionality Reduction by Learning an Invariant Mapping", CVPR 2006, whose hinge is on
+the distance, squared afterwards; report 001 hinges the squared distance itself)::
+
+    d2_i = ||z_a,i - z_b,i||^2
+    L = mean_i [ same_i d2_i + (1 - same_i) max(margin - d2_i, 0) ]
+
+with no 1/2 factor. Default: ``margin = M = 2`` (report 001).
+"""
+
 import math
 
 import torch

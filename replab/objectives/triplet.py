@@ -1,3 +1,16 @@
+"""The triplet margin loss (Schroff, Kalenichenko and Philbin, "FaceNet: A Unified Embedding
+for Face Recognition and Clustering", CVPR 2015, arXiv:1503.03832), as report 004 uses it,
+with in-batch mining (random, or the batch-hard mining of Hermans, Beyer and Leibe, "In
+Defense of the Triplet Loss for Person Re-Identification", 2017, arXiv:1703.07737)::
+
+    d(a, b) = ||a - b + 1e-6||_2                (default; torch.nn.TripletMarginLoss's)
+            = ||a - b||_2^2                     (squared: true)
+    L = mean over triplets of max(d(a, p) - d(a, n) + margin, 0)      (0 with no triplet)
+
+Defaults: ``margin = 1``, ``squared = False``; ``mine_triplets``' default mining is
+``random``.
+"""
+
 import math
 
 import torch

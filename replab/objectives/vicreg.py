@@ -1,5 +1,6 @@
-"""VICReg (Bardes, Ponce and LeCun, ICLR 2022, arXiv:2105.04906): variance, invariance and
-covariance terms on two views' embeddings, no negatives and no momentum network::
+"""VICReg (Bardes, Ponce and LeCun, "VICReg: Variance-Invariance-Covariance Regularization for
+Self-Supervised Learning", ICLR 2022, arXiv:2105.04906): variance, invariance and covariance
+terms on two views' embeddings (N x d), no negatives and no momentum network::
 
     invariance   s = mean over rows and dimensions of (z1 - z2)^2
     variance     v(Z) = mean_j relu(gamma - sqrt(Var_j(Z) + eps))        (unbiased Var)
@@ -7,8 +8,8 @@ covariance terms on two views' embeddings, no negatives and no momentum network:
     L = sim * s + std * (v(Z1) + v(Z2)) / 2 + cov * (c(Z1) + c(Z2))
 
 as the authors' released code weighs them (its variance term averages the two branches).
-Published defaults: ``sim = std = 25``, ``cov = 1``, ``gamma = 1``, ``eps = 1e-4``, an
-8192-d 3-layer expander, LARS, batch 2048.
+Defaults here, the published ones: ``sim = std = 25``, ``cov = 1``, ``gamma = 1``, ``eps =
+1e-4``; the paper's other settings: an 8192-d 3-layer expander, LARS, batch 2048.
 """
 
 from __future__ import annotations
