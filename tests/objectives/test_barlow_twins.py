@@ -11,7 +11,7 @@ from replab.objectives import OBJECTIVES
 
 
 def _loss(**params):
-    return OBJECTIVES.build("barlow_twins", params, where="test")
+    return OBJECTIVES.build("barlow_twins", params, where="test").train()
 
 
 def _paper(z1: torch.Tensor, z2: torch.Tensor, lambd: float, eps: float) -> torch.Tensor:
@@ -45,6 +45,17 @@ def test_matches_the_paper_values_and_gradients(lambd, eps, n):
         torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)), strict=True
     ):
         torch.testing.assert_close(g, w)
+
+
+def test_the_defaults_in_training_mode_are_the_papers():
+    """Built from ``{}``: lambd 0.0051 and eps 1e-5, in float64 (the paper's rounded 5e-3
+    would differ by about 2% of the off-diagonal term)."""
+    torch.manual_seed(7)
+    z1, z2 = (torch.randn(6, 5, dtype=torch.float64) for _ in range(2))
+    got = OBJECTIVES.build("barlow_twins", {}, where="test").train()(z1, z2)
+    torch.testing.assert_close(got, _paper(z1, z2, 0.0051, 1e-5))
+    assert not torch.allclose(got, _paper(z1, z2, 0.005, 1e-5))
+    assert not torch.allclose(got, _paper(z1, z2, 0.0051, 1e-4))
 
 
 def test_identical_decorrelated_views_cost_nothing_on_the_diagonal():

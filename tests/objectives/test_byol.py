@@ -13,7 +13,7 @@ from replab.objectives import OBJECTIVES
 
 
 def _loss(**params):
-    return OBJECTIVES.build("byol", params, where="test")
+    return OBJECTIVES.build("byol", params, where="test").train()
 
 
 def _paper(p1, p2, z1, z2, symmetric=True):
@@ -52,18 +52,28 @@ def test_matches_the_paper_values_and_gradients(params, n):
     p1, p2, z1, z2 = _four(n, seed=n)
     symmetric = params.get("symmetric", True)
     got, want = _loss(**params)(p1, p2, z1, z2), _paper(p1, p2, z1, z2, symmetric)
-    torch.testing.assert_close(got, want.to(got.dtype), rtol=1e-6, atol=1e-6)
+    assert got.dtype == torch.float64  # float64 stays float64: no tolerance hides a step
+    torch.testing.assert_close(got, want)
     for g, w in zip(
         torch.autograd.grad(got, (p1, p2), allow_unused=True, materialize_grads=True),
         torch.autograd.grad(want, (p1, p2), allow_unused=True, materialize_grads=True),
         strict=True,
     ):
-        torch.testing.assert_close(g.double(), w, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(g, w)
     # the target is a constant: no gradient reaches it
     assert torch.autograd.grad(_loss(**params)(p1, p2, z1, z2), (z1, z2), allow_unused=True) == (
         None,
         None,
     )
+
+
+def test_the_default_is_symmetric_in_training_mode():
+    """Built from ``{}``: both directions summed (the paper's symmetrised loss), not one."""
+    p1, p2, z1, z2 = _four(4, seed=3)
+    got = OBJECTIVES.build("byol", {}, where="test").train()(p1, p2, z1, z2)
+    torch.testing.assert_close(got, _paper(p1, p2, z1, z2, symmetric=True))
+    assert not torch.allclose(got, _paper(p1, p2, z1, z2, symmetric=False))
+    assert not torch.allclose(got, _paper(p1, p2, z1, z2, symmetric=True) / 2)
 
 
 def test_the_options_are_kept_for_the_task():

@@ -14,7 +14,7 @@ from replab.objectives.elbo import gaussian_kl
 
 
 def _loss(**params):
-    return OBJECTIVES.build("elbo", params, where="test")
+    return OBJECTIVES.build("elbo", params, where="test").train()
 
 
 def _reference(x_hat, x, mu, logvar, reconstruction="mse", kl_weight=1.0, reduction="sum"):
@@ -59,6 +59,20 @@ def test_matches_the_formula_values_and_gradients(reconstruction, kl_weight, red
         torch.autograd.grad(got["loss"], inputs), torch.autograd.grad(want[0], inputs), strict=True
     ):
         torch.testing.assert_close(g.double(), w.double())
+
+
+def test_the_defaults_in_training_mode_are_the_per_image_gaussian_elbo():
+    """Built from ``{}``: summed squared error plus the unweighted KL, per image."""
+    torch.manual_seed(4)
+    x = torch.rand(3, 1, 2, 2, dtype=torch.float64)
+    x_hat = torch.rand(3, 1, 2, 2, dtype=torch.float64).clamp(0.05, 0.95)
+    mu, logvar = (torch.randn(3, 2, dtype=torch.float64) for _ in range(2))
+    got = OBJECTIVES.build("elbo", {}, where="test").train()(x_hat, x, mu, logvar)
+    want = _reference(x_hat, x, mu, logvar, "mse", 1.0, "sum")
+    for key, w in zip(("loss", "reconstruction", "kl"), want, strict=True):
+        torch.testing.assert_close(got[key], w)
+    for other in (("bce", 1.0, "sum"), ("mse", 0.5, "sum"), ("mse", 1.0, "mean")):
+        assert not torch.allclose(got["loss"], _reference(x_hat, x, mu, logvar, *other)[0])
 
 
 def test_kl_is_zero_at_the_prior_and_positive_elsewhere():

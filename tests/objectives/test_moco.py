@@ -1,6 +1,7 @@
 """MoCo v2 against InfoNCE over a queue written with loops: values, gradients (none into the
-keys), every option at a non-default value, the queue's ring updates, the degenerate
-batches."""
+keys), every option at a non-default value, in evaluation and in training mode (the loss
+against the queue as it was before the batch, which is enqueued after it), the queue's ring
+updates, a batch larger than the queue, the degenerate batches."""
 
 from __future__ import annotations
 
@@ -45,6 +46,21 @@ def _paper(q1, q2, k1, k2, queue, temperature=0.2, symmetric=False):
     return (loss + nce(q2, k1)) / 2 if symmetric else loss
 
 
+def _explicit(q1, q2, k1, k2, queue, temperature, symmetric):
+    """The same formula, vectorised for a queue too long for loops (MoCo v2's 65536 keys),
+    written out as sums of exponentials rather than a cross-entropy, in float64."""
+
+    def nce(q, k):
+        q = q / q.norm(dim=1, keepdim=True)
+        k = k.detach() / k.detach().norm(dim=1, keepdim=True)
+        positive = (q * k).sum(1) / temperature
+        negatives = torch.exp(q @ queue.T / temperature).sum(1)
+        return (torch.log(torch.exp(positive) + negatives) - positive).mean()
+
+    loss = nce(q1, k2)
+    return (loss + nce(q2, k1)) / 2 if symmetric else loss
+
+
 def _four(n, d=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [
@@ -73,16 +89,110 @@ def test_matches_the_paper_values_and_gradients(params, n):
     paper_options = {k: v for k, v in params.items() if k in ("temperature", "symmetric")}
     loss = _loss(queue, **params).eval()
     got, want = loss(q1, q2, k1, k2), _paper(q1, q2, k1, k2, queue.double(), **paper_options)
-    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+    assert got.dtype == torch.float64  # float64 stays float64: no tolerance hides a step
+    torch.testing.assert_close(got, want)
     unused = {"allow_unused": True, "materialize_grads": True}
     for g, w in zip(
         torch.autograd.grad(got, (q1, q2), **unused),
         torch.autograd.grad(want, (q1, q2), **unused),
         strict=True,
     ):
-        torch.testing.assert_close(g.double(), w, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(g, w)
     again = loss(q1, q2, k1, k2)
     assert torch.autograd.grad(again, (k1, k2), allow_unused=True) == (None, None)
+
+
+@pytest.mark.parametrize("params", OPTIONS)
+@pytest.mark.parametrize("n", [1, 3])  # at most the smallest queue (3)
+def test_training_mode_loss_is_against_the_queue_from_before_the_batch(params, n):
+    """In training mode the loss contrasts with the queue as it was before this batch; the
+    batch's view-2 keys enter it only afterwards (MoCo's Algorithm 1)."""
+    q1, q2, k1, k2 = _four(n, seed=10 + n)
+    before = _queue(params.get("queue", 6))
+    paper_options = {k: v for k, v in params.items() if k in ("temperature", "symmetric")}
+    loss = _loss(before, **params).train()
+    got = loss(q1, q2, k1, k2)
+    want = _paper(q1, q2, k1, k2, before.double(), **paper_options)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(torch.autograd.grad(got, q1), torch.autograd.grad(want, q1), strict=True):
+        torch.testing.assert_close(g, w)
+    after = _paper(q1, q2, k1, k2, loss.queue.double(), **paper_options)
+    assert not torch.allclose(after, want)  # the enqueued keys change the loss: order matters
+    unit = torch.nn.functional.normalize(k2.detach().float(), dim=1)
+    rows = torch.arange(n) % len(before)
+    torch.testing.assert_close(loss.queue[rows], unit, rtol=0, atol=0)
+    assert loss.ptr.item() == n % len(before)
+
+
+def test_the_defaults_in_training_mode_against_the_explicit_formula():
+    """MoCo v2 as built from ``{}``: T = 0.2 against 65536 queued keys, one-sided, compared in
+    float64: the six keys enqueued among 65536 move the loss by 3e-6 (relative), inside a
+    float32 tolerance of rtol 1e-5, far outside this one."""
+    q1, q2, k1, k2 = _four(6, d=8, seed=3)
+    loss = OBJECTIVES.build("moco", {}, where="test").train()
+    loss.allocate(8)
+    before = loss.queue.clone()
+    assert before.shape == (65536, 8)
+    got = loss(q1, q2, k1, k2)
+    want = _explicit(q1, q2, k1, k2, before.double(), 0.2, False)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0.0)
+    assert not torch.allclose(
+        _explicit(q1, q2, k1, k2, loss.queue.double(), 0.2, False), want, rtol=1e-9, atol=0
+    )
+    for other in (
+        _explicit(q1, q2, k1, k2, before.double(), 0.07, False),  # MoCo v1's T
+        _explicit(q1, q2, k1, k2, before.double(), 0.2, True),
+    ):
+        assert not torch.allclose(got, other)
+    assert loss.ptr.item() == 6
+
+
+def test_consecutive_training_steps_see_the_earlier_steps_keys():
+    queue = _queue(7)
+    loss = _loss(queue, queue=7, temperature=0.3).train()
+    first, second = _four(4, seed=1), _four(4, seed=2)
+    loss(*first)
+    after_first = queue.clone()
+    after_first[:4] = torch.nn.functional.normalize(first[3].detach().float(), dim=1)
+    torch.testing.assert_close(loss.queue, after_first, rtol=0, atol=0)
+    got = loss(*second)
+    torch.testing.assert_close(got, _paper(*second, after_first.double(), temperature=0.3))
+    # 4 + 4 keys in a ring of 7: the second batch fills rows 4-6 and wraps to row 0
+    unit = torch.nn.functional.normalize(second[3].detach().float(), dim=1)
+    torch.testing.assert_close(loss.queue[[4, 5, 6, 0]], unit, rtol=0, atol=0)
+    torch.testing.assert_close(loss.queue[1:4], after_first[1:4], rtol=0, atol=0)
+    assert loss.ptr.item() == 1
+
+
+def test_a_batch_the_size_of_the_queue_replaces_all_of_it_in_order():
+    queue = _queue(5)
+    loss = _loss(queue, queue=5).train()
+    loss.ptr = torch.tensor(2)
+    q1, q2, k1, k2 = _four(5, seed=4)
+    loss(q1, q2, k1, k2)
+    unit = torch.nn.functional.normalize(k2.detach().float(), dim=1)
+    torch.testing.assert_close(loss.queue[[2, 3, 4, 0, 1]], unit, rtol=0, atol=0)
+    assert loss.ptr.item() == 2  # the oldest key is again at row 2: this batch's first
+
+
+@pytest.mark.parametrize("gathered", [False, True])
+def test_a_batch_larger_than_the_queue_is_refused_and_leaves_it_intact(gathered):
+    """More keys than the queue holds would overwrite the step's own keys out of ring order
+    (the next steps would then replace the newest keys, not the oldest): a clear error,
+    before the queue or its pointer change. Evaluation enqueues nothing and is fine."""
+    queue = _queue(5)
+    loss = _loss(queue, queue=5).train()
+    loss.ptr = torch.tensor(1)
+    n = 3 if gathered else 7
+    q1, q2, k1, k2 = _four(n, seed=5)
+    other = torch.randn(3, 4, dtype=torch.float64)
+    gather = (lambda local: torch.cat([local, other])) if gathered else None
+    with pytest.raises(ConfigError, match="queue holds 5 keys but one training step enqueues"):
+        loss(q1, q2, k1, k2, gather=gather)
+    assert torch.equal(loss.queue, queue) and loss.ptr.item() == 1
+    evaluated = loss.eval()(q1, q2, k1, k2)
+    torch.testing.assert_close(evaluated, _paper(q1, q2, k1, k2, queue.double()))
+    assert torch.equal(loss.queue, queue)
 
 
 def test_the_published_defaults():

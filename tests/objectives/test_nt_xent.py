@@ -12,7 +12,7 @@ from replab.objectives import OBJECTIVES
 
 
 def _loss(temperature: float = 0.5):
-    return OBJECTIVES.build("nt_xent", {"temperature": temperature}, where="test")
+    return OBJECTIVES.build("nt_xent", {"temperature": temperature}, where="test").train()
 
 
 def _paper(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
@@ -52,6 +52,18 @@ def test_matches_the_paper_values_and_gradients(tau, n):
         torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)), strict=True
     ):
         torch.testing.assert_close(g, w)
+
+
+@pytest.mark.parametrize("n", [1, 6])
+def test_the_default_temperature_is_simclrs_half_in_training_mode(n):
+    """Built from ``{}``: the loss at T = 0.5, not at the 0.1 of SimCLR's ImageNet runs."""
+    torch.manual_seed(10 + n)
+    z1, z2 = (torch.randn(n, 5, dtype=torch.float64) for _ in range(2))
+    loss = OBJECTIVES.build("nt_xent", {}, where="test").train()
+    got = loss(z1, z2)
+    torch.testing.assert_close(got, _paper(z1, z2, 0.5))
+    if n > 1:
+        assert not torch.allclose(got, _paper(z1, z2, 0.1))
 
 
 def test_large_batch_float32_against_a_float64_reference():

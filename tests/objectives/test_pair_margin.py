@@ -13,7 +13,7 @@ from replab.objectives.pair_margin import permuted_pairs
 
 
 def _loss(margin: float = 2.0):
-    return OBJECTIVES.build("pair_margin", {"margin": margin}, where="test")
+    return OBJECTIVES.build("pair_margin", {"margin": margin}, where="test").train()
 
 
 def _report(
@@ -44,6 +44,15 @@ def test_matches_the_report_values_and_gradients(margin, n, d):
         torch.autograd.grad(got, (z_a, z_b)), torch.autograd.grad(want, (z_a, z_b)), strict=True
     ):
         torch.testing.assert_close(g, w)
+
+
+def test_the_default_margin_in_training_mode_is_the_reports_two():
+    torch.manual_seed(6)
+    z_a, z_b = (torch.randn(12, 2, dtype=torch.float64) for _ in range(2))
+    same = torch.arange(12) % 3 == 0
+    got = OBJECTIVES.build("pair_margin", {}, where="test").train()(z_a, z_b, same)
+    torch.testing.assert_close(got, _report(z_a, z_b, same, 2.0))
+    assert not torch.allclose(got, _report(z_a, z_b, same, 1.0))
 
 
 def test_mixed_pairs_hit_both_sides_of_the_hinge():

@@ -11,7 +11,7 @@ from replab.objectives.triplet import mine_triplets
 
 
 def _loss(margin: float = 1.0, squared: bool = False):
-    return OBJECTIVES.build("triplet", {"margin": margin, "squared": squared}, where="test")
+    return OBJECTIVES.build("triplet", {"margin": margin, "squared": squared}, where="test").train()
 
 
 def _dist(a, b, squared):
@@ -56,6 +56,18 @@ def test_random_triplets_match_the_formula_values_and_gradients(margin, squared)
     )
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(torch.autograd.grad(got, z)[0], torch.autograd.grad(want, z)[0])
+
+
+def test_the_defaults_in_training_mode_are_the_euclidean_margin_one():
+    torch.manual_seed(3)
+    z = 0.5 * torch.randn(24, 4, dtype=torch.float64)
+    labels = torch.arange(24) % 5
+    a, p, n = mine_triplets(z, labels, generator=torch.Generator().manual_seed(7))
+    triplets = list(zip(a.tolist(), p.tolist(), n.tolist(), strict=True))
+    got = OBJECTIVES.build("triplet", {}, where="test").train()(z[a], z[p], z[n])
+    torch.testing.assert_close(got, _reference(z, triplets, 1.0, False))
+    assert not torch.allclose(got, _reference(z, triplets, 0.9, False))
+    assert not torch.allclose(got, _reference(z, triplets, 1.0, True))
 
 
 def test_euclidean_loss_is_pytorchs_triplet_margin_loss():

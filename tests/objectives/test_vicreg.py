@@ -13,7 +13,7 @@ from replab.objectives import OBJECTIVES
 
 
 def _loss(**params):
-    return OBJECTIVES.build("vicreg", params, where="test")
+    return OBJECTIVES.build("vicreg", params, where="test").train()
 
 
 def _paper(z1, z2, sim=25.0, std=25.0, cov=1.0, gamma=1.0, eps=1e-4):
@@ -39,7 +39,7 @@ def _paper(z1, z2, sim=25.0, std=25.0, cov=1.0, gamma=1.0, eps=1e-4):
 
 
 OPTIONS = [
-    {},
+    {},  # built from {}: compared with the paper's values written in _paper's signature
     {"sim": 1.0, "std": 0.5, "cov": 3.0},
     {"gamma": 4.0, "eps": 0.01},  # a hinge that stays active
     {"sim": 0.0, "std": 0.0, "cov": 2.0},
@@ -58,6 +58,20 @@ def test_matches_the_paper_values_and_gradients(params, n):
         torch.autograd.grad(got, (z1, z2)), torch.autograd.grad(want, (z1, z2)), strict=True
     ):
         torch.testing.assert_close(g, w)
+
+
+@pytest.mark.parametrize(
+    "changed", [{"sim": 24.0}, {"std": 26.0}, {"cov": 0.9}, {"gamma": 0.9}, {"eps": 1e-3}]
+)
+def test_the_defaults_are_each_visible_in_the_loss(changed):
+    """Every default coefficient changes the value at this batch (the hinge active on some
+    dimensions), so the default-built loss pins each of them."""
+    torch.manual_seed(5)
+    z1 = 0.8 * torch.randn(6, 4, dtype=torch.float64)
+    z2 = 0.8 * torch.randn(6, 4, dtype=torch.float64)
+    got = OBJECTIVES.build("vicreg", {}, where="test").train()(z1, z2)
+    torch.testing.assert_close(got, _paper(z1, z2))
+    assert not torch.allclose(got, _paper(z1, z2, **changed))
 
 
 def test_identical_views_cost_no_invariance():

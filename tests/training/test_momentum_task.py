@@ -4,6 +4,8 @@ objective's schedule, and is saved (with MoCo's queue) so a resumed run continue
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -98,6 +100,93 @@ def test_momentum_follows_byols_cosine_from_base_to_one_or_stays_constant():
     assert momentum_at(0.996, 50, 100, "cosine") == pytest.approx(0.998)
     assert momentum_at(0.996, 100, 100, "cosine") == pytest.approx(1.0)
     assert momentum_at(0.999, 70, 100, "constant") == 0.999
+
+
+def _cosine(base: float, k: int, total: int) -> float:
+    """BYOL's schedule (section 3.2): tau_k = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2."""
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * k / total) + 1.0) / 2.0
+
+
+EXACT = {"rel": 0.0, "abs": 1e-15}  # float64: a step off moves tau by >= 1e-11 here
+
+
+@pytest.mark.parametrize("total", [7, 100, 10_000])
+def test_the_cosine_momentum_at_the_first_middle_and_last_steps_in_float64(total):
+    """pytest.approx's default rel=1e-6 hides a step off at either end (tau moves by 1e-6 at
+    K = 100): compared here to 1e-15, at the first two, the middle and the last two steps."""
+    for k in (0, 1, total // 2, total - 1, total):
+        assert momentum_at(0.996, k, total, "cosine") == pytest.approx(
+            _cosine(0.996, k, total), **EXACT
+        )
+    assert momentum_at(0.996, 0, total, "cosine") == pytest.approx(0.996, **EXACT)
+    assert momentum_at(0.996, total, total, "cosine") == 1.0
+    assert momentum_at(0.996, total + 3, total, "cosine") == 1.0  # past the end: stays 1
+    if total % 2 == 0:
+        assert momentum_at(0.996, total // 2, total, "cosine") == pytest.approx(0.998, **EXACT)
+    assert all(momentum_at(0.999, k, total, "constant") == 0.999 for k in (0, total // 2, total))
+
+
+@pytest.mark.parametrize(
+    ("recipe", "base", "schedule"), [(BYOL, 0.996, "cosine"), (MOCO, 0.9, "constant")]
+)
+def test_the_task_moves_the_target_with_the_momentum_of_the_steps_before(
+    monkeypatch, recipe, base, schedule
+):
+    """After optimizer step ``done`` of K the EMA uses tau_{done - 1}: the first update the base
+    momentum itself, the last 1 - (1 - base) (1 - cos(pi / K)) / 2, just under 1."""
+    task = build_task(validate_spec(recipe), (1, 8, 8), 10)
+    seen: list[float] = []
+    monkeypatch.setattr(task.model.target, "update", seen.append)
+    total = 40
+    steps = (1, 2, 20, 21, 39, 40)
+    for done in steps:
+        for hook in task.step_hooks():
+            hook(done, total)
+    if schedule == "constant":
+        assert seen == [base] * len(steps)
+    else:
+        assert seen == [pytest.approx(_cosine(base, done - 1, total), **EXACT) for done in steps]
+        assert seen[0] == pytest.approx(base, **EXACT) and seen[-1] < 1.0
+
+
+def test_a_run_uses_the_momentum_of_every_step_in_order(monkeypatch):
+    """Through the trainer: the K updates of a run use tau_0, tau_1, ..., tau_{K-1}."""
+    seen: list[float] = []
+    update = Momentum.update
+
+    def recording(self, m):
+        seen.append(m)
+        update(self, m)
+
+    monkeypatch.setattr(Momentum, "update", recording)
+    trainer = make_trainer({**BYOL, "trainer": {**BYOL["trainer"], "epochs": 1}})
+    trainer.fit()
+    total = len(trainer.train)
+    assert total > 2 and seen == [
+        pytest.approx(_cosine(0.996, k, total), **EXACT) for k in range(total)
+    ]
+
+
+def test_update_is_the_exponential_moving_average_in_float64():
+    """Several updates at different momenta, each compared to m * target + (1 - m) * online in
+    float64 (a float32 step or a swapped weight would show); buffers are not averaged."""
+    torch.manual_seed(0)
+    online = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.BatchNorm1d(3)).double()
+    target = Momentum(online)
+    expected = [p.detach().clone() for p in target.module.parameters()]
+    for m in (0.996, 0.9990000001, 0.5, 0.0):
+        with torch.no_grad():
+            for p in online.parameters():
+                p.add_(torch.randn_like(p))
+            online[1].running_mean.add_(1.0)
+        target.update(m)
+        expected = [
+            m * e + (1 - m) * o.detach() for e, o in zip(expected, online.parameters(), strict=True)
+        ]
+        for got, want in zip(target.module.parameters(), expected, strict=True):
+            assert got.dtype == torch.float64
+            torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-15)
+    assert torch.equal(target.module[1].running_mean, torch.zeros(3))
 
 
 def test_the_task_step_hook_moves_the_target_after_every_optimizer_step():
