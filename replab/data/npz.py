@@ -5,10 +5,18 @@ float in [0, 1]) and optionally ``y`` (N integer labels 0..K-1), ``x_test`` / ``
 official test split; otherwise test is carved from ``x`` by seed) and ``classes`` (K class
 names; default "0".."K-1"). Without ``y`` the set is unlabelled (self-supervised tasks only).
 Read with ``allow_pickle=False``, so a file cannot run code when loaded.
+
+Memory is bounded by what the file declares, checked before any array is read: each array's
+shape and dtype come from its ``.npy`` header, and a split whose arrays need more than the
+memory available (their size times the copies reading makes: 2 for uint8 images, 3 for
+float ones) is refused, as is an array declaring more bytes than its zip member holds.
+Without ``classes`` the labels name the classes 0..max(y); a max that implies more classes
+than there are images, or more than 10,000, is refused (give the names in ``classes``).
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -16,10 +24,12 @@ import numpy as np
 import torch
 
 from replab.data.base import UNLABELLED, DatasetSource, ImageSet
+from replab.data.limits import MAX_CLASSES, available_memory, gib
 from replab.data.registry import DATASETS
 from replab.errors import DataError
 
 CHANNELS = (1, 3)
+FIX = "write it with np.savez(path, x=images, y=labels) as docs/datasets.md shows"
 
 
 @DATASETS.register("npz")
@@ -45,6 +55,8 @@ class NPZ(DatasetSource):
             raise _bad(folder, f"has no array 'x' (it has: {', '.join(arrays) or 'none'})")
         if ("y" in arrays) != ("y_test" in arrays) and "x_test" in arrays:
             raise _bad(folder, "has labels for only one of x and x_test")
+        reading = [xk, yk, "classes", *(["y"] if split == "test" else [])]
+        _fits_memory(folder, _declared(folder), [k for k in reading if k in arrays], xk)
         with np.load(folder, allow_pickle=False) as data:
             try:
                 x = images_of(data[xk], folder, xk)
@@ -69,6 +81,63 @@ def _arrays(path: Path) -> list[str]:
             return list(data.files)
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
         raise _bad(path, f"is not a readable .npz file ({err})") from None
+
+
+def _declared(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Each array's shape and dtype as its .npy header declares them; nothing else is read.
+    An array declaring more bytes than its zip member holds is refused here."""
+    declared: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(member)
+                name, nbytes = info.filename[: -len(".npy")], _nbytes(shape, dtype)
+                if nbytes > info.file_size:
+                    raise _bad(
+                        path,
+                        f"declares {name} of shape {shape} {dtype} ({nbytes:,} bytes) but its "
+                        f"member holds only {info.file_size:,} bytes (truncated or forged)",
+                    )
+                declared[name] = (shape, dtype)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        raise _bad(path, f"cannot be read ({err})") from None
+    return declared
+
+
+def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    return math.prod(shape) * dtype.itemsize
+
+
+def _fits_memory(
+    path: Path, declared: dict[str, tuple[tuple[int, ...], np.dtype]], keys: list[str], xk: str
+) -> None:
+    """Refuse, before reading, arrays that would not fit the memory available."""
+    need = {}
+    for key in keys:
+        if key in declared:
+            shape, dtype = declared[key]
+            copies = (3 if dtype.kind == "f" else 2) if key == xk else 1
+            need[key] = _nbytes(shape, dtype) * copies
+    available = available_memory()
+    if sum(need.values()) > available:
+        big = max(need, key=need.__getitem__)
+        shape, dtype = declared[big]
+        raise _bad(
+            path,
+            f"declares {big} of shape {shape} {dtype}: reading it needs "
+            f"{gib(sum(need.values()))}, more than the {gib(available)} of memory available",
+            "write fewer or smaller images into the file (or split it), "
+            "or run where more memory is free",
+        )
 
 
 def images_of(x: np.ndarray, path: Path, key: str) -> torch.Tensor:
@@ -109,10 +178,26 @@ def class_names(path: Path, names: np.ndarray | None, y: np.ndarray) -> list[str
     if names is not None:
         if names.ndim != 1 or len(names) == 0:
             raise _bad(path, f"has 'classes' of shape {names.shape}; give a 1-D list of names")
+        if len(names) > MAX_CLASSES:
+            raise _bad(
+                path,
+                f"names {len(names):,} classes, more than the {MAX_CLASSES:,} replab handles",
+                "merge classes, or keep fewer of them in the file",
+            )
         return [str(n) for n in names.tolist()]
     if not np.issubdtype(y.dtype, np.integer) or y.size == 0:
         return []  # labels_of names the problem
-    return [str(i) for i in range(int(y.max()) + 1)]
+    k = int(y.max()) + 1
+    if k > min(len(y), MAX_CLASSES):
+        raise _bad(
+            path,
+            f"has labels up to {k - 1:,}, which without 'classes' means {k:,} classes "
+            f"(0..{k - 1:,}) for {len(y):,} images"
+            + (f", more than the {MAX_CLASSES:,} replab handles" if k > MAX_CLASSES else ""),
+            "number the classes 0..K-1 without gaps, or name every class in a 'classes' "
+            "array (np.savez(path, x=images, y=labels, classes=names))",
+        )
+    return [str(i) for i in range(k)]
 
 
 def labels_of(y: np.ndarray, n: int, k: int, path: Path, key: str) -> torch.Tensor:
@@ -129,8 +214,5 @@ def labels_of(y: np.ndarray, n: int, k: int, path: Path, key: str) -> torch.Tens
     return torch.from_numpy(y.astype(np.int64))
 
 
-def _bad(path: Path, what: str) -> DataError:
-    return DataError(
-        f"the npz file {str(path)!r} {what}",
-        "write it with np.savez(path, x=images, y=labels) as docs/datasets.md shows",
-    )
+def _bad(path: Path, what: str, fix: str = FIX) -> DataError:
+    return DataError(f"the npz file {str(path)!r} {what}", fix)
