@@ -10,15 +10,24 @@ in its ``__init__``, which imports every module in the package, so a new file re
 itself without being added to any import list (as timm's model registry does). Constructor
 keyword arguments become the component's config keys, validated against the constructor's
 type annotations.
+
+A name of the form ``package.module:Class`` is the user's own code, imported because the
+user named it in what they passed this time. It must be a class of the registry's kind
+(``expects``: an ``nn.Module`` subclass for a model part or objective, a ``Task``, a
+``DatasetSource``), never any other callable, and it is checked before anything is called.
+A saved folder (a run's config.yaml, a study.json, a tune.json) is data: the names it holds
+are imported only with ``trust_code`` (``check_code``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import inspect
 import pkgutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from types import GenericAlias
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
@@ -27,6 +36,49 @@ import pydantic
 from replab.errors import ConfigError
 
 T = TypeVar("T")
+
+TRUST_FIX = (
+    "pass --trust-code (command line) or trust_code=True (Python) if you trust whoever made it"
+)
+
+
+class UntrustedCodeError(ConfigError):
+    """A saved folder or file names code to import or run, and the user did not pass
+    ``trust_code``: nothing of it was imported."""
+
+
+# The saved folder the job in this context continues, and whether the user trusts its code;
+# None outside one (what the user passed this time: the code it names may be imported).
+_FOLDER: ContextVar[tuple[str, bool] | None] = ContextVar("replab_saved_folder", default=None)
+
+
+@contextlib.contextmanager
+def saved_folder(source: str, trust_code: bool) -> Iterator[None]:
+    """Within: the job continues ``source``, a saved folder (a study or tune resumed).
+
+    With ``trust_code`` the run folders it reads back may name code. Without, no component
+    is imported by import path at all (UntrustedCodeError): the folder's names were checked
+    when it was opened, so one turning up later came from somewhere unchecked."""
+    token = _FOLDER.set((source, trust_code))
+    try:
+        yield
+    finally:
+        _FOLDER.reset(token)
+
+
+def check_code(names: Sequence[str], source: str, trust_code: bool = False) -> None:
+    """Refuse the code ``names`` (``key=package.module:Name``) that ``source`` (a saved folder
+    or file) holds, unless the user trusts it (``trust_code``, or a ``saved_folder`` the user
+    trusts): UntrustedCodeError names them and the option, and nothing is imported."""
+    folder = _FOLDER.get()
+    if not names or trust_code or (folder is not None and folder[1]):
+        return
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    raise UntrustedCodeError(
+        f"{source} holds code that opening it would import or run ({shown}); "
+        "a saved folder or file is data, and replab runs no code from one unless told to",
+        TRUST_FIX,
+    )
 
 
 def discover(package: str, prefix: str = "") -> list[str]:
@@ -45,8 +97,13 @@ def discover(package: str, prefix: str = "") -> list[str]:
 
 
 class Registry:
-    def __init__(self, kind: str) -> None:
+    """Named entries of one kind. ``expects`` is the base class (``"package.module:Class"``,
+    resolved when first needed) that a component named by import path must subclass; None:
+    only registered names (functions such as optimizers and schedules, or studies)."""
+
+    def __init__(self, kind: str, expects: str | None = None) -> None:
         self.kind = kind
+        self.expects = expects
         self._entries: dict[str, Any] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -69,10 +126,11 @@ class Registry:
         the error for unknown names.
 
         A name of the form ``package.module:Attribute`` is the user's own code: that module is
-        imported (running its code) because the recipe names it, and nothing else is.
+        imported (running its code) because the recipe names it, and nothing else is. What it
+        names must be a class of this registry's kind (``expects``); nothing is called first.
         """
         if ":" in name and name not in self._entries:
-            return import_user_object(name, where or self.kind)
+            return self._user_class(name, where or self.kind)
         if name not in self._entries:
             raise ConfigError(
                 f"{where + ': ' if where else ''}unknown {self.kind} {name!r}",
@@ -80,13 +138,42 @@ class Registry:
             )
         return self._entries[name]
 
+    def _user_class(self, name: str, where: str) -> type:
+        folder = _FOLDER.get()
+        if folder is not None and not folder[1]:
+            check_code([f"{where}={name}"], folder[0])
+        if self.expects is None:
+            raise ConfigError(
+                f"{where}: {name!r} names code by import path, and a {self.kind} must be "
+                "a registered one",
+                f"use one of: {', '.join(self.names())} "
+                "(or register yours from an installed replab.plugins plugin)",
+            )
+        module_name, _, attr = self.expects.partition(":")
+        base = getattr(importlib.import_module(module_name), attr)
+        wanted = f"a {base.__module__}.{base.__qualname__} subclass"
+        obj = import_user_object(name, where)
+        if not isinstance(obj, type):
+            raise ConfigError(
+                f"{where}: {name!r} is a {type(obj).__name__}, not a class; "
+                f"a {self.kind} named by import path must be {wanted}",
+                f"name a {base.__name__} subclass of your own (package.module:Class)",
+            )
+        if not issubclass(obj, base):
+            raise ConfigError(
+                f"{where}: {name!r} is not {wanted}, and only such a class can be a {self.kind}",
+                f"name a {base.__name__} subclass of your own (package.module:Class)",
+            )
+        return obj
+
     def build(self, name: str, params: Mapping[str, Any], where: str, **context: Any) -> Any:
         """Instantiate ``name`` with user ``params`` (validated) plus internal ``context``.
 
         ``context`` holds values replab derives itself (input shape, latent size...); a
         user may still set them explicitly in ``params``.
         """
-        cls = self.get(name)
+        user = ":" in name and name not in self._entries
+        cls = self._user_class(name, where) if user else self.get(name)
         checked = validate_params(cls, params, where=f"{where} ({self.kind} {name!r})")
         accepted = _parameters(cls)
         extra = {k: v for k, v in context.items() if k in accepted and k not in checked}

@@ -2,4 +2,4 @@
 
 from replab.registry import Registry
 
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", expects="replab.data.base:DatasetSource")

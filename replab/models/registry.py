@@ -2,4 +2,4 @@
 
 from replab.registry import Registry
 
-MODELS = Registry("model")
+MODELS = Registry("model", expects="torch.nn:Module")

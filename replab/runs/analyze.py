@@ -67,11 +67,20 @@ def analysis_spec(
     return load_spec(None, list(overrides), base=base)
 
 
-def load_encoder(source: str | Path) -> tuple[nn.Module, nn.Module | None, str]:
-    """(encoder, decoder or None, a name) from a finished run folder or a TorchScript file."""
+def load_encoder(
+    source: str | Path, trust_code: bool = False
+) -> tuple[nn.Module, nn.Module | None, str]:
+    """(encoder, decoder or None, a name) from a finished run folder, a torch.export program
+    (.pt2) or a TorchScript file.
+
+    The folder or file may come from someone else, so it is read as data: a run folder whose
+    config names code by import path, and a .pt2 holding anything beyond a graph of torch
+    operators and raw tensors (pickled objects, Python guard code, compiled libraries), are
+    refused unless ``trust_code``.
+    """
     path = Path(source)
     if path.is_dir():
-        task, _spec = load_run_task(path)
+        task, _spec = load_run_task(path, trust_code=trust_code)
         decoder = task.model.decoder if task.reconstructs else None
         return task.encoder, cast(nn.Module | None, decoder), path.name
     if not path.is_file():
@@ -79,16 +88,30 @@ def load_encoder(source: str | Path) -> tuple[nn.Module, nn.Module | None, str]:
             f"{str(source)!r} is neither a run folder nor a file",
             "pass a finished run folder, a torch.export program (.pt2) or a TorchScript file",
         )
-    module = _load_program(path)
+    module = _load_program(path, trust_code)
     return module, None, path.stem
 
 
-def _load_program(path: Path) -> nn.Module:
+def _load_program(path: Path, trust_code: bool = False) -> nn.Module:
     """A saved program: torch.export's ``.pt2`` (torch.export.save; its batch dimension must be
-    dynamic) or TorchScript (torch.jit.save). Both hold a graph and tensors, not pickled
-    Python objects; replab loads the file only because the user named it."""
+    dynamic) or TorchScript (torch.jit.save); replab loads the file because the user named it.
+
+    TorchScript is read by torch's C++ loader: its code is TorchScript, compiled to calls of
+    torch operators, and its tensors come through TorchScript's own unpickler, which makes no
+    Python objects. ``torch.export.load`` instead unpickles some payloads, evaluates its shape
+    expressions with sympy and ``exec``s guard code, so a .pt2 is checked first
+    (``programs.check_pt2``): only a graph of torch operators over raw tensors is opened without
+    ``trust_code``."""
+    from replab.runs.programs import check_pt2, is_pt2
+
+    loaders = [("torch.export", _load_exported), ("TorchScript", _load_script)]
+    if not trust_code and is_pt2(path):
+        check_pt2(path)
+        loaders = loaders[:1]
+    elif not trust_code:
+        loaders = loaders[1:]  # torch.export's older formats are pickles
     errors = []
-    for kind, load in (("torch.export", _load_exported), ("TorchScript", _load_script)):
+    for kind, load in loaders:
         try:
             return load(path)
         except Exception as err:  # not that format: try the next one

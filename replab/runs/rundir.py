@@ -144,7 +144,7 @@ def check_not_running(run_dir: Path) -> None:
 def open_existing(run_dir: Path, trust_code: bool = False) -> ExperimentSpec:
     """The run's validated spec, to build from: a config.yaml naming code by import path
     (``model.encoder.name: pkg.mod:Enc``) is refused unless ``trust_code`` (or the job
-    trusts code, ``registry.trusting_code``): the folder may come from someone else."""
+    continues a folder the user trusts, ``registry.saved_folder``): it may come from anyone."""
     spec = read_spec(run_dir)
     check_code(code_names(spec), f"the run folder {str(run_dir)!r}", trust_code)
     return spec

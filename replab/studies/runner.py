@@ -13,10 +13,11 @@ from pathlib import Path
 
 from replab.errors import ReplabError
 from replab.io import folder_lock
-from replab.registry import discover
+from replab.registry import check_code, discover, saved_folder
 from replab.reporting.study_report import StudyReport, write_study_report
 from replab.runs.pool import check_jobs, pooled
 from replab.runs.tracking import parent_run
+from replab.spec import override_code_names
 from replab.studies.framework import (
     STUDIES,
     StudyRun,
@@ -40,10 +41,15 @@ def run_study(
     overrides: Sequence[str] = (),
     log=print,
     jobs: int = 1,
+    trust_code: bool = False,
 ) -> tuple[Path, StudyReport, float]:
     """Run (or resume) study ``name``; returns the study folder, its report
     and the wall time in seconds. ``name`` may be None only with ``resume``. ``jobs`` runs
-    train at once in worker processes, each part after the parts it reads."""
+    train at once in worker processes, each part after the parts it reads.
+
+    A folder to ``resume`` is data: code that its study.json (or a run folder in it) names by
+    import path is refused unless ``trust_code``. A new study's folders hold only what the
+    user passed this time, so the study reads them back as trusted."""
     check_jobs(jobs)
     if resume is None:
         if name is None:
@@ -53,11 +59,14 @@ def run_study(
     with contextlib.ExitStack() as held:
         if resume is not None:
             # one process at a time continues a study: it writes study.json and its run folders
-            open_study(resume)  # a clear error before a lock file is made in a stray folder
+            saved = open_study(resume)  # a clear error before a lock file is made in a stray folder
+            check_code(study_code(saved), f"the study folder {str(resume)!r}", trust_code)
             held.enter_context(folder_lock(resume, "study"))
         folder, settings = start_study(
             name, params, quick, seeds, runs_dir, data_root, resume, overrides
         )
+        trusted = trust_code or resume is None  # a new study's folder holds what was passed
+        held.enter_context(saved_folder(f"the study folder {str(folder)!r}", trusted))
         if resume is None:
             held.enter_context(folder_lock(folder, "study"))
         try:
@@ -101,6 +110,29 @@ def _run_study(
     wall = time.perf_counter() - start
     log(f"study report: {html} ({wall:.1f} s)")
     return folder, report, wall
+
+
+def study_code(settings: dict) -> list[str]:
+    """``key=package.module:Name`` for what a study's settings (study.json) name by import
+    path: the study itself, any option value holding a ``:``, and the components, datasets...
+    its ``PART:key=value`` overrides set."""
+    found = [f"study={settings['study']}"] if ":" in str(settings.get("study")) else []
+
+    def walk(value: object, at: str) -> None:
+        if isinstance(value, str) and ":" in value:
+            found.append(f"{at}={value}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{at}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{at}.{i}")
+
+    walk(settings.get("params") or {}, "params")
+    for item in settings.get("overrides") or []:
+        target, _, override = str(item).partition(":")
+        found += [f"{target}:{name}" for name in override_code_names([override])]
+    return found
 
 
 def catalogue() -> list[tuple[str, str, list[str]]]:
