@@ -88,14 +88,17 @@ class Run:
     """A finished run folder: its recipe, summary, per-epoch history, report and trained model.
 
     The model is rebuilt from ``config.yaml`` and loaded from the weights the run evaluated
-    on test (``weights_only``: tensors, never code), on first use.
+    on test (``weights_only``: tensors, never code), on first use. A config naming your own
+    code by import path (``model.encoder.name: mynets:Enc``) is refused unless ``trust_code``:
+    the folder may come from someone else (``load(dir, trust_code=True)``).
     """
 
     dir: Path
+    trust_code: bool = False
 
     @property
     def spec(self) -> ExperimentSpec:
-        return rundir.open_existing(self.dir)
+        return rundir.open_existing(self.dir, self.trust_code)
 
     @property
     def summary(self) -> dict:
@@ -116,7 +119,7 @@ class Run:
 
     @functools.cached_property
     def task(self) -> Task:
-        return load_run_task(self.dir)[0]
+        return load_run_task(self.dir, trust_code=self.trust_code)[0]
 
     @property
     def model(self) -> nn.Module:
@@ -186,14 +189,18 @@ class Run:
         return {k.replace("_", ".", 1): v for k, v in raw.items()}
 
     def show(self, height: int = 800) -> Any:
-        """The report inline in Jupyter (an IFrame of the self-contained report.html)."""
+        """The report inline in Jupyter (an IFrame of the self-contained report.html).
+
+        The folder's HTML may come from someone else: the frame is sandboxed, its scripts
+        (the report's own interactive map) run in an origin of their own, with no access to
+        the notebook's page, cookies or kernel."""
         from IPython.display import HTML
 
         page = html.escape(self.report.read_text(encoding="utf-8"), quote=True)
         # IPython suggests IFrame(src=...), which needs a server; srcdoc keeps it self-contained.
         warnings.filterwarnings("ignore", message="Consider using IPython.display.IFrame")
         return HTML(
-            f'<iframe srcdoc="{page}" width="100%" height="{height}" '
+            f'<iframe sandbox="allow-scripts" srcdoc="{page}" width="100%" height="{height}" '
             'style="border:1px solid #ddd"></iframe>'
         )
 
@@ -260,9 +267,13 @@ def _as_uint8(images: object, shape: tuple[int, ...]) -> torch.Tensor:
     return (images.float() * 255).round().to(torch.uint8)
 
 
-def load(run_dir: str | Path) -> Run:
-    """A finished run folder (from ``run`` or the command line); errors say if it is not one."""
-    run = Run(Path(run_dir))
+def load(run_dir: str | Path, trust_code: bool = False) -> Run:
+    """A finished run folder (from ``run`` or the command line); errors say if it is not one.
+
+    The folder is data: a config naming code by import path is rebuilt (``.encoder``,
+    ``.model``, ``.embed``) only with ``trust_code=True``, if you trust whoever made it."""
+    _check_trust(trust_code)
+    run = Run(Path(run_dir), trust_code)
     run.summary  # noqa: B018 - reads and checks summary.json now, not on first use
     return run
 
@@ -277,6 +288,7 @@ def analyze(
     data_dir: str | Path | None = None,
     runs_dir: str | Path | None = None,
     log: Log | None = None,
+    trust_code: bool = False,
 ) -> Run:
     """The whole latent-space analysis of ``encoder`` on dataset ``data`` (``replab analyze``).
 
@@ -286,9 +298,12 @@ def analyze(
     reconstructions, interpolation, traversal and samples. ``overrides`` set ``data.*``,
     ``probe.*`` and ``analysis.*`` keys as in a recipe. Returns the run folder.
     The encoder is checked on every batch: what it raises, or an output that is not one
-    finite vector per image, is one ReplabError naming it.
+    finite vector per image, is one ReplabError naming it. A folder or file is data: a run
+    whose config names code by import path, or a .pt2 holding more than torch operators and
+    tensors, is opened only with ``trust_code=True`` (docs/python-api.md).
     """
     _ensure_plugins()
+    _check_trust(trust_code)
     _check_arguments(data_dir=data_dir, runs_dir=runs_dir, log=log)
     if not isinstance(data, str) or not data:
         raise ReplabError(
@@ -304,7 +319,7 @@ def analyze(
     settings = _settings(overrides, "override", "analysis.tsne_sample=2000")
     label = name
     if isinstance(encoder, str | Path):
-        encoder, found, stem = load_encoder(encoder)
+        encoder, found, stem = load_encoder(encoder, trust_code)
         decoder = decoder if decoder is not None else found
         label = label or stem
     label = label or type(encoder).__name__
@@ -394,6 +409,7 @@ def study(
     resume: str | Path | None = None,
     log: Log | None = None,
     jobs: int = 1,
+    trust_code: bool = False,
     **options: Any,
 ) -> StudyResult:
     """Run (or ``resume``) a whole study (``replab study``).
@@ -401,9 +417,12 @@ def study(
     ``options`` are the study's own settings (``study("a", dataset="cifar10")``, ``ks=[2, 32]``
     for study b; ``replab study --help`` lists each study's); ``overrides`` are
     ``PART:KEY=VALUE`` recipe changes for one part (``*`` for all). ``jobs``: runs trained at
-    once, each in its own process with its share of the CPUs (docs/studies.md).
+    once, each in its own process with its share of the CPUs (docs/studies.md). A study
+    folder to ``resume`` is data: code its study.json or run folders name by import path is
+    imported only with ``trust_code=True``.
     """
     _ensure_plugins()
+    _check_trust(trust_code)
     _check_arguments(data_dir=data_dir, runs_dir=runs_dir, resume=resume, log=log)
     if name is not None and not isinstance(name, str):
         raise ReplabError(
@@ -434,6 +453,7 @@ def study(
         list(overrides),
         log=log or _quiet,
         jobs=jobs,
+        trust_code=trust_code,
     )
     return StudyResult(folder, report, seconds)
 
@@ -491,18 +511,21 @@ def tune(
     storage: str | None = None,
     log: Log | None = None,
     jobs: int = 1,
+    trust_code: bool = False,
     **options,
 ) -> TuneResult:
     """An Optuna search over ``space`` (``replab tune``), or ``resume`` one; see docs/tuning.md.
 
     ``options``: metric, direction, study_name, seed, prune, prune_startup, prune_warmup,
     enqueue (a list of points), as the command's flags. ``jobs``: local worker processes
-    sharing the study (and the CPUs).
+    sharing the study (and the CPUs). A study folder to ``resume`` is data: code its
+    tune.json names by import path is imported only with ``trust_code=True``.
     """
     _ensure_plugins()
+    _check_trust(trust_code)
     log = log or _quiet
     if resume is not None:
-        return resume_tune(Path(resume), trials, storage, log=log, jobs=jobs)
+        return resume_tune(Path(resume), trials, storage, log=log, jobs=jobs, trust_code=trust_code)
     if not recipe or not space or trials is None:
         raise ReplabError(
             "tune needs a recipe, a search space and a trial count",
@@ -527,6 +550,14 @@ def _ensure_plugins() -> None:
     """The plugins ``$REPLAB_PLUGINS`` names (comma-separated, or ``all``), loaded once (a
     failed load is not remembered: the next job reports it again)."""
     load_plugins(os.environ.get("REPLAB_PLUGINS"))
+
+
+def _check_trust(trust_code: object) -> None:
+    if not isinstance(trust_code, bool):
+        raise ReplabError(
+            f"trust_code={trust_code!r} is not True or False",
+            "pass trust_code=True only for a folder or file whose maker you trust",
+        )
 
 
 def _quiet(message: str) -> None:

@@ -116,10 +116,18 @@ def resume_tune(
     storage: str | None = None,
     log=print,
     jobs: int = 1,
+    trust_code: bool = False,
 ) -> TuneResult:
-    """Continue (or join, as ``jobs`` more workers) the study in ``study_dir``."""
+    """Continue (or join, as ``jobs`` more workers) the study in ``study_dir``.
+
+    The folder is data: code that its tune.json names by import path (in the recipe, the
+    overrides or any choice of the space) is refused unless ``trust_code``."""
+    from replab.registry import check_code, saved_folder
+
     check_jobs(jobs)
     settings = load_settings(study_dir)
+    where = f"the tune folder {str(study_dir)!r}"
+    check_code(tune_code(settings, f"{study_dir / TUNE_JSON}"), where, trust_code)
     if trials is not None:
         settings.trials = trials
     if storage is not None:
@@ -134,7 +142,25 @@ def resume_tune(
         settings.recipe, settings.overrides, parse_space(settings.space, f"{study_dir / TUNE_JSON}")
     )
     save_settings(study_dir, settings)
-    return _resumable(Path(study_dir), settings, log, jobs)
+    with saved_folder(where, trust_code):
+        return _resumable(Path(study_dir), settings, log, jobs)
+
+
+def tune_code(settings: TuneSettings, where: str = "tune.json") -> list[str]:
+    """``key=package.module:Name`` for what a saved study's trials would import: the recipe
+    with its overrides, with every value the space may set (each choice, each bound) and
+    each enqueued point."""
+    from replab.search.space import trial_config
+    from replab.spec import code_names
+
+    points: list[dict] = [{}, *(p for p in settings.enqueue if isinstance(p, dict))]
+    for param in parse_space(settings.space, where).params:
+        points += [{param.key: value} for value in param.samples()]
+    found: list[str] = []
+    for point in points:
+        names = code_names(trial_config(settings.recipe, settings.overrides, point))
+        found += [n for n in names if n not in found]
+    return found
 
 
 def _resumable(study_dir: Path, settings: TuneSettings, log, jobs: int = 1) -> TuneResult:
