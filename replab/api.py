@@ -8,7 +8,8 @@ The command line is a thin layer over these::
     again = rl.load(run.dir)               # a finished run folder, written by either
 
 Every function validates its arguments before any folder is created, and raises
-``replab.errors.ReplabError`` (problem and fix) on bad input.
+``replab.errors.ReplabError`` (problem and fix) on bad input. Jobs called from several threads
+of one process take turns, so each gets the metrics it gets alone (see ``run``).
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def _not_a_split(name: object) -> None:
     if near and name not in DATASETS.names():
         raise ReplabError(
             f"{name!r} is neither one of the run's splits ({', '.join(SPLITS)}) nor a dataset",
-            f"did you mean {near[0]!r}",
+            f"use {near[0]!r} (a run's own splits are train, val and test)",
         )
 
 
@@ -313,7 +314,7 @@ def analyze(
         raise ReplabError(f"name={name!r} is not a string", "pass a short label, or leave it out")
     if decoder is not None and not isinstance(decoder, nn.Module):
         raise ReplabError(
-            f"the decoder is a {type(decoder).__name__}, not a torch.nn.Module",
+            f"the decoder is not a torch.nn.Module but {type(decoder).__name__}",
             "pass a module that maps vectors to images, or leave decoder out",
         )
     settings = _settings(overrides, "override", "analysis.tsne_sample=2000")
@@ -426,7 +427,7 @@ def study(
     _check_arguments(data_dir=data_dir, runs_dir=runs_dir, resume=resume, log=log)
     if name is not None and not isinstance(name, str):
         raise ReplabError(
-            f"the study is named by a string, not a {type(name).__name__} ({name!r})",
+            f"a study is named by a string, not by {name!r} ({type(name).__name__})",
             "name one, e.g. study('a') or study('b', quick=True)",
         )
     _whole(jobs, "jobs")
@@ -575,14 +576,14 @@ def _settings(values: object, what: str, example: str) -> list[str]:
     items = [values] if isinstance(values, str) else values
     if not isinstance(items, Sequence):
         raise ReplabError(
-            f"the {what} list is a {type(values).__name__}, not strings",
+            f"the {what}s given, {values!r:.80}, are not strings but {type(values).__name__}",
             f"pass each {what} as a string, e.g. {example!r}",
         )
     for item in items:
         if not isinstance(item, str):
             unpack = " (unpack a list of them with *)" if isinstance(item, list | tuple) else ""
             raise ReplabError(
-                f"an {what} is a {type(item).__name__} ({item!r:.80}), not a string",
+                f"the {what} {item!r:.80} is not a string but {type(item).__name__}",
                 f"pass each {what} as its own string, e.g. {example!r}{unpack}",
             )
         value = item.partition("=")[2].lstrip()
@@ -617,7 +618,7 @@ def _check_arguments(log: object = None, **paths: object) -> None:
     for what, value in paths.items():
         if value is not None and not isinstance(value, str | os.PathLike):
             raise ReplabError(
-                f"{what}={value!r} is a {type(value).__name__}, not a path",
+                f"{what}={value!r} is not a path but {type(value).__name__}",
                 f"pass {what} as a string or a pathlib.Path",
             )
     if log is not None and not callable(log):

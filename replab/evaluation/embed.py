@@ -8,6 +8,14 @@ import torch
 from torch import nn
 
 from replab.data import Normalizer
+from replab.errors import ConfigError, ReplabError
+
+# What to do about an encoder whose output is not one row of finite numbers per image: the
+# cause is the encoder's forward (the user's code, or a model that diverged), not the data.
+VECTORS = (
+    "make the encoder's forward return one vector per image, N x d for a batch of N "
+    "(z.flatten(1) turns feature maps into vectors; do not reduce over the batch)"
+)
 
 
 @torch.inference_mode()
@@ -36,10 +44,58 @@ def embed(
     device: torch.device,
     batch_size: int = 4096,
 ) -> torch.Tensor:
-    """Latent vectors of ``images`` (uint8) through ``encoder`` in eval mode."""
-    return batched_eval(
-        encoder, images, batch_size, lambda b: encoder(normalizer(b.to(device))).float()
-    )
+    """Latent vectors of ``images`` (uint8) through ``encoder`` in eval mode: N x d finite
+    floats, every batch as wide as the first, else one ``ReplabError`` naming the output."""
+    if len(images) == 0:
+        raise ReplabError(
+            f"there are no images to embed (a tensor of shape {tuple(images.shape)})",
+            "pass at least one image, N x C x H x W with N >= 1",
+        )
+    widths: list[int] = []
+
+    def one(batch: torch.Tensor) -> torch.Tensor:
+        z = checked_latents(encoder(normalizer(batch.to(device))), batch)
+        widths.append(int(z.shape[1]))
+        if widths[-1] != widths[0]:
+            raise ReplabError(
+                f"the encoder's output is {widths[0]} wide for the first batch of images but "
+                f"{widths[-1]} wide for batch {len(widths)} ({len(batch)} images)",
+                "make the encoder return vectors of one width d whatever the batch "
+                "(no size that depends on N or on the batch's contents)",
+            )
+        return z.float()
+
+    return batched_eval(encoder, images, batch_size, one)
+
+
+def checked_latents(z: object, batch: torch.Tensor) -> torch.Tensor:
+    """``z``, what an encoder returned for ``batch``, refused unless it is a tensor of one
+    row of finite numbers per image."""
+    n, shape = len(batch), tuple(batch.shape)
+    if not isinstance(z, torch.Tensor):
+        raise ReplabError(
+            f"the encoder returned a {type(z).__name__} for a batch of images {shape}, "
+            "not a tensor",
+            VECTORS,
+        )
+    if z.ndim != 2 or len(z) != n:
+        raise ReplabError(
+            f"the encoder maps a batch of images {shape} to a tensor {tuple(z.shape)}, "
+            f"not {n} x d (one vector per image)",
+            VECTORS,
+        )
+    if z.is_floating_point() or z.is_complex():
+        finite = torch.isfinite(z).all(1)
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise ReplabError(
+                f"the encoder's output holds NaN or infinite values for {bad} of the {n} "
+                f"images of a batch {shape} (first at image {int((~finite).nonzero()[0])})",
+                "fix the encoder's forward for these images (a division by zero, the log or "
+                "square root of a negative, NaN weights): probes and distances need finite "
+                "vectors",
+            )
+    return z
 
 
 def reconstruct(
@@ -56,3 +112,42 @@ def reconstruct(
         batch_size,
         lambda b: normalizer.invert(model(normalizer(b.to(device)))).float().clamp(0, 1),
     )
+
+
+class GivenEncoder(nn.Module):
+    """An encoder trained elsewhere (``replab analyze``), checked on every batch: what it
+    raises, and an output that is not one finite vector per image (feature maps are
+    flattened) of the width of its first, is one ``ReplabError`` naming the encoder, never a
+    failure further on."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.inner = encoder
+        self.width: int | None = None  # of the first output, which every later one must match
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            z = self.inner(x)
+        except ReplabError:
+            raise
+        except Exception as err:
+            first = (str(err).splitlines() or [""])[0][:300]
+            raise ConfigError(
+                f"the given encoder cannot take this dataset's images {tuple(x.shape)}: "
+                f"{type(err).__name__}: {first}",
+                "analyse it on data of the shape it was trained on (data.dataset, "
+                "data.channels, data.image_size), or fix its forward so that it maps any batch "
+                "of N x C x H x W images to N vectors",
+            ) from err
+        if isinstance(z, torch.Tensor) and z.ndim > 2 and len(z) == len(x):
+            z = z.flatten(1)  # feature maps: one vector per image, as documented
+        z = checked_latents(z, x)
+        self.width = self.width or int(z.shape[1])
+        if z.shape[1] != self.width:
+            raise ReplabError(
+                f"the given encoder's vectors are {self.width} wide for one batch of images "
+                f"but {z.shape[1]} wide for a batch {tuple(x.shape)}",
+                "make the encoder return vectors of one width d whatever the batch "
+                "(no size that depends on N or on the batch's contents)",
+            )
+        return z
