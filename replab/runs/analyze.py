@@ -98,17 +98,20 @@ def _load_program(path: Path, trust_code: bool = False) -> nn.Module:
 
     TorchScript is read by torch's C++ loader: its code is TorchScript, compiled to calls of
     torch operators, and its tensors come through TorchScript's own unpickler, which makes no
-    Python objects. ``torch.export.load`` instead unpickles some payloads, evaluates its shape
-    expressions with sympy and ``exec``s guard code, so a .pt2 is checked first
-    (``programs.check_pt2``): only a graph of torch operators over raw tensors is opened without
-    ``trust_code``."""
-    from replab.runs.programs import check_pt2, is_pt2
+    Python objects; code calling an operator that touches files is refused
+    (``programs.check_torchscript``). ``torch.export.load`` instead unpickles some payloads,
+    evaluates its shape expressions with sympy and ``exec``s guard code, so a .pt2 is checked
+    first (``programs.check_pt2``): only a graph of torch operators over raw tensors is opened
+    without ``trust_code``."""
+    from replab.runs import programs
 
     loaders = [("torch.export", _load_exported), ("TorchScript", _load_script)]
-    if not trust_code and is_pt2(path):
-        check_pt2(path)
+    if not trust_code and programs.is_pt2(path):
+        programs.check_pt2(path)
         loaders = loaders[:1]
     elif not trust_code:
+        if programs.is_torchscript(path):
+            programs.check_torchscript(path)
         loaders = loaders[1:]  # torch.export's older formats are pickles
     errors = []
     for kind, load in loaders:

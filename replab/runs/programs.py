@@ -40,6 +40,10 @@ _PT2_SYM_TARGETS = frozenset(
     + ["math.trunc"]
 )
 _PT2_OP = re.compile(r"torch\.ops\.([A-Za-z]\w*)\.([A-Za-z_]\w*)(\.[A-Za-z_]\w*)?")
+# Operators that touch files (torch.save writes any path, from_file reads one) or call
+# Python: a program is computation on the images, so these are refused in both formats.
+_FILE_OPS = frozenset({"save", "from_file", "load_tensor", "PythonOp", "IgnoredPythonOp"})
+_SCRIPT_REFUSED = re.compile(rf"\b({'|'.join(sorted(_FILE_OPS))})\b|torch\.classes\.")
 _SYMPY_TEXT = re.compile(r"[\w\s+\-*/%()<>=!,.&|~^]*")
 _SYMPY_CONSTANTS = frozenset({"oo", "zoo", "nan", "true", "false", "True", "False", "pi", "E", "I"})
 
@@ -79,6 +83,36 @@ def check_pt2(path: Path) -> None:
         raise ReplabError(
             f"{str(path)!r} is not a readable torch.export program ({first})",
             "save it again with torch.export.save",
+        ) from None
+    check_code(found, f"the program {str(path)!r}")
+
+
+def is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in n for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def check_torchscript(path: Path) -> None:
+    """Refuse (UntrustedCodeError) a TorchScript archive whose code calls an operator that
+    touches files or Python (``torch.save`` to any path, ``torch.from_file``) or a TorchBind
+    class. torch.jit.load compiles the archive's TorchScript: no Python module is imported and
+    its unpickler makes no Python objects, but the code runs whatever torch operators it
+    names when the encoder is called."""
+    found: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if "/code/" in name and name.endswith(".py"):
+                    text = archive.read(name).decode("utf-8", errors="replace")
+                    found += [f"{name}: {m.group()}" for m in _SCRIPT_REFUSED.finditer(text)]
+    except (OSError, zipfile.BadZipFile, ValueError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise ReplabError(
+            f"{str(path)!r} is not a readable TorchScript file ({first})",
+            "save it again with torch.jit.save",
         ) from None
     check_code(found, f"the program {str(path)!r}")
 
@@ -125,7 +159,7 @@ def _torch_op(target: str) -> bool:
     if target in _PT2_SYM_TARGETS:
         return True
     match = _PT2_OP.fullmatch(target)
-    if match is None or "__" in target:
+    if match is None or "__" in target or match.group(2) in _FILE_OPS:
         return False
     # torch.ops' own methods (import_module, load_library) are not operator namespaces
     return not hasattr(type(torch.ops), match.group(1))

@@ -494,15 +494,20 @@ def pickled_sample_inputs(marker: Path):
     return edit
 
 
-def foreign_target(marker: Path):
-    def edit(name: str, data: bytes) -> bytes:
-        if name.endswith("models/model.json"):
-            program = json.loads(data)
-            program["graph_module"]["graph"]["nodes"][0]["target"] = "torch.os.system"
-            return json.dumps(program).encode()
-        return data
+def target(name: str):
+    """A graph node calling ``name``: torch.export.load resolves any name under torch."""
 
-    return edit
+    def planted(marker: Path):
+        def edit(entry: str, data: bytes) -> bytes:
+            if entry.endswith("models/model.json"):
+                program = json.loads(data)
+                program["graph_module"]["graph"]["nodes"][0]["target"] = name
+                return json.dumps(program).encode()
+            return data
+
+        return edit
+
+    return planted
 
 
 def shape_expression(marker: Path):
@@ -524,7 +529,9 @@ def shape_expression(marker: Path):
         (pickled_weight, "(pickled)"),
         (guard_code, "guard code"),
         (pickled_sample_inputs, "sample_inputs/model.pt (pickled objects)"),
-        (foreign_target, "target torch.os.system"),
+        (target("torch.os.system"), "target torch.os.system"),
+        (target("torch.ops.aten.save.default"), "target torch.ops.aten.save.default"),
+        (target("torch.ops.import_module.__call__"), "target torch.ops.import_module"),
         (shape_expression, "expression"),
     ],
 )
@@ -544,3 +551,31 @@ def test_a_clean_pt2_opens_without_trust(tmp_path):
     encoder, decoder, name = load_encoder(exported(tmp_path / "clean.pt2"))
     assert encoder(torch.rand(3, 1, 8, 8)).shape == (3, 4) and decoder is None
     assert name == "clean"
+
+
+class SavesItsInput(nn.Module):
+    """A TorchScript encoder whose forward writes a file anywhere (``torch.save``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.save(x, self.path)
+        return x.flatten(1)
+
+
+def test_a_torchscript_file_writing_files_is_refused(tmp_path):
+    marker = tmp_path / "outside" / "written"
+    path = tmp_path / "encoder.ts"
+    with pytest.warns(FutureWarning):  # torch.jit is deprecated, still what many have
+        torch.jit.save(torch.jit.script(SavesItsInput(str(marker))), str(path))
+    runs = tmp_path / "runs"
+    code, err = cli(["analyze", str(path), "--data", "digits", "--runs-dir", str(runs)])
+    assert_refused(code, err, ".py: save", str(path))
+    assert not marker.exists() and not runs.exists()
+    clean = tmp_path / "clean.ts"
+    with pytest.warns(FutureWarning):
+        torch.jit.save(torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(64, 4))), str(clean))
+    encoder, _, _ = load_encoder(clean)
+    assert encoder(torch.rand(2, 1, 8, 8)).shape == (2, 4)
