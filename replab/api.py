@@ -201,7 +201,7 @@ class Run:
         # IPython suggests IFrame(src=...), which needs a server; srcdoc keeps it self-contained.
         warnings.filterwarnings("ignore", message="Consider using IPython.display.IFrame")
         return HTML(
-            f'<iframe sandbox="allow-scripts" srcdoc="{page}" width="100%" height="{height}" '
+            f'<iframe srcdoc="{page}" sandbox="allow-scripts" width="100%" height="{height}" '
             'style="border:1px solid #ddd"></iframe>'
         )
 

@@ -285,10 +285,11 @@ def test_resume_of_a_folder_naming_code_is_refused(user_run, tmp_path, plant):
 
 def test_show_sandboxes_the_folders_html(user_run):
     page = replab.load(user_run).show().data
-    frame = page.split(" srcdoc=")[0]
-    assert frame.startswith("<iframe") and 'sandbox="allow-scripts"' in frame
-    assert "allow-same-origin" not in page.split("srcdoc=")[0]
-    assert "&lt;script" in page or "&lt;html" in page  # the report itself, escaped in srcdoc
+    assert page.startswith('<iframe srcdoc="')
+    # the escaped report holds no raw quote: the first one closes srcdoc, the tag goes on
+    tag = page.split('srcdoc="', 1)[1].split('"', 1)[1].split(">", 1)[0]
+    assert 'sandbox="allow-scripts"' in tag and "allow-same-origin" not in tag
+    assert "&lt;html" in page  # the report itself, escaped in srcdoc
 
 
 # --- study and tune folders -------------------------------------------------------------
