@@ -16,6 +16,7 @@ from replab.reporting.latent_figures import tsne_maps
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.runs import rundir, schema
 from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
+from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import settings_of, timings_of
 
 RECIPES = {
@@ -64,16 +65,6 @@ QUICK = {
         ],
     },
 }
-CONCLUSION = {
-    "mnist": (
-        "The reference report ranks "
-        "the MNIST latent spaces classification-guided > contrastive > autoencoder."
-    ),
-    "cifar10": (
-        "The reference report finds the autoencoder's CIFAR-10 latent space unseparated, "
-        "and the contrastive one close to the classification-guided one, which it ranks first."
-    ),
-}
 
 
 @STUDIES.register("a")
@@ -111,11 +102,8 @@ class StudyA:
         sections = [
             self._accuracy([*parts[:2], *extra, parts[2]]),
             Section(
-                "Reconstructions and latent interpolation (A1)",
-                [
-                    "Test images above, the autoencoder's reconstructions below; "
-                    "then the decoded straight line between the latents of two test images."
-                ],
+                fill(TEXT["reconstructions.heading"]),
+                paragraphs(TEXT["reconstructions"]),
                 figures={
                     k: v
                     for k, v in (
@@ -128,7 +116,7 @@ class StudyA:
             self._maps(parts),
             self._answer(parts),
             Section(
-                "Training curves",
+                fill(TEXT["curves.heading"]),
                 figures={
                     f"{p.key}: {REGIMES[p.key]}": fig
                     for p in parts
@@ -138,16 +126,13 @@ class StudyA:
             ),
         ]
         return StudyReport(
-            title=f"Study A on {self.dataset}: three ways to learn a latent space",
-            question=(
-                "Which way of training an encoder — reconstruction, classification, or contrast "
-                "between augmented views — gives the latent space that separates classes best?"
-            ),
+            title=fill(TEXT["title"], dataset=self.dataset),
+            question=fill(TEXT["question"]),
             settings=settings_of(s, [*parts, *extra]),
             reference=reference_rows([*parts, *extra]),
             timings=timings_of([*parts, *extra]),
             sections=sections,
-            source="report 000, study A",
+            source=fill(TEXT["source"]),
         )
 
     def _accuracy(self, parts: list[Part]) -> Section:
@@ -202,17 +187,7 @@ class StudyA:
             ]
         )
         return Section(
-            "Accuracy and separability of each regime",
-            [
-                "Test accuracy: A1 and A3 by a classifier on the frozen latents, "
-                "A2 by the jointly trained classifier "
-                "(A2.reg, where present, "
-                "adds dropout and a cosine schedule the report does not describe). "
-                "Separability is measured on the test set: "
-                "kNN accuracy (cosine, leave-one-out), silhouette of the class labels, "
-                "and how faithfully the t-SNE map keeps each point's neighbours."
-            ],
-            table=(header, rows),
+            fill(TEXT["accuracy.heading"]), paragraphs(TEXT["accuracy"]), table=(header, rows)
         )
 
     def _maps(self, parts: list[Part]) -> Section:
@@ -237,15 +212,7 @@ class StudyA:
                 np.asarray(ref["labels"]),
                 ref["classes"],
             )
-        return Section(
-            "Image space vs latent space (t-SNE)",
-            [
-                "One stratified test sample mapped by t-SNE "
-                "(openTSNE) from the pixels and from each regime's latents, coloured by class; "
-                "each panel's title gives its separability scores."
-            ],
-            figures=figures,
-        )
+        return Section(fill(TEXT["maps.heading"]), paragraphs(TEXT["maps"]), figures=figures)
 
     def _answer(self, parts: list[Part]) -> Section:
         def score(p: Part) -> tuple[float, float]:
@@ -253,33 +220,33 @@ class StudyA:
 
         ranked = sorted(parts, key=score, reverse=True)
         order = " > ".join(
-            f"{REGIMES[p.key]} ({p.key}: kNN {score(p)[0]:.3f}, silhouette {score(p)[1]:.3f})"
+            fill(TEXT["answer.order"], regime=REGIMES[p.key], key=p.key, scores=score(p))
             for p in ranked
         )
         best = ranked[0]
         by_silhouette = max(parts, key=lambda p: score(p)[1])
         agree = "agrees with" if [p.key for p in ranked] == ["A2", "A3", "A1"] else "differs from"
-        pixels = parts[0].mean("image.knn_accuracy"), parts[0].mean("image.silhouette")
-        baseline = (
-            f" The raw pixels of the same test images score kNN {pixels[0]:.3f}, "
-            f"silhouette {pixels[1]:.3f}."
-            if None not in pixels
+        knn, silhouette = parts[0].mean("image.knn_accuracy"), parts[0].mean("image.silhouette")
+        pixels = (
+            " " + fill(TEXT["answer.pixels"], knn=knn, silhouette=silhouette)
+            if knn is not None and silhouette is not None
             else ""
         )
-        text = [
-            CONCLUSION[self.dataset],
-            f"replab measures, ranked by latent kNN accuracy: {order}. This {agree} "
-            f"the report's ranking (classification-guided first, contrastive second).{baseline}",
-            f"Answer: the {REGIMES[best.key]} regime "
-            f"({best.key}) separates the classes best by kNN accuracy"
-            + (
-                f", and the {REGIMES[by_silhouette.key]} regime "
-                f"({by_silhouette.key}) by silhouette."
-                if by_silhouette is not best
-                else ", and by silhouette too."
-            ),
-        ]
-        return Section("Answer: which regime separates classes best?", text)
+        also = (
+            fill(TEXT["answer.also"], regime=REGIMES[by_silhouette.key], key=by_silhouette.key)
+            if by_silhouette is not best
+            else fill(TEXT["answer.too"])
+        )
+        text = paragraphs(
+            TEXT[f"answer.{self.dataset}"],
+            order=order,
+            agree=agree,
+            pixels=pixels,
+            regime=REGIMES[best.key],
+            key=best.key,
+            also=also,
+        )
+        return Section(fill(TEXT["answer.heading"]), text)
 
 
 def _load_maps(part: Part) -> dict | None:
@@ -289,3 +256,59 @@ def _load_maps(part: Part) -> dict | None:
     return schema.read_checked(
         schema.TsneMaps, path, f"delete {path} and resume the study to draw the maps again"
     )
+
+
+# --- The report's text ----------------------------------------------------------------------------
+# Filled by the functions above (placeholders in braces); replab/studies/prose.py says how a
+# template reads: paragraphs apart by a blank line, each paragraph's lines joined by a space.
+_ANSWER = """
+    replab measures, ranked by latent kNN accuracy: {order}. This {agree} the report's ranking
+    (classification-guided first, contrastive second).{pixels}
+
+    Answer: the {regime} regime ({key}) separates the classes best by kNN accuracy{also}
+"""
+TEXT = {
+    "title": "Study A on {dataset}: three ways to learn a latent space",
+    "question": """
+        Which way of training an encoder — reconstruction, classification, or contrast between
+        augmented views — gives the latent space that separates classes best?
+    """,
+    "source": "report 000, study A",
+    "accuracy.heading": "Accuracy and separability of each regime",
+    "accuracy": """
+        Test accuracy: A1 and A3 by a classifier on the frozen latents, A2 by the jointly
+        trained classifier (A2.reg, where present, adds dropout and a cosine schedule the report
+        does not describe). Separability is measured on the test set: kNN accuracy (cosine,
+        leave-one-out), silhouette of the class labels, and how faithfully the t-SNE map keeps
+        each point's neighbours.
+    """,
+    "reconstructions.heading": "Reconstructions and latent interpolation (A1)",
+    "reconstructions": """
+        Test images above, the autoencoder's reconstructions below; then the decoded straight
+        line between the latents of two test images.
+    """,
+    "maps.heading": "Image space vs latent space (t-SNE)",
+    "maps": """
+        One stratified test sample mapped by t-SNE (openTSNE) from the pixels and from each
+        regime's latents, coloured by class; each panel's title gives its separability scores.
+    """,
+    "answer.heading": "Answer: which regime separates classes best?",
+    # the published conclusion for each dataset, then replab's own measurements
+    "answer.mnist": """
+        The reference report ranks the MNIST latent spaces classification-guided > contrastive >
+        autoencoder.
+    """
+    + _ANSWER,
+    "answer.cifar10": """
+        The reference report finds the autoencoder's CIFAR-10 latent space unseparated, and the
+        contrastive one close to the classification-guided one, which it ranks first.
+    """
+    + _ANSWER,
+    "answer.order": "{regime} ({key}: kNN {scores[0]:.3f}, silhouette {scores[1]:.3f})",
+    "answer.pixels": """
+        The raw pixels of the same test images score kNN {knn:.3f}, silhouette {silhouette:.3f}.
+    """,
+    "answer.also": ", and the {regime} regime ({key}) by silhouette.",
+    "answer.too": ", and by silhouette too.",
+    "curves.heading": "Training curves",
+}

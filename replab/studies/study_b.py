@@ -330,7 +330,9 @@ class StudyB:
                     f"{ref_test:.4f}",
                 ]
             )
-        curves = loss_curves([(p.key, p.run_dirs[0]) for p in cases], "cross-entropy", log_scale=True)
+        curves = loss_curves(
+            [(p.key, p.run_dirs[0]) for p in cases], "cross-entropy", log_scale=True
+        )
         best = min(cases, key=lambda p: p.reported_mean("test.loss"))
         text = paragraphs(
             TEXT["transfer"], k=k, best=best.key, title=best.title, loss=best.mean("test.loss")

@@ -16,6 +16,7 @@ from replab.reporting.latent_figures import PLANE_FIGURE
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.search.sweep import Axis
 from replab.studies.framework import STUDIES, Part, StudyRun, Sweep, reference_row, reference_rows
+from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
 
 BLOCKS, FREEZE = "model.pretrained.blocks", "model.pretrained.freeze"
@@ -73,25 +74,20 @@ class StudyC:
         if self.angles != [0, 90]:
             c2.reference = {}  # the report's figures are for the binary pretext only
         return StudyReport(
-            title="Study C on CIFAR-10: pretext tasks, block transfer and pair contrast",
-            question=(
-                "Does a network pretrained to spot rotations transfer to classification, "
-                "and how many of its blocks should move, frozen "
-                "or not? And can a pair margin loss alone arrange classes in a 2-D embedding?"
-            ),
+            title=fill(TEXT["title"]),
+            question=fill(TEXT["question"]),
             settings=settings_of(s, [c1, c2, c4]),
             reference=[*reference_rows([c1, c2]), *self._c3_reference(c3), *reference_rows([c4])],
             timings=timings_of([c1, c2, c3, c4]),
             sections=[self._classifiers(c1, c2), self._transfer(c1, c3), self._pairs(c4)],
-            source="report 001, problems 3-6, study C",
+            source=fill(TEXT["source"]),
         )
 
     def _pretext(self) -> str:
-        return (
-            "rotated by 90° or not"
-            if self.angles == [0, 90]
-            else f"{len(self.angles)}-way: {', '.join(f'{a}°' for a in self.angles)}"
-        )
+        if self.angles == [0, 90]:
+            return fill(TEXT["pretext.binary"])
+        angles = ", ".join(fill(TEXT["pretext.angle"], angle=a) for a in self.angles)
+        return fill(TEXT["pretext.n_way"], n=len(self.angles), angles=angles)
 
     @staticmethod
     def _c3_reference(c3: Sweep) -> list[dict]:
@@ -131,23 +127,14 @@ class StudyC:
 
         rows = [row(c1, "10 classes"), row(c2, self._pretext())]
         probe, supervised = c2.mean("probe.test_accuracy"), c1.mean("test.accuracy")
-        text = [
-            "C2 is the C1 network with a head for the rotation classes; "
-            "its images carry no class labels. "
-            "Its last column is a linear "
-            "classifier trained on its frozen 256-d features with the class labels: "
-            "how much of the classes the pretext taught, without being asked."
-        ]
+        text = paragraphs(TEXT["classifiers"])
         if probe is not None and supervised:
-            text.append(
-                f"The pretext features give {probe:.3f} class accuracy with a linear head, "
-                f"against {supervised:.3f} for the supervised C1."
-            )
+            text.append(fill(TEXT["classifiers.probe"], probe=probe, supervised=supervised))
         if note := subset_note([c1, c2]):
             text.append(note)
         curves = loss_curves([("C1", c1.run_dirs[0]), ("C2", c2.run_dirs[0])], "cross-entropy")
         return Section(
-            "C1-C2: the classifier and the rotation pretext",
+            fill(TEXT["classifiers.heading"]),
             text,
             table=(
                 [
@@ -190,20 +177,16 @@ class StudyC:
             )
         best = min(c3.points, key=lambda p: p.reported_mean("test.loss"))
         gain = best.reported_mean("test.accuracy") - c1.reported_mean("test.accuracy")
-        text = [
-            "Each run is C1's recipe with `model.pretrained: "
-            "{path: <C2 run>, blocks: k, freeze: ...}`: the first k conv blocks "
-            "come from the pretext network of the same seed, "
-            "the later blocks and the fully connected layers start afresh.",
-            f"Lowest test loss: k={best.values[BLOCKS]}, "
-            f"{'frozen' if best.values[FREEZE] else 'trainable'} "
-            f"({best.mean('test.loss'):.4f}, "
-            f"accuracy {best.mean('test.accuracy'):.4f}, {gain:+.4f} against C1 from scratch). "
-            "The report found k=2 trainable best "
-            "(test loss 0.6650, accuracy 0.7715 against C1's 0.7556).",
-        ]
+        text = paragraphs(
+            TEXT["transfer"],
+            k=best.values[BLOCKS],
+            frozen="frozen" if best.values[FREEZE] else "trainable",
+            loss=best.mean("test.loss"),
+            accuracy=best.mean("test.accuracy"),
+            gain=gain,
+        )
         return Section(
-            "C3: transferring the first k blocks",
+            fill(TEXT["transfer.heading"]),
             text,
             table=(
                 [
@@ -239,17 +222,7 @@ class StudyC:
                 "probe.test_accuracy",
             )
         ]
-        text = [
-            "The loss is report 001's: a same-class pair costs its squared distance d², "
-            "a different-class pair max(M − d², 0) with M = 2. "
-            "Pairs are each batch against a random permutation of itself. "
-            "Pair accuracy counts pairs on the right side of d² = M/2, "
-            "where both kinds of pair cost the same. "
-            "kNN accuracy (euclidean, k=5) and a small classifier on the 2-D points measure how "
-            "well the classes separate before and after training.",
-            "The train loss is the mean over the last epoch with dropout active; "
-            "the test loss pairs the test set with one fixed permutation.",
-        ]
+        text = paragraphs(TEXT["pairs"])
         figures = {
             k: v
             for k, v in (
@@ -262,7 +235,7 @@ class StudyC:
             if v
         }
         return Section(
-            "C4: pair margin loss into two dimensions",
+            fill(TEXT["pairs.heading"]),
             text,
             table=(["metric", "replab", "reference"], rows),
             figures=figures,
@@ -294,3 +267,51 @@ def _transfer_figure(c1: Part, c3: Sweep) -> bytes:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return to_png(fig)
+
+
+# --- The report's text ----------------------------------------------------------------------------
+# Filled by the methods above (placeholders in braces); replab/studies/prose.py says how a
+# template reads: paragraphs apart by a blank line, each paragraph's lines joined by a space.
+TEXT = {
+    "title": "Study C on CIFAR-10: pretext tasks, block transfer and pair contrast",
+    "question": """
+        Does a network pretrained to spot rotations transfer to classification, and how many of
+        its blocks should move, frozen or not? And can a pair margin loss alone arrange classes
+        in a 2-D embedding?
+    """,
+    "source": "report 001, problems 3-6, study C",
+    "pretext.binary": "rotated by 90° or not",
+    "pretext.n_way": "{n}-way: {angles}",
+    "pretext.angle": "{angle}°",
+    "classifiers.heading": "C1-C2: the classifier and the rotation pretext",
+    "classifiers": """
+        C2 is the C1 network with a head for the rotation classes; its images carry no class
+        labels. Its last column is a linear classifier trained on its frozen 256-d features
+        with the class labels: how much of the classes the pretext taught, without being asked.
+    """,
+    "classifiers.probe": """
+        The pretext features give {probe:.3f} class accuracy with a linear head, against
+        {supervised:.3f} for the supervised C1.
+    """,
+    "transfer.heading": "C3: transferring the first k blocks",
+    "transfer": """
+        Each run is C1's recipe with `model.pretrained: {{path: <C2 run>, blocks: k, freeze:
+        ...}}`: the first k conv blocks come from the pretext network of the same seed, the
+        later blocks and the fully connected layers start afresh.
+
+        Lowest test loss: k={k}, {frozen} ({loss:.4f}, accuracy {accuracy:.4f}, {gain:+.4f}
+        against C1 from scratch). The report found k=2 trainable best (test loss 0.6650,
+        accuracy 0.7715 against C1's 0.7556).
+    """,
+    "pairs.heading": "C4: pair margin loss into two dimensions",
+    "pairs": """
+        The loss is report 001's: a same-class pair costs its squared distance d², a
+        different-class pair max(M − d², 0) with M = 2. Pairs are each batch against a random
+        permutation of itself. Pair accuracy counts pairs on the right side of d² = M/2, where
+        both kinds of pair cost the same. kNN accuracy (euclidean, k=5) and a small classifier
+        on the 2-D points measure how well the classes separate before and after training.
+
+        The train loss is the mean over the last epoch with dropout active; the test loss pairs
+        the test set with one fixed permutation.
+    """,
+}

@@ -284,7 +284,9 @@ class StudyD:
             )
         else:
             text.append(fill(TEXT["autoencoders.no_val"]))
-        curves = loss_curves([(p.key, p.run_dirs[0]) for p in (d3, d4)], "MSE per pixel", log_scale=True)
+        curves = loss_curves(
+            [(p.key, p.run_dirs[0]) for p in (d3, d4)], "MSE per pixel", log_scale=True
+        )
         figs = {"D3 and D4: train (solid) and validation (dashed) MSE per epoch": curves}
         for part in (d3, d4):
             grid = part.figure("reconstructions")

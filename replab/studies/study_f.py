@@ -16,6 +16,7 @@ from replab.reporting.latent_figures import TSNE_FIGURE
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.search.sweep import Axis
 from replab.studies.framework import STUDIES, Part, StudyRun, Sweep, reference_row, reference_rows
+from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
 
 BATCH = "trainer.batch_size"
@@ -104,11 +105,8 @@ class StudyF:
         if self.classes != ["airplane", "automobile"]:
             logistic.reference = {}
         return StudyReport(
-            title="Study F on CIFAR-10: linear baselines and triplet learning",
-            question=(
-                "How far do linear models on raw pixels get, "
-                "and how much better does a classifier do on vectors learned with a triplet loss?"
-            ),
+            title=fill(TEXT["title"]),
+            question=fill(TEXT["question"]),
             settings=settings_of(s, [logistic, triplet, nn]),
             reference=[
                 *reference_rows([logistic]),
@@ -121,7 +119,7 @@ class StudyF:
                 self._triplet(triplet),
                 self._probes(triplet, nn),
             ],
-            source="report 004, study F",
+            source=fill(TEXT["source"]),
         )
 
     @staticmethod
@@ -159,18 +157,12 @@ class StudyF:
                 ]
             )
         best = max(softmax.points, key=lambda p: p.reported_mean("val.accuracy"))
-        text = [
-            "Both models are one linear map on the 3,072 pixels "
-            "(`encoder: pixels`), trained with Adam, L2 weight decay, gradient-norm "
-            "clipping at 5 and early stopping on validation accuracy. "
-            "The report does not name its two classes; these are "
-            f"{self.classes[0]} and {self.classes[1]}.",
-            f"Softmax regression peaks at {best.mean('val.accuracy'):.3f} validation accuracy "
-            f"(batch {best.values[BATCH]}). The report's "
-            "26% plateau is its own figure and "
-            "sits below what a linear model on CIFAR-10 pixels usually reaches (about 0.39-0.41); "
-            "replab reports what it measures.",
-        ]
+        text = paragraphs(
+            TEXT["linear"],
+            classes=self.classes,
+            accuracy=best.mean("val.accuracy"),
+            batch=best.values[BATCH],
+        )
         if note := subset_note([logistic]):
             text.append(note)
         runs = [
@@ -178,7 +170,7 @@ class StudyF:
             for i in range(len(softmax.points))
         ]
         return Section(
-            "F1: logistic and softmax regression on pixels",
+            fill(TEXT["linear.heading"]),
             text,
             table=(["model", "batch", "val accuracy", "test accuracy", "epochs"], rows),
             figures={
@@ -205,14 +197,7 @@ class StudyF:
             )
             if triplet.values(m)
         ]
-        text = [
-            "Each image of a batch is an anchor; "
-            "its positive is another image of the same class from the batch and its negative one "
-            f"of another class ({self.mining} sampling), "
-            "and the loss is max(d(a,p) − d(a,n) + 1, 0). kNN accuracy and silhouette of the "
-            "64-d vectors on the test set show how well the classes cluster; "
-            "the image-space row is the same score on raw pixels."
-        ]
+        text = paragraphs(TEXT["triplet"], mining=self.mining)
         figures = {
             k: v
             for k, v in (
@@ -222,7 +207,7 @@ class StudyF:
             if v
         }
         return Section(
-            "F2: a VGG-16-BN encoder trained with the triplet loss",
+            fill(TEXT["triplet.heading"]),
             text,
             table=(["metric", "replab"], rows),
             figures=figures,
@@ -253,11 +238,7 @@ class StudyF:
             ],
         ]
         gain = nn.reported_mean("test.accuracy") - triplet.reported_mean("probe.test_accuracy")
-        text = [
-            "Fine-tuning the encoder under an MLP head "
-            f"changes test accuracy by {gain:+.3f} against a linear head on the frozen vectors "
-            "(report: 77.44% → 82.57% validation, best test 86.35%)."
-        ]
+        text = paragraphs(TEXT["probes"], gain=gain)
         figures = {
             k: v
             for k, v in (
@@ -267,7 +248,7 @@ class StudyF:
             if v
         }
         return Section(
-            "F3: fine_tune_linear vs fine_tune_nn",
+            fill(TEXT["probes.heading"]),
             text,
             table=(
                 [
@@ -283,3 +264,41 @@ class StudyF:
             ),
             figures=figures,
         )
+
+
+# --- The report's text ----------------------------------------------------------------------------
+# Filled by the methods above (placeholders in braces); replab/studies/prose.py says how a
+# template reads: paragraphs apart by a blank line, each paragraph's lines joined by a space.
+TEXT = {
+    "title": "Study F on CIFAR-10: linear baselines and triplet learning",
+    "question": """
+        How far do linear models on raw pixels get, and how much better does a classifier do on
+        vectors learned with a triplet loss?
+    """,
+    "source": "report 004, study F",
+    "linear.heading": "F1: logistic and softmax regression on pixels",
+    "linear": """
+        Both models are one linear map on the 3,072 pixels (`encoder: pixels`), trained with
+        Adam, L2 weight decay, gradient-norm clipping at 5 and early stopping on validation
+        accuracy. The report does not name its two classes; these are {classes[0]} and
+        {classes[1]}.
+
+        Softmax regression peaks at {accuracy:.3f} validation accuracy (batch {batch}). The
+        report's 26% plateau is its own figure and sits below what a linear model on CIFAR-10
+        pixels usually reaches (about 0.39-0.41); replab reports what it measures.
+    """,
+    "triplet.heading": "F2: a VGG-16-BN encoder trained with the triplet loss",
+    "triplet": """
+        Each image of a batch is an anchor; its positive is another image of the same class from
+        the batch and its negative one of another class ({mining} sampling), and the loss is
+        max(d(a,p) − d(a,n) + 1, 0). kNN accuracy and silhouette of the 64-d vectors on the
+        test set show how well the classes cluster; the image-space row is the same score on raw
+        pixels.
+    """,
+    "probes.heading": "F3: fine_tune_linear vs fine_tune_nn",
+    "probes": """
+        Fine-tuning the encoder under an MLP head changes test accuracy by {gain:+.3f} against a
+        linear head on the frozen vectors (report: 77.44% → 82.57% validation, best test
+        86.35%).
+    """,
+}

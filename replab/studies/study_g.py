@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
@@ -22,13 +23,14 @@ from replab.data import DATASETS
 from replab.errors import ConfigError
 from replab.evaluation.separability import Separability
 from replab.objectives import OBJECTIVES
-from replab.recipes import read_recipe
+from replab.recipes import load_spec, read_recipe
 from replab.reporting.figures import plt, to_png
 from replab.reporting.latent_figures import tsne_maps
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.runs import rundir, schema
 from replab.search.sweep import mean_and_std
 from replab.studies.framework import STUDIES, Part, StudyRun
+from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import settings_of, subset_note, timings_of
 
 
@@ -75,16 +77,22 @@ VIEW_TASKS = {"views": "contrastive", "momentum": "momentum_contrastive"}
 PREDICTOR = "{name: projection_head, hidden: [256], out_dim: 128, batchnorm: true}"
 
 
+@cache
+def covered_objectives() -> frozenset[str]:
+    """The objectives the methods above train: what each one's recipe, with its changes,
+    resolves ``objective.name`` to."""
+    return frozenset(load_spec(m.recipe, m.changes).objective.name for m in METHODS)
+
+
 def all_methods() -> list[Method]:
     """The eight above, then every other registered objective trained on two views: a new
     self-supervised objective file joins the study with no change here. It trains A3's
     SimCLR recipe with its own objective (and a predictor if it sets ``uses_predictor``)."""
-    known = {"nt_xent", "barlow_twins", "vicreg", "byol", "moco"}
     extra = []
     for name in OBJECTIVES.names():
         cls = OBJECTIVES.get(name)
         kind = getattr(cls, "target", None)
-        if name in known or kind not in VIEW_TASKS:
+        if name in covered_objectives() or kind not in VIEW_TASKS:
             continue
         changes = [f"task={VIEW_TASKS[kind]}", f"objective={{name: {name}}}"]
         if getattr(cls, "uses_predictor", False):
@@ -208,13 +216,8 @@ class StudyG:
         pairs = list(zip(self.methods, parts, strict=True))
         rows = [*_pixels_row(pairs), *(_row(m, p) for m, p in pairs)]
         return StudyReport(
-            title=f"Study G on {self.dataset}: which latent space is best?",
-            question=(
-                "Trained on the same images with the same encoder and the same number of "
-                "optimizer steps, which method gives the latent space that separates classes "
-                "best — and at what cost? Autoencoder, VAE, five self-supervised methods, and "
-                "a supervised classifier as the upper reference."
-            ),
+            title=fill(TEXT["title"], dataset=self.dataset),
+            question=fill(TEXT["question"]),
             settings=settings_of(s, parts),
             reference=[],
             timings=timings_of(parts),
@@ -225,8 +228,7 @@ class StudyG:
                 _maps(parts),
                 _published(),
             ],
-            source="replab's own comparison (no reference report); context figures "
-            "from solo-learn and lightly in the last section",
+            source=fill(TEXT["source"]),
         )
 
     def _changes(self, m: Method, family: dict) -> list[str]:
@@ -274,22 +276,16 @@ class StudyG:
             body.append([f"{r.key}: {r.title}", *cells, rank, seconds])
         body.append(["lead of ★ > seeds' spread?", *(_gap(best[m], m) for m, _ in RANKED)])
         body[-1] += ["", ""]
-        text = [
-            f"Mean ± standard deviation over {len(parts[0].summaries)} seed(s). ★ marks the best "
-            "method without labels in each column (SUP, which trains on the labels, and the raw "
-            "pixels are references, not contenders); the last row says whether the ★ "
-            "method's lead over the next one exceeds their two standard deviations added up.",
-            f"Protocol: {parts[0].summaries[0]['epochs']} epochs of batch {self.batch_size} "
-            "for every method "
-            "(no early stopping, last weights), Adam 1e-3; probes on the frozen, standardized "
-            "latents (linear: one affine map; MLP: one hidden layer); kNN with k = 20 on cosine "
-            "similarity over a seeded 80/20 split of the test set; silhouette of the labels; "
-            "trustworthiness of the t-SNE map; effective rank = RankMe of the test latents "
-            f"('collapsed' below {COLLAPSED:g}: the latents on about one line). 'train s' is the "
-            "training time on this machine.",
-            subset_note(parts),
-        ]
-        return Section("Methods × measures", [t for t in text if t], table=(header, body))
+        text = paragraphs(
+            TEXT["table"],
+            seeds=len(parts[0].summaries),
+            epochs=parts[0].summaries[0]["epochs"],
+            batch=self.batch_size,
+            collapsed=COLLAPSED,
+        )
+        if note := subset_note(parts):
+            text.append(note)
+        return Section(fill(TEXT["table.heading"]), text, table=(header, body))
 
 
 def _family(dataset: str) -> str:
@@ -370,45 +366,52 @@ def _answer(rows: list[Row]) -> Section:
     metric = "linear_probe.test_accuracy"
     contenders = [r for r in rows if not r.labels and not r.baseline and r.mean(metric)]
     ranked = sorted(contenders, key=lambda r: r.mean(metric) or 0.0, reverse=True)
-    text = [
-        "Ranked by linear-probe test accuracy: "
-        + " > ".join(f"{r.key} {r.mean(metric):.4f}" for r in ranked)
-        + "."
-    ]
-    text.append(_support(ranked, metric))
+    order = " > ".join(fill(TEXT["answer.item"], key=r.key, value=r.mean(metric)) for r in ranked)
+    text = [fill(TEXT["answer.ranked"], order=order), _support(ranked, metric)]
     knn = max(contenders, key=lambda r: r.mean("latent.knn_accuracy") or 0.0)
+    agreement = "answer.knn_agrees" if knn is ranked[0] else "answer.knn_differs"
     text.append(
-        f"kNN-20 puts {knn.key} first ({knn.mean('latent.knn_accuracy'):.4f}), "
-        + ("agreeing with the probe." if knn is ranked[0] else "not the probe's winner.")
+        fill(
+            TEXT["answer.knn"],
+            key=knn.key,
+            knn=knn.mean("latent.knn_accuracy"),
+            agreement=fill(TEXT[agreement]),
+        )
     )
     text += _floor_and_ceiling(rows, ranked, metric)
     collapsed = [r.key for r in rows if _collapsed(r)]
     text.append(
-        f"Collapsed (effective rank under {COLLAPSED:g}): {', '.join(collapsed)}."
+        fill(TEXT["answer.collapsed"], rank=COLLAPSED, keys=", ".join(collapsed))
         if collapsed
-        else f"No method collapsed: every effective rank is {COLLAPSED:g} or more."
+        else fill(TEXT["answer.no_collapse"], rank=COLLAPSED)
     )
     timed = [r for r in rows if r.seconds]
     cheap, dear = min(timed, key=_seconds), max(timed, key=_seconds)
     text.append(
-        f"Cost on this machine: {cheap.key} trained fastest ({_seconds(cheap):.0f} s per seed), "
-        f"{dear.key} slowest ({_seconds(dear):.0f} s); see the accuracy-against-time chart."
+        fill(
+            TEXT["answer.cost"],
+            cheap=cheap.key,
+            cheap_s=_seconds(cheap),
+            dear=dear.key,
+            dear_s=_seconds(dear),
+        )
     )
-    return Section("What the numbers say", text)
+    return Section(fill(TEXT["answer.heading"]), text)
 
 
 def _support(ranked: list[Row], metric: str) -> str:
     if len(ranked) < 2 or len(ranked[0].values[metric]) < 2:
-        return (
-            "One seed decides nothing: run --seeds 3 or more before reading the ranking as a "
-            "result."
-        )
+        return fill(TEXT["support.one_seed"])
     gap, spread = _gap_on((ranked[0], ranked[1]), metric) or (0.0, 0.0)
-    verdict = "exceeds" if gap > spread else "does not exceed"
-    return (
-        f"{ranked[0].key}'s lead over {ranked[1].key} ({gap:.4f}) {verdict} their two standard "
-        f"deviations added up ({spread:.4f}) over {len(ranked[0].values[metric])} seeds, so "
-        + ("the seeds support first place." if gap > spread else "the seeds do not settle it.")
+    return fill(
+        TEXT["support"],
+        first=ranked[0].key,
+        second=ranked[1].key,
+        gap=gap,
+        verdict="exceeds" if gap > spread else "does not exceed",
+        spread=spread,
+        seeds=len(ranked[0].values[metric]),
+        settled=fill(TEXT["support.settled" if gap > spread else "support.unsettled"]),
     )
 
 
@@ -418,25 +421,19 @@ def _floor_and_ceiling(rows: list[Row], ranked: list[Row], metric: str) -> list[
     floor = pixels.mean(metric) if pixels else None
     if floor is not None:
         below = [r.key for r in ranked if (r.mean(metric) or 0.0) <= floor]
-        out.append(
-            f"The raw pixels' linear probe reaches {floor:.4f}; "
-            + (
-                f"{', '.join(below)} do not beat it."
-                if below
-                else "every method's latents beat it."
-            )
+        verdict = (
+            fill(TEXT["floor.below"], keys=", ".join(below)) if below else fill(TEXT["floor.above"])
         )
+        out.append(fill(TEXT["floor"], floor=floor, verdict=verdict))
     sup = next((r for r in rows if r.labels), None)
     if sup is not None and sup.mean(metric) is not None and ranked:
         gap = (sup.mean(metric) or 0.0) - (ranked[0].mean(metric) or 0.0)
-        out.append(
-            f"The supervised encoder reaches {sup.mean(metric):.4f}: "
-            + (
-                f"labels are worth {gap:.4f} over the best label-free method."
-                if gap > 0
-                else f"{ranked[0].key} matches it without labels."
-            )
+        verdict = (
+            fill(TEXT["ceiling.labels"], gap=gap)
+            if gap > 0
+            else fill(TEXT["ceiling.matched"], key=ranked[0].key)
         )
+        out.append(fill(TEXT["ceiling"], accuracy=sup.mean(metric), verdict=verdict))
     return out
 
 
@@ -446,11 +443,8 @@ def _seconds(r: Row) -> float:
 
 def _charts(rows: list[Row]) -> Section:
     return Section(
-        "Charts",
-        [
-            "Every measure with its seeds' standard deviation as error bars, and the linear "
-            "probe against training time (each method's cost on this machine)."
-        ],
+        fill(TEXT["charts.heading"]),
+        paragraphs(TEXT["charts"]),
         figures={
             "every measure, mean ± std over seeds": _bars(rows),
             "linear probe against training time": _cost(rows),
@@ -527,11 +521,7 @@ def _maps(parts: Sequence[Part]) -> Section:
             figures[f"t-SNE of the same test sample ({n}/{len(rows)})"] = tsne_maps(
                 row, np.asarray(ref["labels"]), ref["classes"]
             )
-    return Section(
-        "Latent spaces side by side (t-SNE)",
-        ["One stratified test sample, mapped by t-SNE from each method's latents (seed 0)."],
-        figures=figures,
-    )
+    return Section(fill(TEXT["maps.heading"]), paragraphs(TEXT["maps"]), figures=figures)
 
 
 def _scores(scores: dict) -> Separability:
@@ -541,14 +531,82 @@ def _scores(scores: dict) -> Separability:
 def _published() -> Section:
     header = ["method", "solo-learn: linear top-1 %", "lightly: kNN accuracy"]
     return Section(
-        "Published elsewhere, for context only",
-        [
-            "Not replab's measurements and not comparable with the table above: ResNet-18 on "
-            "the full CIFAR-10 for 1000 epochs on a GPU with each method's tuned recipe "
-            "(solo-learn's README, online linear probe) and for 800 epochs at batch 512 "
-            "(lightly's CIFAR-10 benchmark, kNN with k = 200, updated 2023-03-27). They show "
-            "how close the methods end up when each is trained to convergence; this study "
-            "asks what each gives under one small, equal budget.",
-        ],
+        fill(TEXT["published.heading"]),
+        paragraphs(TEXT["published"]),
         table=(header, [list(row) for row in PUBLISHED]),
     )
+
+
+# --- The report's text ----------------------------------------------------------------------------
+# Filled by the functions above (placeholders in braces); replab/studies/prose.py says how a
+# template reads: paragraphs apart by a blank line, each paragraph's lines joined by a space.
+TEXT = {
+    "title": "Study G on {dataset}: which latent space is best?",
+    "question": """
+        Trained on the same images with the same encoder and the same number of optimizer
+        steps, which method gives the latent space that separates classes best — and at what
+        cost? Autoencoder, VAE, five self-supervised methods, and a supervised classifier as the
+        upper reference.
+    """,
+    "source": """
+        replab's own comparison (no reference report); context figures from solo-learn and
+        lightly in the last section
+    """,
+    "table.heading": "Methods × measures",
+    "table": """
+        Mean ± standard deviation over {seeds} seed(s). ★ marks the best method without labels
+        in each column (SUP, which trains on the labels, and the raw pixels are references, not
+        contenders); the last row says whether the ★ method's lead over the next one exceeds
+        their two standard deviations added up.
+
+        Protocol: {epochs} epochs of batch {batch} for every method (no early stopping, last
+        weights), Adam 1e-3; probes on the frozen, standardized latents (linear: one affine
+        map; MLP: one hidden layer); kNN with k = 20 on cosine similarity over a seeded 80/20
+        split of the test set; silhouette of the labels; trustworthiness of the t-SNE map;
+        effective rank = RankMe of the test latents ('collapsed' below {collapsed:g}: the
+        latents on about one line). 'train s' is the training time on this machine.
+    """,
+    "answer.heading": "What the numbers say",
+    "answer.ranked": "Ranked by linear-probe test accuracy: {order}.",
+    "answer.item": "{key} {value:.4f}",
+    "support.one_seed": """
+        One seed decides nothing: run --seeds 3 or more before reading the ranking as a result.
+    """,
+    "support": """
+        {first}'s lead over {second} ({gap:.4f}) {verdict} their two standard deviations added
+        up ({spread:.4f}) over {seeds} seeds, so {settled}
+    """,
+    "support.settled": "the seeds support first place.",
+    "support.unsettled": "the seeds do not settle it.",
+    "answer.knn": "kNN-20 puts {key} first ({knn:.4f}), {agreement}",
+    "answer.knn_agrees": "agreeing with the probe.",
+    "answer.knn_differs": "not the probe's winner.",
+    "floor": "The raw pixels' linear probe reaches {floor:.4f}; {verdict}",
+    "floor.below": "{keys} do not beat it.",
+    "floor.above": "every method's latents beat it.",
+    "ceiling": "The supervised encoder reaches {accuracy:.4f}: {verdict}",
+    "ceiling.labels": "labels are worth {gap:.4f} over the best label-free method.",
+    "ceiling.matched": "{key} matches it without labels.",
+    "answer.collapsed": "Collapsed (effective rank under {rank:g}): {keys}.",
+    "answer.no_collapse": "No method collapsed: every effective rank is {rank:g} or more.",
+    "answer.cost": """
+        Cost on this machine: {cheap} trained fastest ({cheap_s:.0f} s per seed), {dear}
+        slowest ({dear_s:.0f} s); see the accuracy-against-time chart.
+    """,
+    "charts.heading": "Charts",
+    "charts": """
+        Every measure with its seeds' standard deviation as error bars, and the linear probe
+        against training time (each method's cost on this machine).
+    """,
+    "maps.heading": "Latent spaces side by side (t-SNE)",
+    "maps": "One stratified test sample, mapped by t-SNE from each method's latents (seed 0).",
+    "published.heading": "Published elsewhere, for context only",
+    "published": """
+        Not replab's measurements and not comparable with the table above: ResNet-18 on the
+        full CIFAR-10 for 1000 epochs on a GPU with each method's tuned recipe (solo-learn's
+        README, online linear probe) and for 800 epochs at batch 512 (lightly's CIFAR-10
+        benchmark, kNN with k = 200, updated 2023-03-27). They show how close the methods end
+        up when each is trained to convergence; this study asks what each gives under one small,
+        equal budget.
+    """,
+}

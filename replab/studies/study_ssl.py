@@ -13,6 +13,7 @@ from typing import Literal
 
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
+from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import loss_curves, settings_of, subset_note, timings_of
 
 RECIPE = {"mnist": "a3-mnist-simclr", "cifar10": "a3-cifar10-simclr"}
@@ -66,13 +67,8 @@ class StudySSL:
             ]
             parts.append(s.part(key, TITLES[key], recipe, changes, quick=quick))
         return StudyReport(
-            title=f"Study ssl on {self.dataset}: SimCLR vs Barlow Twins vs VICReg under one budget",
-            question=(
-                "With the same encoder, augmentations and optimizer steps, "
-                "does contrast against negatives (SimCLR) or a regulariser without negatives "
-                "(Barlow Twins' decorrelation, VICReg's variance and covariance terms) give the "
-                "latent space that separates classes better?"
-            ),
+            title=fill(TEXT["title"], dataset=self.dataset),
+            question=fill(TEXT["question"]),
             settings=settings_of(s, parts),
             reference=reference_rows(parts),
             timings=timings_of(parts),
@@ -80,7 +76,7 @@ class StudySSL:
                 self._table(parts),
                 self._answer(parts),
                 Section(
-                    "Training curves",
+                    fill(TEXT["curves.heading"]),
                     figures={
                         "loss per epoch": loss_curves(
                             [(p.key, p.run_dirs[0]) for p in parts],
@@ -89,7 +85,7 @@ class StudySSL:
                     },
                 ),
             ],
-            source=f"replab's own comparison; the SimCLR part is study A3 ({recipe})",
+            source=fill(TEXT["source"], recipe=recipe),
         )
 
     def _table(self, parts: list[Part]) -> Section:
@@ -105,14 +101,10 @@ class StudySSL:
             ]
             for p in parts
         ]
-        text = [
-            f"Barlow Twins with lambd = {self.lambd} (the paper's 0.0051 unless --set lambd=...), "
-            "VICReg with the paper's weights (25, 25, 1). "
-            "Probe: the recipe's MLP classifier on the frozen encoder output; separability on the "
-            "test set (cosine kNN accuracy, silhouette of the labels, t-SNE trustworthiness).",
-            subset_note(parts),
-        ]
-        return Section("The objectives, one protocol", [t for t in text if t], table=(header, rows))
+        text = paragraphs(TEXT["table"], lambd=self.lambd)
+        if note := subset_note(parts):
+            text.append(note)
+        return Section(fill(TEXT["table.heading"]), text, table=(header, rows))
 
     def _answer(self, parts: list[Part]) -> Section:
         def score(p: Part) -> float:
@@ -122,31 +114,68 @@ class StudySSL:
         best, runner_up = ranked[0], ranked[1]
         knn = {p.key: p.mean("latent.knn_accuracy") or 0.0 for p in parts}
         agree = "agrees" if max(knn, key=knn.__getitem__) == best.key else "disagrees"
-        order = " > ".join(f"{p.key} {p.title.split(':')[0]} {score(p):.4f}" for p in ranked)
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in knn.items())
-        return Section(
-            "Answer",
-            [
-                f"Ranked by probe test accuracy: {order}. "
-                f"Latent kNN accuracy ({shown}) {agree} on the first place.",
-                _confidence(best, runner_up),
-            ],
+        order = " > ".join(
+            fill(TEXT["answer.order"], key=p.key, name=p.title.split(":")[0], accuracy=score(p))
+            for p in ranked
         )
+        shown = ", ".join(fill(TEXT["answer.knn"], key=k, knn=v) for k, v in knn.items())
+        text = paragraphs(TEXT["answer"], order=order, shown=shown, agree=agree)
+        return Section(fill(TEXT["answer.heading"]), [*text, _confidence(best, runner_up)])
 
 
 def _confidence(best: Part, other: Part) -> str:
     """Whether the seeds say the gap is real: it must exceed both parts' spreads added up."""
     metric = "probe.test_accuracy"
     if len(best.summaries) < 2 or len(other.summaries) < 2:
-        return (
-            "One seed decides nothing: run --seeds 3 or more and compare the ± figures "
-            "before drawing a conclusion."
-        )
+        return fill(TEXT["confidence.one_seed"])
     gap = (best.mean(metric) or 0.0) - (other.mean(metric) or 0.0)
     spread = best.std(metric) + other.std(metric)
     verdict = "larger" if gap > spread else "not larger"
-    return (
-        f"Over {len(best.summaries)} seeds the gap ({gap:.4f}) is {verdict} than the two "
-        f"standard deviations added up ({spread:.4f}), so "
-        + ("the seeds support the ranking." if gap > spread else "the seeds do not settle it.")
+    return fill(
+        TEXT["confidence"],
+        seeds=len(best.summaries),
+        gap=gap,
+        verdict=verdict,
+        spread=spread,
+        settled=fill(TEXT["confidence.support" if gap > spread else "confidence.unsettled"]),
     )
+
+
+# --- The report's text ----------------------------------------------------------------------------
+# Filled by the functions above (placeholders in braces); replab/studies/prose.py says how a
+# template reads: paragraphs apart by a blank line, each paragraph's lines joined by a space.
+TEXT = {
+    "title": "Study ssl on {dataset}: SimCLR vs Barlow Twins vs VICReg under one budget",
+    "question": """
+        With the same encoder, augmentations and optimizer steps, does contrast against
+        negatives (SimCLR) or a regulariser without negatives (Barlow Twins' decorrelation,
+        VICReg's variance and covariance terms) give the latent space that separates classes
+        better?
+    """,
+    "source": "replab's own comparison; the SimCLR part is study A3 ({recipe})",
+    "table.heading": "The objectives, one protocol",
+    "table": """
+        Barlow Twins with lambd = {lambd} (the paper's 0.0051 unless --set lambd=...), VICReg
+        with the paper's weights (25, 25, 1). Probe: the recipe's MLP classifier on the frozen
+        encoder output; separability on the test set (cosine kNN accuracy, silhouette of the
+        labels, t-SNE trustworthiness).
+    """,
+    "answer.heading": "Answer",
+    "answer": """
+        Ranked by probe test accuracy: {order}. Latent kNN accuracy ({shown}) {agree} on the
+        first place.
+    """,
+    "answer.order": "{key} {name} {accuracy:.4f}",
+    "answer.knn": "{key} {knn:.3f}",
+    "confidence.one_seed": """
+        One seed decides nothing: run --seeds 3 or more and compare the ± figures before drawing
+        a conclusion.
+    """,
+    "confidence": """
+        Over {seeds} seeds the gap ({gap:.4f}) is {verdict} than the two standard deviations
+        added up ({spread:.4f}), so {settled}
+    """,
+    "confidence.support": "the seeds support the ranking.",
+    "confidence.unsettled": "the seeds do not settle it.",
+    "curves.heading": "Training curves",
+}

@@ -108,3 +108,31 @@ def test_a_new_view_objective_joins_the_study_with_no_change_to_it():
         assert [m.key for m in picked.methods] == ["SimCLR", added.key]
     finally:
         OBJECTIVES._entries.pop("cosine_views_for_test")
+
+
+def test_the_objectives_the_methods_cover_come_from_their_recipes():
+    """No objective is listed by hand in study_g: those METHODS cover are what their recipes
+    (with their changes) train, and every registered objective trained on two views is in
+    all_methods() exactly once: as one of METHODS, or added after them."""
+    from collections import Counter
+
+    from replab.objectives import OBJECTIVES
+    from replab.recipes import load_spec
+    from replab.studies.study_g import VIEW_TASKS, all_methods, covered_objectives
+
+    def trains(m) -> str:
+        return load_spec(m.recipe, m.changes).objective.name
+
+    assert covered_objectives() == {trains(m) for m in METHODS}
+    assert covered_objectives() >= {"nt_xent", "barlow_twins", "vicreg", "byol", "moco"}
+    methods = all_methods()
+    assert methods[: len(METHODS)] == list(METHODS)
+    view_trained = {
+        n for n in OBJECTIVES.names() if getattr(OBJECTIVES.get(n), "target", None) in VIEW_TASKS
+    }
+    counts = Counter(trains(m) for m in methods if m.views)
+    assert {name: counts[name] for name in view_trained} == dict.fromkeys(view_trained, 1)
+    # after METHODS come only the view-trained objectives they do not cover (none today: the
+    # study is the eight of METHODS, as it was when the five were listed by hand)
+    added = [n for n in OBJECTIVES.names() if n in view_trained - covered_objectives()]
+    assert [m.key for m in methods[len(METHODS) :]] == added
