@@ -13,7 +13,7 @@ from PIL import Image
 
 from replab.evaluation.analysis import LatentAnalysis
 from replab.evaluation.latent import PCAResult
-from replab.reporting.figures import image_grid, plt, to_png
+from replab.reporting.figures import image_grid, plain, plt, to_png
 
 # compare finds each run's map by this name
 TSNE_FIGURE = "t-SNE: image space vs latent space (test sample)"
@@ -37,7 +37,8 @@ def tsne_maps(
 ) -> bytes:
     """A row of scatters (title, points, scores), coloured by class, one shared legend.
 
-    t-SNE coordinates mean nothing, so they get no ticks; a 2-D latent drawn as it is does."""
+    t-SNE coordinates mean nothing, so they get no ticks; a 2-D latent drawn as it is does.
+    Class names and titles are drawn as text (``plain``), never as mathtext."""
     fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 5.0), squeeze=False)
     cmap = plt.get_cmap("tab10")
     for ax, (title, points, scores) in zip(axes[0], maps, strict=True):
@@ -48,10 +49,10 @@ def tsne_maps(
                 points[mask, 1],
                 s=4,
                 color=cmap(int(c) % 10),
-                label=classes[int(c)],
+                label=plain(classes[int(c)]),
                 alpha=0.8,
             )
-        ax.set_title(f"{title}\n{score_line(scores)}", fontsize=9)
+        ax.set_title(f"{plain(title)}\n{score_line(scores)}", fontsize=9)
         if not ticks:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -104,7 +105,7 @@ def pca_curve(result: PCAResult, title: str = "PCA of the test latents") -> byte
         )
     ax.set_xlabel("components")
     ax.set_ylabel("cumulative explained variance")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(plain(title), fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return to_png(fig)
@@ -122,7 +123,7 @@ def pca_scatter(analysis: LatentAnalysis, classes: list[str]) -> bytes:
             points[mask, 1],
             s=4,
             color=cmap(int(c) % 10),
-            label=classes[int(c)],
+            label=plain(classes[int(c)]),
             alpha=0.8,
         )
     ax.set(xlabel=f"PC 1 ({ratio[0]:.0%} of the variance)", ylabel=f"PC 2 ({ratio[1]:.0%})")

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from replab.io import atomic_write_text
-from replab.reporting.figures import plt, to_png
+from replab.reporting.figures import plain, plt, to_png
 from replab.reporting.html import ENV, data_uri, fmt
 
 HISTORY = "optimization history"
@@ -79,7 +79,7 @@ def history_figure(rows: list[dict], metric: str, direction: str, best: int | No
             label=f"best: trial {best}",
         )
     ax.set_xlabel("trial")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(plain(metric))
     _log_if_wide(ax, [r["value"] for r in done + pruned])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -90,7 +90,8 @@ def history_figure(rows: list[dict], metric: str, direction: str, best: int | No
 def importance_figure(importances: dict[str, float]) -> bytes:
     items = sorted(importances.items(), key=lambda kv: kv[1])
     fig, ax = plt.subplots(figsize=(6.2, 0.45 * len(items) + 1.2))
-    ax.barh([k for k, _ in items], [v for _, v in items], color="tab:blue")
+    # the searched parameters' names come from the user's search space: drawn as text
+    ax.barh([plain(k) for k, _ in items], [v for _, v in items], color="tab:blue")
     for i, (_, v) in enumerate(items):
         ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
     ax.set_xlabel("importance (Optuna's get_param_importances, sums to 1)")
@@ -123,7 +124,7 @@ def curves_figure(rows: list[dict], epoch_key: str, best: int | None) -> bytes:
         ax.plot(epochs, ys, "-o", color="red", lw=2, markersize=3, label=f"best: trial {best}")
     ax.plot([], [], "--x", color="grey", label="pruned")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(epoch_key)
+    ax.set_ylabel(plain(epoch_key))
     _log_if_wide(ax, values)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
