@@ -167,6 +167,13 @@ def load_splits(
 
     if source.test_split(folder):
         pool, test = pick(load("train")), pick(load("test"))
+        if test.shape != pool.shape:  # else training ends in a layer's shape error
+            raise DataError(
+                f"{source.title}'s test images are {test.shape} (C x H x W) but its train "
+                f"images {pool.shape}",
+                "give both splits one image size and channel count, or set data.image_size "
+                "and data.channels so that both are brought to one shape",
+            )
         val_idx, train_idx = stratified_split(pool.labels, [val_fraction], seed)
     else:
         pool = pick(load("all"))

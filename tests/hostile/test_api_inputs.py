@@ -97,12 +97,6 @@ def npz(path: Path, test_shape: tuple[int, ...]) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,  # today: a shape error from the first layer, after training
-    reason="the check belongs in replab/data/load.py's load_splits, where train and test are "
-    "loaded (owned by the data/ change of issue 30); remove this mark when it lands",
-)
 @pytest.mark.parametrize(
     "test_shape, named", [((10, 10), "(1, 10, 10)"), ((8, 8, 3), "(3, 8, 8)")], ids=["hw", "c"]
 )
