@@ -345,10 +345,14 @@ def run(
     runs_dir: str | Path | None = None,
     resume: str | Path | None = None,
     log: Log | None = None,
+    trust_code: bool = False,
 ) -> Run | None:
     """Train, evaluate and report one recipe (``replab run``); returns the finished run.
 
-    ``resume`` continues an interrupted run folder exactly as it was configured. Under
+    ``resume`` continues an interrupted run folder exactly as it was configured; a folder
+    whose config names code by import path is refused unless ``trust_code`` (it may come from
+    anyone). Code the recipe or overrides name is the caller's own, so the returned run
+    rebuilds it. Under
     ``torchrun`` every process calls this; rank 0 alone writes the folder, and the other ranks
     of a new run get None.
 
@@ -366,7 +370,7 @@ def run(
                 "resume continues a run exactly as it was configured",
                 "drop the recipe and overrides, or start a new run without resume",
             )
-        spec = rundir.open_existing(Path(resume))
+        spec = rundir.open_existing(Path(resume), trust_code)
     else:
         spec = run_spec(recipe, overrides, data_dir)
     with distributed.session(resolve_device(spec.data.device).type):
@@ -377,7 +381,10 @@ def run(
             log=log or _quiet,
         )
     # Under torchrun, ranks > 0 of a new run never learn the folder rank 0 creates.
-    return Run(result.run_dir) if result.run_dir is not None else None
+    if result.run_dir is None:
+        return None
+    # a new run's code is what the caller named this time; a resumed one's is trusted as told
+    return Run(result.run_dir, trust_code=trust_code or resume is None)
 
 
 @dataclass(frozen=True)
@@ -501,6 +508,7 @@ def sweep(
     return SweepResult(folder)
 
 
+@_one_at_a_time
 def tune(
     recipe: str | Path | None = None,
     space: str | Path | None = None,

@@ -230,6 +230,16 @@ def _add_threads(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_trust_code(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help=f"let {what} import the code its saved config names by import path "
+        "(package.module:Class); a saved folder or file is data, so without this replab refuses "
+        "it: pass it only for folders and files from someone you trust",
+    )
+
+
 def _add_jobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
@@ -292,6 +302,7 @@ def _add_run(sub: _Commands) -> None:
     _add_runs_dir(run, "the run folder")
     _add_data_dir(run)
     _add_threads(run)
+    _add_trust_code(run, "--resume RUN_DIR")
     run.set_defaults(func=_cmd_run)
 
 
@@ -373,6 +384,7 @@ def _add_study(sub: _Commands) -> None:
     )
     _add_runs_dir(st, "the study folder")
     _add_data_dir(st)
+    _add_trust_code(st, "--resume STUDY_DIR")
     st.add_argument(
         "--resume",
         metavar="STUDY_DIR",
@@ -421,6 +433,7 @@ def _add_tune(sub: _Commands) -> None:
     _add_runs_dir(tu, "the study folder")
     _add_data_dir(tu)
     _add_threads(tu)
+    _add_trust_code(tu, "--resume STUDY_DIR")
     _add_jobs(tu)
     tu.set_defaults(func=_cmd_tune)
 
@@ -564,6 +577,7 @@ def _add_analyze(sub: _Commands) -> None:
     an.add_argument("--name", help="name of the run folder (default: the file or folder name)")
     _add_runs_dir(an, "the run folder")
     _add_data_dir(an)
+    _add_trust_code(an, "a run folder or program file ENCODER")
     an.set_defaults(func=_cmd_analyze)
 
 
@@ -621,6 +635,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         name=args.name,
         runs_dir=args.runs_dir,
         log=_log,
+        trust_code=args.trust_code,
     )
     _print_summary(run.dir, run.summary)
     return 0
@@ -666,6 +681,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir,
         resume=args.resume,
         log=_log,
+        trust_code=args.trust_code,
     )
     if run is not None and distributed.is_main():
         _print_summary(run.dir, run.summary)
@@ -731,7 +747,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                 "(with --trials N to raise its target, --storage URL to give a password again)",
             )
         result = api.tune(
-            resume=args.resume, trials=args.trials, storage=args.storage, log=_log, jobs=args.jobs
+            resume=args.resume,
+            trials=args.trials,
+            storage=args.storage,
+            log=_log,
+            jobs=args.jobs,
+            trust_code=args.trust_code,
         )
     else:
         if not args.recipe or not args.space or args.trials is None:
@@ -811,6 +832,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
         resume=args.resume,
         log=_log,
         jobs=args.jobs,
+        trust_code=args.trust_code,
         **params,
     )
     if result.report.reference:

@@ -50,7 +50,7 @@ def run_experiment(
         return RunResult(resume, execute(quiet))
     if resume:
         run_dir = Path(resume)
-        rundir.open_existing(run_dir)  # a clear error before any lock file is made there
+        rundir.read_spec(run_dir)  # a clear error before any lock file is made there
         made: list[Path] = []
     else:
         base = Path(run_dir) if run_dir else Path(runs_dir)
@@ -175,7 +175,7 @@ def run_or_reuse(spec: ExperimentSpec, run_dir: Path, log: Log = print) -> dict:
     state = rundir.read_status(run_dir)
     if state is None or not (run_dir / rundir.CONFIG).is_file():
         return run_experiment(spec, run_dir=run_dir, log=log).summary
-    if not same_training(rundir.open_existing(run_dir), spec):
+    if not same_training(rundir.read_spec(run_dir), spec):
         raise ReplabError(
             f"{run_dir} holds a run with another configuration",
             "pick a new study folder, or delete that run folder to retrain it",

@@ -111,7 +111,7 @@ class StudyD:
         """LinearSVC on the first seed's D1/D2 data, loaded by the runs' own spec
         (same split and preprocessing)."""
         start = time.perf_counter()
-        spec = rundir.open_existing(parts[0].run_dirs[0])
+        spec = rundir.read_spec(parts[0].run_dirs[0])
         splits, normalizer = load_data(spec)
         arrays = {
             name: (
@@ -124,7 +124,7 @@ class StudyD:
         others = {k: v for k, v in arrays.items() if k != "train"}
         fits, sgd = [], []
         for part in parts:
-            run_spec = rundir.open_existing(part.run_dirs[0])
+            run_spec = rundir.read_spec(part.run_dirs[0])
             # the table compares on one split; say so if a part's data differ
             if run_spec.data != spec.data:
                 raise ConfigError(

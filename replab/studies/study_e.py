@@ -119,7 +119,7 @@ class StudyE:
             quick=QUICK["E4"],
         )
         # the E4 run's own config: its encoder and optimizer carry over
-        ae_spec = rundir.open_existing(ae.run_dirs[0])
+        ae_spec = rundir.read_spec(ae.run_dirs[0])
         encoder, optim = ae_spec.model.encoder.model_dump(), ae_spec.trainer.optimizer
         # each seed fine-tunes its own seed's autoencoder
         ae_run = dict(zip(s.seeds, ae.run_dirs, strict=True))

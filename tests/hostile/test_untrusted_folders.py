@@ -580,3 +580,53 @@ def test_a_torchscript_file_writing_files_is_refused(tmp_path):
         torch.jit.save(torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(64, 4))), str(clean))
     encoder, _, _ = load_encoder(clean)
     assert encoder(torch.rand(2, 1, 8, 8)).shape == (2, 4)
+
+
+# --- the opt-in, from the command line --------------------------------------------------
+
+
+def interrupted(folder: Path) -> Path:
+    """The copied run as a run killed before it finished: no summary, status failed."""
+    (folder / "summary.json").unlink()
+    status = json.loads((folder / "status.json").read_text())
+    (folder / "status.json").write_text(json.dumps({**status, "state": "failed"}))
+    return folder
+
+
+def test_trust_code_lets_resume_and_analyze_import_what_the_folder_names(
+    user_run, tmp_path, plant
+):
+    folder = interrupted(copy_run(user_run, tmp_path))
+    code, err = cli(["run", "--resume", str(folder)])
+    assert_refused(code, err, f"model.encoder.name={PLANTED}")
+    assert not plant.exists()
+    code, err = cli(["run", "--resume", str(folder), "--trust-code"])
+    assert code == 0, err
+    assert plant.is_file()  # imported: the user said they trust the folder
+    assert json.loads((folder / "status.json").read_text())["state"] == "finished"
+    runs = tmp_path / "analysed"
+    code, err = cli(
+        ["analyze", str(folder), "--data", "digits", "--runs-dir", str(runs), "--trust-code"]
+        + ["probe.trainer.epochs=2", "analysis.enabled=false"]
+    )
+    assert code == 0, err
+    assert len(list(runs.glob("*/summary.json"))) == 1
+
+
+def test_a_new_run_rebuilds_the_code_its_caller_named(user_run, tmp_path):
+    with planted(tmp_path, tmp_path / "marker"):
+        run = replab.run(
+            "digits-autoencoder",
+            f"model.encoder={{name: '{PLANTED}', latent_dim: 4}}",
+            *TINY,
+            runs_dir=tmp_path / "runs",
+        )
+        assert run is not None and run.trust_code
+        assert type(run.encoder).__name__ == "PlantedEncoder"
+
+
+@pytest.mark.parametrize("command", ["run", "study", "tune", "analyze"])
+def test_trust_code_is_in_the_help_of_each_command_that_opens_saved_folders(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--trust-code" in capsys.readouterr().out
