@@ -593,9 +593,7 @@ def interrupted(folder: Path) -> Path:
     return folder
 
 
-def test_trust_code_lets_resume_and_analyze_import_what_the_folder_names(
-    user_run, tmp_path, plant
-):
+def test_trust_code_lets_resume_and_analyze_import_what_the_folder_names(user_run, tmp_path, plant):
     folder = interrupted(copy_run(user_run, tmp_path))
     code, err = cli(["run", "--resume", str(folder)])
     assert_refused(code, err, f"model.encoder.name={PLANTED}")
