@@ -621,7 +621,7 @@ def _check_recipe(recipe: object, required: bool) -> None:
         )
 
 
-def _check_arguments(log: object = None, **paths: object) -> None:
+def _check_arguments(log: Log | None = None, **paths: object) -> None:
     """Folder arguments are paths (or None) and ``log`` is a function (or None)."""
     for what, value in paths.items():
         if value is not None and not isinstance(value, str | os.PathLike):

@@ -22,6 +22,7 @@ from torch import nn
 
 from replab.errors import ConfigError, ReplabError
 from replab.evaluation import train_probe
+from replab.io import Log
 from replab.recipes import load_spec
 from replab.reporting import figures
 from replab.runs import rundir
@@ -167,7 +168,7 @@ def analyze_encoder(
     spec: ExperimentSpec,
     decoder: nn.Module | None = None,
     runs_dir: Path = Path("runs"),
-    log=print,
+    log: Log = print,
 ) -> RunResult:
     """Evaluate ``encoder`` (and ``decoder``) on ``spec``'s data; write and return the run."""
     if not isinstance(encoder, nn.Module):
@@ -187,7 +188,9 @@ def analyze_encoder(
     return RunResult(run_dir, summary)
 
 
-def _evaluate(encoder, decoder, spec: ExperimentSpec, run_dir: Path, log) -> dict:
+def _evaluate(
+    encoder: nn.Module, decoder: nn.Module | None, spec: ExperimentSpec, run_dir: Path, log: Log
+) -> dict:
     t0 = time.perf_counter()
     seed_everything(spec.seed, spec.trainer.deterministic)
     device = resolve_device(spec.data.device)

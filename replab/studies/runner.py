@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from replab.errors import ReplabError
-from replab.io import folder_lock
+from replab.io import Log, folder_lock
 from replab.registry import check_code, discover, saved_folder
 from replab.reporting.study_report import StudyReport, write_study_report
 from replab.runs.pool import check_jobs, pooled
@@ -39,7 +39,7 @@ def run_study(
     data_root: str | None = None,
     resume: Path | None = None,
     overrides: Sequence[str] = (),
-    log=print,
+    log: Log = print,
     jobs: int = 1,
     trust_code: bool = False,
 ) -> tuple[Path, StudyReport, float]:
@@ -81,7 +81,7 @@ def run_study(
 
 
 def _run_study(
-    folder: Path, settings: dict, study, log, jobs: int = 1
+    folder: Path, settings: dict, study, log: Log, jobs: int = 1
 ) -> tuple[Path, StudyReport, float]:
     if study is None:
         study = STUDIES.build(
