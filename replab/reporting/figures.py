@@ -94,10 +94,20 @@ def _mosaic(rows: list[torch.Tensor], n: int) -> tuple[np.ndarray, int]:
     return mosaic, h + gap
 
 
+# Above this many classes the confusion matrix is drawn compact: a figure 0.5 inch a class with
+# a text per cell grew with the square of the classes (500: 250 000 texts on a 250-inch canvas,
+# gigabytes, while the run's status stayed "running").
+CONFUSION_CELLS = 50
+CONFUSED_PAIRS = 8  # the most confused pairs listed under the compact form
+
+
 def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
-    """Row-normalised confusion matrix (rows: true class), counts written in the cells."""
+    """Row-normalised confusion matrix (rows: true class), counts written in the cells; above
+    ``CONFUSION_CELLS`` classes, a fixed-size image (see ``_confusion_compact``)."""
     counts = np.asarray(matrix, dtype=float)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    if len(classes) > CONFUSION_CELLS:
+        return _confusion_compact(counts, rates, classes)
     size = 0.5 * len(classes) + 2
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
@@ -119,6 +129,44 @@ def confusion(matrix: list[list[int]], classes: list[str]) -> bytes:
     ax.set_ylabel("true")
     fig.tight_layout()
     return to_png(fig)
+
+
+def _confusion_compact(counts: np.ndarray, rates: np.ndarray, classes: list[str]) -> bytes:
+    """Many classes: the rates as one image of a fixed size, class indices on the axes, no
+    text per cell, and the most confused pairs by name underneath; its memory and time do not
+    grow with the classes beyond the matrix itself."""
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(7.5, 7.2))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, label="share of the true class")
+    ax.set_xlabel("predicted (class index)")
+    ax.set_ylabel("true (class index)")
+    ax.set_title(f"{n} classes: rates only, counts not written", fontsize=9)
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    top = [int(k) for k in np.argsort(off, axis=None)[::-1][:CONFUSED_PAIRS]]
+    pairs = [
+        f"{plain(_short(classes[k // n]))} \u2192 {plain(_short(classes[k % n]))}: "
+        f"{int(off.flat[k])}"
+        for k in top
+        if off.flat[k] > 0
+    ]
+    if pairs:
+        fig.text(
+            0.02,
+            0.0,
+            "most confused (true \u2192 predicted: count): " + "; ".join(pairs),
+            fontsize=7,
+            wrap=True,
+            va="top",
+        )
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def _short(name: str, most: int = 24) -> str:
+    name = str(name)
+    return name if len(name) <= most else name[: most - 1] + "\u2026"
 
 
 def sweep_plot(series: dict[str, list[tuple]], xlabel: str, ylabel: str) -> bytes:
