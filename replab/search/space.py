@@ -136,6 +136,13 @@ class Space:
                 f"{where} must be a mapping of space keys to values, got {point!r}",
                 "write e.g. {trainer.optimizer.lr: 0.001, model.encoder.latent_dim: 32}",
             )
+        stripped = {",".join(o.strip() for o in str(k).split(",")): v for k, v in point.items()}
+        if len(stripped) < len(point):
+            raise ConfigError(
+                f"{where} gives a key twice ({', '.join(map(repr, point))})",
+                "give each space key once (spaces around a key are ignored)",
+            )
+        point = stripped
         unknown = [str(k) for k in point if k not in self.keys]
         if unknown:
             raise ConfigError(
@@ -173,8 +180,31 @@ def parse_space(raw: Any, where: str = "the search space") -> Space:
             FIX,
         )
     params = [_param(str(key), spec, where) for key, spec in raw.items()]
+    _refuse_duplicates(params, [str(key) for key in raw], where)
     params.sort(key=lambda p: _depth(p.key))  # stable: a block is set before a key inside it
     return Space(params, where)
+
+
+def _refuse_duplicates(params: list[Param], written: list[str], where: str) -> None:
+    """Two entries (or two keys of one ``a,b`` entry) that name the same recipe key once their
+    spaces are stripped: the later would overwrite the earlier's value in every trial, and
+    Optuna would keep one of the two parameters."""
+    seen: dict[str, str] = {}
+    for param, spelling in zip(params, written, strict=True):
+        for one in param.key.split(","):
+            if one in seen:
+                first = seen[one]
+                both = (
+                    f"{first!r} names it twice"
+                    if first == spelling
+                    else f"{first!r} and {spelling!r} both name it"
+                )
+                raise ConfigError(
+                    f"{where}: recipe key {one!r} is tuned twice ({both})",
+                    "keep one entry per key (spaces around a key are ignored; "
+                    "a,b ties two different keys to one value)",
+                )
+            seen[one] = spelling
 
 
 def _depth(key: str) -> int:

@@ -127,6 +127,17 @@ BAD_SPACES = {
         "trainer.optimizer.name: {type: categorical, choices: [adam, adam]}",
         "twice",
     ),
+    # issue 30: the second entry overwrote the first in every trial
+    "one key in two spellings": (
+        "trainer.optimizer.lr: {type: float, low: 0.1, high: 1}\n"
+        "' trainer.optimizer.lr': {type: float, low: 0.1, high: 1}",
+        "'trainer.optimizer.lr' and ' trainer.optimizer.lr' both name it",
+    ),
+    "a key alone and in a pair": (
+        "model.encoder.dropout,model.decoder.dropout: {type: float, low: 0.0, high: 0.5}\n"
+        "model.encoder.dropout: {type: float, low: 0.0, high: 0.5}",
+        "'model.encoder.dropout' is tuned twice",
+    ),
 }
 
 
@@ -557,6 +568,35 @@ def test_tune_refuses_a_refit_recipe_whose_validation_images_are_trained_on(tmp_
     ]
     assert main(args) == 2
     assert "data.refit" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.heavy(20)
+def test_an_invalid_combination_fails_its_trial_and_the_search_goes_on(tmp_path, capsys):
+    """Issue 30: the space's corners are checked before any trial, not every combination of its
+    values; one that does not validate (here data.refit with trainer.keep=best, queued first)
+    failed the whole search. Now that trial fails with its reason and the others run."""
+    space = write(
+        tmp_path / "space.yaml",
+        "trainer.keep: {type: categorical, choices: [last, best]}\n"
+        "data.refit: {type: categorical, choices: [true, false]}\n",
+    )
+    study = tmp_path / "study"
+    args = ["tune", DEFAULT, "trainer.epochs=1", "trainer.early_stopping=null", *FAST]
+    args += ["--space", str(space), "--trials", "2", "--study-dir", str(study)]
+    args += ["--enqueue", "{trainer.keep: best, data.refit: true}", "--threads", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 trials finished (2 complete, 1 fail)" in out
+    assert "[trial 0] failed, its values do not fit together" in out
+    with open(study / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["state"] for r in rows] == ["fail", "complete", "complete"]
+    assert rows[0]["note"].startswith('invalid combination: with trainer.keep="best"')
+    assert "data.refit" in rows[0]["note"] and len(rows[0]["note"]) < 400
+    assert rows[0]["run_dir"] == "" and not (study / "trial-0000").exists()
+    trials = trials_of(study)
+    assert trials[0]["state"] == "FAIL" and "data.refit" in trials[0]["attrs"]["error"]
+    assert "invalid combination" in (study / "tune.html").read_text()
 
 
 def test_a_trial_given_back_in_a_race_is_no_failure():

@@ -42,6 +42,7 @@ from replab.search.tune.settings import (
     load_settings,
     save_settings,
 )
+from replab.search.tune.storage import check_storage
 from replab.search.tune.workers import run_tune_jobs
 from replab.spec import with_overrides
 
@@ -101,6 +102,7 @@ def start_tune(
             "pick a new --study-dir (or leave it out for runs/<name>-tune-<time>)",
         )
     settings.study_name = settings.study_name or study_dir.name
+    check_storage(settings)  # a --storage that fails leaves no study folder behind
     try:
         study_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a --runs-dir that is a file, or not writable
