@@ -76,9 +76,7 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
         tlog(f"failed: {err.message}")
         return TrialState.FAIL
     except ConfigError as err:  # a model these values cannot build: the search goes on
-        if not run_dir.exists():  # refused before training: no folder was left
-            trial.set_user_attr("run_dir", "")
-        return _invalid(study, trial, err, tlog)
+        return _invalid(study, trial, err, tlog, run_dir)
     except ReplabError as err:
         trial.set_user_attr("error", err.message)
         study.tell(trial, state=TrialState.FAIL)
@@ -107,15 +105,19 @@ def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Pat
     return TrialState.COMPLETE
 
 
-def _invalid(study, trial, err: ConfigError, tlog):
+def _invalid(study, trial, err: ConfigError, tlog, run_dir: Path | None = None):
     """Fail the one trial whose combination of values is invalid, its reason recorded (the
     table's note), and let the search go on: the space's corners were checked before any
     trial, but not every combination of its values."""
     from optuna.trial import TrialState
 
-    trial.set_user_attr("error", f"invalid combination: {err.message}")
+    if run_dir is not None and not run_dir.exists():  # refused before training: no folder left
+        trial.set_user_attr("run_dir", "")
+    # the problem only (a whole-recipe check quotes the recipe): the note is one table cell
+    reason = err.problem if len(err.problem) <= 300 else err.problem[:299] + "\u2026"
+    trial.set_user_attr("error", f"invalid combination: {reason}")
     study.tell(trial, state=TrialState.FAIL)
-    tlog(f"failed, its values do not fit together: {err.message}")
+    tlog(f"failed, its values do not fit together: {reason}")
     return TrialState.FAIL
 
 
@@ -127,9 +129,9 @@ def _trial_run(
         old = Path(previous)
         try:
             spec = trial_spec(
-                settings.recipe, settings.overrides, values, rundir.open_existing(old).name
+                settings.recipe, settings.overrides, values, rundir.read_spec(old).name
             )
-            if same_training(rundir.open_existing(old), spec):
+            if same_training(rundir.read_spec(old), spec):
                 finished = (
                     rundir.read_status(old) == "finished" and (old / rundir.SUMMARY).is_file()
                 )
