@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from replab.errors import ConfigError
-from replab.io import atomic_write_bytes, atomic_write_json, folder_lock, write_error
+from replab.io import Log, atomic_write_bytes, atomic_write_json, folder_lock, write_error
 from replab.recipes import read_recipe
 from replab.reporting import figures
 from replab.runs import rundir
@@ -149,14 +149,14 @@ def point_name(assignment: dict) -> str:
 
 
 def run_grid(
-    raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=print, pool=None
+    raw: dict, axes: list[Axis], overrides: list[str], out: Path, log: Log = print, pool=None
 ) -> list[dict]:
     """Train (or reuse) every point of the grid in ``out``; one record per run."""
     return start_grid(raw, axes, overrides, out, log, pool)()
 
 
 def start_grid(
-    raw: dict, axes: list[Axis], overrides: list[str], out: Path, log=print, pool=None
+    raw: dict, axes: list[Axis], overrides: list[str], out: Path, log: Log = print, pool=None
 ) -> Callable[[], list[dict]]:
     """Start every point of the grid; the returned call waits for them and gives their records.
 
@@ -203,7 +203,12 @@ def aggregate(records: list[dict]) -> list[Point]:
 
 
 def run_sweep(
-    recipe: Path, axes: list[Axis], overrides: list[str], runs_dir: Path, log=print, jobs: int = 1
+    recipe: Path,
+    axes: list[Axis],
+    overrides: list[str],
+    runs_dir: Path,
+    log: Log = print,
+    jobs: int = 1,
 ) -> Path:
     """The sweep in a new study folder; ``jobs`` runs at once in worker processes."""
     check_jobs(jobs)

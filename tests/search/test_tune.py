@@ -606,13 +606,13 @@ def test_a_trial_given_back_in_a_race_is_no_failure():
 
     from replab.search.space import parse_space as parse
     from replab.search.tune.outputs import trial_counts, trial_rows
-    from replab.search.tune.workers import _surplus
+    from replab.search.tune.workers import surplus
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
     first, second, third = study.ask(), study.ask(), study.ask()
-    assert not _surplus(study, second, 2)  # one running before it: the second slot is its own
-    assert _surplus(study, third, 2)  # two running before it: N = 2 is taken
+    assert not surplus(study, second, 2)  # one running before it: the second slot is its own
+    assert surplus(study, third, 2)  # two running before it: N = 2 is taken
     study.tell(first, 1.0)
     study.tell(second, 2.0)
     assert trial_counts(study) == {"complete": 2}

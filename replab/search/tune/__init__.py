@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from replab.errors import ConfigError, ReplabError
-from replab.io import atomic_write_text, write_error
+from replab.io import Log, atomic_write_text, write_error
 from replab.recipes import read_recipe
 from replab.runs import rundir
 from replab.runs.pool import check_jobs
@@ -58,7 +58,7 @@ def start_tune(
     overrides: list[str],
     runs_dir: Path,
     study_dir: Path | None = None,
-    log=print,
+    log: Log = print,
     jobs: int = 1,
     **options,
 ) -> TuneResult:
@@ -116,7 +116,7 @@ def resume_tune(
     study_dir: Path,
     trials: int | None = None,
     storage: str | None = None,
-    log=print,
+    log: Log = print,
     jobs: int = 1,
     trust_code: bool = False,
 ) -> TuneResult:
@@ -165,7 +165,7 @@ def tune_code(settings: TuneSettings, where: str = "tune.json") -> list[str]:
     return found
 
 
-def _resumable(study_dir: Path, settings: TuneSettings, log, jobs: int = 1) -> TuneResult:
+def _resumable(study_dir: Path, settings: TuneSettings, log: Log, jobs: int = 1) -> TuneResult:
     params = {
         "recipe": settings.recipe_source,
         "overrides": settings.overrides,

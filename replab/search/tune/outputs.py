@@ -8,7 +8,7 @@ import json
 import warnings
 from pathlib import Path
 
-from replab.io import atomic_write_bytes, atomic_write_text
+from replab.io import Log, atomic_write_bytes, atomic_write_text
 from replab.runs import rundir
 from replab.search.space import (
     Space,
@@ -138,7 +138,7 @@ def _importances(study) -> tuple[dict[str, float] | None, str]:
 
 
 def write_outputs(
-    study, space: Space, settings: TuneSettings, study_dir: Path, log=print
+    study, space: Space, settings: TuneSettings, study_dir: Path, log: Log = print
 ) -> TuneResult:
 
     from replab.reporting.tune_report import tune_figures, write_tune_report

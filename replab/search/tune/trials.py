@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from replab.errors import ConfigError, DivergenceError, ReplabError
+from replab.io import Log
 from replab.runs import rundir
 from replab.runs.lifecycle import run_experiment
 from replab.search.space import (
@@ -26,7 +27,7 @@ class Pruned(Exception):
     run_state = "pruned"
 
 
-def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Path, log):
+def run_trial(study, trial, space: Space, settings: TuneSettings, study_dir: Path, log: Log):
     """One trial as one replab run; returns the state it was told with."""
     from optuna.trial import TrialState
 

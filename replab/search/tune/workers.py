@@ -11,6 +11,7 @@ from pathlib import Path
 from queue import Empty
 
 from replab.errors import ReplabError
+from replab.io import Log
 from replab.registry import load_plugins
 from replab.runs import rundir
 from replab.search.space import (
@@ -34,7 +35,7 @@ STALE_SECONDS = 2 * 3600  # a trial on another host with no epoch finished for t
 WAIT_SECONDS = 5.0  # how often a worker with nothing left to ask checks the other workers' trials
 
 
-def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
+def run_tune(study_dir: Path, settings: TuneSettings, log: Log = print) -> TuneResult:
     from optuna.trial import TrialState
 
     study_dir = Path(study_dir)
@@ -70,7 +71,7 @@ def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
             continue
         waiting = False
         trial = study.ask()
-        if _surplus(study, trial, settings.trials):
+        if surplus(study, trial, settings.trials):
             log(f"trial {trial.number}: another worker took the last slot")
             continue
         # Seeded by the trial's number (unique in the study), after ask: two workers asking at
@@ -90,7 +91,7 @@ def run_tune(study_dir: Path, settings: TuneSettings, log=print) -> TuneResult:
     return write_outputs(study, space, settings, study_dir, log)
 
 
-def _surplus(study, trial, n: int) -> bool:
+def surplus(study, trial, n: int) -> bool:
     """Did workers asking at the same time overshoot N? Lower trial numbers win; the loser
     gives its trial back (failed, its parameters queued again if they were queued for it)."""
     from optuna.trial import TrialState
@@ -116,7 +117,7 @@ def _surplus(study, trial, n: int) -> bool:
     return True
 
 
-def recover_orphans(study, log=print) -> list[int]:
+def recover_orphans(study, log: Log = print) -> list[int]:
     """Fail the trials a dead worker left RUNNING and queue their parameters again."""
     from optuna.trial import TrialState
 
@@ -150,7 +151,7 @@ def _orphaned(trial) -> bool:
     return beat is None or time.time() - beat > STALE_SECONDS
 
 
-def log_progress(study, number: int, settings: TuneSettings, log) -> None:
+def log_progress(study, number: int, settings: TuneSettings, log: Log) -> None:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -168,7 +169,9 @@ def log_progress(study, number: int, settings: TuneSettings, log) -> None:
 # --- --jobs N: N worker processes on this machine --------------------------------------------
 
 
-def run_tune_jobs(study_dir: Path, settings: TuneSettings, jobs: int, log=print) -> TuneResult:
+def run_tune_jobs(
+    study_dir: Path, settings: TuneSettings, jobs: int, log: Log = print
+) -> TuneResult:
     """``jobs`` local workers on the study's storage, as if ``replab tune --resume`` had been
     started ``jobs`` times, each with its share of the CPUs; then this process writes the
     outputs. The workers print only each finished trial's line (with the study's progress)."""
@@ -202,7 +205,7 @@ def run_tune_jobs(study_dir: Path, settings: TuneSettings, jobs: int, log=print)
     return run_tune(study_dir, settings, log)  # every trial is done: only the outputs remain
 
 
-def _relay(queue, workers: list, log, errors: list[str]) -> None:
+def _relay(queue, workers: list, log: Log, errors: list[str]) -> None:
     """The workers' lines, printed here as they come, until every worker has ended."""
     while True:
         try:
