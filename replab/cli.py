@@ -64,7 +64,7 @@ analysis.enabled=false
   # try a known point first
   replab tune --resume runs/digits-autoencoder-tune-20261123-101500      # continue, or join as \
 a 2nd worker
-  replab tune RECIPE --space space.yaml --trials 100 --storage postgresql://user:pw@host/optuna \
+  replab tune RECIPE --space space.yaml --trials 100 --storage postgresql+psycopg2://user:pw@host/optuna \
 --study-name e2
                                                    # the same line on every machine: \
 they share one study
@@ -470,7 +470,7 @@ def _add_tune_search(tu: argparse.ArgumentParser) -> None:
         metavar="URL",
         help=(
             "Optuna storage URL (default sqlite:///STUDY_DIR/optuna.db), "
-            "e.g. postgresql://user:pw@host/db for many workers"
+            "e.g. postgresql+psycopg2://user:pw@host/db for many workers"
         ),
     )
     tu.add_argument(
