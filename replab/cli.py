@@ -65,7 +65,7 @@ analysis.enabled=false
   replab tune --resume runs/digits-autoencoder-tune-20261123-101500      # continue, or join as \
 a 2nd worker
   replab tune RECIPE --space space.yaml --trials 100 --study-name e2 \
-    --storage postgresql+psycopg2://user:pw@host/optuna
+--storage postgresql+psycopg2://user:pw@host/optuna
                                                    # the same line on every machine: \
 they share one study
 
