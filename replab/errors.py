@@ -27,6 +27,11 @@ class ConfigError(ReplabError):
     """A recipe or override that does not validate."""
 
 
+class UntrustedCodeError(ConfigError):
+    """A saved folder or file names code to import or run, and the user did not pass
+    ``trust_code``: nothing of it was imported."""
+
+
 class DataError(ReplabError):
     """A dataset that is missing, corrupt or fails its checksum."""
 

@@ -33,18 +33,13 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 import pydantic
 
-from replab.errors import ConfigError
+from replab.errors import ConfigError, UntrustedCodeError
 
 T = TypeVar("T")
 
 TRUST_FIX = (
     "pass --trust-code (command line) or trust_code=True (Python) if you trust whoever made it"
 )
-
-
-class UntrustedCodeError(ConfigError):
-    """A saved folder or file names code to import or run, and the user did not pass
-    ``trust_code``: nothing of it was imported."""
 
 
 # The saved folder the job in this context continues, and whether the user trusts its code;

@@ -34,10 +34,9 @@ import replab
 from replab.augment import AUGMENTATIONS
 from replab.cli import main
 from replab.data import DATASETS
-from replab.errors import ConfigError, ReplabError
+from replab.errors import ConfigError, ReplabError, UntrustedCodeError
 from replab.models import MODELS
 from replab.objectives import OBJECTIVES
-from replab.registry import UntrustedCodeError
 from replab.runs.analyze import load_encoder
 from replab.search.tune.settings import TuneSettings, save_settings
 from replab.studies.runner import STUDIES
