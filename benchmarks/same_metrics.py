@@ -9,8 +9,11 @@ Given ``--against OLD.json`` it prints each metric that differs and exits 1 if a
 Typical use, from the repository root (one heavy job at a time on a small machine)::
 
     git worktree add /tmp/before <old-commit>
-    PYTHONPATH=/tmp/before .venv/bin/python benchmarks/same_metrics.py --json before.json
-    .venv/bin/python benchmarks/same_metrics.py --json after.json --against before.json
+    # from inside the worktree: run from the repository root, the editable install's replab/
+    # (the current directory comes first on sys.path) would win over PYTHONPATH
+    (cd /tmp/before && PYTHONPATH=/tmp/before $OLDPWD/.venv/bin/python \
+        benchmarks/same_metrics.py --json /tmp/before.json)
+    .venv/bin/python benchmarks/same_metrics.py --json /tmp/after.json --against /tmp/before.json
 
 Run both sides with the same ``--threads`` (default 2): float sums differ with the thread
 count, so figures are only comparable at the same one.
