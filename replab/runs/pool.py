@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+from replab.data.limits import available_memory_mb
 from replab.errors import ReplabError
 from replab.io import Log
 from replab.registry import load_plugins
@@ -70,39 +71,6 @@ def usable_cpus() -> int:
     quota = threads.cgroup_cpus()
     cpus = threads.affinity_cpus()
     return max(1, min(cpus, math.floor(quota)) if quota is not None else cpus)
-
-
-def available_memory_mb(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = threads.CGROUP):
-    """MB of memory new processes may take now: the kernel's MemAvailable, or less where this
-    process's cgroup limit leaves less (its reclaimable file cache counted as free). None where
-    neither is known (not Linux)."""
-    found: list[float] = []
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) / 1024)
-    for limit, usage, stat, cache in (
-        ("memory.max", "memory.current", "memory.stat", "inactive_file"),  # cgroup v2
-        (
-            "memory/memory.limit_in_bytes",
-            "memory/memory.usage_in_bytes",
-            "memory/memory.stat",
-            "total_inactive_file",
-        ),  # v1
-    ):
-        with contextlib.suppress(OSError, ValueError):
-            cap = int((cgroup / limit).read_text().split()[0])
-            if cap >= 1 << 60:  # v1's "no limit"
-                continue
-            used = int((cgroup / usage).read_text().split()[0])
-            with contextlib.suppress(OSError, ValueError, StopIteration):
-                used -= next(
-                    int(line.split()[1])
-                    for line in (cgroup / stat).read_text().splitlines()
-                    if line.split()[0] == cache
-                )
-            found.append(max(0, cap - used) / (1 << 20))
-    return min(found) if found else None
 
 
 def _start_worker(jobs: int, environ: dict[str, str]) -> None:

@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 from replab.data import cache_dir
+from replab.data.limits import CGROUP
 from replab.errors import ConfigError
 from replab.io import limit_native_threads, process_alive, process_record
 
 ENV = "REPLAB_THREADS"
-CGROUP = Path("/sys/fs/cgroup")
 LIVE = "live"
 
 _fixed: int | None = None  # --threads of this command
