@@ -361,6 +361,7 @@ def run(
     once use ``jobs=`` of sweep and study, or separate processes.
     """
     _ensure_plugins()
+    _check_trust(trust_code)
     _check_arguments(data_dir=data_dir, runs_dir=runs_dir, resume=resume, log=log)
     _check_recipe(recipe, required=False)
     overrides = tuple(_settings(overrides, "override", "trainer.epochs=5"))

@@ -51,21 +51,27 @@ def embed(
             f"there are no images to embed (a tensor of shape {tuple(images.shape)})",
             "pass at least one image, N x C x H x W with N >= 1",
         )
-    widths: list[int] = []
+    first: list[int] = []  # the first batch's width, which every later one must match
 
     def one(batch: torch.Tensor) -> torch.Tensor:
         z = checked_latents(encoder(normalizer(batch.to(device))), batch)
-        widths.append(int(z.shape[1]))
-        if widths[-1] != widths[0]:
-            raise ReplabError(
-                f"the encoder's output is {widths[0]} wide for the first batch of images but "
-                f"{widths[-1]} wide for batch {len(widths)} ({len(batch)} images)",
-                "make the encoder return vectors of one width d whatever the batch "
-                "(no size that depends on N or on the batch's contents)",
-            )
+        first[:] = first or [int(z.shape[1])]
+        check_width(first[0], z, batch)
         return z.float()
 
     return batched_eval(encoder, images, batch_size, one)
+
+
+def check_width(width: int, z: torch.Tensor, batch: torch.Tensor) -> None:
+    """Refuse ``z``, an encoder's vectors for ``batch``, unless they are ``width`` wide (the
+    width of its first output)."""
+    if z.shape[1] != width:
+        raise ReplabError(
+            f"the encoder's vectors are {width} wide for its first batch of images but "
+            f"{z.shape[1]} wide for a batch {tuple(batch.shape)}",
+            "make the encoder return vectors of one width d whatever the batch "
+            "(no size that depends on N or on the batch's contents)",
+        )
 
 
 def checked_latents(z: object, batch: torch.Tensor) -> torch.Tensor:
@@ -143,11 +149,5 @@ class GivenEncoder(nn.Module):
             z = z.flatten(1)  # feature maps: one vector per image, as documented
         z = checked_latents(z, x)
         self.width = self.width or int(z.shape[1])
-        if z.shape[1] != self.width:
-            raise ReplabError(
-                f"the given encoder's vectors are {self.width} wide for one batch of images "
-                f"but {z.shape[1]} wide for a batch {tuple(x.shape)}",
-                "make the encoder return vectors of one width d whatever the batch "
-                "(no size that depends on N or on the batch's contents)",
-            )
+        check_width(self.width, z, x)
         return z
