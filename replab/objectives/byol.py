@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from replab.errors import ConfigError
+from replab.objectives.precision import full_precision
 from replab.objectives.registry import OBJECTIVES
 
 SCHEDULES = ("cosine", "constant")
@@ -88,8 +89,3 @@ def _regression(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     float64); a zero row counts as orthogonal (normalize's eps) instead of giving NaN."""
     p, z = F.normalize(full_precision(p), dim=1), F.normalize(full_precision(z.detach()), dim=1)
     return (2 - 2 * (p * z).sum(1)).mean()
-
-
-def full_precision(t: torch.Tensor) -> torch.Tensor:
-    """At least float32 (autocast may hand over bf16 outputs); float64 stays float64."""
-    return t if t.dtype == torch.float64 else t.float()

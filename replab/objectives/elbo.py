@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from replab.errors import ConfigError
+from replab.objectives.precision import full_precision
 from replab.objectives.registry import OBJECTIVES
 
 
@@ -76,7 +77,10 @@ class ELBOLoss(nn.Module):
     def forward(
         self, prediction: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        prediction, target = _full(prediction).flatten(1), _full(target).flatten(1)
+        prediction, target = (
+            full_precision(prediction).flatten(1),
+            full_precision(target).flatten(1),
+        )
         if self.reconstruction == "mse":
             per_pixel = (prediction - target).pow(2)
         else:
@@ -84,13 +88,8 @@ class ELBOLoss(nn.Module):
                 prediction.clamp(1e-7, 1 - 1e-7), target, reduction="none"
             )
         recon = per_pixel.sum(1)
-        kl = gaussian_kl(_full(mu), _full(logvar))
+        kl = gaussian_kl(full_precision(mu), full_precision(logvar))
         if self.reduction == "mean":
             recon, kl = recon / prediction.shape[1], kl / prediction.shape[1]
         recon, kl = recon.mean(), kl.mean()
         return {"loss": recon + self.kl_weight * kl, "reconstruction": recon, "kl": kl}
-
-
-def _full(t: torch.Tensor) -> torch.Tensor:
-    """At least float32 (autocast may hand over bf16 outputs); float64 stays float64."""
-    return t if t.dtype == torch.float64 else t.float()

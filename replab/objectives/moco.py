@@ -33,7 +33,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from replab.errors import ConfigError
-from replab.objectives.byol import check_momentum, full_precision
+from replab.objectives.byol import check_momentum
+from replab.objectives.precision import full_precision
 from replab.objectives.registry import OBJECTIVES
 
 

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from replab.errors import ConfigError
+from replab.objectives.precision import full_precision
 from replab.objectives.registry import OBJECTIVES
 
 MINING = ("random", "batch_hard")
@@ -125,10 +126,5 @@ class TripletMarginLoss(nn.Module):
             )
         if anchor.shape[0] == 0:
             return anchor.sum() * 0.0  # keeps the graph: a zero loss with zero gradients
-        d_ap, d_an = self.distances(*(_full(t) for t in (anchor, positive, negative)))
+        d_ap, d_an = self.distances(*(full_precision(t) for t in (anchor, positive, negative)))
         return (d_ap - d_an + self.margin).clamp_min(0).mean()
-
-
-def _full(t: torch.Tensor) -> torch.Tensor:
-    """At least float32 (autocast may hand over bf16 embeddings); float64 stays float64."""
-    return t if t.dtype == torch.float64 else t.float()
