@@ -12,7 +12,6 @@ the whole pool.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 import time
@@ -28,6 +27,7 @@ from replab.runs import forkserver
 from replab.runs.lifecycle import run_or_reuse
 from replab.spec import ExperimentSpec
 from replab.training import threads
+from replab.training.threads import usable_cpus
 from replab.training.trainer import PROGRESS_ENV
 
 # A worker is a Python process with torch, replab and the evaluation libraries imported that
@@ -63,14 +63,6 @@ def check_jobs(jobs: int) -> int:
             else "pass --jobs 1 (one run after another in this process), or free some memory",
         )
     return jobs
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may use: its affinity mask and its cgroup's quota (not torch's
-    thread count, which ``OMP_NUM_THREADS`` sets per process)."""
-    quota = threads.cgroup_cpus()
-    cpus = threads.affinity_cpus()
-    return max(1, min(cpus, math.floor(quota)) if quota is not None else cpus)
 
 
 def _start_worker(jobs: int, environ: dict[str, str]) -> None:

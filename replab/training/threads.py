@@ -125,14 +125,21 @@ def torch_default() -> int:
     return _default
 
 
-def available_cpus(root: Path = CGROUP) -> int:
-    """The CPUs this process may keep busy: its affinity mask, its cgroup quota (rounded down,
-    at least 1) and torch's own default, whichever is smallest."""
+def usable_cpus(root: Path = CGROUP) -> int:
+    """The CPUs this process may use: its affinity mask and its cgroup quota (rounded down,
+    at least 1), whichever is smaller; not torch's thread count, which ``OMP_NUM_THREADS``
+    sets per process (``--jobs`` counts the machine's worker room by this)."""
     cpus = affinity_cpus()
     quota = cgroup_cpus(root)
     if quota is not None:
         cpus = min(cpus, max(1, math.floor(quota)))
-    return max(1, min(cpus, torch_default()))
+    return max(1, cpus)
+
+
+def available_cpus(root: Path = CGROUP) -> int:
+    """The CPUs this process may keep busy: ``usable_cpus`` and torch's own default, whichever
+    is smaller."""
+    return max(1, min(usable_cpus(root), torch_default()))
 
 
 # --- the live registry ----------------------------------------------------------------------

@@ -290,10 +290,10 @@ def test_usable_cpus_ignore_the_per_process_thread_setting(monkeypatch):
     from replab.training import threads
 
     monkeypatch.setattr(threads, "affinity_cpus", lambda: 16)
-    monkeypatch.setattr(threads, "cgroup_cpus", lambda: None)
+    monkeypatch.setattr(threads, "cgroup_cpus", lambda root=None: None)
     monkeypatch.setattr(threads, "_default", 1)  # OMP_NUM_THREADS=1
     assert pool.usable_cpus() == 16
-    monkeypatch.setattr(threads, "cgroup_cpus", lambda: 2.5)
+    monkeypatch.setattr(threads, "cgroup_cpus", lambda root=None: 2.5)
     assert pool.usable_cpus() == 2
 
 
