@@ -150,9 +150,9 @@ def load_splits(
     labelled splits are still loaded for the probes. ``image_size`` / ``channels`` resize and
     convert every split once, here.
     """
-    source = _source(dataset, image_size, channels, skip_corrupt, train_split)
     if train_split in ("train", ""):
         train_split = None
+    source = _source(dataset, image_size, channels, skip_corrupt, train_split)
     folder = locate_or_fetch(source, root, download)
 
     def load(split: str) -> ImageSet:
@@ -214,7 +214,7 @@ def _source(
     """The source of ``dataset`` with the decoding options set; ``train_split`` checked."""
     source: DatasetSource = DATASETS.get(dataset)()
     source.image_size, source.channels, source.skip_corrupt = image_size, channels, skip_corrupt
-    if train_split not in (None, "train", "") and train_split not in source.extra_splits:
+    if train_split is not None and train_split not in source.extra_splits:
         others = ", ".join(source.extra_splits) or "none: it has train and test only"
         raise ConfigError(
             f"data.train_split={train_split!r}: {source.title} has no such split",
