@@ -14,16 +14,36 @@ TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup run test test-slow lint bench fidelity clean
 
-# torch and torchvision at the pinned versions (pyproject.toml); from TORCH_INDEX_URL when set,
-# e.g. the CPU-only wheels: make setup TORCH_INDEX=cpu (or TORCH_INDEX_URL=<index URL>)
+# torch and torchvision at the pinned versions (pyproject.toml). PyPI's Linux wheels bundle CUDA
+# (several GB), so a machine without an NVIDIA driver takes PyTorch's CPU wheels; when that index
+# cannot be reached, one line says so and the default index serves them. TORCH_INDEX=cpu|cu128|...
+# or TORCH_INDEX_URL=<index URL> chooses the index instead; TORCH_INDEX= (empty) means the default.
 TORCH_PINS      := torch==2.14.1 torchvision==0.29.1
-TORCH_INDEX     ?=
-TORCH_INDEX_URL ?= $(if $(TORCH_INDEX),https://download.pytorch.org/whl/$(TORCH_INDEX),)
+TORCH_INDEXES   := https://download.pytorch.org/whl
+# "yes" when this machine has a loaded NVIDIA driver (NVIDIA_DRIVER=yes or = decides instead)
+NVIDIA_DRIVER   ?= $(shell test -e /proc/driver/nvidia/version && echo yes)
+ifeq ($(origin TORCH_INDEX_URL)$(origin TORCH_INDEX),undefinedundefined)
+TORCH_INDEX_URL := $(if $(NVIDIA_DRIVER),,$(TORCH_INDEXES)/cpu)
+else
+TORCH_INDEX_URL ?= $(if $(TORCH_INDEX),$(TORCH_INDEXES)/$(TORCH_INDEX),)
+endif
+# pip gives up on an unreachable index at once instead of retrying for minutes; its messages
+# go to a log, so the fallback is one line
+TORCH_TRY       := --retries 0 --timeout 15
+TORCH_LOG       := $(VENV)/torch-index.log
+TORCH_FALLBACK  := echo "replab: torch could not be installed from $(TORCH_INDEX_URL) (pip's\
+ messages: $(TORCH_LOG)); installing it from the default index instead" >&2\
+ && $(PY) -m pip install -q $(TORCH_PINS)
 
-$(VENV)/.installed: pyproject.toml
+# The venv with torch and torchvision, then replab with its test and notebook tools.
+$(VENV)/.torch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(if $(TORCH_INDEX_URL),$(PY) -m pip install -q $(TORCH_PINS) --index-url $(TORCH_INDEX_URL))
-	$(PY) -m pip install -q -e '.[dev]'
+	$(if $(TORCH_INDEX_URL),$(PY) -m pip install -q $(TORCH_PINS) $(TORCH_TRY) --index-url \
+	$(TORCH_INDEX_URL) 2>$(TORCH_LOG) || { $(TORCH_FALLBACK); })
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(PY) -m pip install -q -e '.[dev,notebook]'
 	touch $@
 
 setup: $(VENV)/.installed                ## create .venv and install replab with its test tools
