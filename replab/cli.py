@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         from replab.runs import forkserver
 
         forkserver.start()  # its imports overlap this process's own
+    _stop_on_sigterm()
     try:
         if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ReplabError(
@@ -135,13 +137,32 @@ def main(argv: list[str] | None = None) -> int:
             else "a run folder keeps its last checkpoint (continue with --resume)"
         )
         print(f"replab: interrupted; {where}", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
     except BrokenPipeError:
         # `replab recipes | head -1`: the reader has gone, which is not an error. Point stdout
         # at /dev/null so the interpreter's final flush does not complain either.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop, `kill`): handled as Ctrl-C is, so the run folder is left
+    resumable and the same resume line is printed; the exit status says which signal it was."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM raises ``Terminated`` where it would otherwise end the process silently (its
+    default); a handler someone else installed (torchrun's, a test harness's) is kept."""
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -701,11 +722,14 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
     # no reference column where there is none to show (none given, or measured on other data)
     print(f"\n{'metric':<24}{'replab':>10}" + (f"{'reference':>12}" if reference else ""))
     for name, value in summary["metrics"].items():
+        if ".shots." in f".{name}" and not name.endswith(".auc"):
+            continue  # the curves' points: one line each below
         ref = reference.get(name)
         shown = f"{'' if ref is None else f'{ref:.4f}':>12}" if reference else ""
         print(f"{name:<24}{value:>10.4f}{shown}")
     if summary.get("reference_note"):
         print(f"reference: {summary['reference_note']}")
+    _print_curves(summary)
     t = summary["timings"]
     helper = t.get("image_space_helper")
     print(
@@ -714,6 +738,18 @@ def _print_summary(run_dir: Path, summary: dict) -> None:
         + (f"; the image space's helper {helper:.1f} during training)" if helper else ")")
     )
     print(f"run folder: {run_dir}\nreport:     {run_dir / 'report.html'}")
+
+
+def _print_curves(summary: dict) -> None:
+    """The label-efficiency curves, one line each: mean test accuracy at k labels per class."""
+    curves = summary.get("label_efficiency") or {}
+    metrics = summary["metrics"]
+    for prefix in ("", "image."):
+        for name in ("linear", "knn"):
+            key = f"{prefix}shots.{name}"
+            points = [f"{k}: {metrics[f'{key}.k{k}']:.3f}" for k in curves.get("shots", [])]
+            if f"{key}.auc" in metrics:
+                print(f"{key} (labels per class: accuracy)  " + "  ".join(points))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

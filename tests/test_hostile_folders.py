@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replab.cli import main
+from replab.runs import rundir
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["trainer.epochs=2", "probe.enabled=false", "analysis.enabled=false"]
@@ -241,7 +242,10 @@ def test_a_closed_pipe_ends_quietly():
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-def test_ctrl_c_names_the_folder_and_the_resume_command(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_names_the_folder_and_the_resume_command(tmp_path, signum):
+    """Ctrl-C and SIGTERM alike: the resume line, and a folder that says it was interrupted
+    (not "failed (KeyboardInterrupt)"), which is what its resume then reports."""
     runs = tmp_path / "runs"
     # no early stopping: the digits run otherwise ends by itself within ~10 s, and on a loaded
     # CI machine it once finished before the signal came (exit 0, nothing to resume)
@@ -267,7 +271,7 @@ def test_ctrl_c_names_the_folder_and_the_resume_command(tmp_path):
     for line in proc.stdout:  # wait until it trains: epoch 1 is logged
         if "epoch" in line:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -275,11 +279,14 @@ def test_ctrl_c_names_the_folder_and_the_resume_command(tmp_path):
         proc.communicate()
         pytest.fail("Ctrl-C did not stop the run within 60 s")
     (run_dir,) = runs.iterdir()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     assert "Traceback" not in err, err
     assert f"{run_dir} keeps its last checkpoint" in err, err
     assert f"`replab run --resume {run_dir}`" in err, err
     assert (run_dir / "last.pt").is_file()
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "interrupted"
+    said = rundir.describe_state(run_dir)
+    assert said.startswith("was interrupted") and "failed" not in said, said
 
 
 # --- two resumes of one killed run at the same instant ------------------------------------------

@@ -136,6 +136,10 @@ def _interrupted(run_dir: Path, err: BaseException) -> None:
     state = getattr(err, "run_state", None)
     if isinstance(state, str):  # a pruned trial of `replab tune`
         rundir.set_status(run_dir, state, reason=str(err))
+    elif isinstance(err, KeyboardInterrupt):
+        # stopped on purpose (Ctrl-C, SIGTERM): nothing failed, and a resume says so
+        with contextlib.suppress(ReplabError, OSError):
+            rundir.set_status(run_dir, rundir.INTERRUPTED)
     else:
         _mark_failed(run_dir, f"{type(err).__name__}: {err}")
 

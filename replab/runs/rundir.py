@@ -71,8 +71,12 @@ def create_run_dir(path: Path, spec: ExperimentSpec) -> Path:
     return path
 
 
+# the state of a run stopped on purpose (Ctrl-C, SIGTERM): resumable, and not a failure
+INTERRUPTED = "interrupted"
+
+
 def read_status(run_dir: Path) -> str | None:
-    """The run's state (running, finished, failed), or None where there is no run.
+    """The run's state (running, finished, failed, interrupted), or None where there is no run.
 
     "running" is what status.json says; a process killed outright (SIGKILL, power cut) cannot
     change it, so ask ``is_alive`` whether the process that wrote it is still there.
@@ -127,6 +131,8 @@ def describe_state(run_dir: Path) -> str:
         )
     if state == "failed":
         return f"failed ({record.get('error', 'no error recorded')})"
+    if state == INTERRUPTED:
+        return f"was interrupted (Ctrl-C or SIGTERM) at {record.get('time', '?')}"
     return str(state)
 
 
