@@ -308,12 +308,49 @@ class ProbeSpec(Strict):
     finetune: bool = Field(
         False, description="also fine-tune a copy of the encoder with a fresh head on the images"
     )
+    shots: list[PositiveInt] = Field(
+        [1, 2, 5, 10, 25, 100],
+        max_length=20,
+        description="the label-efficiency curve: a logistic probe and a cosine kNN on k "
+        "labelled train rows per class for each k, scored on the whole test split "
+        "(docs/evaluation.md); [] for none",
+    )
+    draws: PositiveInt = Field(
+        5, le=100, description="seeded, stratified draws of the k rows per class, per k"
+    )
     finetune_trainer: TrainerSpec = TrainerSpec(
         epochs=10,
         batch_size=128,
         optimizer=OptimizerSpec(lr=1e-3),
         early_stopping=EarlyStoppingSpec(monitor="val_accuracy", mode="max", patience=3),
         progress=False,
+    )
+
+    @field_validator("shots")
+    @classmethod
+    def _shots_sorted(cls, value: list[int]) -> list[int]:
+        if value != sorted(set(value)):
+            raise ValueError(f"probe.shots must rise, each k once: {value}")
+        return value
+
+
+class MonitorSpec(Strict):
+    """What a run watches while the encoder trains, every ``every`` epochs, on a fixed seeded
+    labelled sample: the train sample is the kNN's memory, the val sample its queries."""
+
+    enabled: bool = Field(
+        True,
+        description="val_knn (cosine kNN accuracy) and val_rank (effective rank, the collapse "
+        "flag) in every epoch's record: curves, trackers, and trainer.early_stopping.monitor",
+    )
+    every: PositiveInt = Field(1, le=10_000, description="measure every N epochs (and the last)")
+    train_size: PositiveInt = Field(5000, le=1_000_000, description="labelled train rows")
+    val_size: PositiveInt = Field(2000, le=1_000_000, description="val rows scored")
+    knn_k: PositiveInt = Field(20, le=1000)
+    linear: bool = Field(
+        False,
+        description="also val_linear: a logistic probe refitted on the train sample's detached "
+        "latents at each measurement (L-BFGS, seconds on CPU)",
     )
 
 
@@ -451,6 +488,7 @@ class ExperimentSpec(Strict):
     )
     trainer: TrainerSpec = TrainerSpec()
     probe: ProbeSpec = ProbeSpec()
+    monitor: MonitorSpec = MonitorSpec()
     analysis: AnalysisSpec = AnalysisSpec()
     report: ReportSpec = ReportSpec()
     tracking: TrackingSpec = TrackingSpec()
@@ -459,6 +497,22 @@ class ExperimentSpec(Strict):
     @classmethod
     def _task_name(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _monitored(self) -> ExperimentSpec:
+        # Early stopping reads its metric in every epoch's record: a monitor metric must be
+        # measured every epoch.
+        es, m = self.trainer.early_stopping, self.monitor
+        watched = {"val_knn", "val_rank"} | ({"val_linear"} if m.linear else set())
+        if es is None or not es.monitor.startswith(("val_knn", "val_rank", "val_linear")):
+            return self
+        if not m.enabled or m.every != 1 or es.monitor not in watched:
+            raise ValueError(
+                f"trainer.early_stopping.monitor {es.monitor!r} is measured by the monitor: "
+                "set monitor.enabled: true and monitor.every: 1"
+                + ("" if es.monitor != "val_linear" else " and monitor.linear: true")
+            )
+        return self
 
     @model_validator(mode="after")
     def _refit_needs_last(self) -> ExperimentSpec:

@@ -55,6 +55,56 @@ def curves(history: list[dict], title: str = "") -> bytes:
     return to_png(fig)
 
 
+def label_curves(spaces: dict, per_class_full: float) -> bytes:
+    """Test accuracy against labels per class on a log axis, mean ± std over draws as a band:
+    the linear curve solid, the kNN one dotted, the pixels dashed; the full-label linear probe
+    as a last point at the train split's labels per class."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, (name, curves) in enumerate(spaces.items()):
+        colour = "grey" if name == "pixels" else f"C{i}"
+        for kind, curve, style in (("linear", curves.linear, "-"), ("kNN", curves.knn, ":")):
+            style = "--" if name == "pixels" and kind == "linear" else style
+            shots = curve.shots
+            mean = np.array([curve.mean(k) for k in shots])
+            std = np.array([curve.std(k) for k in shots])
+            ax.plot(shots, mean, style, color=colour, marker="o", ms=3, label=f"{name}, {kind}")
+            ax.fill_between(shots, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
+            if curve.full is not None:
+                ax.plot([shots[-1], per_class_full], [mean[-1], curve.full], ":", color=colour)
+                ax.plot([per_class_full], [curve.full], "*", color=colour, ms=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("labels per class (log); ★ all train labels, linear probe")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def monitor_curves(history: list[dict], collapsed: float) -> bytes:
+    """The monitors per epoch: kNN (and refitted linear) accuracy on the val sample, and the
+    effective rank with the collapse floor; a collapse is named in the title."""
+    rows = [r for r in history if "val_knn" in r]
+    epochs = [r["epoch"] for r in rows]
+    fig, (acc, rank) = plt.subplots(1, 2, figsize=(8.4, 3.2))
+    for key, label in (("val_knn", "kNN"), ("val_linear", "linear (refitted)")):
+        if key in rows[0]:
+            acc.plot(epochs, [r[key] for r in rows], marker="o", markersize=3, label=label)
+    acc.set_ylabel("val accuracy (monitor sample)")
+    rank.plot(epochs, [r["val_rank"] for r in rows], marker="o", markersize=3, color="C2")
+    rank.axhline(collapsed, color="C3", ls="--", lw=0.8, label=f"collapse floor ({collapsed:g})")
+    rank.set_ylabel("effective rank (val latents)")
+    for ax in (acc, rank):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    low = [r["epoch"] for r in rows if r["val_rank"] < collapsed]
+    if low:
+        fig.suptitle(f"collapsed: effective rank under {collapsed:g} from epoch {low[0]}")
+    fig.tight_layout()
+    return to_png(fig)
+
+
 def image_grid(rows: list[torch.Tensor], row_labels: list[str], title: str = "") -> bytes:
     """Rows of images in [0, 1] (each row N x C x H x W), e.g. originals over reconstructions.
 

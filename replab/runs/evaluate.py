@@ -18,6 +18,7 @@ import replab
 from replab.data import DeviceLoader, Normalizer, Splits, cache_dir
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
+from replab.evaluation.label_efficiency import label_curves
 from replab.evaluation.metrics import ClassificationMetrics, classification_report
 from replab.evaluation.probe import ProbeResult, finetune_probe, predictions
 from replab.evaluation.trail import ReconstructionTrail
@@ -54,6 +55,8 @@ class Outputs:
     hover: dict | None = None
     # t-SNE coordinates, so a study can redraw several runs' maps in one figure
     maps: dict | None = None
+    # the label-efficiency curves per draw (summary.json's "label_efficiency")
+    curves: dict | None = None
 
 
 @dataclass
@@ -209,12 +212,60 @@ def probes(ctx: EvalContext, z: Latents, out: Outputs) -> None:
     probe.seconds = time.perf_counter() - start
     record_probe("probe", probe, out, "probe on frozen latents", ctx.log)
     linear_probes(ctx, z, out)
+    label_efficiency(ctx, z, out)
     out.per_class = out.per_class or per_class(probe.test_report)
     out.figs["confusion matrix of the probe (test)"] = figures.confusion(
         probe.test_report.confusion, classes
     )
     if spec.probe.finetune:
         finetune(ctx, out)
+
+
+def label_efficiency(ctx: EvalContext, z: Latents, out: Outputs) -> None:
+    """``probe.shots``: the logistic and kNN curves of the latents (and of the pixels with
+    ``probe.pixels``) on the same seeded draws, the full-label linear probe as the last point;
+    means, spreads and areas in the metrics, every draw in ``out.curves``, one chart."""
+    spec = ctx.spec.probe
+    if not spec.shots:
+        return
+    spaces = [("", z)] + ([("image.", pixel_latents(ctx.splits, z))] if spec.pixels else [])
+    k = ctx.spec.analysis.knn_k
+    curves: dict = {"shots": list(spec.shots), "draws": spec.draws, "seed": ctx.spec.seed}
+    drawn = {}
+    for prefix, space in spaces:
+        c = label_curves(
+            space.train,
+            space.y_train,
+            space.test,
+            space.y_test,
+            spec.shots,
+            spec.draws,
+            ctx.spec.seed,
+            k,
+        )
+        c.linear.full = out.metrics.get(f"{prefix}linear_probe.test_accuracy")
+        drawn[prefix] = c
+        for name, curve in (("linear", c.linear), ("knn", c.knn)):
+            key = f"{prefix}shots.{name}"
+            for shot in curve.shots:
+                out.metrics[f"{key}.k{shot}"] = curve.mean(shot)
+                out.metrics[f"{key}.k{shot}_std"] = curve.std(shot)
+            out.metrics[f"{key}.auc"] = curve.auc()
+            curves[f"{prefix}{name}"] = {str(s): v for s, v in curve.draws.items()}
+            curves[f"{prefix}{name}.full"] = curve.full
+        for note in c.notes:
+            ctx.log(f"label efficiency: {note}")
+        ctx.log(
+            f"label efficiency{' of the pixels' if prefix else ''}: "
+            f"linear {c.linear.mean(spec.shots[0]):.3f} at {spec.shots[0]} and "
+            f"{c.linear.mean(spec.shots[-1]):.3f} at {spec.shots[-1]} labels per class, "
+            f"area {c.linear.auc():.3f} ({c.seconds:.1f} s)"
+        )
+    out.curves = curves
+    out.figs["label efficiency: test accuracy against labels per class"] = figures.label_curves(
+        {"latents": drawn[""]} | ({"pixels": drawn["image."]} if "image." in drawn else {}),
+        len(z.y_train) / max(len(ctx.splits.train.classes), 1),
+    )
 
 
 def finetune(ctx: EvalContext, out: Outputs) -> None:
@@ -319,6 +370,7 @@ def run_summary(ctx: EvalContext, out: Outputs, training: dict, timings: dict) -
         "reference_source": spec.report.reference_source,
         "reference_note": note,
         "timings": timings,
+        "label_efficiency": out.curves,
         "replab_version": replab.__version__,
     }
 

@@ -17,6 +17,7 @@ import torch
 
 from replab.data import DeviceLoader, Normalizer, Splits, cache_dir
 from replab.evaluation.image_ahead import ImageSpaceAhead
+from replab.evaluation.monitor import COLLAPSED, Monitor
 from replab.evaluation.trail import ReconstructionTrail
 from replab.io import Log, atomic_write_text
 from replab.reporting import figures
@@ -81,7 +82,9 @@ def execute(ctx: RunContext) -> dict:
         p = prepare(ctx)
         trail = _trail(ctx, p)
         ahead = _image_space_ahead(ctx, p.splits, cleanup)
+        monitor = _monitor(ctx, p)
         trainer = _trainer(ctx, p, trail, ahead, share)
+        trainer.measures += [monitor] if monitor is not None else []
         _start(ctx, trainer)
         t_data = time.perf_counter() - t0
         fit = trainer.fit()
@@ -99,6 +102,8 @@ def execute(ctx: RunContext) -> dict:
         timings = {"data": t_data, "train": t_train}
         if ahead is not None and ahead.seconds:
             timings["image_space_helper"] = ahead.seconds
+        if monitor is not None:
+            timings["monitor"] = monitor.seconds  # inside "train": what the monitors cost
         return _evaluate(ctx, p, trainer, fit, trail, t0, timings, share)
 
 
@@ -117,6 +122,26 @@ def prepare(ctx: RunContext) -> Prepared:
     eval_batch = batch if task.in_batch else spec.trainer.eval_batch_size
     train, val, test = loaders(spec, splits, normalizer, device, batch, eval_batch)
     return Prepared(splits, normalizer, device, task, train, val, test)
+
+
+def _monitor(ctx: RunContext, p: Prepared) -> Monitor | None:
+    """The latent-space monitor (val_knn, val_rank), when asked and the data has labelled
+    train and val rows; only the process that writes measures (the others take its record)."""
+    spec, splits = ctx.spec, p.splits
+    if not spec.monitor.enabled or ctx.folder is None or len(splits.val) == 0:
+        return None
+    if not (splits.train.labelled and splits.val.labelled):
+        return None
+    return Monitor(
+        spec.monitor,
+        splits.train,
+        splits.val,
+        p.normalizer,
+        p.device,
+        spec.seed,
+        ctx.log,
+        spec.trainer.eval_batch_size,
+    )
 
 
 def _trail(ctx: RunContext, p: Prepared) -> ReconstructionTrail | None:
@@ -184,6 +209,10 @@ def _evaluate(
         metrics={**_trained_metrics(fit), **_dotted(trainer.evaluate(p.test, "test"))},
         figs={"training curves": figures.curves(fit.history, ctx.spec.name)},
     )
+    if any("val_knn" in r for r in fit.history):
+        out.figs["the latent space while training (monitors)"] = figures.monitor_curves(
+            fit.history, COLLAPSED
+        )
     ectx = EvalContext(ctx.spec, p.splits, p.normalizer, p.device, p.task, ctx.log)
     done = evaluate_trained(ectx, p.test, out, trail)
     end = time.perf_counter()

@@ -2,8 +2,10 @@
 
 Hooks let studies and methods add work without touching the loop: ``hooks`` run after every
 epoch with ``(trainer, record)`` (tune reports to Optuna there), ``step_hooks`` after every
-optimizer step with ``(trainer, step)``. A method's own per-step work (a momentum copy's EMA
-update) is the task's: ``task.step_hooks()`` run first, with ``(step, total steps)``.
+optimizer step with ``(trainer, step)``, and ``measures`` add figures to an epoch's record
+before early stopping reads it (the latent-space monitors). A method's own per-step work (a
+momentum copy's EMA update) is the task's: ``task.step_hooks()`` run first, with
+``(step, total steps)``.
 
 The trainer never changes the task it is given: the module its steps run through (the
 task's model, compiled and/or wrapped for DDP) and the cross-rank ``gather`` are passed to
@@ -44,6 +46,8 @@ from replab.training.schedules import SCHEDULES
 
 Hook = Callable[["Trainer", dict], None]
 StepHook = Callable[["Trainer", int], None]  # (trainer, optimizer steps taken so far in the run)
+# (trainer, epoch) -> figures added to the epoch's record before early stopping reads it
+Measure = Callable[["Trainer", int], dict[str, float]]
 RESUME_KEYS = ("model", "optimizer", "history", "stopper", "best_state", "loader", "torch_rng")
 
 
@@ -121,6 +125,7 @@ class Trainer:
     desc: str = "train"
     distributed: bool = False  # DDP over the process group, if one is active (else ignored)
     step_hooks: list[StepHook] = field(default_factory=list)
+    measures: list[Measure] = field(default_factory=list)  # run by rank 0 only
 
     def __post_init__(self) -> None:
         self.model = self.task.model.to(self.device)
@@ -180,6 +185,9 @@ class Trainer:
             if self.stopper.should_stop:  # resumed after early stopping had already ended training
                 break
             record = {"epoch": epoch, **self._train_epoch(epoch), **self.evaluate(self.val, "val")}
+            if dist.is_main():  # the other ranks take rank 0's record below
+                for measure in self.measures:
+                    record.update(measure(self, epoch))
             record["seconds"] = round(time.perf_counter() - start, 3)
             if self._ddp is not None:  # every rank takes rank 0's decisions (early stopping, best)
                 record = dist.broadcast_object(record)
