@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from replab.data import DATASETS, DeviceLoader, Normalizer, Splits, load_splits
+from replab.data.load import recorded_root
 from replab.errors import ReplabError
 from replab.evaluation import embed
 from replab.evaluation.embed import GivenEncoder
@@ -134,8 +135,15 @@ class Run:
 
     @functools.cached_property
     def data(self) -> tuple[Splits, Normalizer]:
-        """The run's splits and pixel normalizer, exactly as it trained and evaluated."""
-        return load_data(self.spec)
+        """The run's splits and pixel normalizer, exactly as it trained and evaluated: read
+        from where the run found them (its summary records the folder), before $REPLAB_DATA."""
+        spec = self.spec
+        if spec.data.root is None:
+            found = recorded_root(spec.data.dataset, str(self.summary.get("data") or ""))
+            if found is not None:
+                data = spec.data.model_copy(update={"root": str(found)})
+                spec = spec.model_copy(update={"data": data})
+        return load_data(spec)
 
     def embed(self, images: torch.Tensor | str = "test", batch_size: int = 1024) -> torch.Tensor:
         """Latent vectors (N x d) of ``images``: a tensor N x C x H x W (uint8 pixels, or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,21 @@ def find(source: DatasetSource, root: str | None = None) -> Path | None:
         found = source.locate(candidate)
         if found is not None:
             return found
+    return None
+
+
+def recorded_root(dataset: str, described: str) -> Path | None:
+    """The folder a run found ``dataset`` in, read back from its description (summary.json's
+    "data": "MNIST train (...) from FOLDER, ..."), when that folder still holds it; None for a
+    dataset bundled with a library or one that has gone. A saved run reads its own data there
+    before looking in $REPLAB_DATA or the cache, as it did when it trained."""
+    source = DATASETS.get(dataset)()
+    if source.embedded or source.user_path:  # nothing to look for / data.root says where
+        return None
+    for part in described.split(" from ")[1:]:
+        folder = Path(re.split(r", limited|; ", part, maxsplit=1)[0])
+        if folder.is_absolute() and folder.is_dir() and source.locate(folder) is not None:
+            return folder
     return None
 
 

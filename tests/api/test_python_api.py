@@ -65,6 +65,26 @@ def test_embed_takes_another_dataset_at_the_runs_image_shape(cli_run, data_dir, 
     assert z.shape == (10_000, 6) and torch.isfinite(z).all()
 
 
+@pytest.mark.data
+def test_a_loaded_run_reads_its_data_where_it_found_it(data_dir, tmp_path, monkeypatch):
+    """Trained with $REPLAB_DATA set, embedded later without it: the run's recorded folder is
+    read, not the (empty) cache, and nothing is downloaded (issue 34, point 7)."""
+    monkeypatch.setenv("REPLAB_DATA", str(data_dir))
+    small = ["data.limit_train=300", "data.limit_eval=200", "data.download=false"]
+    run = replab.run(
+        "a1-mnist-autoencoder",
+        *small,
+        "trainer.epochs=1",
+        "probe.enabled=false",
+        "analysis.enabled=false",
+        runs_dir=tmp_path,
+    )
+    assert run is not None
+    monkeypatch.delenv("REPLAB_DATA")
+    z = replab.load(run.dir).embed("train")
+    assert z.shape[0] == 300 and torch.isfinite(z).all()
+
+
 def test_show_renders_the_report_inline(cli_run):
     pytest.importorskip("IPython")
     html = replab.load(cli_run).show()._repr_html_()
