@@ -218,7 +218,7 @@ def _evaluate(
     end = time.perf_counter()
     t_eval = end - t0 - timings["data"] - timings["train"]
     t_probe = done.probes_done - t0 - timings["data"] - timings["train"]
-    helper = {k: v for k, v in timings.items() if k == "image_space_helper"}
+    helper = {k: v for k, v in timings.items() if k in ("image_space_helper", "monitor")}
     summary = run_summary(
         ectx,
         out,
