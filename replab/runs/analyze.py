@@ -30,6 +30,7 @@ from replab.runs.evaluate import (
     EvalContext,
     Outputs,
     analysis,
+    label_efficiency,
     latents,
     per_class,
     reconstruction,
@@ -214,6 +215,7 @@ def _evaluate(
         out.figs[f"confusion matrix of the {title.split(' on ')[0]} (test)"] = figures.confusion(
             result.test_report.confusion, classes
         )
+    label_efficiency(ctx, z, out)
     t_probe = time.perf_counter() - t0 - t_data
     if spec.analysis.enabled:
         analysis(ctx, z, out)
