@@ -14,7 +14,7 @@ link to a parent or to another class: a cycle, or every image twice).
 
 Images (PNG, JPEG, BMP, WebP, TIFF; any sizes) are decoded once, in parallel threads, into
 one uint8 (N, C, H, W) tensor, each to the values Pillow decodes (torchvision's faster
-decoder where it gives the same: 8-bit grey or colour PNG and JPEG), by these rules:
+decoder where it gives the same: 8-bit grey or colour JPEG), by these rules:
 
 - grey modes (1, L, LA, I;16, I, F) give one channel, every other mode (P, RGB, RGBA,
   CMYK, YCbCr) three, converted as Pillow's ``convert("RGB")`` does; ``data.channels`` asks
@@ -30,8 +30,9 @@ decoder where it gives the same: 8-bit grey or colour PNG and JPEG), by these ru
   89,478,485) is refused before it is decoded, and so is a folder whose declared images
   would not fit the memory available (``replab.data.limits``).
 
-Each refused image stops the load with one error naming it, or, with ``data.skip_corrupt``,
-is skipped and counted. The decoded tensor is cached under the replab cache keyed by each
+Every file is checked; the refused ones then stop the load with one error that counts them
+and names the first few (an empty file included), or, with ``data.skip_corrupt``, are
+skipped and counted. The decoded tensor is cached under the replab cache keyed by each
 file's path, size and a hash of its bytes (so a rewritten image is decoded again even when
 its size and modification time were restored) and the decoding options; a second run hashes
 the files and reads the tensor back instead of decoding.
@@ -367,13 +368,20 @@ def decode(
 
     def one(path: Path) -> torch.Tensor | Unusable | None:
         try:
+            if path.stat().st_size == 0:
+                return Unusable(
+                    path,
+                    "empty file, 0 bytes",
+                    f"the image {path} is an empty file (0 bytes)",
+                    f"replace or delete that file, or {SKIP}",
+                )
             return _read(path, size, channels, limit, budget)
         except Unusable as err:
             return err
         except OverBudget:
             return None
         except (OSError, ValueError, SyntaxError, RuntimeError, EOFError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = _plain(err)
             return Unusable(
                 path,
                 reason,
@@ -404,10 +412,11 @@ def _kept(
     images: list[torch.Tensor] = []
     index: list[int] = []
     skipped: list[str] = []
+    unusable = [result for result in results if isinstance(result, Unusable)]
+    if unusable and not skip_corrupt:
+        _refuse(unusable, len(files))
     for i, result in enumerate(results):
         if isinstance(result, Unusable):
-            if not skip_corrupt:
-                raise DataError(result.problem, result.fix)
             skipped.append(f"{result.path}: {result.reason}")
         else:
             images.append(result)
@@ -420,6 +429,22 @@ def _kept(
     return _stack(images, [files[i] for i in index]), index, skipped
 
 
+NAMED = 5  # the unusable images a message names; the count says how many there are in all
+
+
+def _refuse(unusable: list[Unusable], total: int) -> None:
+    """One error for every unusable image of the folder (each file was checked), so a second
+    run does not find the next one: the count, the first few with their reasons, the way out."""
+    if len(unusable) == 1:
+        raise DataError(unusable[0].problem, unusable[0].fix)
+    named = "; ".join(f"{u.path} ({u.reason})" for u in unusable[:NAMED])
+    more = f"; and {len(unusable) - NAMED:,} more" if len(unusable) > NAMED else ""
+    raise DataError(
+        f"{len(unusable):,} of the {total:,} images cannot be used: {named}{more}",
+        f"replace or delete those files, or {SKIP}",
+    )
+
+
 def _pillow_allows(limit: int) -> None:
     """Pillow refuses images over twice its own limit in ``Image.open``; a limit raised with
     REPLAB_MAX_IMAGE_PIXELS raises Pillow's too (replab checks its own, below)."""
@@ -427,6 +452,19 @@ def _pillow_allows(limit: int) -> None:
 
     if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+# where a C++ library raised its error ("decode_jpeg, /__w/vision/.../decode_jpeg.cpp:171, "):
+# a reader needs what is wrong with the file, not where the decoder noticed it
+_CODE_PLACE = re.compile(r"^\w+, \S+\.(?:cpp|cc|c|h):\d+, ")
+
+
+def _plain(err: BaseException) -> str:
+    """The first line of a decoder's error, without its source location."""
+    if type(err).__name__ == "UnidentifiedImageError":  # its text repeats the path
+        return f"not a {FORMATS} image"
+    first = (str(err).splitlines() or [""])[0]
+    return _CODE_PLACE.sub("", first).strip() or type(err).__name__
 
 
 def _too_large(path: Path, declared: str, limit: int) -> Unusable:
@@ -483,16 +521,12 @@ def _read(
 
 def _fast(img, channels: int | None) -> bool:
     """Whether torchvision's decoder (C++, without the GIL: twice Pillow's rate on small
-    JPEGs) gives the very values Pillow would: 8-bit grey or RGB JPEG, 8-bit L, LA, RGB or
-    RGBA PNG, with no conversion to grey."""
+    JPEGs) gives the very values Pillow would: 8-bit grey or RGB JPEG, with no conversion to
+    grey. PNGs go through Pillow: on a damaged PNG torchvision lets libpng print its own
+    `libpng error` line to stderr, and in torchvision 0.29 it then crashes the process."""
     mode = img.mode
-    if img.format == "JPEG":
-        ok = mode in ("L", "RGB")
-    elif img.format == "PNG":  # the raw mode says the bit depth: RGB;16B is a 16-bit RGB
-        ok = mode in ("L", "LA", "RGB", "RGBA") and len(img.tile) == 1 and img.tile[0][3] == mode
-    else:
-        ok = False
-    native = 1 if mode in ("L", "LA") else 3
+    ok = img.format == "JPEG" and mode in ("L", "RGB")
+    native = 1 if mode == "L" else 3
     return ok and (channels is None or channels == native or channels == 3)
 
 

@@ -7,7 +7,10 @@ torchvision, .npz files written by numpy, runs through the real CLI.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +295,36 @@ def test_truncated_image_is_named(tmp_path, capsys):
     png.write_bytes(png.read_bytes()[:40])
     line = _cli_error(capsys, tmp_path, root)
     assert str(png) in line and "corrupt, truncated or not an image" in line
+
+
+def test_every_bad_image_is_reported_at_once_without_library_internals(tmp_path):
+    """A damaged PNG (its pixel data, not its header), an empty file, a truncated JPEG and four
+    files that are no images: one message counting all seven, naming the first ones, the skip option; no
+    `libpng error` line and no C++ source path (issue 34, point 5). A real process: libpng
+    writes to the process's stderr, and torchvision's PNG decoder crashed on such a file."""
+    root = _good_tree(tmp_path)
+    good = sorted((root / "class1").iterdir())[0].read_bytes()
+    damaged = root / "class1" / "damaged.png"  # header fine, IDAT bytes zeroed
+    damaged.write_bytes(good[:45] + bytes(len(good) - 57) + good[-12:])
+    (root / "class2" / "empty.png").write_bytes(b"")
+    jpeg = encode_jpeg(torch.full((1, 8, 8), 99, dtype=torch.uint8)).numpy().tobytes()
+    (root / "class3" / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    for i in range(4):
+        (root / "class4" / f"text{i}.png").write_bytes(b"not an image")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    command = [sys.executable, "-m", "replab.cli", "run", "digits-autoencoder"]
+    done = subprocess.run(
+        [*command, "data.dataset=image_folder", f"data.root={root}", "trainer.epochs=1",
+         "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "7 of the 67 images cannot be used" in line, line
+    assert str(damaged) in line and "empty.png (empty file, 0 bytes)" in line, line
+    assert "cut.jpg" in line and "and 2 more" in line and "data.skip_corrupt=true" in line, line
+    assert "text0.png (not a PNG, JPEG, BMP, WebP or TIFF image)" in line, line
+    assert "libpng" not in done.stderr and ".cpp" not in done.stderr, done.stderr
 
 
 def test_empty_class_folder_is_named(tmp_path, capsys):
