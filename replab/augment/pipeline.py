@@ -48,8 +48,16 @@ class Augment:
 
     def __init__(self, ops: Iterable[Any] = ()) -> None:
         self.ops = list(ops)
-        self.geometric = [op for op in self.ops if hasattr(op, "matrices")]
-        self.color = [op for op in self.ops if not hasattr(op, "matrices")]
+        # multi_crop is a plan of views, not a transform of one: ``views`` reads it
+        plans = [op for op in self.ops if hasattr(op, "crop_matrices")]
+        if len(plans) > 1:
+            raise ConfigError(
+                "augment lists multi_crop more than once", "keep one multi_crop entry"
+            )
+        self.multi_crop = plans[0] if plans else None
+        ops = [op for op in self.ops if op is not self.multi_crop]
+        self.geometric = [op for op in ops if hasattr(op, "matrices")]
+        self.color = [op for op in ops if not hasattr(op, "matrices")]
 
     @classmethod
     def from_components(cls, components: Iterable[Any], where: str = "augment") -> Augment:
@@ -73,17 +81,44 @@ class Augment:
             m = m @ op.matrices(n, x.device, generator, size)
         return m
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        crop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One view of the batch; ``crop`` ([N, 3, 3], a multi-crop view's) goes first."""
         if not x.is_floating_point() or x.ndim != 4:
             raise ValueError(
                 "augmentations expect a float N×C×H×W batch, "
                 f"got {x.dtype} of shape {tuple(x.shape)}"
             )
         if self.geometric:
-            x = warp(x, self.matrix(x, generator))
+            m = self.matrix(x, generator)
+            x = warp(x, m if crop is None else crop @ m)
+        elif crop is not None:
+            x = warp(x, crop)
         for op in self.color:
             x = op(x, generator)
         return x
+
+    @property
+    def view_count(self) -> int:
+        """Views ``views`` makes of each image: 2, or multi_crop's 2 + local crops."""
+        return 2 if self.multi_crop is None else self.multi_crop.count
+
+    def views(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """Every view of the batch, each N×C×H×W: two augmented views, or with multi_crop the
+        two global crops then the local ones."""
+        if self.multi_crop is None:
+            return [self(x, generator), self(x, generator)]
+        n, size = x.shape[0], tuple(x.shape[-2:])
+        return [
+            self(x, generator, self.multi_crop.crop_matrices(v, n, x.device, generator, size))
+            for v in range(self.multi_crop.count)
+        ]
 
     def __len__(self) -> int:
         return len(self.ops)

@@ -5,6 +5,7 @@ from replab.models.composite import (
     Classifier,
     Identity,
     MomentumProjected,
+    Predicted,
     Projected,
 )
 from replab.models.momentum import Momentum, momentum_at
@@ -20,6 +21,7 @@ __all__ = [
     "Identity",
     "Momentum",
     "MomentumProjected",
+    "Predicted",
     "Projected",
     "momentum_at",
 ]

@@ -37,6 +37,20 @@ class Projected(nn.Module):
         return self.projection(self.encoder(x))
 
 
+class Predicted(nn.Module):
+    """An encoder, a projection and a predictor over one input, no momentum copy (SimSiam):
+    ``forward`` gives ``(predictions, projections)``; the loss stops the projections' gradient
+    itself."""
+
+    def __init__(self, encoder: nn.Module, projection: nn.Module, predictor: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.projection, self.predictor = encoder, projection, predictor
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.projection(self.encoder(x))
+        return self.predictor(z), z
+
+
 class MomentumProjected(nn.Module):
     """Two branches over one input (BYOL, MoCo): the online encoder, projection and predictor,
     and a momentum copy of encoder and projection (``target``, updated by EMA, never trained).
@@ -48,8 +62,13 @@ class MomentumProjected(nn.Module):
         self.encoder, self.projection, self.predictor = encoder, projection, predictor
         self.target = Momentum(Projected(encoder, projection))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.predictor(self.projection(self.encoder(x))), self.target(x)
+    def forward(
+        self, x: torch.Tensor, target_rows: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``target_rows``: the target sees only the first rows (multi-crop: DINO's teacher
+        takes the two global crops, the student every crop)."""
+        online = self.predictor(self.projection(self.encoder(x)))
+        return online, self.target(x if target_rows is None else x[:target_rows])
 
 
 class Identity(nn.Module):

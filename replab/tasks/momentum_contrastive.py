@@ -7,8 +7,13 @@ encoder and projection (``replab.models.Momentum``). The objective compares the 
 outputs of both views with the target's projections of both views; after every optimizer
 step the task's step hook moves the target towards the online weights with the objective's
 ``momentum`` on its ``momentum_schedule`` (BYOL's cosine from base to 1 over the run's steps,
-or MoCo's constant). An objective with state of its own (MoCo's queue) keeps it in buffers;
-the trainer saves them with the model.
+or MoCo's constant). An objective with state of its own (MoCo's queue, DINO's centre) keeps
+it in buffers; the trainer saves them with the model. An objective with a ``step_hook`` (DINO's
+teacher-temperature schedule) is told every step's place in the run.
+
+With ``multi_crop`` in the augment list, the online network sees every crop and the target the
+two global ones; only an objective that takes the local crops (``takes_local_crops``: DINO)
+can be trained so, the others are refused (MoCo's queue and BYOL's pairs are of two views).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from replab.models import MODELS, MomentumProjected, momentum_at
 from replab.models.layers import latent_dim_of
 from replab.spec import Component, ModelSpec
 from replab.tasks.base import Gather, Task, TaskStepHook, build_encoder
-from replab.tasks.contrastive import pair_accuracy, two_views
+from replab.tasks.contrastive import pair_accuracy
 from replab.tasks.registry import TASKS
 
 
@@ -45,35 +50,42 @@ class MomentumContrastive(Task):
     ) -> MomentumContrastive:
         _check(model, augment)
         assert model.projection is not None  # _check said so
+        loss = cls.build_objective(objective)
+        views = Augment.from_components(augment)
+        if views.view_count > 2 and not getattr(loss, "takes_local_crops", False):
+            raise ConfigError(
+                f"objective {objective.name!r} compares two views; multi_crop's local crops "
+                "are for an objective that takes them (dino)",
+                "drop multi_crop from augment (or set its local_crops: 0), or use objective dino",
+            )
         encoder = build_encoder(model.encoder, shape)
         projection = _head(model.projection, latent_dim_of(encoder), "model.projection")
         width = _width(projection, latent_dim_of(encoder))
         predictor = (
             _head(model.predictor, width, "model.predictor") if model.predictor else nn.Identity()
         )
-        loss = cls.build_objective(objective)
         allocate = getattr(loss, "allocate", None)
-        if allocate is not None:  # state sized by the projection (MoCo's queue)
+        if allocate is not None:  # state sized by the projection (MoCo's queue, DINO's centre)
             allocate(width)
-        return cls(
-            MomentumProjected(encoder, projection, predictor),
-            loss,
-            Augment.from_components(augment),
-        )
+        return cls(MomentumProjected(encoder, projection, predictor), loss, views)
 
     def compute(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gather: Gather | None
     ) -> dict[str, torch.Tensor]:
-        online, target = model(two_views(self.augment, x, self.batch_generator(x.device)))
-        p1, p2 = online.chunk(2)
+        views = self.augment.views(x, self.batch_generator(x.device))
+        # (N * views, d) online outputs of every crop; the target's of the two global crops
+        online, target = model(torch.cat(views), target_rows=2 * len(x))
+        p1, p2, *local = online.chunk(len(views))
         z1, z2 = target.chunk(2)
         # stateful objectives (MoCo's queue) change only while training, not on validation
         self.objective.train(self.model.training)
-        loss = self.objective(p1, p2, z1, z2, gather=gather)
+        extra = {"local": local} if local else {}
+        loss = self.objective(p1, p2, z1, z2, gather=gather, **extra)
         return {"loss": loss, "pair_accuracy": pair_accuracy(p1.detach(), p2.detach())}
 
     def step_hooks(self) -> list[TaskStepHook]:
-        return [self._update_target]
+        own = getattr(self.objective, "step_hook", None)  # a schedule of the objective's
+        return [self._update_target, *([own] if own is not None else [])]
 
     def _update_target(self, done: int, total: int) -> None:
         """After optimizer step ``done`` of ``total``: the EMA step with the momentum of the
