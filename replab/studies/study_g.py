@@ -30,6 +30,8 @@ from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.runs import rundir, schema
 from replab.search.sweep import mean_and_std
 from replab.studies.framework import STUDIES, Part, StudyRun
+from replab.studies.label_budget import TEXT as BUDGET_TEXT
+from replab.studies.label_budget import Budget, budget_chart, budget_of, budget_rows, by_budget
 from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import settings_of, subset_note, timings_of
 
@@ -129,6 +131,15 @@ MEASURES = (
     ("latent.effective_rank", "effective rank"),
 )
 RANKED = MEASURES[:5]  # higher is better; the effective rank is read for collapse instead
+# The label-efficiency curve (probe.shots): its area over log k and three of its points, the
+# linear probe on k labelled train rows per class, mean over the seeds' draws.
+BUDGET = (
+    ("shots.linear.auc", "label-curve area"),
+    ("shots.linear.k1", "1 label / class"),
+    ("shots.linear.k10", "10 / class"),
+    ("shots.linear.k100", "100 / class"),
+)
+SHOWN = (1, 2, 5, 10, 25, 100)  # the budgets the label-budget table shows (those measured)
 # An effective rank under 2: the latents lie on about one line (or one point) — the complete
 # collapse a self-supervised loss can reach while its value still looks fine.
 COLLAPSED = 2.0
@@ -216,6 +227,7 @@ class StudyG:
         ]
         pairs = list(zip(self.methods, parts, strict=True))
         rows = [*_pixels_row(pairs), *(_row(m, p) for m, p in pairs)]
+        budgets = _budgets(pairs)
         return StudyReport(
             title=fill(TEXT["title"], dataset=self.dataset),
             question=fill(TEXT["question"]),
@@ -224,7 +236,8 @@ class StudyG:
             timings=timings_of(parts),
             sections=[
                 self._table(rows, parts),
-                _answer(rows),
+                _answer(rows, budgets),
+                _budget_section(budgets),
                 _charts(rows),
                 _maps(parts),
                 _published(),
@@ -267,15 +280,16 @@ class StudyG:
         return list(read_recipe(family["views"]).get("augment", []))
 
     def _table(self, rows: list[Row], parts: list[Part]) -> Section:
-        header = ["method", *(name for _, name in MEASURES), "train s"]
-        best = {m: _best(rows, m) for m, _ in RANKED}
+        ranked = [*RANKED, *BUDGET]
+        header = ["method", *(name for _, name in ranked), "effective rank", "train s"]
+        best = {m: _best(rows, m) for m, _ in ranked}
         body = []
         for r in rows:
-            cells = [r.cell(m) + (" ★" if _first(best[m]) is r else "") for m, _ in RANKED]
+            cells = [r.cell(m) + (" ★" if _first(best[m]) is r else "") for m, _ in ranked]
             rank = r.cell("latent.effective_rank") + (" (collapsed)" if _collapsed(r) else "")
             seconds = format_mean_std(*mean_and_std(r.seconds), digits=3) if r.seconds else "—"
             body.append([f"{r.key}: {r.title}", *cells, rank, seconds])
-        body.append(["lead of ★ > seeds' spread?", *(_gap(best[m], m) for m, _ in RANKED)])
+        body.append(["lead of ★ > seeds' spread?", *(_gap(best[m], m) for m, _ in ranked)])
         body[-1] += ["", ""]
         text = paragraphs(
             TEXT["table"],
@@ -305,7 +319,7 @@ def _recipe(recipe: str, family: dict) -> str:
 
 
 def _row(m: Method, p: Part) -> Row:
-    metrics = {name: p.values(name) for name, _ in MEASURES}
+    metrics = {name: p.values(name) for name, _ in (*MEASURES, *BUDGET)}
     seconds = [s["timings"]["train"] for s in p.summaries]
     return Row(m.key, m.title, metrics, seconds, labels=m.labels)
 
@@ -319,6 +333,7 @@ def _pixels_row(pairs: list[tuple[Method, Part]]) -> list[Row]:
         "latent.silhouette": "image.silhouette",
         "latent.tsne_trustworthiness": "image.tsne_trustworthiness",
         "latent.effective_rank": "image.effective_rank",
+        **{name: f"image.{name}" for name, _ in BUDGET},
     }
     values = {ours: first.values(theirs) for ours, theirs in names.items()}
     return [Row("pixels", "raw pixels (no training)", values, baseline=True)]
@@ -361,9 +376,35 @@ def _gap_on(best: tuple[Row, Row | None] | None, metric: str) -> tuple[float, fl
     return gap, first.std(metric) + second.std(metric)
 
 
-def _answer(rows: list[Row]) -> Section:
+def _budgets(pairs: list[tuple[Method, Part]]) -> list[Budget]:
+    """Every method's linear label-efficiency curve, the pixels' first (drawn beside the first
+    method's runs, on the same draws)."""
+    found = [budget_of("pixels", pairs[0][1], pixels=True)]
+    found += [budget_of(m.key, p, labels=m.labels) for m, p in pairs]
+    return [b for b in found if b is not None]
+
+
+def _budget_section(budgets: list[Budget]) -> Section:
+    """The label-budget table (mean ± std over seeds and draws) and every curve in one chart."""
+    if not budgets:
+        return Section(fill(TEXT["budget.heading"]), [fill(TEXT["budget.none"])])
+    shown = tuple(k for k in SHOWN if any(k in b.draws for b in budgets))
+    return Section(
+        fill(TEXT["budget.heading"]),
+        paragraphs(TEXT["budget"], draws=len(budgets[0].draws[budgets[0].shots[0]])),
+        table=budget_rows(budgets, shown),
+        figures={
+            "test accuracy against labels per class (linear probe)": budget_chart(
+                budgets, "linear probe on k labelled train rows per class"
+            )
+        },
+    )
+
+
+def _answer(rows: list[Row], budgets: list[Budget]) -> Section:
     """What the numbers say, from the numbers: the ranking, whether the seeds support it,
-    the pixels floor, the supervised ceiling, collapse and cost."""
+    the leader at each label budget (paired), the pixels floor, the supervised ceiling,
+    collapse and cost."""
     metric = "linear_probe.test_accuracy"
     contenders = [r for r in rows if not r.labels and not r.baseline and r.mean(metric)]
     ranked = sorted(contenders, key=lambda r: r.mean(metric) or 0.0, reverse=True)
@@ -379,6 +420,7 @@ def _answer(rows: list[Row]) -> Section:
             agreement=fill(TEXT[agreement]),
         )
     )
+    text += by_budget(budgets, BUDGET_TEXT)
     text += _floor_and_ceiling(rows, ranked, metric)
     collapsed = [r.key for r in rows if _collapsed(r)]
     text.append(
@@ -594,6 +636,16 @@ TEXT = {
         Cost on this machine: {cheap} trained fastest ({cheap_s:.0f} s per seed), {dear}
         slowest ({dear_s:.0f} s); see the accuracy-against-time chart.
     """,
+    "budget.heading": "By label budget",
+    "budget": """
+        The linear (logistic) probe on k labelled train rows per class, scored on the whole
+        test split: mean ± std over the seeds and their {draws} seeded, stratified draws of
+        labels (every method of a seed, and the pixels, on the same rows); the area is the
+        curve's mean over a log axis of k; 'all labels' is the full-label linear probe above.
+        Study G's headline measure reads one point of these curves: the ranking can change
+        with the label budget.
+    """,
+    "budget.none": "No run drew label-efficiency curves (probe.shots was empty).",
     "charts.heading": "Charts",
     "charts": """
         Every measure with its seeds' standard deviation as error bars, and the linear probe
