@@ -19,9 +19,14 @@ checks every import):
 their reader) are usable from every layer.
 """
 
+import logging
 from typing import Any
 
 __version__ = "0.1.0"
+
+# A library's logger stays silent until the application configures logging (the Python API's
+# progress lines go to it; warnings the user must see go through `warnings`, not here).
+logging.getLogger("replab").addHandler(logging.NullHandler())
 
 # The Python API (replab/api.py), imported on first use so that `import replab` stays light.
 API = ("Run", "StudyResult", "SweepResult", "analyze", "load", "run", "study", "sweep", "tune")

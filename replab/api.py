@@ -35,7 +35,7 @@ from replab.data.load import recorded_root
 from replab.errors import ReplabError
 from replab.evaluation import embed
 from replab.evaluation.embed import GivenEncoder
-from replab.io import Log
+from replab.io import LOGGER, Log
 from replab.recipes import spec_for
 from replab.registry import load_plugins
 from replab.reporting.study_report import StudyReport
@@ -579,7 +579,10 @@ def _check_trust(trust_code: object) -> None:
 
 
 def _quiet(message: str) -> None:
-    """The default log of the Python API: nothing (the command line passes a printer)."""
+    """The default log of the Python API: the ``replab`` logger at INFO, silent unless the
+    application configures logging (the command line passes a printer). What the user must
+    see comes as a ``ReplabWarning`` whatever the log."""
+    LOGGER.info(message)
 
 
 # The start of a KEY=VALUE setting: a key path (PART: before it in a study's overrides).

@@ -9,11 +9,12 @@ import json
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
-from replab.errors import ReplabError
+from replab.errors import ReplabError, ReplabWarning
 
 if TYPE_CHECKING:  # replab.io imports torch, which no command line needs just to be parsed
     from replab.io import Log
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
         forkserver.start()  # its imports overlap this process's own
     _stop_on_sigterm()
+    warnings.showwarning = _show_warning
     try:
         if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ReplabError(
@@ -715,6 +717,23 @@ def _print_line(message: str) -> None:
 
 # The log every command hands replab.api; typed so mypy holds it to the api's Log
 _log: Log = _print_line
+_SHOW_WARNING = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """replab's own warnings as lines of the log ("[replab] warning: ..."), without the file
+    and line Python names; any other warning as Python shows it."""
+    if issubclass(category, ReplabWarning):
+        _print_line(f"warning: {message}")
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 def _print_summary(run_dir: Path, summary: dict) -> None:

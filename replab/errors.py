@@ -46,3 +46,10 @@ class DivergenceError(ReplabError):
 
 class DiskFullError(ReplabError):
     """A write failed for lack of space; the file it was replacing is left as it was."""
+
+
+class ReplabWarning(UserWarning):
+    """Something the user must see although the job goes on (a tracking server that is down,
+    images skipped): issued through Python's ``warnings`` (``replab.io.warn``), so a notebook
+    shows it and ``warnings.filterwarnings`` can silence it; each run's summary.json keeps
+    the ones issued while it ran (its ``warnings`` list)."""

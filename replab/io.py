@@ -1,4 +1,5 @@
-"""Atomic file writes and safe checkpoint loading, shared by every layer that writes.
+"""Atomic file writes and safe checkpoint loading, shared by every layer that writes; and how
+every layer speaks to the user: ``Log`` lines, ``warn`` for warnings, ``LOGGER``.
 
 A file is written beside its final name, flushed to disk and renamed over it, so a
 crash or a full disk leaves either the old file or the new one, never half of one.
@@ -12,22 +13,52 @@ import fcntl
 import importlib
 import io
 import json
+import logging
 import os
 import socket
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from replab.errors import CheckpointError, DiskFullError, ReplabError
+from replab.errors import CheckpointError, DiskFullError, ReplabError, ReplabWarning
 
 # What every layer takes to tell the user how a long job goes: one line at a time (the CLI
-# prints it, a notebook may collect it, a library caller may pass logging's info).
+# prints it, a notebook may collect it; the Python API's default is LOGGER.info).
 Log = Callable[[str], None]
+
+# The library's log for what is not a warning: silent unless the application configures
+# logging (replab/__init__.py gives it a NullHandler, as libraries do).
+LOGGER = logging.getLogger("replab")
+
+# The lists of the jobs recording their warnings now (``recording_warnings``), innermost last.
+_RECORDING: list[list[str]] = []
+
+
+def warn(message: str) -> None:
+    """What the user must see although the job goes on: a ``ReplabWarning`` through Python's
+    ``warnings`` (a notebook shows it, the command line prints it), and a line of each
+    ``recording_warnings`` list open now (a run's summary.json keeps them)."""
+    for seen in _RECORDING:
+        seen.append(message)
+    warnings.warn(message, ReplabWarning, stacklevel=2)
+
+
+@contextlib.contextmanager
+def recording_warnings() -> Iterator[list[str]]:
+    """The messages ``warn`` gives while the block runs (jobs of one process take turns)."""
+    seen: list[str] = []
+    _RECORDING.append(seen)
+    try:
+        yield seen
+    finally:
+        _RECORDING.remove(seen)
+
 
 TMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0)

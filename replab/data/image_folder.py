@@ -59,6 +59,7 @@ from replab.data.limits import PIXELS_VARIABLE, available_memory, gib, max_image
 from replab.data.load import cache_dir
 from replab.data.registry import DATASETS
 from replab.errors import DataError
+from replab.io import warn
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 FORMATS = "PNG, JPEG, BMP, WebP or TIFF"
@@ -145,6 +146,7 @@ class ImageFolder(DatasetSource):
                 f"; skipped {len(skipped)} unreadable image(s) (data.skip_corrupt), "
                 f"first {skipped[0]}"
             )
+            warn(f"{tree}: {skip[2:]}")
         return ImageSet(
             images,
             kept,

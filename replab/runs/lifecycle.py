@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replab.errors import DiskFullError, ReplabError
-from replab.io import Log, atomic_write_bytes, folder_lock, remove_stale_temp_files
+from replab.io import (
+    Log,
+    atomic_write_bytes,
+    atomic_write_json,
+    folder_lock,
+    recording_warnings,
+    remove_stale_temp_files,
+)
 from replab.runs import rundir
 from replab.runs.session import RunContext, execute
 from replab.runs.tracking import RunTracker
@@ -82,7 +89,9 @@ def _locked(ctx: RunContext, run_dir: Path) -> dict:
     status_before = _read_bytes(run_dir / rundir.STATUS)
     rundir.set_status(run_dir, "running")
     try:
-        summary = _tracked(ctx, run_dir)
+        with recording_warnings() as seen:
+            summary = _tracked(ctx, run_dir)
+        _keep_warnings(run_dir, summary, seen)
     except ReplabError as err:
         if not ctx.started:
             _restore_status(run_dir, status_before)
@@ -99,6 +108,15 @@ def _locked(ctx: RunContext, run_dir: Path) -> dict:
         raise
     rundir.set_status(run_dir, "finished")
     return summary
+
+
+def _keep_warnings(run_dir: Path, summary: dict, seen: list[str]) -> None:
+    """summary.json keeps every warning the run gave (the trackers' included, given as they
+    closed, after the summary was first written): a notebook's may scroll away."""
+    if not seen:
+        return
+    summary["warnings"] = [*summary.get("warnings", []), *seen]
+    atomic_write_json(run_dir / rundir.SUMMARY, summary)
 
 
 def _check_resumable(run_dir: Path, log: Log) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from replab.io import Log
+from replab.io import warn
 from replab.spec import TrackingSpec
 
 TENSORBOARD_DIR = "tensorboard"
@@ -24,11 +24,12 @@ def mlflow_uri(spec: TrackingSpec) -> str | None:
 
 
 class Soft:
-    """Calls a tracker's methods, turning the first failure into one warning and switching
-    the tracker off: a tracking server that goes away must not cost the training run."""
+    """Calls a tracker's methods, turning the first failure into one warning (``io.warn``:
+    shown, and kept in summary.json) and switching the tracker off: a tracking server that
+    goes away must not cost the training run."""
 
-    def __init__(self, what: str, log: Log) -> None:
-        self.what, self.log, self.off = what, log, False
+    def __init__(self, what: str) -> None:
+        self.what, self.off = what, False
 
     def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.off:
@@ -38,8 +39,8 @@ class Soft:
         except Exception as err:  # any client, network or disk error: tracking is optional
             self.off = True
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-            self.log(
-                f"warning: {self.what} failed ({type(err).__name__}: {first}); "
+            warn(
+                f"{self.what} failed ({type(err).__name__}: {first}); "
                 "the run goes on without it, its folder holds every result"
             )
             return None

@@ -60,11 +60,11 @@ class ParentRun:
         TensorBoard), and its report files as artifacts of its MLflow run."""
         runs_write_events = any(Path(self.folder).glob(f"*/**/{TENSORBOARD_DIR}"))
         if figures and runs_write_events:
-            Soft("TensorBoard", self.log)(self._images, figures)
+            Soft("TensorBoard")(self._images, figures)
         for client, run_id in self.clients.values():
             for path in files:
                 if Path(path).is_file():
-                    Soft("MLflow", self.log)(client.log_artifact, run_id, str(path))
+                    Soft("MLflow")(client.log_artifact, run_id, str(path))
 
     def _images(self, figures: dict[str, bytes]) -> None:
         events = EventLog(Path(self.folder) / TENSORBOARD_DIR)
@@ -75,7 +75,7 @@ class ParentRun:
 
     def close(self, status: str) -> None:
         for client, run_id in self.clients.values():
-            Soft("MLflow", self.log)(client.set_terminated, run_id, status)
+            Soft("MLflow")(client.set_terminated, run_id, status)
 
 
 def folder_figures(folder: Path) -> dict[str, bytes]:

@@ -52,7 +52,7 @@ class RunTracker:
         self.parent: ParentRun | None = current()
         self.events: EventLog | None = None
         self.mlflow: tuple | None = None  # (client, run id)
-        self._tb, self._ml = Soft("TensorBoard", log), Soft("MLflow", log)
+        self._tb, self._ml = Soft("TensorBoard"), Soft("MLflow")
 
     # --- opening ---------------------------------------------------------------------
     def start(self, trainer) -> None:

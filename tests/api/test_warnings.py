@@ -1,0 +1,64 @@
+"""What the Python API tells its caller (issue 34, point 2): warnings the user must see through
+Python's ``warnings`` (a ReplabWarning a notebook shows), kept in the run's summary.json; the
+progress lines through the ``replab`` logger, which is silent (a NullHandler) by default."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+import replab
+from replab.errors import ReplabWarning
+from tests.data.test_own_data import digits, write_tree
+from tests.tracking.conftest import closed_port
+
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
+TINY = ["trainer.epochs=1", "probe.enabled=false", "analysis.enabled=false"]
+
+
+def test_a_failing_mlflow_server_is_a_warning_the_summary_keeps(tmp_path):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    with pytest.warns(ReplabWarning, match="MLflow failed") as caught:
+        run = replab.run(
+            "digits-autoencoder",
+            *TINY,
+            "tracking.tensorboard=false",
+            f"tracking.mlflow={uri}",
+            runs_dir=tmp_path,
+        )
+    assert run is not None and run.summary["state"] == "finished"
+    said = [str(w.message) for w in caught if issubclass(w.category, ReplabWarning)]
+    kept = json.loads((run.dir / "summary.json").read_text())["warnings"]
+    assert kept == said and "the run goes on without it" in kept[0]
+
+
+def test_skipped_images_are_a_warning_the_summary_keeps(tmp_path):
+    x, y = digits()
+    root = write_tree(tmp_path / "images", x[:120], y[:120])
+    for name in ("a.png", "b.png"):
+        (root / "class3" / name).write_bytes(b"not an image")
+    with pytest.warns(ReplabWarning, match="skipped 2 unreadable image"):
+        run = replab.run(
+            "digits-autoencoder",
+            *TINY,
+            "data.dataset=image_folder",
+            f"data.root={root}",
+            "data.skip_corrupt=true",
+            runs_dir=tmp_path / "runs",
+        )
+    assert run is not None
+    (kept,) = run.summary["warnings"]
+    assert "skipped 2 unreadable image(s)" in kept and "a.png" in kept
+
+
+def test_progress_goes_to_the_replab_logger_silent_by_default(tmp_path, caplog):
+    logger = logging.getLogger("replab")
+    assert any(isinstance(h, logging.NullHandler) for h in logger.handlers)
+    with caplog.at_level(logging.INFO, logger="replab"):
+        run = replab.run("digits-autoencoder", *TINY, runs_dir=tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.name == "replab"]
+    assert any(line.startswith("data:") for line in lines), lines
+    assert any("trained 1 epochs" in line or "epoch" in line for line in lines), lines
+    assert run is not None and "warnings" not in run.summary  # a clean run has none
