@@ -373,7 +373,8 @@ def _add_study(sub: _Commands) -> None:
     st.add_argument("name", nargs="?", metavar="STUDY", help="which study (listed above)")
     st.add_argument(
         "--dataset",
-        help="study a and ssl: mnist (default) or cifar10; study g: any dataset replab reads",
+        help="study a and ssl: mnist (default) or cifar10; study g: any dataset replab reads "
+        "(default mnist, downloaded when not found; digits needs no download)",
     )
     st.add_argument(
         "--quick",

@@ -58,6 +58,13 @@ def recorded_root(dataset: str, described: str) -> Path | None:
     return None
 
 
+# what to try when nothing can be downloaded: the dataset bundled with scikit-learn
+NO_DOWNLOAD = (
+    "the digits dataset, which needs no download "
+    "(data.dataset=digits; for study g: --dataset digits)"
+)
+
+
 def locate_or_fetch(source: DatasetSource, root: str | None, download: bool) -> Path | None:
     if source.embedded:
         return None
@@ -80,7 +87,8 @@ def locate_or_fetch(source: DatasetSource, root: str | None, download: bool) -> 
             f"{source.title} was not found "
             f"(looked in {looked}) and downloading it failed: {err.problem}",
             "connect to the internet and run again, "
-            "or set data.root=FOLDER (or REPLAB_DATA) to a folder holding the files",
+            "set data.root=FOLDER (or REPLAB_DATA) to a folder holding the files, "
+            f"or use {NO_DOWNLOAD}",
         ) from None
 
 

@@ -7,15 +7,18 @@ is where ``replab study --help`` takes them from.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from replab.errors import ReplabError
 from replab.io import Log, folder_lock
 from replab.registry import check_code, discover, saved_folder
 from replab.reporting.study_report import StudyReport, write_study_report
 from replab.runs.pool import check_jobs, pooled
+from replab.runs.rundir import CONFIG
 from replab.runs.tracking import parent_run
 from replab.spec import override_code_names
 from replab.studies.framework import (
@@ -51,11 +54,53 @@ def run_study(
     import path is refused unless ``trust_code``. A new study's folders hold only what the
     user passed this time, so the study reads them back as trusted."""
     check_jobs(jobs)
+    study: Any = None
     if resume is None:
         if name is None:
             raise ReplabError("which study? none was named", "name a study, or resume one")
         # validate the options before creating a folder
         study = STUDIES.build(name, params, where=f"study {name!r}")
+    # the folders a new study makes, removed again if it fails before its first part ran
+    made = (
+        [] if resume else [p for p in (Path(runs_dir), *Path(runs_dir).parents) if not p.exists()]
+    )
+    begun: list[Path] = []
+    try:
+        return _held(
+            study, name, params, quick, seeds, runs_dir, data_root, resume, overrides, log,
+            jobs, trust_code, begun,
+        )  # fmt: skip
+    except ReplabError:
+        if resume is None and begun and not _any_part_began(begun[0]):
+            # missing data, say: nothing ran, so leave no empty study folder behind
+            shutil.rmtree(begun[0], ignore_errors=True)
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty
+        raise
+
+
+def _any_part_began(folder: Path) -> bool:
+    """Whether a part of the study left a run folder (its config.yaml) in ``folder``."""
+    return any(folder.rglob(CONFIG))
+
+
+def _held(
+    study: Any,
+    name: str | None,
+    params: dict,
+    quick: bool,
+    seeds: int | None,
+    runs_dir: Path,
+    data_root: str | None,
+    resume: Path | None,
+    overrides: Sequence[str],
+    log: Log,
+    jobs: int,
+    trust_code: bool,
+    begun: list[Path],
+) -> tuple[Path, StudyReport, float]:
+    """``run_study`` holding the study folder's lock; ``begun`` gets the folder once made."""
     with contextlib.ExitStack() as held:
         if resume is not None:
             # one process at a time continues a study: it writes study.json and its run folders
@@ -65,12 +110,13 @@ def run_study(
         folder, settings = start_study(
             name, params, quick, seeds, runs_dir, data_root, resume, overrides
         )
+        begun.append(folder)
         trusted = trust_code or resume is None  # a new study's folder holds what was passed
         held.enter_context(saved_folder(f"the study folder {str(folder)!r}", trusted))
         if resume is None:
             held.enter_context(folder_lock(folder, "study"))
         try:
-            return _run_study(folder, settings, study if resume is None else None, log, jobs)
+            return _run_study(folder, settings, study, log, jobs)
         except KeyboardInterrupt as err:
             # Ctrl-C: the study, not the part's run folder, is what to continue
             err.replab_resume = (  # type: ignore[attr-defined]
