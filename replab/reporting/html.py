@@ -16,6 +16,14 @@ ENV = jinja2.Environment(
 )
 
 
+# The interactive latent map's colours, one per class (cycling past ten), shared by the points the
+# page's script draws and the legend beside them: matplotlib's tab10, as the static t-SNE maps.
+LATENT_COLORS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+
+
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -42,7 +50,7 @@ def render_run_report(
     summary: dict, figures: dict[str, bytes], config_yaml: str, hover: dict | None = None
 ) -> str:
     if hover is not None:
-        hover = {**hover, "sprite": data_uri(hover["sprite"])}
+        hover = {**hover, "sprite": data_uri(hover["sprite"]), "colors": list(LATENT_COLORS)}
     return ENV.get_template("run.html.j2").render(
         summary=summary,
         hover=hover,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from replab.cli import main
@@ -49,6 +52,19 @@ def test_user_strings_are_escaped(runs):
     assert EVIL not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert runs[0].name.startswith("script_alert_1_script")  # folder name made safe
+
+
+def test_the_interactive_latent_map_has_a_colour_legend(runs):
+    """Each class's name beside the colour its points are drawn in (issue 34, point 7)."""
+    page = (runs[0] / "report.html").read_text()
+    legend = re.search(r'<ul id="latent-legend".*?</ul>', page, re.S)
+    assert legend is not None
+    entries = re.findall(r"background: (#[0-9a-f]{6});\"></span>([^<]+)</li>", legend[0])
+    data = json.loads(re.search(r'<script id="latent-data"[^>]*>(.*?)</script>', page, re.S)[1])
+    assert [name for _, name in entries] == data["classes"] == [str(i) for i in range(10)]
+    # the colour the script draws class i in is the legend's i-th
+    assert [color for color, _ in entries] == [data["colors"][i % 10] for i in range(10)]
+    assert "colors[p[2] % colors.length]" in page
 
 
 def test_report_rebuilds_identically_without_training(runs):
