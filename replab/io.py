@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import importlib
 import io
 import json
@@ -47,6 +48,52 @@ def warn(message: str) -> None:
     for seen in _RECORDING:
         seen.append(message)
     warnings.warn(message, ReplabWarning, stacklevel=2)
+
+
+def progress_bar(iterable: Any = None, **options: Any) -> Any:
+    """A tqdm bar: tqdm's own in a terminal; in a Jupyter kernel one line of text per cell that
+    every bar of the cell updates in place (``_CellBar``), so a run's epochs, probe and
+    analysis leave one output, not one per bar, and need no ipywidgets."""
+    if _in_jupyter():
+        return _cell_bar_class()(iterable, file=io.StringIO(), mininterval=0.5, **options)
+    from tqdm import tqdm
+
+    return tqdm(iterable, **options)
+
+
+def _in_jupyter() -> bool:
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    return get is not None and type(get()).__name__ == "ZMQInteractiveShell"
+
+
+@functools.cache
+def _cell_bar_class() -> type:
+    from IPython import get_ipython
+    from IPython.display import display
+    from tqdm.std import tqdm
+
+    handles: dict[int, Any] = {}  # the one progress output of each executed cell
+
+    class _CellBar(tqdm):
+        """Draws into the cell's single progress output (an IPython display updated by its
+        id): a notebook saved afterwards holds its last state only. Closing keeps that state
+        instead of blanking it, and tqdm's own writes go to a string, never to stderr."""
+
+        def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+            if msg == "":  # tqdm clears a leave=False bar's line when it closes
+                return True
+            shell = get_ipython()
+            cell = getattr(shell, "execution_count", 0) or 0
+            line = {"text/plain": msg if msg is not None else str(self)}
+            handle = handles.get(cell)
+            if handle is None:
+                handles[cell] = display(line, raw=True, display_id=True)
+            else:
+                handle.update(line, raw=True)
+            return True
+
+    return _CellBar
 
 
 @contextlib.contextmanager

@@ -30,11 +30,17 @@ from pathlib import Path
 from typing import cast
 
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from replab.data import DeviceLoader
 from replab.errors import CheckpointError, ConfigError, DivergenceError
-from replab.io import append_jsonl, load_checkpoint, load_state_into, save_checkpoint
+from replab.io import (
+    append_jsonl,
+    load_checkpoint,
+    load_state_into,
+    progress_bar,
+    save_checkpoint,
+)
 from replab.spec import TrainerSpec
 from replab.tasks import Task
 from replab.training import distributed as dist
@@ -55,16 +61,18 @@ PROGRESS_ENV = "REPLAB_PROGRESS"  # "off": no bars (the --jobs workers: their pa
 
 
 def interactive() -> bool:
-    """Whether a person watches: a terminal, or a Jupyter kernel (where tqdm.auto draws a
-    notebook widget). Logs, CI and piped output get no bars, only the epoch lines."""
+    """Whether a person watches: a terminal, or a Jupyter kernel (where each cell gets one
+    progress line). Logs, CI and piped output get no bars, only the epoch lines."""
     if os.environ.get(PROGRESS_ENV, "").lower() == "off":
         return False
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def progress(iterable=None, **options) -> tqdm:
-    """A tqdm bar shown only where a person watches (see ``interactive``)."""
-    return tqdm(iterable, leave=False, disable=not interactive() or not dist.is_main(), **options)
+    """A tqdm bar shown only where a person watches (see ``interactive``); in Jupyter every bar
+    of a cell updates that cell's one progress line (``io.progress_bar``)."""
+    disable = not interactive() or not dist.is_main()
+    return progress_bar(iterable, leave=False, disable=disable, **options)
 
 
 def check_trainer_spec(spec: TrainerSpec) -> None:
@@ -221,7 +229,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         losses = []
         seen: float = 0  # an int, until DDP sums it over ranks as a float
-        bar = tqdm(
+        bar = progress_bar(
             self.train,
             desc=f"{self.desc} epoch {epoch}/{self.spec.epochs}",
             leave=False,
