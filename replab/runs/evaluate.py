@@ -223,12 +223,16 @@ def probes(ctx: EvalContext, z: Latents, out: Outputs) -> None:
 
 def label_efficiency(ctx: EvalContext, z: Latents, out: Outputs) -> None:
     """``probe.shots``: the logistic and kNN curves of the latents (and of the pixels with
-    ``probe.pixels``) on the same seeded draws, the full-label linear probe as the last point;
-    means, spreads and areas in the metrics, every draw in ``out.curves``, one chart."""
+    ``probe.pixels`` or the analysis' image space) on the same seeded draws, the full-label
+    linear probe as the last point; means, spreads and areas in the metrics, every draw in
+    ``out.curves``, one chart."""
     spec = ctx.spec.probe
     if not spec.shots:
         return
-    spaces = [("", z)] + ([("image.", pixel_latents(ctx.splits, z))] if spec.pixels else [])
+    # the pixels' curve, the floor every encoder's is read against, wherever the run scores
+    # the pixels at all (their linear probe, or the image space of the analysis)
+    pixels = spec.pixels or (ctx.spec.analysis.enabled and ctx.spec.analysis.image_space)
+    spaces = [("", z)] + ([("image.", pixel_latents(ctx.splits, z))] if pixels else [])
     k = ctx.spec.analysis.knn_k
     curves: dict = {"shots": list(spec.shots), "draws": spec.draws, "seed": ctx.spec.seed}
     drawn = {}

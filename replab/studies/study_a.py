@@ -16,6 +16,8 @@ from replab.reporting.latent_figures import tsne_maps
 from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.runs import rundir, schema
 from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
+from replab.studies.label_budget import TEXT as BUDGET_TEXT
+from replab.studies.label_budget import budget_chart, budget_of, budget_rows, by_budget
 from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import settings_of, timings_of
 
@@ -115,6 +117,7 @@ class StudyA:
             ),
             self._maps(parts),
             self._answer(parts),
+            _budget([*parts[:2], *extra, parts[2]]),
             Section(
                 fill(TEXT["curves.heading"]),
                 figures={
@@ -249,6 +252,27 @@ class StudyA:
         return Section(fill(TEXT["answer.heading"]), text)
 
 
+def _budget(parts: list[Part]) -> Section:
+    """Each regime's label-efficiency curve (linear probe on k labels per class), the pixels'
+    from A1's runs, with the leader at each budget compared paired."""
+    found = [budget_of("pixels", parts[0], pixels=True)]
+    found += [budget_of(p.key, p, labels=p.key.startswith("A2")) for p in parts]
+    budgets = [b for b in found if b is not None]
+    if not budgets:
+        return Section(fill(TEXT["budget.heading"]), [fill(TEXT["budget.none"])])
+    shown = tuple(sorted(set().union(*(b.draws for b in budgets))))
+    return Section(
+        fill(TEXT["budget.heading"]),
+        paragraphs(TEXT["budget"]) + by_budget(budgets, BUDGET_TEXT),
+        table=budget_rows(budgets, shown),
+        figures={
+            "test accuracy against labels per class": budget_chart(
+                budgets, "linear probe on k labelled train rows per class"
+            )
+        },
+    )
+
+
 def _load_maps(part: Part) -> dict | None:
     path = part.run_dirs[0] / rundir.FIGURES / rundir.TSNE_DATA
     if not path.is_file():
@@ -268,6 +292,14 @@ _ANSWER = """
     Answer: the {regime} regime ({key}) separates the classes best by kNN accuracy{also}
 """
 TEXT = {
+    "budget.heading": "How many labels each latent space needs",
+    "budget": """
+        A logistic probe on k labelled train rows per class, scored on the whole test split:
+        mean ± std over seeds and five seeded, stratified draws of the labels (each regime and
+        the pixels on the same rows). A2 trained on every label, so it is shown as a
+        reference and never leads; the area is the curve's mean over a log axis of k.
+    """,
+    "budget.none": "No run drew label-efficiency curves (probe.shots was empty).",
     "title": "Study A on {dataset}: three ways to learn a latent space",
     "question": """
         Which way of training an encoder — reconstruction, classification, or contrast between

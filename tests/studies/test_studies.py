@@ -67,6 +67,15 @@ def test_study_a_quick_on_mnist(tmp_path, data_dir, capsys):
     ):
         assert row in md
     assert "limited to 6,000 training images" in md and "quick" in md
+    # every regime's label-efficiency curve, the pixels' from A1, and the leader by budget
+    assert "## How many labels each latent space needs" in md
+    for row in ("| pixels |", "| A1 |", "| A2 |", "| A2.reg |", "| A3 |"):
+        assert any(line.startswith(row) and "/ class" not in line for line in md.splitlines())
+    assert "By label budget, the best latent space" in md
+    for m in (a1, a3):  # 600 labels per class beat one, by more than the draws' spread
+        assert m["shots.linear.k100"] - m["shots.linear.k1"] > 2 * (
+            m["shots.linear.k1_std"] + m["shots.linear.k100_std"]
+        )
     out = capsys.readouterr().out
     assert "A3 done" in out and "wall time" in out
 
