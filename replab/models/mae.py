@@ -61,8 +61,9 @@ def is_token_encoder(encoder: nn.Module) -> bool:
 class MAEDecoder(nn.Module):
     """The light decoder: a linear map of the encoder's tokens to ``width``, mask tokens,
     position embeddings, ``depth`` transformer blocks, a norm and a linear map to each patch's
-    pixels. MAE's ImageNet decoder is 8 blocks of width 512; 2 of 128 here (a 7x7 or 8x8
-    grid needs far less, and MAE found depth matters little for linear probes beyond 2-4)."""
+    pixels. MAE's ImageNet decoder is 8 blocks of width 512; 2 of 128 here, a CPU-sized
+    choice for a 7x7 or 8x8 grid (MAE's Table 1a: fine-tuning is the same with 2 blocks as
+    with 8, linear probes lose 3.5 points)."""
 
     def __init__(
         self,
