@@ -8,9 +8,10 @@ position embeddings on all, and predicts every patch's pixels.
 
 Two encoder kinds:
 
-* a ViT (an encoder with the token steps ``embed``, ``encode``, ``pool``: replab's ``vit``)
-  runs on the visible patches only, as in MAE: 25 % of the tokens at the default ratio;
-* any other encoder (MLP, conv net, ResNet, a timm model) cannot drop tokens, so the hidden
+* a ViT (an encoder with the token steps ``embed``, ``encode``, ``pool``: replab's ``vit``,
+  or a plain timm ViT) runs on the visible patches only, as in MAE: 25 % of the tokens at the
+  default ratio;
+* any other encoder (MLP, conv net, ResNet, a timm convnet) cannot drop tokens, so the hidden
   patches are set to zero in the input image instead (SimMIM's masking, Xie et al., CVPR 2022,
   arXiv:2111.09886, done in pixel space since such an encoder has no token to replace) and the
   encoder sees the whole masked image; its latent vector is the decoder's one context token,
@@ -53,8 +54,10 @@ def random_masking(noise: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.
 
 
 def is_token_encoder(encoder: nn.Module) -> bool:
-    """Whether the encoder can run on a subset of patch tokens (replab's ViT)."""
-    return all(callable(getattr(encoder, a, None)) for a in ("embed", "encode", "pool"))
+    """Whether the encoder can run on a subset of patch tokens: it says so (``token_steps``:
+    replab's ViT, a plain timm ViT) and has ``embed``, ``encode``, ``pool``, ``width`` and
+    ``patch_size``."""
+    return bool(getattr(encoder, "token_steps", False))
 
 
 @MODELS.register("mae_decoder")

@@ -71,6 +71,47 @@ class TimmEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (N, num_features): pooled, no classifier
 
+    # MAE's token steps (``replab.models.mae``), for a plain timm VisionTransformer: a class
+    # token, position embeddings on a fixed grid, no register tokens. Together they compute
+    # what timm's own forward does (checked in the tests); MAE runs ``encode`` on a subset.
+    @property
+    def token_steps(self) -> bool:
+        from timm.models.vision_transformer import VisionTransformer
+
+        net = self.net
+        return (
+            isinstance(net, VisionTransformer)
+            and net.cls_token is not None
+            and net.reg_token is None
+            and net.pos_embed is not None
+            and not net.dynamic_img_size
+            and len(set(net.patch_embed.patch_size)) == 1
+        )
+
+    @property
+    def width(self) -> int:
+        return int(self.net.embed_dim)
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.net.patch_embed.patch_size[0])
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, L, width) patch tokens with their position embeddings."""
+        net = self.net
+        pos = net.pos_embed if net.no_embed_class else net.pos_embed[:, net.num_prefix_tokens :]
+        return net.patch_embed(x) + pos
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, T, width) patch tokens -> (N, 1 + T, width) through the blocks, class first."""
+        net = self.net
+        cls = net.cls_token if net.no_embed_class else net.cls_token + net.pos_embed[:, :1]
+        seq = torch.cat([cls.expand(len(tokens), -1, -1), tokens], dim=1)
+        return net.norm(net.blocks(net.norm_pre(seq)))
+
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(h, pre_logits=True)
+
 
 def _check_size(net: nn.Module, model: str, in_shape: tuple[int, ...]) -> None:
     """One image through the network now: a convnet that downsamples 32x (ConvNeXt's stem and

@@ -90,6 +90,8 @@ def check_patches(shape: tuple[int, ...], p: int, who: str) -> int:
 
 @MODELS.register("vit")
 class ViT(nn.Module):
+    token_steps = True  # MAE may run ``encode`` on a subset of the ``embed`` tokens
+
     def __init__(
         self,
         in_shape: tuple[int, ...],

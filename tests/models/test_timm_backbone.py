@@ -108,3 +108,16 @@ def test_pretrained_weights_are_found_in_the_local_hub_cache(tmp_path, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     encoder = _build((3, 32, 32), model="resnet18", pretrained=True)
     torch.testing.assert_close(encoder.net.conv1.weight, source.conv1.weight)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"global_pool": "avg"}, {"no_embed_class": True}])
+def test_a_timm_vits_token_steps_compute_its_own_forward(kwargs):
+    """MAE runs a timm ViT's blocks on the visible tokens through embed/encode/pool: on all
+    tokens those give exactly timm's forward."""
+    torch.manual_seed(0)
+    params = {"patch_size": 4, "depth": 2, **kwargs}
+    encoder = _build((1, 8, 8), model="vit_tiny_patch16_224", kwargs=params).eval()
+    assert encoder.token_steps and encoder.patch_size == 4 and encoder.width == 192
+    x = torch.randn(3, 1, 8, 8)
+    torch.testing.assert_close(encoder.pool(encoder.encode(encoder.embed(x))), encoder(x))
+    assert not _build((1, 8, 8), model="resnet18").token_steps
