@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from replab.data import DeviceLoader, Normalizer, Splits, cache_dir
+from replab.errors import ConfigError
 from replab.evaluation.image_ahead import ImageSpaceAhead
 from replab.evaluation.monitor import COLLAPSED, Monitor
 from replab.evaluation.trail import ReconstructionTrail
@@ -128,9 +129,15 @@ def _monitor(ctx: RunContext, p: Prepared) -> Monitor | None:
     """The latent-space monitor (val_knn, val_rank), when asked and the data has labelled
     train and val rows; only the process that writes measures (the others take its record)."""
     spec, splits = ctx.spec, p.splits
-    if not spec.monitor.enabled or ctx.folder is None or len(splits.val) == 0:
-        return None
-    if not (splits.train.labelled and splits.val.labelled):
+    labelled = splits.train.labelled and splits.val.labelled and len(splits.val) > 0
+    es = spec.trainer.early_stopping
+    if es is not None and es.monitor in ("val_knn", "val_rank", "val_linear") and not labelled:
+        raise ConfigError(
+            f"trainer.early_stopping.monitor {es.monitor} needs labelled train and val images; "
+            f"these have none ({splits.train.source})",
+            "monitor val_loss instead, or use labelled data",
+        )
+    if not spec.monitor.enabled or ctx.folder is None or not labelled:
         return None
     return Monitor(
         spec.monitor,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -132,3 +133,25 @@ def test_val_knn_picks_the_best_checkpoint(tmp_path):
 def test_an_early_stopping_monitor_must_be_measured_every_epoch(overrides):
     with pytest.raises(ConfigError, match="monitor"):
         load_spec("digits-autoencoder", overrides)
+
+
+def test_monitoring_unlabelled_images_is_refused_before_training(tmp_path, capsys):
+    path = tmp_path / "unlabelled.npz"
+    np.savez(path, x=np.random.default_rng(0).integers(0, 256, (300, 8, 8), dtype=np.uint8))
+    runs = tmp_path / "runs"
+    code = main(
+        [
+            "run",
+            "digits-autoencoder",
+            "data.dataset=npz",
+            f"data.root={path}",
+            "probe.enabled=false",
+            "analysis.enabled=false",
+            "trainer.early_stopping={monitor: val_knn, mode: max}",
+            "--runs-dir",
+            str(runs),
+        ]
+    )
+    assert code == 2
+    assert "val_knn needs labelled train and val images" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())  # refused before any folder stays
