@@ -46,10 +46,13 @@ from replab.tasks.frozen import Frozen
 from replab.training import resolve_device, seed_everything
 
 # The probes every analysis trains: the linear one says what a hyperplane separates, the MLP
-# what a small non-linear readout can find (kNN comes from the analysis itself).
+# what a small non-linear readout can find (kNN comes from the analysis itself). Named as a
+# run names the same probes (docs/metrics.md): probe.* is the MLP (a run's default probe.head),
+# linear_probe.* the linear one; folders written before that (probe_mlp, probe_linear) are
+# read under these names (rundir.read_summary).
 PROBES = {
-    "probe_linear": (Component(name="linear_head"), "linear probe on frozen latents"),
-    "probe_mlp": (Component(name="mlp_head", hidden=[64]), "MLP probe on frozen latents"),
+    "linear_probe": (Component(name="linear_head"), "linear probe on frozen latents"),
+    "probe": (Component(name="mlp_head", hidden=[64]), "MLP probe on frozen latents"),
 }
 
 

@@ -173,6 +173,29 @@ def read_spec(run_dir: Path) -> ExperimentSpec:
     return load_spec(run_dir / CONFIG)
 
 
+# Metric names older folders wrote, by the prefix that names the same thing now (docs/metrics.md):
+# `replab analyze` called its probes probe_mlp and probe_linear before they took a run's names.
+LEGACY_PREFIXES = {"probe_mlp.": "probe.", "probe_linear.": "linear_probe."}
+
+
+def metric_name(key: str) -> str:
+    """A metric's one name (``val.loss``) from an epoch record's key (``val_loss``, the
+    metrics.jsonl spelling) or an older folder's (``probe_mlp.test_accuracy``)."""
+    for old, new in LEGACY_PREFIXES.items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    split, sep, rest = key.partition("_")
+    return f"{split}.{rest}" if sep and split in ("train", "val", "test") else key
+
+
+def current_metrics(metrics: dict) -> dict:
+    """``metrics`` under today's names: an old folder's summary reads like a new one's."""
+    return {
+        (metric_name(k) if k.startswith(tuple(LEGACY_PREFIXES)) else k): v
+        for k, v in metrics.items()
+    }
+
+
 def read_summary(run_dir: Path) -> dict:
     path = Path(run_dir) / SUMMARY
     if not path.is_file():
@@ -190,7 +213,8 @@ def read_summary(run_dir: Path) -> dict:
     summary = schema.read_json(path, fix)
     if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
         raise ReplabError(f"{path} is not a replab run summary (no metrics)", fix)
-    return schema.check(schema.Summary, summary, path, fix)
+    schema.check(schema.Summary, summary, path, fix)
+    return {**summary, "metrics": current_metrics(summary["metrics"])}
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

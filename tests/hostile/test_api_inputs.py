@@ -168,7 +168,7 @@ def test_feature_maps_are_flattened_as_documented(tmp_path):
     conv = nn.Conv2d(1, 2, 3, padding=1)  # N x 2 x 8 x 8: 128 numbers per image
     quick = ["analysis.enabled=false", "probe.trainer.epochs=2"]
     run = replab.analyze(conv, "digits", *quick, runs_dir=tmp_path)
-    assert "probe_linear.test_accuracy" in run.metrics
+    assert "linear_probe.test_accuracy" in run.metrics
 
 
 @pytest.mark.parametrize(

@@ -40,11 +40,14 @@ def test_mlflow_holds_each_run_nested_under_its_sweep(tmp_path, mlflow_server):
         latent = child.data.params["model.encoder.latent_dim"]
         assert latent == str(load_spec(run_dir / "config.yaml").model.encoder.params["latent_dim"])
         history = read_jsonl(run_dir / "metrics.jsonl")
-        logged = client.get_metric_history(child.info.run_id, "train_loss")
-        assert [(m.step, m.value) for m in logged] == [
-            (r["epoch"], r["train_loss"]) for r in history
-        ]
+        # one name per metric (docs/metrics.md): the epochs and the final value, one series
         summary = json.loads((run_dir / "summary.json").read_text())
+        logged = client.get_metric_history(child.info.run_id, "train.loss")
+        assert sorted((m.step, m.value) for m in logged) == sorted(
+            [(r["epoch"], r["train_loss"]) for r in history]
+            + [(len(history), summary["metrics"]["train.loss"])]
+        )
+        assert client.get_metric_history(child.info.run_id, "train_loss") == []
         assert child.data.metrics["test.mae"] == pytest.approx(summary["metrics"]["test.mae"])
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"report.html", "config.yaml", "best.pt"} <= artifacts

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from replab.io import Log
+from replab.runs import rundir
 from replab.runs.tracking import mlflow_run
 from replab.runs.tracking.common import (
     MLFLOW_JSON,
@@ -101,7 +102,11 @@ class RunTracker:
             self._tb(self.events.epoch, record, learning_rates(trainer))
         if self.mlflow is not None:
             client, run_id = self.mlflow
-            scalars = {k: v for k, v in record.items() if k not in ("epoch", "best")}
+            # one name per metric (docs/metrics.md): val_loss each epoch is the series the
+            # final val.loss closes, not a second metric beside it
+            scalars = {
+                rundir.metric_name(k): v for k, v in record.items() if k not in ("epoch", "best")
+            }
             lrs = learning_rates(trainer)
             scalars.update({"lr" if i == 0 else f"lr_group{i}": lr for i, lr in enumerate(lrs)})
             self._ml(mlflow_run.log_metrics, client, run_id, scalars, int(record["epoch"]))
