@@ -767,8 +767,8 @@ def _print_curves(summary: dict) -> None:
     for prefix in ("", "image."):
         for name in ("linear", "knn"):
             key = f"{prefix}shots.{name}"
-            points = [f"{k}: {metrics[f'{key}.k{k}']:.3f}" for k in curves.get("shots", [])]
-            if f"{key}.auc" in metrics:
+            if f"{key}.auc" in metrics:  # image.* only with probe.pixels
+                points = [f"{k}: {metrics[f'{key}.k{k}']:.3f}" for k in curves.get("shots", [])]
                 print(f"{key} (labels per class: accuracy)  " + "  ".join(points))
 
 
