@@ -27,6 +27,17 @@ PUBLISHED: dict[str, dict[str, object]] = {
         "momentum": 0.999,
         "momentum_schedule": "constant",
     },
+    "dino": {
+        "student_temp": 0.1,
+        "teacher_temp": 0.07,
+        "warmup_teacher_temp": 0.04,
+        "warmup_fraction": 0.3,  # DINO's 30 warm-up epochs of 100
+        "center_momentum": 0.9,
+        "momentum": 0.996,
+        "momentum_schedule": "cosine",
+    },
+    "simsiam": {"symmetric": True},
+    "mae": {"norm_pix": False, "eps": 1e-6},  # the released code's defaults
     "triplet": {"margin": 1.0, "squared": False},  # torch.nn.TripletMarginLoss, report 004
     "pair_margin": {"margin": 2.0},  # report 001's M
     "hinge": {"C": 1.0, "margin": 1.0},
@@ -47,6 +58,9 @@ TARGET = {
     "vicreg": "views",
     "byol": "momentum",
     "moco": "momentum",
+    "dino": "momentum",
+    "simsiam": "views",
+    "mae": "masked",
     "triplet": "triplets",
     "pair_margin": "pairs",
     "hinge": "label",
