@@ -113,3 +113,34 @@ def test_two_view_momentum_objectives_refuse_local_crops():
     # local_crops 0 is the two global crops: accepted
     plain = [{"name": "multi_crop", "local_crops": 0}]
     _task("momentum_contrastive", {"name": "moco", "queue": 64}, augment=plain)
+
+
+def test_dino_resumes_exactly_with_its_centre_teacher_and_warm_up(tmp_path):
+    """The centre and the place in the temperature warm-up are saved with the model, so a run
+    stopped after epoch 2 and resumed ends as the uninterrupted one."""
+    from tests.training.test_momentum_task import make_trainer, raw
+
+    recipe = raw({"name": "dino", "warmup_fraction": 0.8}, predictor=False)
+    recipe["augment"] = [{"name": "multi_crop", "local_crops": 1, "global_scale": [0.5, 1.0]}]
+    straight = make_trainer(recipe)
+    straight.fit()
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(trainer, record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        make_trainer(recipe, tmp_path, hooks=[stop_after_two]).fit()
+    resumed = make_trainer(recipe, tmp_path)
+    resumed.resume(tmp_path / "last.pt")
+    assert 0 < float(resumed.task.objective.progress) < 0.8  # mid warm-up, not restarted
+    resumed.fit()
+    losses = [[r["train_loss"], r["val_loss"]] for r in straight.history]
+    assert [[r["train_loss"], r["val_loss"]] for r in resumed.history] == losses
+    for key, value in straight.task.state_dict().items():  # centre and progress
+        assert torch.equal(value, resumed.task.state_dict()[key]), key
+    weights = resumed.model.state_dict()
+    assert all(torch.equal(v, weights[k]) for k, v in straight.model.state_dict().items())
