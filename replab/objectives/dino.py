@@ -40,7 +40,10 @@ from replab.objectives.registry import OBJECTIVES
 
 @OBJECTIVES.register("dino")
 class DINOLoss(nn.Module):
-    """``target = "momentum"``: student outputs, the EMA teacher's outputs (no predictor)."""
+    """DINO (self-distillation: EMA teacher, centred and sharpened targets).
+
+    ``target = "momentum"``: the momentum task passes the student's outputs and the EMA
+    teacher's (no predictor); study G's title is the first line."""
 
     target = "momentum"
     takes_local_crops = True
