@@ -197,14 +197,19 @@ class Run:
         raw = evaluate(self.task, self.model, loader, torch.device("cpu"), "off", split)
         return {k.replace("_", ".", 1): v for k, v in raw.items()}
 
-    def show(self, height: int = 800) -> Any:
-        """The report inline in Jupyter (an IFrame of the self-contained report.html).
+    def show(self, full: bool = False, height: int = 800) -> Any:
+        """The run in Jupyter: by default a compact card (name, data, headline metrics, the
+        loss curves as an image read from the run folder, a link to report.html), a few KB
+        in the saved notebook; ``full=True`` puts the whole report inline (an IFrame of the
+        self-contained report.html, about 1 MB with its figures).
 
-        The folder's HTML may come from someone else: the frame is sandboxed, its scripts
-        (the report's own interactive map) run in an origin of their own, with no access to
-        the notebook's page, cookies or kernel."""
+        The folder's HTML may come from someone else: the full report's frame is sandboxed,
+        its scripts (the report's own interactive map) run in an origin of their own, with no
+        access to the notebook's page, cookies or kernel."""
         from IPython.display import HTML
 
+        if not full:
+            return HTML(_card(self.dir, self.summary))
         page = html.escape(self.report.read_text(encoding="utf-8"), quote=True)
         # IPython suggests IFrame(src=...), which needs a server; srcdoc keeps it self-contained.
         warnings.filterwarnings("ignore", message="Consider using IPython.display.IFrame")
@@ -212,6 +217,47 @@ class Run:
             f'<iframe srcdoc="{page}" sandbox="allow-scripts" width="100%" height="{height}" '
             'style="border:1px solid #ddd"></iframe>'
         )
+
+
+CARD_METRICS = 12  # the metrics a card lists; report.html has them all
+
+
+def _card(run_dir: Path, summary: dict) -> str:
+    """``Run.show()``'s compact HTML: the report and figures are linked from the run folder
+    (relative to the notebook's folder, which Jupyter serves), never embedded."""
+    esc = html.escape
+    where = Path(os.path.relpath(run_dir.resolve(), Path.cwd()))
+    served = not where.as_posix().startswith("..")  # Jupyter serves the notebook's folder only
+    report = (where / rundir.REPORT).as_posix()
+    metrics = summary.get("metrics") or {}
+    # the held-out figures first: test metrics and the probes', then the rest in their order
+    first = sorted(metrics, key=lambda k: not k.startswith(("test.", "probe")))
+    rows = "".join(
+        f"<tr><td>{esc(str(k))}</td><td>{_number(metrics[k])}</td></tr>"
+        for k in first[:CARD_METRICS]
+    )
+    curves = next(
+        (f["file"] for f in summary.get("figures") or [] if "curve" in str(f.get("name"))), None
+    )
+    image = (
+        f'<img src="{esc((where / curves).as_posix())}" style="max-width:420px">'
+        if served and curves
+        else ""
+    )
+    link = f'<a href="{esc(report)}" target="_blank">report.html</a>' if served else "report.html"
+    warned = len(summary.get("warnings") or [])
+    return (
+        f'<div style="font-size:13px"><b>{esc(str(summary.get("name", run_dir.name)))}</b> '
+        f"({esc(str(summary.get('state', '')))}): {esc(str(summary.get('data', '')))}"
+        f'<table style="margin:6px 0">{rows}</table>{image}'
+        f"<div>the full report: {link} in <code>{esc(str(run_dir))}</code>"
+        + (f"; {warned} warning(s) in summary.json" if warned else "")
+        + " &middot; <code>run.show(full=True)</code> shows it here</div></div>"
+    )
+
+
+def _number(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else ""
 
 
 SPLITS = ("train", "val", "test")

@@ -85,10 +85,18 @@ def test_a_loaded_run_reads_its_data_where_it_found_it(data_dir, tmp_path, monke
     assert z.shape[0] == 300 and torch.isfinite(z).all()
 
 
-def test_show_renders_the_report_inline(cli_run):
+def test_show_is_a_light_card_and_the_full_report_on_request(cli_run, monkeypatch):
+    """run.show(): metrics and a link to report.html, the figures read from the run folder,
+    a few KB in a saved notebook; full=True the whole report inline (issue 34, point 3)."""
     pytest.importorskip("IPython")
-    html = replab.load(cli_run).show()._repr_html_()
-    assert html.startswith("<iframe srcdoc=") and "test.mae" in html
+    monkeypatch.chdir(cli_run.parent)  # the notebook's folder: Jupyter serves what is below it
+    run = replab.load(cli_run)
+    card = run.show()._repr_html_()
+    assert "<iframe" not in card and "data:image" not in card and len(card) < 5_000
+    assert f'<a href="{cli_run.name}/report.html"' in card and "test.mae" in card
+    assert f'<img src="{cli_run.name}/figures/' in card and "show(full=True)" in card
+    full = run.show(full=True)._repr_html_()
+    assert full.startswith("<iframe srcdoc=") and "test.mae" in full and len(full) > 20 * len(card)
 
 
 def test_run_returns_the_finished_run_and_load_refuses_what_is_not_one(tmp_path):
