@@ -282,8 +282,16 @@ def test_resume_of_a_folder_naming_code_is_refused(user_run, tmp_path, plant):
     assert not plant.exists() and snapshot(folder) == before
 
 
-def test_show_sandboxes_the_folders_html(user_run):
-    page = replab.load(user_run).show().data
+def test_show_sandboxes_the_folders_html(user_run, tmp_path):
+    # the default card holds no frame and escapes what the folder's summary says
+    folder = copy_run(user_run, tmp_path)
+    summary = json.loads((folder / "summary.json").read_text())
+    evil = "<script>alert(1)</script>"
+    summary |= {"name": evil, "data": evil, "metrics": {**summary["metrics"], evil: 1.0}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    card = replab.load(folder).show().data
+    assert "<script" not in card and "<iframe" not in card and "&lt;script&gt;" in card
+    page = replab.load(user_run).show(full=True).data
     assert page.startswith('<iframe srcdoc="')
     # the escaped report holds no raw quote: the first one closes srcdoc, the tag goes on
     tag = page.split('srcdoc="', 1)[1].split('"', 1)[1].split(">", 1)[0]
