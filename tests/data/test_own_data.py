@@ -299,9 +299,10 @@ def test_truncated_image_is_named(tmp_path, capsys):
 
 def test_every_bad_image_is_reported_at_once_without_library_internals(tmp_path):
     """A damaged PNG (its pixel data, not its header), an empty file, a truncated JPEG and four
-    files that are no images: one message counting all seven, naming the first ones, the skip option; no
-    `libpng error` line and no C++ source path (issue 34, point 5). A real process: libpng
-    writes to the process's stderr, and torchvision's PNG decoder crashed on such a file."""
+    files that are no images: one message counting all seven, naming the first five, the skip
+    option; no `libpng error` line and no C++ source path (issue 34, point 5). A real process:
+    libpng writes to the process's stderr, and torchvision's PNG decoder crashed on such a
+    file."""
     root = _good_tree(tmp_path)
     good = sorted((root / "class1").iterdir())[0].read_bytes()
     damaged = root / "class1" / "damaged.png"  # header fine, IDAT bytes zeroed
