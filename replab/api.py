@@ -112,8 +112,13 @@ class Run:
 
     @property
     def history(self) -> list[dict]:
-        """One record per epoch: train_* and val_* metrics, seconds, best."""
-        return rundir.read_metrics(self.dir)
+        """One record per epoch: epoch, the train.* and val.* metrics under the names the
+        summary gives them (docs/metrics.md; metrics.jsonl spells them train_loss, val_loss),
+        seconds, lr where recorded, best."""
+        return [
+            {rundir.metric_name(k): v for k, v in record.items()}
+            for record in rundir.read_metrics(self.dir)
+        ]
 
     @property
     def report(self) -> Path:

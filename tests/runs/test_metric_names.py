@@ -37,7 +37,10 @@ def test_every_name_a_full_run_writes_is_in_the_table(tmp_path):
     )
     assert run is not None
     patterns = documented()
-    epochs = {rundir.metric_name(k) for r in run.history for k in r if k not in ("epoch", "best")}
+    epochs = {k for r in run.history for k in r if k not in ("epoch", "best")}
+    assert "val.loss" in run.history[-1] and "val_loss" not in run.history[-1]
+    on_disk = rundir.read_metrics(run.dir)[-1]  # the file keeps its spelling
+    assert run.history[-1]["val.loss"] == on_disk["val_loss"]
     names = set(run.metrics) | epochs
     assert {"linear_probe.test_accuracy", "probe.test_accuracy", "val.loss"} <= names
     missing = sorted(n for n in names if not any(p.match(n) for p in patterns))
