@@ -20,13 +20,20 @@ their reader) are usable from every layer.
 """
 
 import logging
+import warnings
 from typing import Any
+
+from replab.errors import ReplabWarning
 
 __version__ = "0.1.0"
 
 # A library's logger stays silent until the application configures logging (the Python API's
 # progress lines go to it; warnings the user must see go through `warnings`, not here).
 logging.getLogger("replab").addHandler(logging.NullHandler())
+# replab's warnings show every time, not once per place as Python's default does: a notebook's
+# second run against the same dead MLflow server must say so again. Appended, so any filter
+# the user sets (warnings.filterwarnings, -W) still wins.
+warnings.filterwarnings("always", category=ReplabWarning, append=True)
 
 # The Python API (replab/api.py), imported on first use so that `import replab` stays light.
 API = ("Run", "StudyResult", "SweepResult", "analyze", "load", "run", "study", "sweep", "tune")

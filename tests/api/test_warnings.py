@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -62,3 +64,18 @@ def test_progress_goes_to_the_replab_logger_silent_by_default(tmp_path, caplog):
     assert any(line.startswith("data:") for line in lines), lines
     assert any("trained 1 epochs" in line or "epoch" in line for line in lines), lines
     assert run is not None and "warnings" not in run.summary  # a clean run has none
+
+
+def test_the_same_warning_shows_again_in_the_next_run():
+    """Python shows a repeated warning once per place by default: a notebook's second run
+    against the same dead server would say nothing. replab's own show every time. A process
+    of its own: pytest replaces the warning filters inside each test."""
+    code = (
+        "import replab\n"
+        "from replab.io import warn\n"
+        "for _ in range(2):\n"
+        "    warn('MLflow failed (ConnectionError: refused); the run goes on without it')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("ReplabWarning: MLflow failed") == 2, done.stderr
