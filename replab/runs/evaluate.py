@@ -140,12 +140,31 @@ def reconstruction(ctx: EvalContext, figs: dict) -> dict:
     )
     m = reconstruction_metrics(recon, images)
     n = ctx.spec.report.n_reconstructions
+    rows, labels = [images[:n].float() / 255], ["original"]
+    if hasattr(ctx.task.model, "masked_input"):  # MAE: what the encoder was shown
+        rows.append(masked_inputs(ctx, images[:n]))
+        labels.append("masked input")
     figs["reconstructions (test images: originals above, reconstructions below)"] = (
-        figures.image_grid(
-            [images[:n].float() / 255, recon[:n].cpu()], ["original", "reconstructed"]
-        )
+        figures.image_grid([*rows, recon[:n].cpu()], [*labels, "reconstructed"])
     )
     return {"test.mae": m.mae, "test.mse": m.mse, "test.psnr": m.psnr}
+
+
+@torch.inference_mode()
+def masked_inputs(ctx: EvalContext, images: torch.Tensor) -> torch.Tensor:
+    """A masking model's inputs in [0, 1] with the hidden patches grey (black would vanish
+    into MNIST's background): the same fixed draw as its reconstructions (its evaluation
+    replays one seeded mask stream, so two calls hide the same patches)."""
+    model = ctx.task.model
+    was_training = model.training
+    model.eval()
+    try:
+        x = ctx.normalizer(images.to(ctx.device))
+        shown = ctx.normalizer.invert(model.masked_input(x)).clamp(0, 1)  # type: ignore[operator]
+        visible = model.masked_input(torch.ones_like(x))  # type: ignore[operator]
+        return torch.where(visible > 0.5, shown, torch.full_like(shown, 0.5)).cpu()
+    finally:
+        model.train(was_training)
 
 
 def trail_figure(trail: ReconstructionTrail, original: torch.Tensor, figs: dict) -> None:

@@ -1,18 +1,21 @@
-"""Study G: which latent space is best? Eight ways to train one encoder, measured one way.
+"""Study G: which latent space is best? Eleven ways to train one encoder, measured one way.
 
-An autoencoder, a VAE, a supervised classifier (the upper reference, it sees the labels) and
-five self-supervised methods (SimCLR, BYOL, MoCo v2, Barlow Twins, VICReg) train the same
-encoder on the same images for the same number of optimizer steps (same epochs and batch
-size, no early stopping, the last weights kept), with the same optimizer and, for the
-methods that use views, the same augmentations. Every encoder is then measured the same
-way: linear and MLP probes on its frozen latents, cosine kNN with k = 20 (as the SSL
-literature reports it), silhouette, t-SNE trustworthiness and the effective rank (RankMe),
-which shows a collapse the loss may hide. The raw pixels are measured too, as the floor.
+An autoencoder, a VAE, a masked autoencoder (MAE), a supervised classifier (the upper
+reference, it sees the labels) and seven self-supervised methods (SimCLR, BYOL, MoCo v2,
+Barlow Twins, VICReg, DINO, SimSiam) train the same encoder (the dataset's own, or
+``--set backbone=``) on the same images for the same number of optimizer steps (same epochs
+and batch size, no early stopping, the last weights kept), with the same optimizer and, for
+the methods that use views, the same augmentations. Every encoder is then measured the same
+way: linear and MLP probes on its frozen latents, the label-efficiency curve (a logistic
+probe on 1 to 100 labels per class), cosine kNN with k = 20 (as the SSL literature reports
+it), silhouette, t-SNE trustworthiness and the effective rank (RankMe), which shows a
+collapse the loss may hide. The raw pixels are measured too, as the floor.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -54,6 +57,9 @@ METHODS = (
         "a1-mnist-autoencoder",
         ("task=vae", "objective={name: elbo, reconstruction: bce, reduction: sum}"),
     ),
+    # MAE's recipe trains the small ViT; here it masks patches of the study's encoder's input
+    # (the encoder sees only the visible patches when it is a ViT, tasks/mae.py)
+    Method("MAE", "masked autoencoder (MAE, 75% of 4 px patches hidden)", "a5-mnist-mae"),
     Method("SUP", "supervised classifier", "a2-mnist-classifier", labels=True),
     Method("SimCLR", "SimCLR (NT-Xent)", "a3-mnist-simclr", views=True),
     Method("BYOL", "BYOL (predictor, momentum target)", "a3-mnist-byol", views=True),
@@ -72,6 +78,15 @@ METHODS = (
         ("objective={name: vicreg}",),
         views=True,
     ),
+    # Their own recipes, not the auto-joined A3 one: DINO needs its head (the A3 projection
+    # head gave kNN 0.78 on the quick profile, the DINO head 0.93), SimSiam its predictor.
+    Method(
+        "DINO",
+        "DINO (self-distillation: EMA teacher, centring, sharpening)",
+        "a5-mnist-dino",
+        views=True,
+    ),
+    Method("SimSiam", "SimSiam (predictor, stop-gradient)", "a5-mnist-simsiam", views=True),
 )
 
 # The task that trains an objective of each view-based kind (``objective.target``).
@@ -114,14 +129,31 @@ FAMILIES: dict[str, dict] = {
         "decoder": "{name: mlp_decoder, hidden: [256], output_activation: sigmoid}",
         "probe": "{name: mlp_head, hidden: [64]}",
         "views": "a3-mnist-simclr",
+        # 28 px: 14, 7, then 3 (a 3x3 kernel without padding)
+        "conv": "{name: conv, channels: [32, 64, 128], kernels: [4, 4, 3], strides: 2, "
+        "paddings: [1, 1, 0], latent_dim: 128}",
     },
     "colour": {
         "encoder": "{name: resnet18, stem: cifar, width: 64}",
         "decoder": "{name: mlp_decoder, hidden: [1024], output_activation: sigmoid}",
         "probe": "{name: mlp_head, hidden: [256, 128], dropout: 0.5}",
         "views": "a3-cifar10-simclr",
+        "conv": "{name: conv, channels: [64, 128, 256], kernels: 4, strides: 2, paddings: 1, "
+        "latent_dim: 128}",
     },
 }
+# ``--set backbone=``: the same encoder for every method, in place of the family's. The
+# small ViT is the issue's 28-32 px one (patch 4: a 7x7 or 8x8 grid); timm:<name> is any timm
+# model with its classifier removed (models/timm_backbone.py adapts channels and size).
+BACKBONES = {
+    "mlp": FAMILIES["grey"]["encoder"],
+    "conv": None,  # the family's: one for 28 px, one for 32 px
+    "resnet18": FAMILIES["colour"]["encoder"],
+    "vit": "{name: vit, patch_size: 4, width: 192, depth: 6, heads: 3}",
+}
+# The quick profile's ViT: 2 blocks of width 96 (the full one costs several seconds a step of
+# 256 images on a 2-core CPU; this one under 2)
+QUICK_VIT = "{name: vit, patch_size: 4, width: 96, depth: 2, heads: 3}"
 MEASURES = (
     ("linear_probe.test_accuracy", "linear probe"),
     ("probe.test_accuracy", "MLP probe"),
@@ -186,8 +218,8 @@ class Row:
 
 @STUDIES.register("g")
 class StudyG:
-    """Which latent space is best? Autoencoder, VAE, supervised, SimCLR, BYOL, MoCo v2, Barlow
-    Twins and VICReg on one encoder and budget"""
+    """Which latent space is best? Autoencoder, VAE, MAE, supervised, SimCLR, BYOL, MoCo v2,
+    Barlow Twins, VICReg, DINO and SimSiam on one encoder and budget, by label budget"""
 
     def __init__(
         self,
@@ -195,6 +227,7 @@ class StudyG:
         epochs: int = 10,
         batch_size: int = 256,
         methods: list[str] | None = None,
+        backbone: str | None = None,
     ) -> None:
         if not 1 <= epochs <= 10_000 or not 2 <= batch_size <= 1_000_000:
             raise ConfigError(
@@ -210,6 +243,8 @@ class StudyG:
                 f"use --set methods=[...] with some of: {', '.join(keys)} (default: all)",
             )
         self.family = _family(dataset)  # an unknown dataset fails before any folder exists
+        self.encoder = backbone_encoder(backbone, FAMILIES[self.family])
+        self.backbone = backbone
         self.dataset, self.epochs, self.batch_size = dataset, epochs, batch_size
         self.methods = [m for m in available if methods is None or m.key in methods]
 
@@ -221,7 +256,7 @@ class StudyG:
                 m.title,
                 _recipe(m.recipe, family),
                 self._changes(m, family),
-                quick=QUICK,
+                quick=QUICK + ([f"model.encoder={QUICK_VIT}"] if self.backbone == "vit" else []),
             )
             for m in self.methods
         ]
@@ -249,7 +284,7 @@ class StudyG:
         changes = [
             f"data.dataset={self.dataset}",
             f"name=g-{m.key.lower()}-{self.dataset}",
-            f"model.encoder={family['encoder']}",
+            f"model.encoder={self.encoder}",
             f"trainer.epochs={self.epochs}",
             f"trainer.batch_size={self.batch_size}",
             "trainer.early_stopping=null",  # every method takes the same number of steps
@@ -297,10 +332,29 @@ class StudyG:
             epochs=parts[0].summaries[0]["epochs"],
             batch=self.batch_size,
             collapsed=COLLAPSED,
+            encoder=self.encoder,
         )
         if note := subset_note(parts):
             text.append(note)
         return Section(fill(TEXT["table.heading"]), text, table=(header, body))
+
+
+def backbone_encoder(backbone: str | None, family: dict) -> str:
+    """The encoder every method trains: the family's own, or ``backbone`` (one of
+    ``BACKBONES``, or ``timm:<any timm model>``, built for the data's channels and size)."""
+    if backbone is None:
+        return family["encoder"]
+    name = backbone.removeprefix("timm:")
+    if backbone.startswith("timm:") and re.fullmatch(r"[A-Za-z0-9_.]+", name):
+        return f"{{name: timm, model: {name}}}"
+    if backbone in BACKBONES:
+        return BACKBONES[backbone] or family[backbone]
+    raise ConfigError(
+        f"study g: no backbone {backbone!r}",
+        f"use --set backbone= with one of {', '.join(BACKBONES)} or timm:<a timm model name> "
+        "(e.g. timm:resnet18); leave it unset for the dataset's own (mlp on grey images, "
+        "resnet18 on colour ones)",
+    )
 
 
 def _family(dataset: str) -> str:
@@ -602,12 +656,13 @@ TEXT = {
         contenders); the last row says whether the ★ method's lead over the next one exceeds
         their two standard deviations added up.
 
-        Protocol: {epochs} epochs of batch {batch} for every method (no early stopping, last
-        weights), Adam 1e-3; probes on the frozen, standardized latents (linear: one affine
-        map; MLP: one hidden layer); kNN with k = 20 on cosine similarity over a seeded 80/20
-        split of the test set; silhouette of the labels; trustworthiness of the t-SNE map;
-        effective rank = RankMe of the test latents ('collapsed' below {collapsed:g}: the
-        latents on about one line). 'train s' is the training time on this machine.
+        Protocol: one encoder for every method ({encoder}), {epochs} epochs of batch {batch}
+        (no early stopping, last weights), Adam 1e-3; probes on the frozen, standardized
+        latents (linear: one affine map; MLP: one hidden layer); kNN with k = 20 on cosine
+        similarity over a seeded 80/20 split of the test set; silhouette of the labels;
+        trustworthiness of the t-SNE map; effective rank = RankMe of the test latents
+        ('collapsed' below {collapsed:g}: the latents on about one line). 'train s' is the
+        training time on this machine.
     """,
     "answer.heading": "What the numbers say",
     "answer.ranked": "Ranked by linear-probe test accuracy: {order}.",

@@ -12,7 +12,7 @@ from replab.cli import main
 from replab.errors import ConfigError
 from replab.io import read_jsonl
 from replab.studies.framework import STUDIES
-from replab.studies.study_g import METHODS
+from replab.studies.study_g import FAMILIES, METHODS
 from tests.studies.test_studies import metrics, only
 
 # kNN-20 accuracy on the quick profile, seed 0 (measured 2026-12-01): AE 0.920, VAE 0.896,
@@ -20,8 +20,9 @@ from tests.studies.test_studies import metrics, only
 KNN_FLOOR = 0.82
 # measured effective ranks 4.3 (the 3-epoch autoencoder) to 64; a collapsed method is under 2
 RANK_FLOOR = 2.0
-# MoCo's loss grows while its queue fills with real keys (more negatives, larger log-sum-exp)
-LOSS_MUST_FALL = {"AE", "VAE", "SUP", "SimCLR", "BYOL", "Barlow", "VICReg"}
+# MoCo's loss grows while its queue fills with real keys (more negatives, larger log-sum-exp);
+# DINO's while its teacher's temperature warms up (sharper targets)
+LOSS_MUST_FALL = {"AE", "VAE", "MAE", "SUP", "SimCLR", "BYOL", "Barlow", "VICReg", "SimSiam"}
 
 
 # the module fixture trains every method once: its tests stay on one worker
@@ -100,6 +101,30 @@ def test_options_are_checked_before_anything_runs():
         STUDIES.build("g", {"epochs": 0}, where="study g")
     colour = STUDIES.build("g", {"dataset": "cifar10"}, where="study g")
     assert colour.family == "colour"
+    with pytest.raises(ConfigError, match="no backbone 'vgg'.*timm:<a timm model name>"):
+        STUDIES.build("g", {"backbone": "vgg"}, where="study g")
+    with pytest.raises(ConfigError, match="no backbone"):
+        STUDIES.build("g", {"backbone": "timm:"}, where="study g")
+    with pytest.raises(ConfigError, match="no backbone"):  # a name, never YAML or a path
+        STUDIES.build("g", {"backbone": "timm:x, pretrained: true"}, where="study g")
+
+
+@pytest.mark.parametrize(
+    "backbone, dataset, encoder",
+    [
+        (None, "mnist", "{name: mlp, hidden: [256], latent_dim: 128}"),
+        (None, "cifar10", "{name: resnet18, stem: cifar, width: 64}"),
+        ("vit", "mnist", "{name: vit, patch_size: 4, width: 192, depth: 6, heads: 3}"),
+        ("timm:resnet18", "cifar10", "{name: timm, model: resnet18}"),
+        ("conv", "mnist", "kernels: [4, 4, 3]"),  # 28 px: 14, 7, 3
+        ("conv", "cifar10", "channels: [64, 128, 256], kernels: 4"),
+    ],
+)
+def test_one_backbone_for_every_method(backbone, dataset, encoder):
+    study = STUDIES.build("g", {"backbone": backbone, "dataset": dataset}, where="study g")
+    for m in study.methods:
+        changes = study._changes(m, {**FAMILIES[study.family]})
+        assert encoder in next(c for c in changes if c.startswith("model.encoder=")), m.key
 
 
 def test_a_new_view_objective_joins_the_study_with_no_change_to_it():
