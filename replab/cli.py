@@ -44,8 +44,9 @@ examples:
   replab study c --set angles=[0,90,180,270]     # C2's 4-way rotation pretext instead of 0/90
   replab study d --set classes=[cat,dog]         # the SVM on any two CIFAR-10 classes
   replab study a --dataset cifar10 --override A3:trainer.epochs=15   # change one part's recipe
-  replab study g --dataset fashion_mnist --seeds 3   # AE, VAE, supervised and five SSL methods
+  replab study g --dataset fashion_mnist --seeds 3   # AE, VAE, MAE, supervised, seven SSL methods
   replab study g --quick --set methods=[SimCLR,BYOL] --jobs 2   # two methods, two at once
+  replab study g --quick --set backbone=vit      # every method on the small ViT (or timm:<name>)
   replab study --resume runs/study-a-mnist-20261123-101500
   replab study --resume runs/study-e-20261123-101500 --seeds 3   # add seeds 1, 2; \
 seed 0's runs are reused
