@@ -15,13 +15,14 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from replab.data.limits import available_memory_mb
-from replab.errors import ReplabError
-from replab.io import Log
+from replab.errors import ReplabError, ReplabWarning
+from replab.io import Log, warn
 from replab.registry import load_plugins
 from replab.runs import forkserver
 from replab.runs.lifecycle import run_or_reuse
@@ -71,6 +72,8 @@ def _start_worker(jobs: int, environ: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(environ)
     os.environ[PROGRESS_ENV] = "off"
+    # a run's warnings stay in its summary.json, and the parent issues them (RunPool._report)
+    warnings.filterwarnings("ignore", category=ReplabWarning)
     threads.partition(jobs)
     share = max(1, threads.available_cpus() // jobs)
     threads.set_interop(share)
@@ -121,6 +124,8 @@ class RunPool:
             return
         error = future.exception()
         summary, message = (None, str(error)) if error else future.result()
+        for said in (summary or {}).get("warnings") or []:
+            warn(f"{label}: {said}")
         if summary is None:
             line = f"failed {label}: {message}"
         else:

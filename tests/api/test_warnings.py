@@ -79,3 +79,23 @@ def test_the_same_warning_shows_again_in_the_next_run():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("ReplabWarning: MLflow failed") == 2, done.stderr
+
+
+def test_runs_in_worker_processes_warn_through_the_parent(tmp_path):
+    """--jobs 2: each run's warning comes back with its summary and is issued by the parent,
+    named by the run (the worker's own stderr stays quiet)."""
+    uri = f"http://127.0.0.1:{closed_port()}"
+    with pytest.warns(ReplabWarning) as caught:
+        result = replab.sweep(
+            "digits-autoencoder",
+            ["model.encoder.latent_dim=[2,4]"],
+            *TINY,
+            "tracking.tensorboard=false",
+            f"tracking.mlflow={uri}",
+            runs_dir=tmp_path,
+            jobs=2,
+        )
+    said = [str(w.message) for w in caught if issubclass(w.category, ReplabWarning)]
+    per_run = [m for m in said if "MLflow failed" in m and "latent_dim" in m]
+    assert len(per_run) == 2, said
+    assert len(result.table) == 2
