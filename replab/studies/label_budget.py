@@ -15,33 +15,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from replab.evaluation.label_efficiency import area, paired_lead
+from replab.evaluation.label_efficiency import Curve, area, paired_lead
 from replab.reporting.figures import plt, to_png
 from replab.studies.framework import Part
 from replab.studies.prose import fill
 
 
 @dataclass
-class Budget:
-    """One method's curve (``space``: linear or knn) over its seeds' draws, in seed order."""
+class Budget(Curve):
+    """One method's curve (linear or kNN) over its seeds' draws: ``draws[k]`` holds one value
+    per (seed, draw), in seed order; ``full_runs`` the full-label probe of each seed."""
 
-    key: str
-    draws: dict[int, list[float]]  # k -> one value per (seed, draw)
-    full: list[float]  # the full-label linear probe, one per seed
-    seeds: list[int]
+    key: str = ""
+    full_runs: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
     aucs: list[float] = field(default_factory=list)  # one per (seed, draw)
     baseline: bool = False  # the raw pixels
     labels: bool = False  # trained on the labels: a reference, not a contender
-
-    @property
-    def shots(self) -> list[int]:
-        return sorted(self.draws)
-
-    def mean(self, k: int) -> float:
-        return float(np.mean(self.draws[k]))
-
-    def std(self, k: int) -> float:
-        return float(np.std(self.draws[k]))
 
 
 def budget_of(
@@ -73,7 +63,15 @@ def budget_of(
             full.append(curves[f"{prefix}{space}.full"])
     if not draws:
         return None
-    return Budget(key, draws, full, seeds, aucs, baseline=pixels, labels=labels)
+    return Budget(
+        draws,
+        key=key,
+        full_runs=full,
+        seeds=seeds,
+        aucs=aucs,
+        baseline=pixels,
+        labels=labels,
+    )
 
 
 def contenders(budgets: list[Budget]) -> list[Budget]:
@@ -151,7 +149,7 @@ def budget_rows(budgets: list[Budget], shown: tuple[int, ...]) -> tuple[list, li
     body = []
     for b in budgets:
         cells = [_cell(b.draws[k]) if k in b.draws else "—" for k in shown]
-        body.append([b.key, *cells, _cell(b.aucs), _cell(b.full) if b.full else "—"])
+        body.append([b.key, *cells, _cell(b.aucs), _cell(b.full_runs) if b.full_runs else "—"])
     return header, body
 
 

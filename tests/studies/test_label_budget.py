@@ -43,7 +43,7 @@ def test_curves_over_seeds_and_draws():
     b = budget_of("SSL", SSL)
     assert b is not None and b.seeds == [0, 1] and b.shots == [1, 10]
     assert b.draws[1] == [0.50, 0.40, 0.45, 0.47]
-    assert b.mean(1) == pytest.approx(0.455) and b.full == [0.9, 0.9]
+    assert b.mean(1) == pytest.approx(0.455) and b.full_runs == [0.9, 0.9]
     # one area per (seed, draw): two points on a log axis average to their midpoint
     assert b.aucs == pytest.approx([0.6, 0.56, 0.58, 0.58])
     pixels = budget_of("pixels", SSL, pixels=True)
