@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeAlias
 
@@ -96,6 +96,11 @@ folder holds summary.json, figures/ and report.html like any run.
 
 
 def main(argv: list[str] | None = None) -> int:
+    with _as_the_command_line():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     # argparse cannot take positionals after options: KEY=VALUE overrides written after an option
@@ -116,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         from replab.runs import forkserver
 
         forkserver.start()  # its imports overlap this process's own
-    _stop_on_sigterm()
-    warnings.showwarning = _show_warning
     try:
         if args.command != "run" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ReplabError(
@@ -158,14 +161,27 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM raises ``Terminated`` where it would otherwise end the process silently (its
-    default); a handler someone else installed (torchrun's, a test harness's) is kept."""
+@contextlib.contextmanager
+def _as_the_command_line() -> Iterator[None]:
+    """While a command runs: replab's warnings as log lines, and SIGTERM raising
+    ``Terminated`` where it would otherwise end the process silently (its default; a handler
+    someone else installed, torchrun's or a test harness's, is kept). Both are put back
+    after, for ``main`` called in a process of someone else's (tests, a notebook)."""
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
+    ours = False
     try:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _terminate)
+            ours = True
     except ValueError:  # not the main thread: signals are not ours to handle
         pass
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+        if ours:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -289,6 +289,17 @@ def test_ctrl_c_names_the_folder_and_the_resume_command(tmp_path, signum):
     assert said.startswith("was interrupted") and "failed" not in said, said
 
 
+def test_main_puts_back_the_signal_handler_and_warning_display(capsys):
+    """main() called in someone else's process (a test, a notebook) leaves SIGTERM and the
+    warnings display as it found them."""
+    import warnings
+
+    shown, term = warnings.showwarning, signal.getsignal(signal.SIGTERM)
+    assert main(["recipes"]) == 0
+    assert warnings.showwarning is shown and signal.getsignal(signal.SIGTERM) == term
+    capsys.readouterr()
+
+
 # --- two resumes of one killed run at the same instant ------------------------------------------
 
 # A worker imports replab once, then for each job waits for the shared start time and runs
