@@ -37,9 +37,12 @@ def test_default_run_on_digits_learns_and_reports(tmp_path, capsys):
     history = read_jsonl(run / "metrics.jsonl")
     assert len(history) == summary["epochs"] and history[-1]["epoch"] == summary["epochs"]
     html = (run / "report.html").read_text()
-    # curves, reconstructions, reconstruction per epoch, probe curves, confusion, t-SNE pair, PCA
-    # curve, PCA plane, interpolation, traversal, samples + hover sprite
-    assert html.count("data:image/png;base64,") == 12
+    # curves, monitors, reconstructions, reconstruction per epoch, probe curves, label curves,
+    # confusion, t-SNE pair, PCA curve, PCA plane, interpolation, traversal, samples + hover
+    # sprite
+    assert html.count("data:image/png;base64,") == 14
+    assert summary["metrics"]["shots.linear.k100"] > summary["metrics"]["shots.linear.k1"]
+    assert all(r["val_rank"] >= 2 for r in history)  # the monitors saw no collapse
     assert set(summary["per_class"]) == {str(i) for i in range(10)}
     assert (
         all(0 <= row["f1"] <= 1 for row in summary["per_class"].values())
