@@ -67,13 +67,13 @@ def test_logistic_probe_matches_scikit_learn_on_the_same_draws(digits, c):
             theirs = LogisticRegression(C=c, max_iter=10_000, tol=1e-10).fit(
                 xs[rows].double().numpy(), y[rows].numpy()
             )
-            # same objective, same optimum: the coefficients agree to the solvers' tolerance
-            np.testing.assert_allclose(ours_w.T.numpy(), theirs.coef_, atol=2e-3)
+            # same objective, same optimum: the coefficients agree to the solvers' tolerances
+            np.testing.assert_allclose(ours_w.T.numpy(), theirs.coef_, atol=5e-3)
             # softmax ignores a shift shared by every class's intercept
             np.testing.assert_allclose(
                 ours_b.numpy() - ours_b.numpy().mean(),
                 theirs.intercept_ - theirs.intercept_.mean(),
-                atol=2e-3,
+                atol=5e-3,
             )
             accuracy = logistic_accuracy(xs[rows], y[rows], xts, yt, 10, c)
             expected = theirs.score(xts.double().numpy(), yt.numpy())
