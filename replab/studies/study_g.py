@@ -445,7 +445,7 @@ def _budget_section(budgets: list[Budget]) -> Section:
     shown = tuple(k for k in SHOWN if any(k in b.draws for b in budgets))
     return Section(
         fill(TEXT["budget.heading"]),
-        paragraphs(TEXT["budget"], draws=len(budgets[0].draws[budgets[0].shots[0]])),
+        paragraphs(TEXT["budget"], draws=_draws_per_seed(budgets[0])),
         table=budget_rows(budgets, shown),
         figures={
             "test accuracy against labels per class (linear probe)": budget_chart(
@@ -453,6 +453,10 @@ def _budget_section(budgets: list[Budget]) -> Section:
             )
         },
     )
+
+
+def _draws_per_seed(b: Budget) -> int:
+    return len(b.draws[b.shots[0]]) // max(len(b.seeds), 1)
 
 
 def _answer(rows: list[Row], budgets: list[Budget]) -> Section:

@@ -87,6 +87,7 @@ def test_one_protocol_and_the_report(study):
     assert "Ranked by linear-probe test accuracy:" in md and "One seed decides nothing" in md
     assert "## By label budget" in md and "| 1 / class | 2 / class |" in md
     assert "By label budget, the best latent space" in md and "paired draws" in md
+    assert "their 5 seeded, stratified draws" in md  # per seed
     assert "Published elsewhere, for context only" in md and "92.58" in md
     assert "Reference figures beside" not in md  # replab's own study: no reference table
     html = (study / "study.html").read_text()
