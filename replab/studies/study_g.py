@@ -24,6 +24,7 @@ import numpy as np
 
 from replab.data import DATASETS
 from replab.errors import ConfigError
+from replab.evaluation.label_efficiency import paired_lead
 from replab.evaluation.separability import Separability
 from replab.objectives import OBJECTIVES
 from replab.recipes import load_spec, read_recipe
@@ -409,12 +410,12 @@ def _best(rows: list[Row], metric: str) -> tuple[Row, Row | None] | None:
 
 
 def _gap(best: tuple[Row, Row | None] | None, metric: str) -> str:
-    """Whether the best contender's lead exceeds the two rows' standard deviations added up."""
+    """Whether the best contender's lead exceeds the spread of its paired differences."""
     if best is None or best[1] is None:
         return "—"
     if len(best[0].values.get(metric, [])) < 2:
         return "n/a (one seed)"
-    gap, spread = _gap_on(best, metric) or (0.0, 0.0)
+    gap, spread = paired_gap(best, metric) or (0.0, 0.0)
     return f"{'yes' if gap > spread else 'no'} ({gap:.3g} vs {spread:.2g})"
 
 
@@ -422,12 +423,18 @@ def _first(best: tuple[Row, Row | None] | None) -> Row | None:
     return best[0] if best else None
 
 
-def _gap_on(best: tuple[Row, Row | None] | None, metric: str) -> tuple[float, float] | None:
+def paired_gap(best: tuple[Row, Row | None] | None, metric: str) -> tuple[float, float] | None:
+    """(the first's mean lead, its spread): paired seed by seed (every row's values are in
+    seed order, the pixels' from the same seeds' runs), the lead's spread the standard
+    deviation of the per-seed differences; unpaired rows, the two deviations added up."""
     if best is None or best[1] is None:
         return None
-    first, second = best[0], best[1]
-    gap = (first.mean(metric) or 0.0) - (second.mean(metric) or 0.0)
-    return gap, first.std(metric) + second.std(metric)
+    a, b = best[0].values.get(metric, []), best[1].values.get(metric, [])
+    if len(a) == len(b) >= 2:
+        mean, std, _, _ = paired_lead(a, b)
+        return mean, std
+    gap = (best[0].mean(metric) or 0.0) - (best[1].mean(metric) or 0.0)
+    return gap, best[0].std(metric) + best[1].std(metric)
 
 
 def _budgets(pairs: list[tuple[Method, Part]]) -> list[Budget]:
@@ -503,7 +510,7 @@ def _answer(rows: list[Row], budgets: list[Budget]) -> Section:
 def _support(ranked: list[Row], metric: str) -> str:
     if len(ranked) < 2 or len(ranked[0].values[metric]) < 2:
         return fill(TEXT["support.one_seed"])
-    gap, spread = _gap_on((ranked[0], ranked[1]), metric) or (0.0, 0.0)
+    gap, spread = paired_gap((ranked[0], ranked[1]), metric) or (0.0, 0.0)
     return fill(
         TEXT["support"],
         first=ranked[0].key,
@@ -657,8 +664,8 @@ TEXT = {
     "table": """
         Mean ± standard deviation over {seeds} seed(s). ★ marks the best method without labels
         in each column (SUP, which trains on the labels, and the raw pixels are references, not
-        contenders); the last row says whether the ★ method's lead over the next one exceeds
-        their two standard deviations added up.
+        contenders); the last row says whether the ★ method's lead over the next one, paired
+        seed by seed, exceeds the standard deviation of the per-seed differences.
 
         Protocol: one encoder for every method ({encoder}), {epochs} epochs of batch {batch}
         (no early stopping, last weights), Adam 1e-3; probes on the frozen, standardized
@@ -675,8 +682,9 @@ TEXT = {
         One seed decides nothing: run --seeds 3 or more before reading the ranking as a result.
     """,
     "support": """
-        {first}'s lead over {second} ({gap:.4f}) {verdict} their two standard deviations added
-        up ({spread:.4f}) over {seeds} seeds, so {settled}
+        {first}'s lead over {second} (paired seed by seed: {gap:.4f} on average) {verdict} the
+        standard deviation of the per-seed differences ({spread:.4f}) over {seeds} seeds, so
+        {settled}
     """,
     "support.settled": "the seeds support first place.",
     "support.unsettled": "the seeds do not settle it.",

@@ -12,7 +12,7 @@ from replab.cli import main
 from replab.errors import ConfigError
 from replab.io import read_jsonl
 from replab.studies.framework import STUDIES
-from replab.studies.study_g import FAMILIES, METHODS
+from replab.studies.study_g import FAMILIES, METHODS, Row, paired_gap
 from tests.studies.test_studies import metrics, only
 
 # kNN-20 accuracy on the quick profile, seed 0 (measured 2026-12-06): AE 0.919, VAE 0.896,
@@ -184,3 +184,16 @@ def test_the_objectives_the_methods_cover_come_from_their_recipes():
     # study is the eight of METHODS, as it was when the five were listed by hand)
     added = [n for n in OBJECTIVES.names() if n in view_trained - covered_objectives()]
     assert [m.key for m in methods[len(METHODS) :]] == added
+
+
+def test_a_lead_is_read_paired_seed_by_seed():
+    """Two methods whose seeds move together: the per-seed differences say the lead is
+    settled where the two rows' own spreads, added up, would not."""
+    a = Row("A", "a", {"m": [0.80, 0.82, 0.84]})
+    b = Row("B", "b", {"m": [0.79, 0.81, 0.83]})
+    gap, spread = paired_gap((a, b), "m") or (0.0, 1.0)
+    assert gap == pytest.approx(0.01) and spread == pytest.approx(0.0, abs=1e-12)
+    assert a.std("m") + b.std("m") > 0.03  # unpaired, the lead would be lost in the spread
+    mixed = Row("C", "c", {"m": [0.83, 0.80, 0.83]})  # wins one seed, loses two
+    gap, spread = paired_gap((mixed, b), "m") or (0.0, 0.0)
+    assert gap == pytest.approx(0.01) and spread > gap
