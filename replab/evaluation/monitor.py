@@ -19,7 +19,6 @@ without. Any of the three can be the early-stopping and best-checkpoint metric.
 from __future__ import annotations
 
 import time
-import warnings
 
 import torch
 
@@ -29,7 +28,7 @@ from replab.evaluation.label_efficiency import logistic_accuracy
 from replab.evaluation.latent import stratified_sample
 from replab.evaluation.rank import effective_rank
 from replab.evaluation.separability import knn_accuracy
-from replab.io import Log
+from replab.io import Log, warn
 from replab.spec import MonitorSpec
 
 COLLAPSED = 2.0  # an effective rank under 2: about one line of latents (study G's floor)
@@ -77,7 +76,7 @@ class Monitor:
                 "a falling loss does not mean a useful space"
             )
             self.log(message)
-            warnings.warn(message, stacklevel=2)
+            warn(message)  # a ReplabWarning, kept in the run's summary.json
         return out
 
     def measure(self, encoder: torch.nn.Module) -> dict[str, float]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from replab.cli import main
 from replab.data import Normalizer, load_splits
-from replab.errors import ConfigError
+from replab.errors import ConfigError, ReplabWarning
 from replab.evaluation import knn_accuracy
 from replab.evaluation.monitor import Monitor
 from replab.evaluation.rank import effective_rank
@@ -87,6 +87,7 @@ def test_a_collapse_is_flagged_once(digits):
     assert first["val_rank"] == 0.0
     assert m.collapsed_at == 1
     assert [str(w.message) for w in caught] == [log[0]] and "collapse" in log[0]
+    assert caught[0].category is ReplabWarning  # what a user must see: summary.json keeps it
 
 
 def run(tmp_path, *overrides: str) -> tuple[dict, list[dict]]:
