@@ -205,6 +205,9 @@ class Row:
     seconds: list[float] = field(default_factory=list)  # training time per seed
     labels: bool = False
     baseline: bool = False
+    # the label-curve columns per (seed, draw): their leads are paired draw by draw, as the
+    # label-budget section reads them
+    draws: dict[str, list[float]] = field(default_factory=dict)
 
     def mean(self, metric: str) -> float | None:
         return mean_and_std(self.values.get(metric, []))[0]
@@ -325,7 +328,7 @@ class StudyG:
             rank = r.cell("latent.effective_rank") + (" (collapsed)" if _collapsed(r) else "")
             seconds = format_mean_std(*mean_and_std(r.seconds), digits=3) if r.seconds else "—"
             body.append([f"{r.key}: {r.title}", *cells, rank, seconds])
-        body.append(["lead of ★ > seeds' spread?", *(_gap(best[m], m) for m, _ in ranked)])
+        body.append(["lead of ★ > paired spread?", *(_gap(best[m], m) for m, _ in ranked)])
         body[-1] += ["", ""]
         text = paragraphs(
             TEXT["table"],
@@ -376,7 +379,17 @@ def _recipe(recipe: str, family: dict) -> str:
 def _row(m: Method, p: Part) -> Row:
     metrics = {name: p.values(name) for name, _ in (*MEASURES, *BUDGET)}
     seconds = [s["timings"]["train"] for s in p.summaries]
-    return Row(m.key, m.title, metrics, seconds, labels=m.labels)
+    row = Row(m.key, m.title, metrics, seconds, labels=m.labels)
+    row.draws = _draw_values(budget_of(m.key, p))
+    return row
+
+
+def _draw_values(b: Budget | None) -> dict[str, list[float]]:
+    """The BUDGET columns' values per (seed, draw) of curve ``b``."""
+    if b is None:
+        return {}
+    out = {f"shots.linear.k{k}": list(v) for k, v in b.draws.items()}
+    return {**out, "shots.linear.auc": list(b.aucs)}
 
 
 def _pixels_row(pairs: list[tuple[Method, Part]]) -> list[Row]:
@@ -391,7 +404,9 @@ def _pixels_row(pairs: list[tuple[Method, Part]]) -> list[Row]:
         **{name: f"image.{name}" for name, _ in BUDGET},
     }
     values = {ours: first.values(theirs) for ours, theirs in names.items()}
-    return [Row("pixels", "raw pixels (no training)", values, baseline=True)]
+    row = Row("pixels", "raw pixels (no training)", values, baseline=True)
+    row.draws = _draw_values(budget_of("pixels", first, pixels=True))
+    return [row]
 
 
 def _collapsed(r: Row) -> bool:
@@ -425,11 +440,14 @@ def _first(best: tuple[Row, Row | None] | None) -> Row | None:
 
 def paired_gap(best: tuple[Row, Row | None] | None, metric: str) -> tuple[float, float] | None:
     """(the first's mean lead, its spread): paired seed by seed (every row's values are in
-    seed order, the pixels' from the same seeds' runs), the lead's spread the standard
-    deviation of the per-seed differences; unpaired rows, the two deviations added up."""
+    seed order, the pixels' from the same seeds' runs) or, for the label-curve columns, by
+    (seed, draw); the spread is the standard deviation of the paired differences; unpaired
+    rows, the two deviations added up."""
     if best is None or best[1] is None:
         return None
     a, b = best[0].values.get(metric, []), best[1].values.get(metric, [])
+    if metric in best[0].draws and metric in best[1].draws:  # paired draw by draw
+        a, b = best[0].draws[metric], best[1].draws[metric]
     if len(a) == len(b) >= 2:
         mean, std, _, _ = paired_lead(a, b)
         return mean, std

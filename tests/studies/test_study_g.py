@@ -194,6 +194,10 @@ def test_a_lead_is_read_paired_seed_by_seed():
     gap, spread = paired_gap((a, b), "m") or (0.0, 1.0)
     assert gap == pytest.approx(0.01) and spread == pytest.approx(0.0, abs=1e-12)
     assert a.std("m") + b.std("m") > 0.03  # unpaired, the lead would be lost in the spread
+    # the label-curve columns pair (seed, draw): the draws' spread counts there
+    a.draws, b.draws = {"m": [0.5, 0.3, 0.6, 0.4]}, {"m": [0.4, 0.4, 0.5, 0.5]}
+    gap, spread = paired_gap((a, b), "m") or (0.0, 0.0)
+    assert gap == pytest.approx(0.0) and spread == pytest.approx(0.1)
     mixed = Row("C", "c", {"m": [0.83, 0.80, 0.83]})  # wins one seed, loses two
     gap, spread = paired_gap((mixed, b), "m") or (0.0, 0.0)
     assert gap == pytest.approx(0.01) and spread > gap
