@@ -17,6 +17,7 @@ import numpy as np
 
 from replab.evaluation.label_efficiency import Curve, area, paired_lead
 from replab.reporting.figures import plt, to_png
+from replab.reporting.study_report import Section
 from replab.studies.framework import Part
 from replab.studies.prose import fill
 
@@ -32,6 +33,10 @@ class Budget(Curve):
     aucs: list[float] = field(default_factory=list)  # one per (seed, draw)
     baseline: bool = False  # the raw pixels
     labels: bool = False  # trained on the labels: a reference, not a contender
+
+    @property
+    def draws_per_seed(self) -> int:
+        return len(self.draws[self.shots[0]]) // max(len(self.seeds), 1)
 
 
 def budget_of(
@@ -157,6 +162,23 @@ def _cell(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
+def budget_section(
+    budgets: list[Budget],
+    heading: str,
+    intro: list[str],
+    figure: str,
+    shown: tuple[int, ...] | None = None,
+) -> Section:
+    """A study's label-budget section: ``intro``, the table of every curve at the ``shown``
+    budgets that were measured (all of them by default) and every curve in one chart."""
+    if not budgets:
+        return Section(heading, [fill(TEXT["budget.none"])])
+    measured = sorted(set().union(*(b.draws for b in budgets)))
+    shown = tuple(k for k in (shown or measured) if k in measured)
+    chart = budget_chart(budgets, "linear probe on k labelled train rows per class")
+    return Section(heading, intro, table=budget_rows(budgets, shown), figures={figure: chart})
+
+
 def budget_chart(budgets: list[Budget], title: str) -> bytes:
     """Every curve: mean over seeds and draws, ± std as a band, log axis; the pixels dashed
     in black; a method trained on the labels dotted."""
@@ -195,6 +217,7 @@ TEXT = {
     """,
     "budget.settled": "the lead exceeds the spread.",
     "budget.unsettled": "within the spread, not settled.",
+    "budget.none": "No run drew label-efficiency curves (probe.shots was empty).",
     "budget.one_seed": """
         One training seed: the pairs cover the draws of labels, not the encoders' own seed
         variance; run --seeds 3 before reading a lead as a result.

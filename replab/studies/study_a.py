@@ -17,7 +17,7 @@ from replab.reporting.study_report import Section, StudyReport, format_mean_std
 from replab.runs import rundir, schema
 from replab.studies.framework import STUDIES, Part, StudyRun, reference_rows
 from replab.studies.label_budget import TEXT as BUDGET_TEXT
-from replab.studies.label_budget import budget_chart, budget_of, budget_rows, by_budget
+from replab.studies.label_budget import budget_of, budget_section, by_budget
 from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import settings_of, timings_of
 
@@ -258,18 +258,11 @@ def _budget(parts: list[Part]) -> Section:
     found = [budget_of("pixels", parts[0], pixels=True)]
     found += [budget_of(p.key, p, labels=p.key.startswith("A2")) for p in parts]
     budgets = [b for b in found if b is not None]
-    if not budgets:
-        return Section(fill(TEXT["budget.heading"]), [fill(TEXT["budget.none"])])
-    shown = tuple(sorted(set().union(*(b.draws for b in budgets))))
-    return Section(
+    return budget_section(
+        budgets,
         fill(TEXT["budget.heading"]),
         paragraphs(TEXT["budget"]) + by_budget(budgets, BUDGET_TEXT),
-        table=budget_rows(budgets, shown),
-        figures={
-            "test accuracy against labels per class": budget_chart(
-                budgets, "linear probe on k labelled train rows per class"
-            )
-        },
+        "test accuracy against labels per class",
     )
 
 
@@ -299,7 +292,6 @@ TEXT = {
         the pixels on the same rows). A2 trained on every label, so it is shown as a
         reference and never leads; the area is the curve's mean over a log axis of k.
     """,
-    "budget.none": "No run drew label-efficiency curves (probe.shots was empty).",
     "title": "Study A on {dataset}: three ways to learn a latent space",
     "question": """
         Which way of training an encoder — reconstruction, classification, or contrast between

@@ -35,7 +35,7 @@ from replab.runs import rundir, schema
 from replab.search.sweep import mean_and_std
 from replab.studies.framework import STUDIES, Part, StudyRun
 from replab.studies.label_budget import TEXT as BUDGET_TEXT
-from replab.studies.label_budget import Budget, budget_chart, budget_of, budget_rows, by_budget
+from replab.studies.label_budget import Budget, budget_of, budget_section, by_budget
 from replab.studies.prose import fill, paragraphs
 from replab.studies.summaries import settings_of, subset_note, timings_of
 
@@ -465,23 +465,13 @@ def _budgets(pairs: list[tuple[Method, Part]]) -> list[Budget]:
 
 def _budget_section(budgets: list[Budget]) -> Section:
     """The label-budget table (mean ± std over seeds and draws) and every curve in one chart."""
-    if not budgets:
-        return Section(fill(TEXT["budget.heading"]), [fill(TEXT["budget.none"])])
-    shown = tuple(k for k in SHOWN if any(k in b.draws for b in budgets))
-    return Section(
+    return budget_section(
+        budgets,
         fill(TEXT["budget.heading"]),
-        paragraphs(TEXT["budget"], draws=_draws_per_seed(budgets[0])),
-        table=budget_rows(budgets, shown),
-        figures={
-            "test accuracy against labels per class (linear probe)": budget_chart(
-                budgets, "linear probe on k labelled train rows per class"
-            )
-        },
+        paragraphs(TEXT["budget"], draws=budgets[0].draws_per_seed) if budgets else [],
+        "test accuracy against labels per class (linear probe)",
+        SHOWN,
     )
-
-
-def _draws_per_seed(b: Budget) -> int:
-    return len(b.draws[b.shots[0]]) // max(len(b.seeds), 1)
 
 
 def _answer(rows: list[Row], budgets: list[Budget]) -> Section:
@@ -730,7 +720,6 @@ TEXT = {
         Study G's headline measure reads one point of these curves: the ranking can change
         with the label budget.
     """,
-    "budget.none": "No run drew label-efficiency curves (probe.shots was empty).",
     "charts.heading": "Charts",
     "charts": """
         Every measure with its seeds' standard deviation as error bars, and the linear probe
