@@ -334,6 +334,10 @@ class ProbeSpec(Strict):
         return value
 
 
+# What the latent-space monitors add to an epoch's record (replab/evaluation/monitor.py)
+MONITOR_METRICS = ("val_knn", "val_rank", "val_linear")
+
+
 class MonitorSpec(Strict):
     """What a run watches while the encoder trains, every ``every`` epochs, on a fixed seeded
     labelled sample: the train sample is the kNN's memory, the val sample its queries."""
@@ -504,7 +508,7 @@ class ExperimentSpec(Strict):
         # measured every epoch.
         es, m = self.trainer.early_stopping, self.monitor
         watched = {"val_knn", "val_rank"} | ({"val_linear"} if m.linear else set())
-        if es is None or not es.monitor.startswith(("val_knn", "val_rank", "val_linear")):
+        if es is None or not es.monitor.startswith(MONITOR_METRICS):
             return self
         if not m.enabled or m.every != 1 or es.monitor not in watched:
             raise ValueError(

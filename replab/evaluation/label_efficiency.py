@@ -82,6 +82,13 @@ class Curves:
     notes: list[str] = field(default_factory=list)
 
 
+def zscored(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """``train`` and ``others`` z-scored per dimension with ``train``'s statistics (a
+    dimension constant over train is divided by 1e-6, not 0)."""
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    return [(z - mean) / std for z in (train, *others)]
+
+
 def shot_indices(labels: torch.Tensor, shots: list[int], draws: int, seed: int):
     """``{k: [index tensor per draw]}``: k rows of every class, nested over k within a draw.
 
@@ -175,8 +182,7 @@ def label_curves(
     train_y, test_y = train_y.long().to(train_z.device), test_y.long().to(train_z.device)
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     # z-scored with the whole train split: its rows are all there, only their labels are not
-    mean, std = train_z.float().mean(0), train_z.float().std(0).clamp_min(1e-6)
-    scaled_train, scaled_test = (train_z.float() - mean) / std, (test_z.float() - mean) / std
+    scaled_train, scaled_test = zscored(train_z.float(), test_z.float())
     index = shot_indices(train_y, shots, draws, seed)
     linear: dict[int, list[float]] = {}
     knn: dict[int, list[float]] = {}

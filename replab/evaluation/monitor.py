@@ -24,7 +24,7 @@ import torch
 
 from replab.data import ImageSet, Normalizer
 from replab.evaluation.embed import embed
-from replab.evaluation.label_efficiency import logistic_accuracy
+from replab.evaluation.label_efficiency import logistic_accuracy, zscored
 from replab.evaluation.latent import stratified_sample
 from replab.evaluation.rank import effective_rank
 from replab.evaluation.separability import knn_accuracy
@@ -95,11 +95,11 @@ class Monitor:
             "val_rank": effective_rank(z_val),
         }
         if self.spec.linear:
-            mean, std = z_train.mean(0), z_train.std(0).clamp_min(1e-6)
+            scaled_train, scaled_val = zscored(z_train, z_val)
             out["val_linear"] = logistic_accuracy(
-                (z_train - mean) / std,
+                scaled_train,
                 self.y_train.to(z_train.device).long(),
-                (z_val - mean) / std,
+                scaled_val,
                 self.y_val.to(z_train.device).long(),
                 self.num_classes,
             )

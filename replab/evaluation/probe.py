@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from replab.data import DeviceLoader
+from replab.evaluation.label_efficiency import zscored
 from replab.evaluation.metrics import ClassificationMetrics, classification_report
 from replab.models import Classifier, Identity
 from replab.models.layers import latent_dim_of
@@ -42,12 +43,11 @@ class Latents:
     def standardized(self) -> Latents:
         """z-score every dimension with train statistics: probes then
         need no per-encoder lr tuning."""
-        mean, std = self.train.mean(0), self.train.std(0).clamp_min(1e-6)
-        scale = lambda z: (z - mean) / std  # noqa: E731
+        train, val, test = zscored(self.train, self.val, self.test)
         return Latents(
-            scale(self.train),
-            scale(self.val),
-            scale(self.test),
+            train,
+            val,
+            test,
             self.y_train,
             self.y_val,
             self.y_test,

@@ -34,7 +34,7 @@ from replab.runs.evaluate import (
 )
 from replab.runs.prepare import check_labels, initial_task, load_data, loaders
 from replab.runs.tracking import RunTracker
-from replab.spec import ExperimentSpec
+from replab.spec import MONITOR_METRICS, ExperimentSpec
 from replab.tasks import Task
 from replab.training import Trainer, distributed, resolve_device, seed_everything
 from replab.training.threads import CpuShare, share_cpus
@@ -131,7 +131,7 @@ def _monitor(ctx: RunContext, p: Prepared) -> Monitor | None:
     spec, splits = ctx.spec, p.splits
     labelled = splits.train.labelled and splits.val.labelled and len(splits.val) > 0
     es = spec.trainer.early_stopping
-    if es is not None and es.monitor in ("val_knn", "val_rank", "val_linear") and not labelled:
+    if es is not None and es.monitor in MONITOR_METRICS and not labelled:
         raise ConfigError(
             f"trainer.early_stopping.monitor {es.monitor} needs labelled train and val images; "
             f"these have none ({splits.train.source})",
