@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import json
 import os
+import re
 import signal
 import sys
 import warnings
@@ -92,6 +93,22 @@ examples:
 The encoder sees images normalised as data.normalize says ([0, 1] pixels by default) and must
 return one vector per image (larger outputs are flattened). It is never trained; the run
 folder holds summary.json, figures/ and report.html like any run.
+"""
+
+
+EPILOG_PACK = """\
+examples:
+  replab data pack digits --out packed/digits            # no download: try it first
+  replab data pack fashion_mnist --out /data/fmnist --shard-size 256MB
+  replab data pack cifar10 --out /data/cat-dog --classes cat dog --seed 1
+  replab data pack image_folder --root ~/photos --out /data/photos --skip-corrupt
+
+DIR receives index.json and WebDataset tar shards train-000000.tar, ..., val-*.tar, test-*.tar.
+Each sample is KEY.png (an image folder's files keep their own bytes: KEY.jpg, ...) and KEY.cls
+(the label; -1 when unlabelled). KEY is the sample's place in its split after a seeded shuffle,
+so the head of a split is a random sample. Validation, and test where the source has none, are
+carved as a run with the same --seed carves them. Packing again gives the same bytes. A run
+reads the pack with data.dataset=shards data.root=DIR (or a URL serving DIR).
 """
 
 
@@ -225,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_report,
         _add_compare,
         _add_datasets,
+        _add_data,
         _add_analyze,
         _add_plugins,
     ):
@@ -599,6 +617,93 @@ def _add_datasets(sub: _Commands) -> None:
     ds.set_defaults(func=_cmd_datasets)
 
 
+def _add_data(sub: _Commands) -> None:
+    data = sub.add_parser(
+        "data",
+        help="prepare a dataset: pack it into WebDataset shards",
+        description="Prepare a dataset for replab. `replab data pack SOURCE --out DIR` writes "
+        "any dataset replab reads as tar shards and an index, for data too large to hold.",
+    )
+    actions = data.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    pk = actions.add_parser(
+        "pack",
+        help="write SOURCE as WebDataset tar shards and index.json in DIR",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write SOURCE's train, val and test splits as WebDataset tar shards of at "
+        "most --shard-size each, and index.json (classes, shape, counts, each shard's SHA-256). "
+        "Every image is read and checked before DIR is touched.",
+        epilog=EPILOG_PACK,
+    )
+    pk.add_argument("source", metavar="SOURCE", help="a dataset name (see `replab datasets`)")
+    pk.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the folder for the shards: new, empty or a previous pack (which is replaced)",
+    )
+    pk.add_argument(
+        "--root",
+        metavar="PATH",
+        help="data.root: the folder of image_folder, the file of npz; for the others a folder "
+        "to look in before $REPLAB_DATA and the cache",
+    )
+    pk.add_argument(
+        "--shard-size",
+        type=_byte_size,
+        default=1 << 30,
+        metavar="SIZE",
+        help="the most bytes a shard holds, e.g. 512MB, 1GB, 100KB or plain bytes "
+        "(default 1GB; 1KB = 1024 bytes); a larger single image gets a shard of its own",
+    )
+    pk.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="carves and shuffles the splits (0)"
+    )
+    pk.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="data.val_fraction (default 0.1)",
+    )
+    pk.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="data.test_fraction, for sources without a test split (default 0.2)",
+    )
+    pk.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="NAME",
+        help="keep only these classes, relabelled 0..n-1 in this order (data.classes)",
+    )
+    pk.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="leave out images that cannot be decoded (counted in index.json and warned "
+        "about) instead of stopping",
+    )
+    pk.lazy = _dataset_epilog
+    pk.set_defaults(func=_cmd_data_pack)
+
+
+# a size as people write it: 512MB, 1GB, 1.5GiB, 100KB, 4096 (K, M, G, T are powers of 1024)
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
+
+
+def _byte_size(text: str) -> int:
+    found = _SIZE.fullmatch(text)
+    value = float(found[1]) * 1024 ** " KMGT".index(found[2].upper() or " ") if found else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: give e.g. 512MB, 1GB, 100KB or a number of bytes"
+        )
+    return int(value)
+
+
 def _add_analyze(sub: _Commands) -> None:
     an = sub.add_parser(
         "analyze",
@@ -949,6 +1054,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     md, html = compare_runs(args.run_dirs, args.out)
     print(md.read_text(encoding="utf-8"))
     print(f"wrote {md} and {html}")
+    return 0
+
+
+def _cmd_data_pack(args: argparse.Namespace) -> int:
+    from replab.data.pack import pack
+
+    index = pack(
+        args.source,
+        args.out,
+        root=args.root,
+        shard_bytes=args.shard_size,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        classes=args.classes,
+        skip_corrupt=args.skip_corrupt,
+    )
+    counts = " / ".join(f"{part.count:,} {name}" for name, part in index.splits.items())
+    shards = sum(len(part.shards) for part in index.splits.values())
+    skipped = f", {index.skipped:,} unreadable skipped" if index.skipped else ""
+    print(f"packed {counts} images{skipped} into {shards} shards at {args.out} (index.json)")
     return 0
 
 
