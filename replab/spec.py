@@ -149,6 +149,39 @@ class DataSpec(Strict):
             "saying how many (false: the first one is an error naming it)"
         ),
     )
+    resident: bool | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "shards: true holds every split in memory (decoded once), false streams the "
+            "training split from its shards, auto holds it when it fits data.resident_budget "
+            "and streams it otherwise; other datasets are always held"
+        ),
+    )
+    resident_budget: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "shards: the share of the memory free at the start (GPU memory on CUDA) the "
+            "decoded splits may take before data.resident=auto streams the training split"
+        ),
+    )
+    shuffle_buffer: int = Field(
+        10_000,
+        ge=0,
+        description="shards, streamed: samples each reader mixes (seeded by the run's seed)",
+    )
+    workers: int = Field(
+        2, ge=0, le=64, description="shards, streamed: processes reading and decoding shards"
+    )
+    verify_shards: bool = Field(
+        True,
+        description=(
+            "shards: check every shard's SHA-256 against the index before the run (a local "
+            "shard once, remembered in the cache); false checks sizes only, and each shard's "
+            "hash as it streams"
+        ),
+    )
     normalize: Literal["unit", "standard"] | FixedNormalization = Field(
         "unit",
         description=(

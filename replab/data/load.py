@@ -13,6 +13,7 @@ from replab.data.base import DatasetSource, ImageSet
 from replab.data.convert import conform
 from replab.data.registry import DATASETS
 from replab.data.splits import stratified_split
+from replab.data.stream import StreamSet
 from replab.errors import ConfigError, DataError
 
 
@@ -131,14 +132,15 @@ class Splits:
     validates on ``val``; probes and the analysis use the labelled train/val/test.
     """
 
-    train: ImageSet
+    train: ImageSet | StreamSet  # streamed: packed shards too large to hold (packed_splits)
     val: ImageSet
     test: ImageSet
     title: str
     pretrain: ImageSet | None = None
+    residency: str = ""  # packed shards: whether train is held or streamed, and why
 
     @property
-    def fit(self) -> ImageSet:
+    def fit(self) -> ImageSet | StreamSet:
         """What the model itself trains on."""
         return self.pretrain if self.pretrain is not None else self.train
 
@@ -164,6 +166,7 @@ def load_splits(
     image_size: int | None = None,
     channels: int | None = None,
     skip_corrupt: bool = False,
+    streaming: dict | None = None,
 ) -> Splits:
     """Train/val/test splits of ``dataset``; val (and test, if unofficial) carved by seed.
 
@@ -172,8 +175,37 @@ def load_splits(
     images as well (the final fit after tuning); val is still those images, now seen in training.
     ``train_split`` names a further split the model trains on (``Splits.pretrain``); the
     labelled splits are still loaded for the probes. ``image_size`` / ``channels`` resize and
-    convert every split once, here.
+    convert every split once, here. ``streaming``: ``load_packed``'s options (resident,
+    budget, verify, workers) for ``dataset="shards"``.
     """
+    if dataset == "shards":
+        return _packed(
+            root, val_fraction, limit_train, limit_eval, seed, classes, refit, train_split,
+            image_size, channels, streaming or {},
+        )  # fmt: skip
+    return _held(
+        dataset, root, download, val_fraction, test_fraction, limit_train, limit_eval, seed,
+        classes, refit, train_split, image_size, channels, skip_corrupt,
+    )  # fmt: skip
+
+
+def _held(
+    dataset: str,
+    root: str | None,
+    download: bool,
+    val_fraction: float,
+    test_fraction: float,
+    limit_train: int | None,
+    limit_eval: int | None,
+    seed: int,
+    classes: list[str] | None,
+    refit: bool,
+    train_split: str | None,
+    image_size: int | None,
+    channels: int | None,
+    skip_corrupt: bool,
+) -> Splits:
+    """``load_splits`` of a dataset decoded into memory (every source but packed shards)."""
     if train_split in ("train", ""):
         train_split = None
     source = _source(dataset, image_size, channels, skip_corrupt, train_split)
@@ -226,6 +258,39 @@ def load_splits(
         )
     _refuse_empty(source, train, val, test, val_fraction)
     return Splits(train, val, test, source.title, pretrain)
+
+
+def _packed(
+    root: str | None,
+    val_fraction: float,
+    limit_train: int | None,
+    limit_eval: int | None,
+    seed: int,
+    classes: list[str] | None,
+    refit: bool,
+    train_split: str | None,
+    image_size: int | None,
+    channels: int | None,
+    streaming: dict,
+) -> Splits:
+    from replab.data.packed_splits import load_packed
+
+    parts, residency = load_packed(
+        root,
+        val_fraction=val_fraction,
+        limit_train=limit_train,
+        limit_eval=limit_eval,
+        seed=seed,
+        classes=classes,
+        refit=refit,
+        train_split=train_split,
+        image_size=image_size,
+        channels=channels,
+        **streaming,
+    )
+    train, val, test = parts["train"], parts["val"], parts["test"]
+    assert isinstance(val, ImageSet) and isinstance(test, ImageSet)
+    return Splits(train, val, test, "packed shards", residency=residency.reason)
 
 
 def _source(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -60,6 +60,27 @@ def embed(
         return z.float()
 
     return batched_eval(encoder, images, batch_size, one)
+
+
+@torch.inference_mode()
+def embed_stream(
+    encoder: nn.Module, batches: Iterable, normalizer: Normalizer, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents and labels of a streamed split in one pass over ``batches`` (normalised
+    ``(x, y)`` on ``device``), ``encoder`` in eval mode: the streamed form of ``embed``."""
+    was_training = encoder.training
+    encoder.eval()
+    zs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    try:
+        for x, y in batches:
+            z = checked_latents(encoder(x), x)
+            check_width(int(zs[0].shape[1]) if zs else int(z.shape[1]), z, x)
+            zs.append(z.float())
+            ys.append(y.cpu())
+    finally:
+        encoder.train(was_training)
+    return torch.cat(zs), torch.cat(ys)
 
 
 def check_width(width: int, z: torch.Tensor, batch: torch.Tensor) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from replab.data import DeviceLoader
+from replab.data.stream import Batches
 from replab.evaluation.label_efficiency import zscored
 from replab.evaluation.metrics import ClassificationMetrics, classification_report
 from replab.models import Classifier, Identity
@@ -93,7 +95,7 @@ def finetune_probe(
     encoder: nn.Module,
     head: Component,
     spec: TrainerSpec,
-    loaders: dict[str, DeviceLoader],
+    loaders: Mapping[str, Batches],
     num_classes: int,
     device: torch.device,
     seed: int,
@@ -115,7 +117,7 @@ def finetune_probe(
 def _fit_and_score(
     task: Classify,
     spec: TrainerSpec,
-    loaders: dict[str, DeviceLoader],
+    loaders: Mapping[str, Batches],
     device,
     desc: str,
     classes: list[str],
@@ -143,7 +145,7 @@ def _show_epoch(bar, record: dict) -> None:
 
 
 @torch.inference_mode()
-def predictions(model: nn.Module, loader: DeviceLoader) -> tuple[torch.Tensor, torch.Tensor]:
+def predictions(model: nn.Module, loader: Batches) -> tuple[torch.Tensor, torch.Tensor]:
     """(true labels, predicted labels) over ``loader`` in eval mode."""
     model.eval()
     truth, predicted = [], []

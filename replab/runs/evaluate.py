@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import torch
 
 import replab
-from replab.data import DeviceLoader, Normalizer, Splits, cache_dir
+from replab.data import DeviceLoader, ImageSet, Normalizer, Splits, cache_dir
+from replab.data.stream import StreamLoader, StreamSet
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
+from replab.evaluation.embed import embed_stream
 from replab.evaluation.label_efficiency import label_curves
 from replab.evaluation.metrics import ClassificationMetrics, classification_report
 from replab.evaluation.probe import ProbeResult, finetune_probe, predictions
@@ -93,20 +95,16 @@ def evaluate_trained(
 def latents(ctx: EvalContext) -> Latents:
     """The encoder's latents of the train, val and test splits, with their labels."""
     bs = ctx.spec.trainer.eval_batch_size
-    z = {
-        name: embed(
-            ctx.task.encoder, getattr(ctx.splits, name).images, ctx.normalizer, ctx.device, bs
-        )
-        for name in ("train", "val", "test")
-    }
-    return Latents(
-        z["train"],
-        z["val"],
-        z["test"],
-        ctx.splits.train.labels,
-        ctx.splits.val.labels,
-        ctx.splits.test.labels,
-    )
+    z, y = {}, {}
+    for name in ("train", "val", "test"):
+        part = getattr(ctx.splits, name)
+        if isinstance(part, StreamSet):  # one streaming pass: latents and labels together
+            stream = StreamLoader(part, bs, shuffle=False, workers=ctx.spec.data.workers)
+            z[name], y[name] = embed_stream(ctx.task.encoder, stream, ctx.normalizer, ctx.device)
+        else:
+            z[name] = embed(ctx.task.encoder, part.images, ctx.normalizer, ctx.device, bs)
+            y[name] = part.labels
+    return Latents(z["train"], z["val"], z["test"], y["train"], y["val"], y["test"])
 
 
 def record_probe(prefix: str, result: ProbeResult, out: Outputs, title: str, log: Log) -> None:
@@ -193,7 +191,7 @@ def linear_probes(ctx: EvalContext, z: Latents, out: Outputs) -> None:
     spec, classes = ctx.spec.probe, ctx.splits.train.classes
     linear = Component(name="linear_head")
     spaces = [("linear_probe", z, "linear probe on frozen latents")] if spec.linear else []
-    if spec.pixels:
+    if spec.pixels and has_pixels(ctx):
         pixels = pixel_latents(ctx.splits, z)
         spaces.append(("image.linear_probe", pixels, "linear probe on the pixels"))
     for prefix, space, title in spaces:
@@ -203,8 +201,18 @@ def linear_probes(ctx: EvalContext, z: Latents, out: Outputs) -> None:
         record_probe(prefix, result, out, title, ctx.log)
 
 
+def has_pixels(ctx: EvalContext) -> bool:
+    """Whether the pixels' probes can run: not on a streamed training split, whose pixels
+    would take the memory streaming exists to spare (said once in the log)."""
+    if isinstance(ctx.splits.train, ImageSet):
+        return True
+    ctx.log("the pixels' probes are skipped: the training split is streamed")
+    return False
+
+
 def pixel_latents(splits: Splits, z: Latents) -> Latents:
     """The raw pixels of the rows ``z`` holds, as latents a probe can read."""
+    assert isinstance(splits.train, ImageSet), "pixels of a streamed split: see has_pixels"
     flat = {n: getattr(splits, n).images.flatten(1).float() for n in ("train", "val", "test")}
     # pixels constant over the train split (MNIST's border) carry nothing, and z-scoring
     # them would blow up the rare test image that has ink there
@@ -251,6 +259,7 @@ def label_efficiency(ctx: EvalContext, z: Latents, out: Outputs) -> None:
     # the pixels' curve, the floor every encoder's is read against, wherever the run scores
     # the pixels at all (their linear probe, or the image space of the analysis)
     pixels = spec.pixels or (ctx.spec.analysis.enabled and ctx.spec.analysis.image_space)
+    pixels = pixels and has_pixels(ctx)
     spaces = [("", z)] + ([("image.", pixel_latents(ctx.splits, z))] if pixels else [])
     k = ctx.spec.analysis.knn_k
     curves: dict = {"shots": list(spec.shots), "draws": spec.draws, "seed": ctx.spec.seed}
@@ -379,6 +388,7 @@ def run_summary(ctx: EvalContext, out: Outputs, training: dict, timings: dict) -
         "description": spec.description,
         "state": "finished",
         "data": splits.source,
+        **({"data_residency": splits.residency} if splits.residency else {}),
         "device": device_name(ctx.device),
         "parameters": parameter_counts(ctx.task.model),
         # what rebuilding the model needs (replab.load), whatever the data source

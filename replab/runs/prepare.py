@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from replab.data import DeviceLoader, Normalizer, Splits, load_splits
+from replab.data import DeviceLoader, ImageSet, Normalizer, Splits, load_splits
+from replab.data.stream import Batches, StreamLoader, StreamSet
 from replab.errors import ConfigError
 from replab.spec import ExperimentSpec
 from replab.tasks import TASKS, Task, build_task
@@ -34,9 +35,26 @@ def load_data(spec: ExperimentSpec) -> tuple[Splits, Normalizer]:
         image_size=d.image_size,
         channels=d.channels,
         skip_corrupt=d.skip_corrupt,
+        streaming={
+            "resident": d.resident,
+            "budget": d.resident_budget,
+            "verify": d.verify_shards,
+            "workers": d.workers,
+        },
     )
     mode = d.normalize if isinstance(d.normalize, str) else d.normalize.model_dump()
-    return splits, Normalizer.fit(splits.fit.images, mode)
+    return splits, Normalizer.fit(held(splits.fit).images, mode)
+
+
+# how many images of a streamed split stand in for it where pixels must be in memory: the
+# 'standard' normalisation's statistics and the monitors' probe rows
+SAMPLE = 10_000
+
+
+def held(split: ImageSet | StreamSet, n: int = SAMPLE) -> ImageSet:
+    """``split`` itself when held; for a streamed one its first ``n`` images, a random sample
+    (the pack shuffled the split)."""
+    return split if isinstance(split, ImageSet) else split.head(n).decoded()
 
 
 def label_free_tasks() -> list[str]:
@@ -84,11 +102,22 @@ def loaders(
     batch_size: int,
     eval_batch_size: int,
     labelled: bool = False,
-) -> tuple[DeviceLoader, DeviceLoader, DeviceLoader]:
+) -> tuple[Batches, DeviceLoader, DeviceLoader]:
     """train/val/test loaders; train is the model's own training split unless ``labelled``
     (fine-tuning with a head trains on the labelled train split)."""
 
-    def make(split, size: int, shuffle: bool) -> DeviceLoader:
+    def make(split: ImageSet | StreamSet, size: int, shuffle: bool) -> Batches:
+        if isinstance(split, StreamSet):
+            return StreamLoader(
+                split,
+                size,
+                shuffle=shuffle,
+                seed=spec.seed,
+                normalizer=normalizer,
+                device=device,
+                workers=spec.data.workers,
+                buffer=spec.data.shuffle_buffer,
+            )
         return DeviceLoader(
             split.images,
             split.labels,
@@ -99,8 +128,6 @@ def loaders(
             device=device,
         )
 
-    return (
-        make(splits.train if labelled else splits.fit, batch_size, True),
-        make(splits.val, eval_batch_size, False),
-        make(splits.test, eval_batch_size, False),
-    )
+    val, test = make(splits.val, eval_batch_size, False), make(splits.test, eval_batch_size, False)
+    assert isinstance(val, DeviceLoader) and isinstance(test, DeviceLoader)  # always held
+    return make(splits.train if labelled else splits.fit, batch_size, True), val, test

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from replab.data import DeviceLoader, Normalizer, Splits, cache_dir
+from replab.data.stream import Batches
 from replab.errors import ConfigError
 from replab.evaluation.image_ahead import ImageSpaceAhead
 from replab.evaluation.monitor import COLLAPSED, Monitor
@@ -32,7 +33,7 @@ from replab.runs.evaluate import (
     run_summary,
     write_run,
 )
-from replab.runs.prepare import check_labels, initial_task, load_data, loaders
+from replab.runs.prepare import check_labels, held, initial_task, load_data, loaders
 from replab.runs.tracking import RunTracker
 from replab.spec import MONITOR_METRICS, ExperimentSpec
 from replab.tasks import Task
@@ -69,7 +70,7 @@ class Prepared:
     normalizer: Normalizer
     device: torch.device
     task: Task
-    train: DeviceLoader
+    train: Batches
     val: DeviceLoader
     test: DeviceLoader
 
@@ -115,6 +116,8 @@ def prepare(ctx: RunContext) -> Prepared:
     device = resolve_device(spec.data.device)
     splits, normalizer = load_data(spec)
     check_labels(spec, splits)
+    if splits.residency:  # packed shards: held or streamed, and the figures that decided
+        ctx.log(f"data: training split {splits.residency}")
     ctx.log(f"data: {splits.fit.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     if splits.pretrain is not None:
         ctx.log(f"probes and analysis: {splits.train.source}")
@@ -141,7 +144,7 @@ def _monitor(ctx: RunContext, p: Prepared) -> Monitor | None:
         return None
     return Monitor(
         spec.monitor,
-        splits.train,
+        held(splits.train),
         splits.val,
         p.normalizer,
         p.device,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from replab.data import load_splits
+from replab.data import ImageSet, load_splits
 from replab.errors import ConfigError
 from replab.evaluation.latent import pca, pca_reconstruction_mse
 from replab.reporting.figures import plt, to_png
@@ -156,6 +156,7 @@ class StudyB:
             limit_train=d.get("limit_train"),
             seed=s.seeds[0],
         )
+        assert isinstance(splits.train, ImageSet)  # study B's datasets are held, never packed
         train = splits.train.images.flatten(1).float().div(255)
         result = pca(train)
         mse = pca_reconstruction_mse(result, splits.test.images.flatten(1).float().div(255))

@@ -32,7 +32,7 @@ from typing import cast
 import torch
 from tqdm.std import tqdm
 
-from replab.data import DeviceLoader
+from replab.data.stream import Batches
 from replab.errors import CheckpointError, ConfigError, DivergenceError
 from replab.io import (
     append_jsonl,
@@ -86,7 +86,7 @@ def check_trainer_spec(spec: TrainerSpec) -> None:
 def evaluate(
     task: Task,
     model: torch.nn.Module,
-    loader: DeviceLoader,
+    loader: Batches,
     device: torch.device,
     amp: str,
     prefix: str,
@@ -125,8 +125,8 @@ class FitResult:
 class Trainer:
     task: Task
     spec: TrainerSpec
-    train: DeviceLoader
-    val: DeviceLoader
+    train: Batches
+    val: Batches
     device: torch.device
     checkpoint_dir: Path | None = None  # None: keep the best weights in memory only
     hooks: list[Hook] = field(default_factory=list)
@@ -272,7 +272,7 @@ class Trainer:
             )
         return {f"train_{k}": v.item() / seen for k, v in sums.items()}
 
-    def evaluate(self, loader: DeviceLoader, prefix: str) -> dict[str, float]:
+    def evaluate(self, loader: Batches, prefix: str) -> dict[str, float]:
         return evaluate(self.task, self.eval_model, loader, self.device, self.spec.amp, prefix)
 
     def _schedule(self, done: int) -> None:

@@ -1,0 +1,315 @@
+"""Streamed splits: batches decoded from packed shards by DataLoader workers.
+
+The resident path (``loader.DeviceLoader``) holds a split as one uint8 tensor; a streamed
+split (``StreamSet``) is a list of shards read again each epoch. Workers read and decode;
+each batch arrives as uint8 (N, C, H, W) and goes through the same ``Normalizer`` on the
+device, and the task's augmentations after it, as a resident batch: one augmentation path.
+
+Training order: each epoch draws a seed from the loader's generator (its state is what a
+checkpoint keeps, so ``--resume`` continues the same sequence of epochs). The shards are
+shuffled by that seed and dealt out, rank ``r`` of ``W`` taking every ``W``-th and each of its
+workers every ``workers``-th of those, so no two readers share a shard; inside a worker a
+seeded shuffle buffer mixes the samples. Every rank steps exactly ``len(loader)`` batches
+an epoch (the split's count over the global batch): a rank whose shards run out reads them
+again, so no rank waits at a gradient sync the others never reach.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from replab.data.base import ImageSet
+from replab.data.convert import conform
+from replab.data.loader import DeviceLoader, Normalizer
+from replab.data.shard_index import ShardEntry
+from replab.data.shards import Packed, samples
+from replab.errors import ConfigError, DataError
+
+GRAY_MODES = ("png", "jpg", "jpeg")  # torchvision decodes these itself; the rest go to Pillow
+# torchvision 0.29 marks its decoders deprecated in favour of TorchCodec, which this pin of
+# torch does not ship; they are the fast libjpeg-turbo/libpng path until it does
+warnings.filterwarnings(
+    "ignore", "The image decoding and encoding capabilities of TorchVision", DeprecationWarning
+)
+
+
+@dataclass(frozen=True)
+class StreamSet:
+    """A split read from shards: the counterpart of ``ImageSet`` without its tensors.
+
+    ``shape`` is what every decoded image is brought to (C, H, W); ``limit`` keeps the samples
+    whose key (position in the split) is below it, the first ``limit`` of a shuffled split.
+    """
+
+    packed: Packed
+    shards: tuple[ShardEntry, ...]
+    classes: list[str]
+    shape: tuple[int, int, int]
+    count: int
+    source: str = ""
+    limit: int | None = None
+    resize: bool = False  # images are brought to ``shape`` (data.image_size / channels)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.classes)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the split takes decoded: what holding it resident would cost."""
+        c, h, w = self.shape
+        return self.count * c * h * w
+
+    def head(self, n: int) -> StreamSet:
+        """The first ``n`` samples: a seeded random sample, as the pack shuffled the split."""
+        if n >= self.count:
+            return self
+        kept, total = [], 0
+        for shard in self.shards:
+            if total >= n:
+                break
+            kept.append(shard)
+            total += shard.count
+        return replace(self, shards=tuple(kept), count=n, limit=n)
+
+    def decoded(self, workers: int = 2) -> ImageSet:
+        """The whole split decoded into memory, in shard order: the resident form."""
+        c, h, w = self.shape
+        images = torch.empty((self.count, c, h, w), dtype=torch.uint8)
+        labels = torch.empty(self.count, dtype=torch.int64)
+        at = 0
+        for x, y in StreamLoader(self, 1024, shuffle=False, workers=workers).raw():
+            images[at : at + len(y)], labels[at : at + len(y)] = x, y
+            at += len(y)
+        if at != self.count:
+            raise DataError(
+                f"the shards of {self.source} gave {at:,} images, the index says {self.count:,}",
+                "pack the dataset again with `replab data pack SOURCE --out DIR`",
+            )
+        return ImageSet(images, labels, self.classes, self.source)
+
+
+@dataclass
+class _Failure:
+    """A ``DataError`` raised in a worker, carried to the main process whole (DataLoader
+    would re-raise it with the worker's traceback as its message)."""
+
+    problem: str
+    fix: str
+
+
+@dataclass
+class ReadPlan:
+    """What one pass of a loader reads: shards per rank, batch size, order and buffer."""
+
+    data: StreamSet
+    batch: int  # this rank's batch
+    seed: int | None  # None: in index order, once (evaluation)
+    rank: int = 0
+    world: int = 1
+    buffer: int = 0
+    per_worker: list[list[ShardEntry]] = field(default_factory=list)
+
+
+class _Epoch(torch.utils.data.IterableDataset):
+    """The samples of one epoch, as this worker reads and decodes them."""
+
+    def __init__(self, plan: ReadPlan) -> None:
+        self.plan = plan
+
+    def __iter__(self) -> Iterator:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        try:
+            yield from self._batches(worker, workers)
+        except DataError as err:
+            yield _Failure(err.problem, err.fix)
+
+    def _batches(self, worker: int, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        p = self.plan
+        images: list[torch.Tensor] = []
+        labels: list[int] = []
+        for image, label in self._decoded(worker, workers):
+            images.append(image)
+            labels.append(label)
+            if len(images) == p.batch:
+                yield torch.stack(images), torch.tensor(labels)
+                images, labels = [], []
+        if images and p.seed is None:  # evaluation keeps its last partial batch
+            yield torch.stack(images), torch.tensor(labels)
+
+    def _decoded(self, worker: int, workers: int) -> Iterator[tuple[torch.Tensor, int]]:
+        p = self.plan
+        stream = self._samples(worker, workers)
+        if p.seed is not None and p.buffer > 1:
+            from webdataset.filters import shuffle
+
+            rng = random.Random(hash((p.seed, p.rank, worker)))
+            stream = shuffle(p.buffer, min(p.buffer, 100), rng=rng)(stream)
+        for key, ext, data, label in stream:
+            yield decode(data, ext, p.data, key), label
+
+    def _samples(self, worker: int, workers: int) -> Iterator[tuple[str, str, bytes, int]]:
+        """This worker's shards, read in a loop while training (a new order each pass)."""
+        p = self.plan
+        mine = deal_shards(list(p.data.shards), p, worker, workers)
+        stride = p.world if len(p.data.shards) < p.world else 1  # fewer shards than ranks
+        passes = 0
+        while True:
+            order = list(mine)
+            if p.seed is not None:
+                random.Random(hash((p.seed, p.rank, worker, passes))).shuffle(order)
+            for shard in order:
+                for key, ext, data, label in samples(p.data.packed, shard):
+                    position = int(key)
+                    if p.data.limit is not None and position >= p.data.limit:
+                        continue
+                    if stride > 1 and position % stride != p.rank:
+                        continue
+                    yield key, ext, data, label
+            passes += 1
+            if p.seed is None or not order:
+                return
+
+
+def deal_shards(
+    shards: list[ShardEntry], p: ReadPlan, worker: int, workers: int
+) -> list[ShardEntry]:
+    """The shards this rank's ``worker`` reads: disjoint from every other reader's."""
+    if p.seed is not None:
+        random.Random(p.seed).shuffle(shards)  # one order for all ranks this epoch
+        if len(shards) >= p.world:
+            shards = shards[p.rank :: p.world]
+    return shards[worker::workers]
+
+
+def decode(data: bytes, ext: str, split: StreamSet, key: str = "") -> torch.Tensor:
+    """One encoded image -> uint8 (C, H, W) of ``split.shape``: torchvision's decoder for PNG
+    and JPEG, Pillow for the rest; grey or colour as the shape asks."""
+    channels = split.shape[0]
+    try:
+        if ext in GRAY_MODES:
+            from torchvision.io import ImageReadMode, decode_image
+
+            mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+            image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        else:
+            image = _pillow(data, channels)
+    except (RuntimeError, OSError, ValueError) as err:
+        raise DataError(
+            f"image {key}.{ext} of {split.source} cannot be decoded ({err})",
+            "pack the dataset again; `replab data pack --skip-corrupt` leaves such images out",
+        ) from None
+    if tuple(image.shape) != split.shape:
+        if not split.resize:
+            raise DataError(
+                f"image {key}.{ext} of {split.source} is {tuple(image.shape)} (C x H x W), "
+                f"not {split.shape} like the others",
+                "set data.image_size (and data.channels) to bring every image to one shape",
+            )
+        image = conform(image[None], split.shape[1], channels)[0]
+    return image
+
+
+def _pillow(data: bytes, channels: int) -> torch.Tensor:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        array = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+    array = array[:, :, None] if array.ndim == 2 else array
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+class StreamLoader:
+    """Mini-batches of ``(x, y)`` from a ``StreamSet``, decoded by ``workers`` processes and
+    moved to ``device``: the streamed counterpart of ``DeviceLoader``, with its interface
+    (``len``, iteration, ``shard``, ``state_dict``)."""
+
+    def __init__(
+        self,
+        data: StreamSet,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        normalizer: Normalizer | None = None,
+        device: torch.device | str = "cpu",
+        workers: int = 2,
+        buffer: int = 10_000,
+    ) -> None:
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.normalizer = normalizer or Normalizer()
+        self.device = torch.device(device)
+        self.workers, self.buffer = workers, buffer
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Rank ``rank`` reads its own shards and yields its ``batch_size / world_size`` rows
+        of each global batch."""
+        if world_size > 1 and self.batch_size % world_size:
+            raise ConfigError(
+                f"batch size {self.batch_size} "
+                f"does not split into {world_size} equal per-process slices",
+                "use a trainer.batch_size divisible by the number of processes "
+                f"({world_size}); it is the global batch",
+            )
+        self.rank, self.world_size = rank, world_size
+
+    def __len__(self) -> int:
+        if self.shuffle:  # training: whole global batches, the same count on every rank
+            return max(1, self.data.count // self.batch_size)
+        return -(-self.data.count // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.raw():
+            yield self.normalizer(x.to(self.device, non_blocking=True)), y.to(self.device)
+
+    def raw(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """uint8 batches on the CPU, exactly ``len(self)`` of them when training."""
+        seed = None
+        if self.shuffle:
+            seed = int(torch.randint(2**62, (1,), generator=self.generator))
+        plan = ReadPlan(
+            self.data,
+            self.batch_size // self.world_size if self.shuffle else self.batch_size,
+            seed,
+            self.rank,
+            self.world_size if self.shuffle else 1,
+            self.buffer,
+        )
+        workers = max(0, min(self.workers, len(self.data.shards)))
+        loader = torch.utils.data.DataLoader(
+            _Epoch(plan),
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if workers else None,
+        )
+        wanted = len(self) if self.shuffle else None
+        for taken, item in enumerate(loader, 1):
+            if isinstance(item, _Failure):
+                raise DataError(item.problem, item.fix)
+            yield item
+            if wanted is not None and taken >= wanted:
+                break
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+Batches = DeviceLoader | StreamLoader  # what a trainer steps through: held or streamed
