@@ -661,8 +661,8 @@ TEXT = {
     "question": """
         Trained on the same images with the same encoder and the same number of optimizer
         steps, which method gives the latent space that separates classes best — and at what
-        cost? Autoencoder, VAE, five self-supervised methods, and a supervised classifier as the
-        upper reference.
+        cost? Autoencoder, VAE, masked autoencoder, seven self-supervised methods, and a
+        supervised classifier as the upper reference.
     """,
     "source": """
         replab's own comparison (no reference report); context figures from solo-learn and
