@@ -402,8 +402,9 @@ def decode(
             f"the {len(files):,} images declare more than {gib(budget.limit)} once decoded "
             f"(half the memory available, {gib(memory)}); the image over the limit is "
             f"{budget.over}",
-            "set data.image_size=N to shrink every image as it is decoded, use fewer images, "
-            "or run where more memory is free",
+            "pack the folder into shards and stream it (replab data pack image_folder --root "
+            "DIR --out SHARDS, then data.dataset=shards data.root=SHARDS), set "
+            "data.image_size=N to shrink every image as it is decoded, or use fewer images",
         )
     return _kept(files, results, skip_corrupt)
 

@@ -183,6 +183,13 @@ def load_splits(
             root, val_fraction, limit_train, limit_eval, seed, classes, refit, train_split,
             image_size, channels, streaming or {},
         )  # fmt: skip
+    if (streaming or {}).get("resident") is False:
+        raise ConfigError(
+            f"data.resident=false streams packed shards, and data.dataset={dataset} is read "
+            "into memory",
+            f"pack it first (replab data pack {dataset} --out DIR) and train with "
+            "data.dataset=shards data.root=DIR, or leave data.resident at auto",
+        )
     return _held(
         dataset, root, download, val_fraction, test_fraction, limit_train, limit_eval, seed,
         classes, refit, train_split, image_size, channels, skip_corrupt,

@@ -9,6 +9,7 @@ Validation and test are held: they are what a run measures on every epoch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,14 @@ def _refuse_options(
     ):
         if value is not None:
             raise ConfigError(f"{name} does not apply to packed shards", fix)
+    scheme = root.split(":", 1)[0] if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", root) else ""
+    if scheme and not is_url(root):
+        raise ConfigError(
+            f"data.root {root!r}: replab opens packed shards from a folder or http(s):// only "
+            f"({scheme}: URLs are not opened; WebDataset's pipe: would run a shell command)",
+            "give the storage's HTTPS address (e.g. https://BUCKET.s3.REGION.amazonaws.com/"
+            "PREFIX/), or copy the shards to a local folder",
+        )
     if not is_url(root) and not Path(root).expanduser().exists():
         raise DataError(
             f"data.root {root!r} does not exist",

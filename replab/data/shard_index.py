@@ -13,7 +13,15 @@ The index is plain JSON read into these models: nothing in it is executed or unp
 
 from __future__ import annotations
 
+import warnings
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec, which this pin of
+# torch does not ship; they are the fast libjpeg-turbo/libpng path for packing and streaming
+warnings.filterwarnings(
+    "ignore", "The image decoding and encoding capabilities of TorchVision", DeprecationWarning
+)
 
 INDEX = "index.json"
 FORMAT = "replab-shards"

@@ -17,7 +17,6 @@ again, so no rank waits at a gradient sync the others never reach.
 from __future__ import annotations
 
 import random
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -32,11 +31,6 @@ from replab.data.shards import Packed, samples
 from replab.errors import ConfigError, DataError
 
 GRAY_MODES = ("png", "jpg", "jpeg")  # torchvision decodes these itself; the rest go to Pillow
-# torchvision 0.29 marks its decoders deprecated in favour of TorchCodec, which this pin of
-# torch does not ship; they are the fast libjpeg-turbo/libpng path until it does
-warnings.filterwarnings(
-    "ignore", "The image decoding and encoding capabilities of TorchVision", DeprecationWarning
-)
 
 
 @dataclass(frozen=True)

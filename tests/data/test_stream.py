@@ -209,6 +209,11 @@ def test_options_that_do_not_apply_to_shards_are_refused(packed):
         load_splits("shards", root=str(packed), classes=["1"])
     with pytest.raises(ConfigError, match="val_fraction"):
         load_splits("shards", root=str(packed), val_fraction=0.2)
+    for url in ("pipe:cat shards/{0..3}.tar", "s3://bucket/shards/"):
+        with pytest.raises(ConfigError, match="http"):
+            load_splits("shards", root=url)
+    with pytest.raises(ConfigError, match="data.resident=false streams packed shards"):
+        load_splits("digits", streaming={"resident": False})
     with pytest.raises(DataError, match="no index.json"):
         load_splits("shards", root=str(packed.parent))
     index = json.loads((packed / INDEX).read_text())

@@ -1,0 +1,242 @@
+"""Streaming packed shards against the resident path (issue 33), side by side in one run.
+
+Three measurements, each printed with its ratio:
+
+- ``loader``: images/s delivered as uint8 batches by replab's shard loader (2 workers,
+  decode in the workers) against torchvision ``ImageFolder`` + ``DataLoader`` with the same
+  workers on the same JPEGs (``PILToTensor``, batch 256, shuffled). Goal >= 1.5x.
+- ``memory``: peak memory (the summed PSS of the run's process and its DataLoader workers,
+  sampled every 0.1 s) of the A3 recipe (SimCLR, MLP encoder) trained one epoch on a
+  generated folder of 64x64 JPEGs, streamed from its shards and held in memory, at each
+  ``--images`` count. Goal: streamed at the largest count within 1.3x of the smallest, while
+  the held run grows with the data.
+- ``steps``: training steps/s of the A3 recipe on MNIST (70,000 28x28 images) from shards
+  against the resident run, over ``--epochs`` epochs. Goal: streamed within 1.3x.
+
+The generated images are smooth random colour fields with a class-dependent tint, written as
+JPEG quality 90 (about 2 KB each). Run from the repository root on an idle machine::
+
+    .venv/bin/python benchmarks/streaming.py [--images 20000,200000] [--epochs 2]
+        [--work /tmp/replab-streaming] [--json benchmarks/results/streaming.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import REPO, add_machine_args, environment, timed, use_threads  # noqa: E402
+
+CLASSES = 10
+SIZE = 64
+BATCH = 256
+
+
+def _write_block(args: tuple[Path, int, int]) -> None:
+    from PIL import Image
+
+    folder, start, stop = args
+    rng = np.random.default_rng(start)
+    for i in range(start, stop):
+        c = i % CLASSES
+        coarse = rng.random((8, 8, 3)) * 160 + np.array([c * 9, 255 - c * 20, c * 15]) * 0.35
+        image = Image.fromarray(coarse.clip(0, 255).astype(np.uint8)).resize((SIZE, SIZE))
+        image.save(folder / f"c{c}" / f"{i:07d}.jpg", quality=90)
+
+
+def make_folder(root: Path, n: int) -> Path:
+    """``n`` 64x64 JPEGs in ``CLASSES`` class folders (made once, reused)."""
+    folder = root / f"jpegs-{n}"
+    if (folder / ".complete").exists():
+        return folder
+    for c in range(CLASSES):
+        (folder / f"c{c}").mkdir(parents=True, exist_ok=True)
+    blocks = [(folder, s, min(s + 2000, n)) for s in range(0, n, 2000)]
+    with Pool(os.cpu_count() or 1) as pool:
+        pool.map(_write_block, blocks)
+    (folder / ".complete").write_text("")
+    return folder
+
+
+def packed(folder: Path, root: Path, name: str, dataset: str = "image_folder") -> Path:
+    from replab.data.pack import pack
+
+    out = root / f"shards-{name}"
+    if not (out / "index.json").exists():
+        pack(dataset, out, root=str(folder) if folder else None, progress=False)
+    return out
+
+
+def loader_rates(folder: Path, shards: Path, workers: int) -> dict:
+    """Images/s of both loaders over the whole training split, as uint8 batches."""
+    from torchvision.datasets import ImageFolder
+    from torchvision.transforms import PILToTensor
+
+    from replab.data import load_splits
+    from replab.data.stream import StreamLoader
+
+    train = load_splits(
+        "shards", root=str(shards), streaming={"resident": False, "verify": False}
+    ).train
+    ours = StreamLoader(train, BATCH, seed=0, workers=workers)
+    theirs = torch.utils.data.DataLoader(
+        ImageFolder(str(folder), transform=PILToTensor()),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+    )
+    out = {}
+    for name, loader in (("replab shards", ours.raw()), ("torchvision ImageFolder", theirs)):
+        n = 0
+        with timed() as t:
+            for x, _ in loader:
+                n += len(x)
+        out[name] = {"images": n, "seconds": round(t.seconds, 2), "per_s": round(n / t.seconds)}
+    out["ratio"] = round(out["replab shards"]["per_s"] / out["torchvision ImageFolder"]["per_s"], 2)
+    return out
+
+
+def tree_pss(pid: int) -> int:
+    """Bytes of proportional set size of ``pid`` and its descendants (shared pages split)."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = (task / "children").read_text().split()
+                stack.extend(int(c) for c in children)
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def peak_run(args: list[str], runs: Path) -> dict:
+    """Run ``replab run ARGS``; its wall time and the peak summed PSS of its process tree."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "replab.cli", "run", *args, "--runs-dir", str(runs)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_pss(proc.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = proc.communicate()[0].decode()
+    sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"replab run failed:\n{output[-3000:]}")
+    epochs = [ln for ln in output.splitlines() if re.match(r"\[replab\] epoch +\d+/", ln)]
+    return {
+        "seconds": round(time.perf_counter() - start, 1),
+        "epoch_seconds": [float(re.findall(r"\(([\d.]+) s\)", ln)[-1]) for ln in epochs],
+        "peak_mib": round(peak[0] / 2**20),
+    }
+
+
+A3 = [
+    "a3-mnist-simclr",
+    "trainer.epochs=1",
+    "trainer.early_stopping=null",
+    "probe.enabled=false",
+    "analysis.enabled=false",
+    "monitor.enabled=false",
+    "trainer.progress=false",
+]
+
+
+def memory(root: Path, counts: list[int]) -> dict:
+    out: dict = {}
+    for n in counts:
+        folder = make_folder(root, n)
+        shards = packed(folder, root, f"jpegs-{n}")
+        data = ["data.val_fraction=0.1"]
+        out[f"streamed {n:,}"] = peak_run(
+            [*A3, "data.dataset=shards", f"data.root={shards}", "data.resident=false", *data],
+            root / "runs",
+        )
+        out[f"held {n:,}"] = peak_run(
+            [*A3, "data.dataset=shards", f"data.root={shards}", "data.resident=true", *data],
+            root / "runs",
+        )
+    lo, hi = min(counts), max(counts)
+    out["streamed growth"] = round(
+        out[f"streamed {hi:,}"]["peak_mib"] / out[f"streamed {lo:,}"]["peak_mib"], 2
+    )
+    out["held growth"] = round(out[f"held {hi:,}"]["peak_mib"] / out[f"held {lo:,}"]["peak_mib"], 2)
+    return out
+
+
+def steps(root: Path, data_dir: Path, epochs: int) -> dict:
+    """A3 on MNIST: the trainer's own epoch times, resident against streamed."""
+    os.environ["REPLAB_DATA"] = str(data_dir)
+    shards = packed(None, root, "mnist", dataset="mnist")  # type: ignore[arg-type]
+    common = [*A3[:1], f"trainer.epochs={epochs}", *A3[2:]]
+    out = {
+        "resident": peak_run([*common, "data.download=false"], root / "runs"),
+        "streamed": peak_run(
+            [*common, "data.dataset=shards", f"data.root={shards}", "data.resident=false"],
+            root / "runs",
+        ),
+    }
+    # steps an epoch: the resident loader keeps a last partial batch, the streamed one does not
+    for name, n in (("resident", -(-54_000 // 512)), ("streamed", 54_000 // 512)):
+        seconds = sum(out[name]["epoch_seconds"])
+        out[name]["steps_per_s"] = round(n * len(out[name]["epoch_seconds"]) / seconds, 2)
+    out["ratio (resident / streamed steps/s)"] = round(
+        out["resident"]["steps_per_s"] / out["streamed"]["steps_per_s"], 2
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_machine_args(parser)
+    parser.add_argument("--images", default="20000,200000", help="comma-separated counts")
+    parser.add_argument("--epochs", type=int, default=2, help="A3 epochs for the steps figure")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/replab-streaming"))
+    parser.add_argument("--only", choices=["loader", "memory", "steps"], action="append")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    use_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    counts = [int(n) for n in args.images.split(",")]
+    parts = args.only or ["loader", "memory", "steps"]
+    result: dict = {"environment": environment(images=counts, workers=args.workers)}
+    if "loader" in parts:
+        folder = make_folder(args.work, counts[0])
+        result["loader"] = loader_rates(
+            folder, packed(folder, args.work, folder.name), args.workers
+        )
+        print("loader", json.dumps(result["loader"], indent=1), flush=True)
+    if "memory" in parts:
+        result["memory"] = memory(args.work, counts)
+        print("memory", json.dumps(result["memory"], indent=1), flush=True)
+    if "steps" in parts:
+        result["steps"] = steps(args.work, args.data_dir, args.epochs)
+        print("steps", json.dumps(result["steps"], indent=1), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
