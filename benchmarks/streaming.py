@@ -42,6 +42,9 @@ from harness import REPO, add_machine_args, environment, timed, use_threads  # n
 CLASSES = 10
 SIZE = 64
 BATCH = 256
+# 8 MB shards: several per split even at 20,000 images, so both workers have shards to read
+# (a real large dataset has hundreds of 1 GB shards; one shard feeds one worker at most)
+SHARD_MB = 8
 
 
 def _write_block(args: tuple[Path, int, int]) -> None:
@@ -73,9 +76,10 @@ def make_folder(root: Path, n: int) -> Path:
 def packed(folder: Path, root: Path, name: str, dataset: str = "image_folder") -> Path:
     from replab.data.pack import pack
 
-    out = root / f"shards-{name}"
+    out = root / f"shards-{name}-{SHARD_MB}mb"
     if not (out / "index.json").exists():
-        pack(dataset, out, root=str(folder) if folder else None, progress=False)
+        root_ = str(folder) if folder else None
+        pack(dataset, out, root=root_, shard_bytes=SHARD_MB << 20, progress=False)
     return out
 
 

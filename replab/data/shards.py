@@ -235,16 +235,67 @@ def open_shard(packed: Packed, shard: ShardEntry) -> CheckedStream:
 
 def samples(packed: Packed, shard: ShardEntry) -> Iterator[tuple[str, str, bytes, int]]:
     """``(key, extension, encoded image, label)`` of every sample of ``shard``, in order,
-    through WebDataset's tar reader; the shard's hash is checked once it is read."""
-    from webdataset.tariterators import group_by_keys, tar_file_iterator
+    grouped by WebDataset's key rule; the shard's hash is checked once it is read."""
+    from webdataset.tariterators import group_by_keys
 
     with open_shard(packed, shard) as stream:
         files = (
-            dict(entry, __url__=stream.where) for entry in tar_file_iterator(stream, handler=_raise)
+            {"fname": name, "data": data, "__url__": stream.where}
+            for name, data in tar_members(stream)
         )
         for sample in group_by_keys(files, handler=_raise):
             yield _parsed(sample, stream.where)
         stream.finish()
+
+
+BLOCK = 512
+_REGULAR = (b"0", b"\0")
+
+
+def tar_members(stream: CheckedStream) -> Iterator[tuple[str, bytes]]:
+    """``(name, bytes)`` of each regular file of a POSIX (ustar) tar stream, read in large
+    chunks. Python's ``tarfile`` spends 60% of a streamed epoch parsing headers (measured:
+    2.5 of 4.1 s for 14,000 JPEGs, decoding 1.0 s); the shards ``replab data pack`` writes
+    are plain ustar, which needs no more than this. Each header's checksum is verified."""
+    buffer, at = b"", 0
+    while True:
+        if len(buffer) - at < BLOCK:
+            buffer, at = buffer[at:] + stream.read(CHUNK), 0
+        header = buffer[at : at + BLOCK]
+        if len(header) < BLOCK or not header.strip(b"\0"):
+            return  # the end-of-archive zero blocks (or a stream that ends: finish() checks)
+        at += BLOCK
+        name, size, kind = _header(header, stream.where)
+        padded = size + (-size % BLOCK)
+        while len(buffer) - at < padded:
+            more = stream.read(max(CHUNK, padded))
+            if not more:
+                raise DataError(f"shard {stream.where} ends inside {name}", REPACK)
+            buffer, at = buffer[at:] + more, 0
+        if kind in _REGULAR:
+            yield name, buffer[at : at + size]
+        at += padded
+
+
+def _header(header: bytes, where: str) -> tuple[str, int, bytes]:
+    """Name, size and type of a ustar header, refused unless its checksum holds."""
+    try:
+        recorded = int(header[148:156].strip(b"\0 ") or b"0", 8)
+        size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+    except ValueError:
+        raise DataError(f"shard {where} has a damaged tar header", REPACK) from None
+    if recorded != sum(header[:148]) + 256 + sum(header[156:]):
+        raise DataError(f"shard {where} has a tar header whose checksum fails", REPACK)
+    kind = header[156:157]
+    if kind in (b"x", b"g", b"L", b"K"):
+        raise DataError(
+            f"shard {where} uses tar extensions (pax or GNU long names) that packed shards "
+            "never hold",
+            REPACK,
+        )
+    name = header[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+    prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", "replace")
+    return (f"{prefix}/{name}" if prefix else name), size, kind
 
 
 def _parsed(sample: dict, where: str) -> tuple[str, str, bytes, int]:
