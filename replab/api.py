@@ -42,7 +42,7 @@ from replab.reporting.study_report import StudyReport
 from replab.runs import rundir
 from replab.runs.analyze import analysis_spec, analyze_encoder, load_encoder
 from replab.runs.lifecycle import run_experiment
-from replab.runs.prepare import load_data
+from replab.runs.prepare import held, load_data
 from replab.runs.weights import load_run_task
 from replab.search.sweep import parse_axis, run_sweep
 from replab.search.tune import TuneResult, resume_tune, start_tune
@@ -157,10 +157,10 @@ class Run:
         size and channels). Anything else (floats outside [0, 1], an empty tensor, another
         shape, an unknown name) is a ReplabError."""
         splits, normalizer = self.data
-        shape = tuple(splits.test.images.shape[1:])
+        shape = tuple(splits.test.shape)
         if isinstance(images, str):
             if images in SPLITS:
-                pixels = getattr(splits, images).images
+                pixels = held(getattr(splits, images), len(getattr(splits, images))).images
             else:
                 _not_a_split(images)
                 pixels = self._test_images_of(images)
@@ -180,7 +180,7 @@ class Run:
 
     def _test_images_of(self, dataset: str) -> torch.Tensor:
         d = self.spec.data
-        shape = self.data[0].test.images.shape[1:]  # C x H x W the encoder was trained on
+        shape = self.data[0].test.shape  # C x H x W the encoder was trained on
         other = load_splits(
             dataset,
             root=d.root,
@@ -189,7 +189,7 @@ class Run:
             image_size=int(shape[-1]) if shape[-1] == shape[-2] else None,
             channels=int(shape[0]),
         )
-        return other.test.images
+        return held(other.test, len(other.test)).images
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """The task's metrics on a split, recomputed from the loaded weights (``test.loss``,
@@ -197,7 +197,7 @@ class Run:
         splits, normalizer = self.data
         if split not in SPLITS:
             raise ReplabError(f"a run has no split {split!r}", "use 'train', 'val' or 'test'")
-        part = getattr(splits, split)
+        part = held(getattr(splits, split), len(getattr(splits, split)))
         loader = DeviceLoader(part.images, part.labels, 1024, shuffle=False, normalizer=normalizer)
         raw = evaluate(self.task, self.model, loader, torch.device("cpu"), "off", split)
         return {k.replace("_", ".", 1): v for k, v in raw.items()}

@@ -132,12 +132,13 @@ class Splits:
     validates on ``val``; probes and the analysis use the labelled train/val/test.
     """
 
-    train: ImageSet | StreamSet  # streamed: packed shards too large to hold (packed_splits)
-    val: ImageSet
-    test: ImageSet
+    # streamed: packed shards too large to hold (packed_splits)
+    train: ImageSet | StreamSet
+    val: ImageSet | StreamSet
+    test: ImageSet | StreamSet
     title: str
     pretrain: ImageSet | None = None
-    residency: str = ""  # packed shards: whether train is held or streamed, and why
+    residency: str = ""  # packed shards: which splits are held or streamed, and why
 
     @property
     def fit(self) -> ImageSet | StreamSet:
@@ -296,7 +297,6 @@ def _packed(
         **streaming,
     )
     train, val, test = parts["train"], parts["val"], parts["test"]
-    assert isinstance(val, ImageSet) and isinstance(test, ImageSet)
     return Splits(train, val, test, "packed shards", residency=residency.reason)
 
 

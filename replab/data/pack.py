@@ -203,6 +203,7 @@ def _tensor_plan(
     parts = {
         name: _tensor_part(part, split["seed"], name)
         for name, part in (("train", train), ("val", splits.val), ("test", splits.test))
+        if isinstance(part, ImageSet)
     }
     return _Plan(
         title=splits.title,

@@ -38,9 +38,9 @@ class Shards(DatasetSource):
 
 @dataclass(frozen=True)
 class Residency:
-    """Whether the training split is held or streamed, and the figures that decided it."""
+    """Which splits are streamed (the others are held), and the figures that decided it."""
 
-    streamed: bool
+    streamed: tuple[str, ...]
     reason: str
 
 
@@ -62,9 +62,9 @@ def load_packed(
     free: int | None = None,
     workers: int = 2,
 ) -> tuple[dict[str, ImageSet | StreamSet], Residency]:
-    """train/val/test of the packed dataset at ``root``: val and test decoded, train held
-    or streamed (``Residency`` says which and why). ``free``: bytes the budget is a share of
-    (default the memory available now)."""
+    """train/val/test of the packed dataset at ``root``, each held (decoded into memory) or
+    streamed as ``decide`` rules. ``free``: bytes the budget is a share of (default the memory
+    available now)."""
     _refuse_options(root, classes, train_split, refit, limit_train)
     packed = open_packed(str(root), verify=verify)
     index = packed.index
@@ -78,10 +78,15 @@ def load_packed(
     parts = {s: _stream(packed, s, image_size, channels) for s in ("train", "val", "test")}
     if limit_train is not None:
         parts["train"] = parts["train"].head(limit_train)
-    held = {s: _held(parts[s], limit_eval, seed, workers) for s in ("val", "test")}
-    decision = decide(parts["train"], held, resident, budget, free)
-    train = parts["train"] if decision.streamed else parts["train"].decoded(workers)
-    return {"train": train, **held}, decision
+    decision = decide(parts, resident, budget, free)
+    out: dict[str, ImageSet | StreamSet] = {}
+    for name, part in parts.items():
+        evaluated = name != "train" and limit_eval is not None
+        if name in decision.streamed:
+            out[name] = part.head(limit_eval) if evaluated else part  # type: ignore[arg-type]
+        else:
+            out[name] = _held(part, limit_eval if evaluated else None, seed, workers)
+    return out, decision
 
 
 def _refuse_options(
@@ -152,29 +157,35 @@ def _held(part: StreamSet, limit: int | None, seed: int, workers: int) -> ImageS
 
 
 def decide(
-    train: StreamSet,
-    held: dict[str, ImageSet],
+    parts: dict[str, StreamSet],
     resident: bool | str,
     budget: float,
     free: int | None = None,
 ) -> Residency:
-    """Hold or stream the training split: ``data.resident``, or with ``auto`` whether it fits
-    what the budget leaves beside the held splits."""
+    """Which splits stream: none (``data.resident=true``), all (``false``), or with ``auto``
+    those that do not fit what the budget leaves, held in the order test, val, train (the
+    small splits measured every epoch first)."""
     free = available_memory() if free is None else free
     allowed = int(budget * free)
-    others = sum(int(h.images.numel()) for h in held.values())
-    need = train.nbytes
+    need = {name: part.nbytes for name, part in parts.items()}
     figures = (
-        f"the decoded training split takes {size(need)}, the budget is {budget:.0%} of "
-        f"{size(free)} free = {size(allowed)}, validation and test hold {size(others)}"
+        "decoded: "
+        + ", ".join(f"{name} {size(need[name])}" for name in ("train", "val", "test"))
+        + f"; the budget is {budget:.0%} of {size(free)} free = {size(allowed)}"
     )
     if resident is True:
-        return Residency(False, f"held: data.resident=true ({figures})")
+        return Residency((), f"every split held: data.resident=true ({figures})")
     if resident is False:
-        return Residency(True, f"streamed: data.resident=false ({figures})")
-    if need + others <= allowed:
-        return Residency(False, f"held: it fits ({figures})")
-    return Residency(True, f"streamed: it does not fit ({figures})")
+        return Residency(tuple(parts), f"every split streamed: data.resident=false ({figures})")
+    held, used = [], 0
+    for name in ("test", "val", "train"):
+        if used + need[name] <= allowed:
+            held.append(name)
+            used += need[name]
+    streamed = tuple(n for n in ("train", "val", "test") if n not in held)
+    if not streamed:
+        return Residency((), f"every split held: they fit ({figures})")
+    return Residency(streamed, f"{' and '.join(streamed)} streamed: over the budget ({figures})")
 
 
 def size(nbytes: int) -> str:

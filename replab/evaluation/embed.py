@@ -9,6 +9,7 @@ from torch import nn
 
 from replab.data import Normalizer
 from replab.errors import ConfigError, ReplabError
+from replab.evaluation.reconstruction import ReconstructionMetrics
 
 # What to do about an encoder whose output is not one row of finite numbers per image: the
 # cause is the encoder's forward (the user's code, or a model that diverged), not the data.
@@ -81,6 +82,29 @@ def embed_stream(
     finally:
         encoder.train(was_training)
     return torch.cat(zs), torch.cat(ys)
+
+
+@torch.inference_mode()
+def streamed_reconstruction_metrics(
+    model: nn.Module, batches: Iterable, normalizer: Normalizer, device: torch.device
+) -> ReconstructionMetrics:
+    """``reconstruction_metrics`` of every image of a streamed split, accumulated a batch at
+    a time (normalised ``(x, y)`` batches): the same means over pixels and over images."""
+    was_training = model.training
+    model.eval()
+    abs_sum = sq_sum = psnr_sum = 0.0
+    pixels = images = 0
+    try:
+        for x, _ in batches:
+            diff = normalizer.invert(model(x)).float().clamp(0, 1) - normalizer.invert(x)
+            abs_sum += diff.abs().sum().item()
+            sq_sum += diff.pow(2).sum().item()
+            per_image = diff.pow(2).flatten(1).mean(1).clamp_min(1e-10)
+            psnr_sum += (-10 * torch.log10(per_image)).sum().item()
+            pixels, images = pixels + diff.numel(), images + len(x)
+    finally:
+        model.train(was_training)
+    return ReconstructionMetrics(mae=abs_sum / pixels, mse=sq_sum / pixels, psnr=psnr_sum / images)
 
 
 def check_width(width: int, z: torch.Tensor, batch: torch.Tensor) -> None:

@@ -39,7 +39,7 @@ from replab.runs.evaluate import (
     write_run,
 )
 from replab.runs.lifecycle import RunResult
-from replab.runs.prepare import load_data
+from replab.runs.prepare import held, load_data
 from replab.runs.weights import load_run_task
 from replab.spec import Component, ExperimentSpec
 from replab.tasks.frozen import Frozen
@@ -202,7 +202,7 @@ def _evaluate(
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     task = Frozen(encoder, decoder)
     task.model.to(device)
-    _check_shapes(task, splits.test.images[:2], normalizer, device)
+    _check_shapes(task, held(splits.test, 2).images, normalizer, device)
     ctx = EvalContext(spec, splits, normalizer, device, task, log)
     out = Outputs(metrics={}, figs={})
     t_data = time.perf_counter() - t0

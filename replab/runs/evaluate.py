@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 
 import replab
-from replab.data import DeviceLoader, ImageSet, Normalizer, Splits, cache_dir
-from replab.data.stream import StreamLoader, StreamSet
+from replab.data import ImageSet, Normalizer, Splits, cache_dir
+from replab.data.stream import Batches, StreamLoader, StreamSet
 from replab.evaluation import Latents, embed, reconstruct, reconstruction_metrics, train_probe
 from replab.evaluation.analysis import SPACES, analyse
-from replab.evaluation.embed import embed_stream
+from replab.evaluation.embed import embed_stream, streamed_reconstruction_metrics
 from replab.evaluation.label_efficiency import label_curves
 from replab.evaluation.metrics import ClassificationMetrics, classification_report
 from replab.evaluation.probe import ProbeResult, finetune_probe, predictions
@@ -28,7 +28,7 @@ from replab.io import Log, atomic_write_bytes, atomic_write_json
 from replab.reporting import figures, write_run_report
 from replab.reporting.latent_figures import analysis_figures, hover_map, tsne_points
 from replab.runs import rundir
-from replab.runs.prepare import initial_task, loaders
+from replab.runs.prepare import held, initial_task, loaders
 from replab.spec import Component, ExperimentSpec, reference_note, spec_to_yaml
 from replab.tasks import Task
 
@@ -72,14 +72,14 @@ class Evaluated:
 
 
 def evaluate_trained(
-    ctx: EvalContext, test: DeviceLoader, out: Outputs, trail: ReconstructionTrail | None
+    ctx: EvalContext, test: Batches, out: Outputs, trail: ReconstructionTrail | None
 ) -> Evaluated:
     """Everything measured after training, in order: reconstructions, the classifier's own
     report, then the probes and the analysis of the latents."""
     if ctx.task.reconstructs:
         out.metrics.update(reconstruction(ctx, out.figs))
         if trail is not None:
-            trail_figure(trail, ctx.splits.test.images[0], out.figs)
+            trail_figure(trail, held(ctx.splits.test, 1).images[0], out.figs)
     if ctx.task.classifies:
         classifier_report(ctx, test, out)
     spec = ctx.spec
@@ -132,11 +132,18 @@ def per_class(report: ClassificationMetrics) -> dict:
 
 def reconstruction(ctx: EvalContext, figs: dict) -> dict:
     """Test reconstruction errors, and the grid of originals above their reconstructions."""
-    images = ctx.splits.test.images
-    recon = reconstruct(
-        ctx.task.model, images, ctx.normalizer, ctx.device, ctx.spec.trainer.eval_batch_size
-    )
-    m = reconstruction_metrics(recon, images)
+    bs, test = ctx.spec.trainer.eval_batch_size, ctx.splits.test
+    if isinstance(test, StreamSet):  # the errors over every image, one batch at a time
+        m = streamed_reconstruction_metrics(
+            ctx.task.model, StreamLoader(test, bs, shuffle=False, workers=ctx.spec.data.workers),
+            ctx.normalizer, ctx.device,
+        )  # fmt: skip
+        images = held(test, ctx.spec.report.n_reconstructions).images
+        recon = reconstruct(ctx.task.model, images, ctx.normalizer, ctx.device, bs)
+    else:
+        images = test.images
+        recon = reconstruct(ctx.task.model, images, ctx.normalizer, ctx.device, bs)
+        m = reconstruction_metrics(recon, images)
     n = ctx.spec.report.n_reconstructions
     rows, labels = [images[:n].float() / 255], ["original"]
     if hasattr(ctx.task.model, "masked_input"):  # MAE: what the encoder was shown
@@ -174,7 +181,7 @@ def trail_figure(trail: ReconstructionTrail, original: torch.Tensor, figs: dict)
         )
 
 
-def classifier_report(ctx: EvalContext, test: DeviceLoader, out: Outputs) -> None:
+def classifier_report(ctx: EvalContext, test: Batches, out: Outputs) -> None:
     """Per-class precision, recall and F1 of the trained classifier itself on the test set."""
     classes = ctx.splits.test.classes
     report = classification_report(*predictions(ctx.task.model, test), classes)
@@ -202,18 +209,21 @@ def linear_probes(ctx: EvalContext, z: Latents, out: Outputs) -> None:
 
 
 def has_pixels(ctx: EvalContext) -> bool:
-    """Whether the pixels' probes can run: not on a streamed training split, whose pixels
-    would take the memory streaming exists to spare (said once in the log)."""
-    if isinstance(ctx.splits.train, ImageSet):
+    """Whether the pixels' probes can run: not on streamed splits, whose pixels would take
+    the memory streaming exists to spare (said in the log)."""
+    streamed = [
+        n for n in ("train", "val", "test") if isinstance(getattr(ctx.splits, n), StreamSet)
+    ]
+    if not streamed:
         return True
-    ctx.log("the pixels' probes are skipped: the training split is streamed")
+    ctx.log(f"the pixels' probes are skipped: {' and '.join(streamed)} streamed")
     return False
 
 
 def pixel_latents(splits: Splits, z: Latents) -> Latents:
     """The raw pixels of the rows ``z`` holds, as latents a probe can read."""
     assert isinstance(splits.train, ImageSet), "pixels of a streamed split: see has_pixels"
-    flat = {n: getattr(splits, n).images.flatten(1).float() for n in ("train", "val", "test")}
+    flat = {n: held(getattr(splits, n)).images.flatten(1).float() for n in ("train", "val", "test")}
     # pixels constant over the train split (MNIST's border) carry nothing, and z-scoring
     # them would blow up the rare test image that has ink there
     used = flat["train"].std(0) > 0
@@ -327,12 +337,13 @@ def finetune(ctx: EvalContext, out: Outputs) -> None:
 
 
 def analysis(ctx: EvalContext, z: Latents, out: Outputs) -> None:
-    """Separability, PCA, t-SNE maps and the latent figures of the test latents."""
-    test = ctx.splits.test
-    z_initial = initial_latents(ctx) if z.test.shape[1] == 2 else None
+    """Separability, PCA, t-SNE maps and the latent figures of the test latents; of a seeded
+    sample of them when the test split streams (its first images: the pack shuffled it)."""
+    test, z_test = analysed_test(ctx, z)
+    z_initial = initial_latents(ctx, test) if z_test.shape[1] == 2 else None
     result = analyse(
         test,
-        z.test,
+        z_test,
         ctx.spec.analysis,
         getattr(ctx.task.model, "decoder", None),
         ctx.normalizer,
@@ -357,13 +368,26 @@ def analysis(ctx: EvalContext, z: Latents, out: Outputs) -> None:
     ctx.log("analysis: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
 
 
-def initial_latents(ctx: EvalContext) -> torch.Tensor:
+def analysed_test(ctx: EvalContext, z: Latents) -> tuple[ImageSet, torch.Tensor]:
+    """The test images the analysis maps and their latents: all of a held test split, the
+    first ``prepare.SAMPLE`` of a streamed one (embedded again: the full pass's order is the
+    workers' interleaving)."""
+    test = ctx.splits.test
+    if isinstance(test, ImageSet):
+        return test, z.test
+    sample = held(test)
+    ctx.log(f"analysis on a sample of the streamed test split: its first {len(sample):,} images")
+    bs = ctx.spec.trainer.eval_batch_size
+    return sample, embed(ctx.task.encoder, sample.images, ctx.normalizer, ctx.device, bs)
+
+
+def initial_latents(ctx: EvalContext, test: ImageSet) -> torch.Tensor:
     """The untrained encoder's test latents: a 2-D latent is plotted before and after training."""
     with torch.random.fork_rng():  # rebuilding re-seeds; what runs next keeps its random stream
         initial = initial_task(ctx.spec, ctx.splits.train.shape, len(ctx.splits.train.classes))
     return embed(
         initial.encoder,
-        ctx.splits.test.images,
+        test.images,
         ctx.normalizer,
         ctx.device,
         ctx.spec.trainer.eval_batch_size,
@@ -373,7 +397,7 @@ def initial_latents(ctx: EvalContext) -> torch.Tensor:
 def projector(ctx: EvalContext, z: Latents | None):
     """Test latents, their images and class names, for TensorBoard's embedding projector."""
     test = ctx.splits.test
-    if z is None or not test.labelled:
+    if z is None or not test.labelled or isinstance(test, StreamSet):  # no images held
         return None
     names = [test.classes[int(y)] for y in test.labels]
     return z.test, test.images, names

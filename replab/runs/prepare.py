@@ -102,7 +102,7 @@ def loaders(
     batch_size: int,
     eval_batch_size: int,
     labelled: bool = False,
-) -> tuple[Batches, DeviceLoader, DeviceLoader]:
+) -> tuple[Batches, Batches, Batches]:
     """train/val/test loaders; train is the model's own training split unless ``labelled``
     (fine-tuning with a head trains on the labelled train split)."""
 
@@ -128,6 +128,8 @@ def loaders(
             device=device,
         )
 
-    val, test = make(splits.val, eval_batch_size, False), make(splits.test, eval_batch_size, False)
-    assert isinstance(val, DeviceLoader) and isinstance(test, DeviceLoader)  # always held
-    return make(splits.train if labelled else splits.fit, batch_size, True), val, test
+    return (
+        make(splits.train if labelled else splits.fit, batch_size, True),
+        make(splits.val, eval_batch_size, False),
+        make(splits.test, eval_batch_size, False),
+    )

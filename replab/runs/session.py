@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from replab.data import DeviceLoader, Normalizer, Splits, cache_dir
-from replab.data.stream import Batches
+from replab.data import Normalizer, Splits, cache_dir
+from replab.data.stream import Batches, StreamLoader, StreamSet
 from replab.errors import ConfigError
 from replab.evaluation.image_ahead import ImageSpaceAhead
 from replab.evaluation.monitor import COLLAPSED, Monitor
@@ -71,8 +71,8 @@ class Prepared:
     device: torch.device
     task: Task
     train: Batches
-    val: DeviceLoader
-    test: DeviceLoader
+    val: Batches
+    test: Batches
 
 
 def execute(ctx: RunContext) -> dict:
@@ -82,6 +82,9 @@ def execute(ctx: RunContext) -> dict:
         ctx.log(f"threads: {share.threads} ({share.source})")
         t0 = time.perf_counter()
         p = prepare(ctx)
+        if isinstance(p.train, StreamLoader):  # its decoding workers need CPUs of their own
+            share.readers = p.train.workers
+            ctx.log(f"threads: {share.apply()} ({share.source})")
         trail = _trail(ctx, p)
         ahead = _image_space_ahead(ctx, p.splits, cleanup)
         monitor = _monitor(ctx, p)
@@ -95,6 +98,8 @@ def execute(ctx: RunContext) -> dict:
             f"trained {len(fit.history)} epochs in {fit.train_seconds:.1f} s "
             f"(best epoch {fit.best_epoch})"
         )
+        share.readers = 0  # training's readers are gone: the evaluation takes the share
+        share.apply()
         if ctx.folder is None:
             return {}
         note = ahead.finish() if ahead is not None else None
@@ -117,7 +122,7 @@ def prepare(ctx: RunContext) -> Prepared:
     splits, normalizer = load_data(spec)
     check_labels(spec, splits)
     if splits.residency:  # packed shards: held or streamed, and the figures that decided
-        ctx.log(f"data: training split {splits.residency}")
+        ctx.log(f"data: {splits.residency}")
     ctx.log(f"data: {splits.fit.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     if splits.pretrain is not None:
         ctx.log(f"probes and analysis: {splits.train.source}")
@@ -145,7 +150,7 @@ def _monitor(ctx: RunContext, p: Prepared) -> Monitor | None:
     return Monitor(
         spec.monitor,
         held(splits.train),
-        splits.val,
+        held(splits.val),
         p.normalizer,
         p.device,
         spec.seed,
@@ -159,7 +164,8 @@ def _trail(ctx: RunContext, p: Prepared) -> ReconstructionTrail | None:
     if not p.task.reconstructs or ctx.folder is None:
         return None
     path = ctx.folder / rundir.FIGURES / rundir.TRAIL
-    return ReconstructionTrail(path, p.splits.test.images, p.normalizer, p.device)
+    # the trail shows one image; a streamed test split gives its first few, not all of it
+    return ReconstructionTrail(path, held(p.splits.test, 16).images, p.normalizer, p.device)
 
 
 def _trainer(
@@ -264,11 +270,12 @@ def _image_space_ahead(
     analysis, spec = ctx.spec.analysis, ctx.spec
     if ctx.folder is None or not (analysis.enabled and analysis.image_space_ahead):
         return None
-    if not analysis.image_space or splits.test.images[0].numel() == 2:
-        return None  # no image space, or one drawn as it is (2 pixels), never cached
+    test = splits.test
+    if not analysis.image_space or isinstance(test, StreamSet) or test.images[0].numel() == 2:
+        return None  # no image space, one drawn as it is (2 pixels), or a streamed test split
     ahead = ImageSpaceAhead(
-        splits.test.images,
-        splits.test.labels,
+        test.images,
+        test.labels,
         analysis,
         spec.seed,
         cache_dir() / ANALYSIS_CACHE,

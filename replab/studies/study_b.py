@@ -156,10 +156,12 @@ class StudyB:
             limit_train=d.get("limit_train"),
             seed=s.seeds[0],
         )
-        assert isinstance(splits.train, ImageSet)  # study B's datasets are held, never packed
-        train = splits.train.images.flatten(1).float().div(255)
+        held = splits.train, splits.test
+        assert all(isinstance(s, ImageSet) for s in held)  # study B's data is never packed
+        train = splits.train.images.flatten(1).float().div(255)  # type: ignore[union-attr]
         result = pca(train)
-        mse = pca_reconstruction_mse(result, splits.test.images.flatten(1).float().div(255))
+        test = splits.test.images.flatten(1).float().div(255)  # type: ignore[union-attr]
+        mse = pca_reconstruction_mse(result, test)
         rows = [
             reference_row(
                 "B2", f"PCA components for {f:.0%} variance", ref, [float(result.components_for(f))]

@@ -58,7 +58,7 @@ def test_held_and_streamed_splits_are_the_packed_dataset(packed):
         want, got = getattr(resident, name), getattr(held, name)
         assert isinstance(got, ImageSet)
         assert rows(got.images, got.labels) == rows(want.images, want.labels)
-    assert held.residency.startswith("held: data.resident=true")
+    assert held.residency.startswith("every split held: data.resident=true")
     train = streamed(packed).train
     assert isinstance(train, StreamSet) and len(train) == len(resident.train)
     x, y = (
@@ -124,13 +124,17 @@ def test_limit_train_keeps_the_first_images_of_the_shuffled_split(packed):
 
 
 def test_auto_holds_what_fits_and_streams_what_does_not(packed):
-    train = streamed(packed).train
-    held = {"val": ImageSet(torch.zeros(10, 1, 8, 8, dtype=torch.uint8), torch.zeros(10), [])}
-    fits = decide(train, held, "auto", 0.5, free=10 * train.nbytes)
-    over = decide(train, held, "auto", 0.5, free=train.nbytes)
-    assert not fits.streamed and fits.reason.startswith("held: it fits")
-    assert over.streamed and over.reason.startswith("streamed: it does not fit")
-    assert "budget is 50%" in over.reason
+    s = streamed(packed)
+    parts = {"train": s.train, "val": s.val, "test": s.test}
+    total = sum(p.nbytes for p in parts.values())
+    fits = decide(parts, "auto", 0.5, free=2 * total)
+    assert fits.streamed == () and fits.reason.startswith("every split held: they fit")
+    small = 2 * (s.val.nbytes + s.test.nbytes) + 1000  # test and val fit, train does not
+    assert decide(parts, "auto", 0.5, free=small).streamed == ("train",)
+    none = decide(parts, "auto", 0.5, free=10)
+    assert none.streamed == ("train", "val", "test") and "budget is 50%" in none.reason
+    assert decide(parts, True, 0.5, free=10).streamed == ()
+    assert decide(parts, False, 0.5, free=10**12).streamed == ("train", "val", "test")
 
 
 def served(folder: Path):
@@ -146,10 +150,8 @@ def test_shards_stream_from_a_web_server(packed):
     try:
         url = f"http://127.0.0.1:{server.server_port}"
         splits = streamed(url)
-        local = streamed(packed)
-        assert rows(splits.test.images, splits.test.labels) == rows(
-            local.test.images, local.test.labels
-        )
+        test, local = splits.test.decoded(), streamed(packed).test.decoded()
+        assert rows(test.images, test.labels) == rows(local.images, local.labels)
         ys = [y for _, y in StreamLoader(splits.train, 64, seed=2, workers=2)]
         assert len(ys) == len(splits.train) // 64
     finally:
@@ -227,6 +229,25 @@ def test_a_streamed_run_trains_probes_and_says_why_it_streamed(packed, tmp_path)
     assert main([*args, *extra, "trainer.progress=false", "--runs-dir", str(runs)]) == 0
     (run,) = runs.iterdir()
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["data_residency"].startswith("streamed: data.resident=false")
+    assert summary["data_residency"].startswith("every split streamed: data.resident=false")
     assert summary["metrics"]["probe.test_accuracy"] > 0.8  # measured 0.96 after 2 epochs
     assert "image.linear_probe.test_accuracy" not in summary["metrics"]
+
+
+def test_reconstruction_errors_of_a_streamed_split_equal_the_held_ones(packed):
+    from torch import nn
+
+    from replab.data import Normalizer
+    from replab.evaluation import reconstruct, reconstruction_metrics
+    from replab.evaluation.embed import streamed_reconstruction_metrics
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.Unflatten(1, (1, 8, 8)))
+    test = streamed(packed).test
+    norm = Normalizer(torch.tensor([0.3]).view(1, 1, 1, 1), torch.tensor([0.4]).view(1, 1, 1, 1))
+    images = test.decoded().images
+    want = reconstruction_metrics(reconstruct(model, images, norm, torch.device("cpu")), images)
+    loader = StreamLoader(test, 50, shuffle=False, normalizer=norm, workers=2)
+    got = streamed_reconstruction_metrics(model, loader, norm, torch.device("cpu"))
+    for name in ("mae", "mse", "psnr"):
+        assert getattr(got, name) == pytest.approx(getattr(want, name), rel=1e-5)
