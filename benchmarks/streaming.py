@@ -1,10 +1,11 @@
 """Streaming packed shards against the resident path (issue 33), side by side in one run.
 
-Three measurements, each printed with its ratio:
+Four measurements, each printed with its ratio:
 
-- ``loader``: images/s delivered as uint8 batches by replab's shard loader (2 workers,
-  decode in the workers) against torchvision ``ImageFolder`` + ``DataLoader`` with the same
-  workers on the same JPEGs (``PILToTensor``, batch 256, shuffled). Goal >= 1.5x.
+- ``loader`` (at the largest ``--images``): images/s delivered as uint8 batches by replab's
+  shard loader (2 workers, decode in the workers) against torchvision ``ImageFolder`` +
+  ``DataLoader`` with the same workers on the same JPEGs (``PILToTensor``, batch 256,
+  shuffled). Goal >= 1.5x.
 - ``memory``: peak memory (the summed PSS of the run's process and its DataLoader workers,
   sampled every 0.1 s) of the A3 recipe (SimCLR, MLP encoder) trained one epoch on a
   generated folder of 64x64 JPEGs, streamed from its shards and held in memory, at each
@@ -12,6 +13,10 @@ Three measurements, each printed with its ratio:
   the held run grows with the data.
 - ``steps``: training steps/s of the A3 recipe on MNIST (70,000 28x28 images) from shards
   against the resident run, over ``--epochs`` epochs. Goal: streamed within 1.3x.
+- ``same`` (not in the default set: about 30 minutes): the A1 recipe on Fashion-MNIST, 3 seeds
+  resident and 3 seeds with every split streamed from its shards (the two series side by
+  side, one thread each): probe test accuracy and test MAE, mean and std. Goal: each streamed
+  mean within the resident seeds' spread.
 
 The generated images are smooth random colour fields with a class-dependent tint, written as
 JPEG quality 90 (about 2 KB each). Run from the repository root on an idle machine::
@@ -212,6 +217,52 @@ def steps(root: Path, data_dir: Path, epochs: int) -> dict:
     return out
 
 
+def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
+    """A1 on Fashion-MNIST, resident against streamed, ``seeds`` seeds each."""
+    os.environ["REPLAB_DATA"] = str(data_dir)
+    shards = packed(None, root, "fashion_mnist", dataset="fashion_mnist")  # type: ignore[arg-type]
+    series = {
+        "resident": ["data.dataset=fashion_mnist", "data.download=false"],
+        "streamed": ["data.dataset=shards", f"data.root={shards}", "data.resident=false"],
+    }
+    env = dict(os.environ, PYTHONPATH=str(REPO), REPLAB_THREADS="1")
+    procs = {}
+    for name, data in series.items():
+        script = " && ".join(
+            " ".join(
+                [
+                    sys.executable,
+                    "-m",
+                    "replab.cli",
+                    "run",
+                    "a1-mnist-autoencoder",
+                    *data,
+                    f"seed={seed}",
+                    "trainer.progress=false",
+                    "--runs-dir",
+                    str(root / "same" / name),
+                ]
+            )  # fmt: skip
+            for seed in range(seeds)
+        )
+        procs[name] = subprocess.Popen(script, shell=True, env=env, stdout=subprocess.DEVNULL)
+    out: dict = {}
+    for name, proc in procs.items():
+        if proc.wait():
+            raise SystemExit(f"the {name} A1 runs failed")
+        runs = sorted((root / "same" / name).iterdir())[-seeds:]
+        metrics = [json.loads((r / "summary.json").read_text())["metrics"] for r in runs]
+        out[name] = {
+            key: {
+                "values": [round(m[key], 4) for m in metrics],
+                "mean": round(float(np.mean([m[key] for m in metrics])), 4),
+                "std": round(float(np.std([m[key] for m in metrics], ddof=1)), 4),
+            }
+            for key in ("probe.test_accuracy", "test.mae")
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_machine_args(parser)
@@ -219,7 +270,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="A3 epochs for the steps figure")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/replab-streaming"))
-    parser.add_argument("--only", choices=["loader", "memory", "steps"], action="append")
+    parser.add_argument("--only", choices=["loader", "memory", "steps", "same"], action="append")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     use_threads(args.threads)
@@ -228,7 +279,7 @@ def main() -> None:
     parts = args.only or ["loader", "memory", "steps"]
     result: dict = {"environment": environment(images=counts, workers=args.workers)}
     if "loader" in parts:
-        folder = make_folder(args.work, counts[0])
+        folder = make_folder(args.work, counts[-1])
         result["loader"] = loader_rates(
             folder, packed(folder, args.work, folder.name), args.workers
         )
@@ -239,6 +290,9 @@ def main() -> None:
     if "steps" in parts:
         result["steps"] = steps(args.work, args.data_dir, args.epochs)
         print("steps", json.dumps(result["steps"], indent=1), flush=True)
+    if "same" in parts:
+        result["same"] = same(args.work, args.data_dir)
+        print("same", json.dumps(result["same"], indent=1), flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
