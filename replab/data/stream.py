@@ -230,8 +230,10 @@ def fix_mmap_threshold() -> bool:
     """Keep glibc's mmap threshold at its default instead of letting it rise: after the first
     large buffer is freed glibc serves later ones (1 MB shard chunks, decoded batches) from a
     heap that fragments and never shrinks, so a streamed run's memory grew with the images it
-    read (A3, peak 1.08 GiB for 20,000 64x64 JPEGs, 1.77 GiB for 200,000; fixed: 0.88, 0.90).
-    Set here, in the process the readers fork from, it holds in them too. False where the C
+    read (A3, peak 1.08 GiB for 20,000 64x64 JPEGs, 1.77 GiB for 200,000; fixed: 0.86, 0.88).
+    Set here, in the process the readers fork from, it holds in them too. Its price: every
+    large tensor is a fresh mapping, which slowed A3's training steps 2x on 2 cores, so only a
+    streamed training split sets it (a held one fits by definition). False where the C
     library is not glibc (nothing to fix there)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -331,7 +333,8 @@ class StreamLoader:
             self.buffer,
         )
         warm_codecs()
-        fix_mmap_threshold()
+        if self.shuffle:  # a streamed training split: memory that does not grow comes first
+            fix_mmap_threshold()
         workers = max(0, min(self.workers, len(self.data.shards)))
         loader = torch.utils.data.DataLoader(
             _Epoch(plan),
