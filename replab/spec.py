@@ -174,6 +174,14 @@ class DataSpec(Strict):
     workers: int = Field(
         2, ge=0, le=64, description="shards, streamed: processes reading and decoding shards"
     )
+    flat_memory: bool = Field(
+        False,
+        description=(
+            "shards, streamed training split: keep memory from growing with the images read "
+            "(glibc's mmap threshold held fixed; measured on 2 cores: flat from 20,000 to "
+            "200,000 images instead of 1.6x, at about half the training speed)"
+        ),
+    )
     verify_shards: bool = Field(
         True,
         description=(

@@ -233,8 +233,8 @@ def fix_mmap_threshold() -> bool:
     read (A3, peak 1.08 GiB for 20,000 64x64 JPEGs, 1.77 GiB for 200,000; fixed: 0.86, 0.88).
     Set here, in the process the readers fork from, it holds in them too. Its price: every
     large tensor is a fresh mapping, which slowed A3's training steps 2x on 2 cores, so only a
-    streamed training split sets it (a held one fits by definition). False where the C
-    library is not glibc (nothing to fix there)."""
+    streamed training split with ``data.flat_memory`` sets it. False where the C library is
+    not glibc (nothing to fix there)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
@@ -290,11 +290,12 @@ class StreamLoader:
         device: torch.device | str = "cpu",
         workers: int = 2,
         buffer: int = 10_000,
+        flat_memory: bool = False,
     ) -> None:
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
         self.normalizer = normalizer or Normalizer()
         self.device = torch.device(device)
-        self.workers, self.buffer = workers, buffer
+        self.workers, self.buffer, self.flat_memory = workers, buffer, flat_memory
         self.generator = torch.Generator().manual_seed(seed)
         self.rank, self.world_size = 0, 1
 
@@ -333,7 +334,7 @@ class StreamLoader:
             self.buffer,
         )
         warm_codecs()
-        if self.shuffle:  # a streamed training split: memory that does not grow comes first
+        if self.shuffle and self.flat_memory:
             fix_mmap_threshold()
         workers = max(0, min(self.workers, len(self.data.shards)))
         loader = torch.utils.data.DataLoader(

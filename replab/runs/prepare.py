@@ -117,6 +117,7 @@ def loaders(
                 device=device,
                 workers=spec.data.workers,
                 buffer=spec.data.shuffle_buffer,
+                flat_memory=spec.data.flat_memory,
             )
         return DeviceLoader(
             split.images,
