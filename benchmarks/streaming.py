@@ -9,8 +9,8 @@ Four measurements, each printed with its ratio:
 - ``memory``: peak memory (the summed PSS of the run's process and its DataLoader workers,
   sampled every 0.1 s) of the A3 recipe (SimCLR, MLP encoder) trained one epoch on a
   generated folder of 64x64 JPEGs, streamed from its shards (by default and with
-  ``data.flat_memory=true``) and held in memory, at each ``--images`` count. Goal: streamed at the largest count within 1.3x of the smallest, while
-  the held run grows with the data.
+  ``data.flat_memory=true``) and held in memory, at each ``--images`` count. Goal: streamed
+  at the largest count within 1.3x of the smallest, while the held run grows with the data.
 - ``steps``: training steps/s of the A3 recipe on MNIST (70,000 28x28 images) from shards
   against the resident run, over ``--epochs`` epochs. Goal: streamed within 1.3x.
 - ``same`` (not in the default set: about 30 minutes): the A1 recipe on Fashion-MNIST, 3 seeds
