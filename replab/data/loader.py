@@ -67,6 +67,16 @@ def _per_channel(value: float | list[float], channels: int, what: str) -> torch.
     return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
 
 
+def check_global_batch(batch_size: int, world_size: int) -> None:
+    """Refuse a global batch that ``world_size`` processes cannot take equal slices of."""
+    if world_size > 1 and batch_size % world_size:
+        raise ConfigError(
+            f"batch size {batch_size} does not split into {world_size} equal per-process slices",
+            "use a trainer.batch_size divisible by the number of processes "
+            f"({world_size}); it is the global batch",
+        )
+
+
 class DeviceLoader:
     """Shuffled mini-batches of ``(x, y)`` tensors that already live on ``device``.
 
@@ -103,13 +113,7 @@ class DeviceLoader:
         ``world_size - 1`` rows of an epoch skipped, other ones each epoch as the order is
         reshuffled).
         """
-        if world_size > 1 and self.batch_size % world_size:
-            raise ConfigError(
-                f"batch size {self.batch_size} "
-                f"does not split into {world_size} equal per-process slices",
-                "use a trainer.batch_size divisible by the number of processes "
-                f"({world_size}); it is the global batch",
-            )
+        check_global_batch(self.batch_size, world_size)
         self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:

@@ -27,10 +27,10 @@ import torch
 
 from replab.data.base import ImageSet
 from replab.data.convert import conform
-from replab.data.loader import DeviceLoader, Normalizer
+from replab.data.loader import DeviceLoader, Normalizer, check_global_batch
 from replab.data.shard_index import ShardEntry
 from replab.data.shards import Packed, samples
-from replab.errors import ConfigError, DataError
+from replab.errors import DataError
 
 GRAY_MODES = ("png", "jpg", "jpeg")  # torchvision decodes these itself; the rest go to Pillow
 
@@ -302,13 +302,7 @@ class StreamLoader:
     def shard(self, rank: int, world_size: int) -> None:
         """Rank ``rank`` reads its own shards and yields its ``batch_size / world_size`` rows
         of each global batch."""
-        if world_size > 1 and self.batch_size % world_size:
-            raise ConfigError(
-                f"batch size {self.batch_size} "
-                f"does not split into {world_size} equal per-process slices",
-                "use a trainer.batch_size divisible by the number of processes "
-                f"({world_size}); it is the global batch",
-            )
+        check_global_batch(self.batch_size, world_size)
         self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
