@@ -202,7 +202,7 @@ def _evaluate(
     log(f"data: {splits.train.source}; val {len(splits.val):,}; test {len(splits.test):,}")
     task = Frozen(encoder, decoder)
     task.model.to(device)
-    _check_shapes(task, held(splits.test, 2).images, normalizer, device)
+    _check_shapes(task, held(splits.test, 2).images[:2], normalizer, device)
     ctx = EvalContext(spec, splits, normalizer, device, task, log)
     out = Outputs(metrics={}, figs={})
     t_data = time.perf_counter() - t0
