@@ -163,6 +163,22 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
 LOCK_FILE = ".replab.lock"
 
 
+# the descriptors of the writer locks this process holds: a forked child (a DataLoader reader)
+# shares each one's open file, so the flock would outlive a SIGKILLed writer by as long as its
+# readers take to notice; the child closes its copies at once (the parent keeps the lock)
+_HELD_LOCKS: set[int] = set()
+
+
+def _drop_locks_in_child() -> None:
+    for fd in list(_HELD_LOCKS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_drop_locks_in_child)
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, what: str = "run") -> Iterator[None]:
     """Hold ``folder``'s writer lock: one process at a time writes a run, sweep or study folder.
@@ -212,10 +228,12 @@ def folder_lock(folder: Path, what: str = "run") -> Iterator[None]:
             "command": " ".join(sys.argv)[:300],
             "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
+        _HELD_LOCKS.add(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         yield
     finally:
+        _HELD_LOCKS.discard(fd)
         with contextlib.suppress(OSError):
             os.unlink(path)  # while still holding it: the next writer re-checks the inode
         os.close(fd)

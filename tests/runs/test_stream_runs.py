@@ -53,14 +53,15 @@ def test_two_ranks_stream_their_own_shards_and_step_together(shards, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = only_run(tmp_path)
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["data_residency"].startswith("streamed")
+    assert summary["data_residency"].startswith("every split streamed")
     records = [r for r in read_jsonl(run / "metrics.jsonl") if "train_loss" in r]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[-1]["train_loss"] < records[0]["train_loss"]
 
 
 def replab(args: list[str], kill_after_epoch: int | None = None) -> int | None:
-    """``replab run ARGS``; SIGKILLed once its log shows epoch ``kill_after_epoch``."""
+    """``replab run ARGS``; SIGKILLed once its log shows epoch ``kill_after_epoch``. A failure
+    prints its output (pytest shows it beside the failed assert)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "replab.cli", "run", *args],
         cwd=REPO,
@@ -70,13 +71,18 @@ def replab(args: list[str], kill_after_epoch: int | None = None) -> int | None:
         text=True,
     )
     assert proc.stdout is not None
+    lines = []
     for line in proc.stdout:
+        lines.append(line)
         if kill_after_epoch and line.startswith(f"[replab] epoch   {kill_after_epoch}/"):
             time.sleep(0.5)  # the epoch's checkpoint is written right after its log line
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             return None
-    return proc.wait(timeout=600)
+    code = proc.wait(timeout=600)
+    if code:
+        print("".join(lines))
+    return code
 
 
 @pytest.mark.slow
