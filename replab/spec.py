@@ -179,7 +179,7 @@ class DataSpec(Strict):
         description=(
             "shards, streamed training split: keep memory from growing with the images read "
             "(glibc's mmap threshold held fixed; measured on 2 cores: flat from 20,000 to "
-            "200,000 images instead of 1.6x, at about half the training speed)"
+            "200,000 images instead of 1.3x, at 0.5-0.7 of the training speed)"
         ),
     )
     verify_shards: bool = Field(

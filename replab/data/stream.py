@@ -232,7 +232,7 @@ def fix_mmap_threshold() -> bool:
     heap that fragments and never shrinks, so a streamed run's memory grew with the images it
     read (A3, peak 1.08 GiB for 20,000 64x64 JPEGs, 1.77 GiB for 200,000; fixed: 0.86, 0.88).
     Set here, in the process the readers fork from, it holds in them too. Its price: every
-    large tensor is a fresh mapping, which slowed A3's training steps 2x on 2 cores, so only a
+    large tensor is a fresh mapping, which slowed A3's training 1.4-2x on 2 cores, so only a
     streamed training split with ``data.flat_memory`` sets it. False where the C library is
     not glibc (nothing to fix there)."""
     try:
