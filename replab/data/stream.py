@@ -230,7 +230,7 @@ def fix_mmap_threshold() -> bool:
     """Keep glibc's mmap threshold at its default instead of letting it rise: after the first
     large buffer is freed glibc serves later ones (1 MB shard chunks, decoded batches) from a
     heap that fragments and never shrinks, so a streamed run's memory grew with the images it
-    read (A3, peak 1.08 GiB for 20,000 64x64 JPEGs, 1.77 GiB for 200,000; fixed: 0.86, 0.88).
+    read (A3, peak 1.06 GiB for 20,000 64x64 JPEGs, 1.39 GiB for 200,000; fixed: 0.85, 0.86).
     Set here, in the process the readers fork from, it holds in them too. Its price: every
     large tensor is a fresh mapping, which slowed A3's training 1.4-2x on 2 cores, so only a
     streamed training split with ``data.flat_memory`` sets it. False where the C library is
