@@ -11,8 +11,9 @@ import torch
 
 from replab.data.base import DatasetSource, ImageSet
 from replab.data.convert import conform
+from replab.data.packed_splits import load_packed
 from replab.data.registry import DATASETS
-from replab.data.splits import stratified_split
+from replab.data.splits import stratified_head, stratified_split
 from replab.data.stream import StreamSet
 from replab.errors import ConfigError, DataError
 
@@ -180,10 +181,14 @@ def load_splits(
     budget, verify, workers) for ``dataset="shards"``.
     """
     if dataset == "shards":
-        return _packed(
-            root, val_fraction, limit_train, limit_eval, seed, classes, refit, train_split,
-            image_size, channels, streaming or {},
+        parts, residency = load_packed(
+            root, val_fraction=val_fraction, limit_train=limit_train, limit_eval=limit_eval,
+            seed=seed, classes=classes, refit=refit, train_split=train_split,
+            image_size=image_size, channels=channels, **(streaming or {}),
         )  # fmt: skip
+        return Splits(
+            parts["train"], parts["val"], parts["test"], "packed shards", None, residency.reason
+        )
     if (streaming or {}).get("resident") is False:
         raise ConfigError(
             f"data.resident=false streams packed shards, and data.dataset={dataset} is read "
@@ -261,43 +266,11 @@ def _held(
     train, pretrain = _limit_train(train, pretrain, limit_train, seed)
     if limit_eval is not None:
         val, test = (
-            _stratified_head(val, limit_eval, seed),
-            _stratified_head(test, limit_eval, seed),
+            stratified_head(val, limit_eval, seed),
+            stratified_head(test, limit_eval, seed),
         )
     _refuse_empty(source, train, val, test, val_fraction)
     return Splits(train, val, test, source.title, pretrain)
-
-
-def _packed(
-    root: str | None,
-    val_fraction: float,
-    limit_train: int | None,
-    limit_eval: int | None,
-    seed: int,
-    classes: list[str] | None,
-    refit: bool,
-    train_split: str | None,
-    image_size: int | None,
-    channels: int | None,
-    streaming: dict,
-) -> Splits:
-    from replab.data.packed_splits import load_packed
-
-    parts, residency = load_packed(
-        root,
-        val_fraction=val_fraction,
-        limit_train=limit_train,
-        limit_eval=limit_eval,
-        seed=seed,
-        classes=classes,
-        refit=refit,
-        train_split=train_split,
-        image_size=image_size,
-        channels=channels,
-        **streaming,
-    )
-    train, val, test = parts["train"], parts["val"], parts["test"]
-    return Splits(train, val, test, "packed shards", residency=residency.reason)
 
 
 def _source(
@@ -394,12 +367,3 @@ def _checked(source: DatasetSource, folder: Path | None, split: str) -> ImageSet
             fix,
         )
     return data
-
-
-def _stratified_head(split: ImageSet, n: int, seed: int) -> ImageSet:
-    """A class-balanced random ``n`` of ``split`` (all of it when it is no larger)."""
-    if n >= len(split):
-        return split
-    part = split.subset(stratified_split(split.labels, [n / len(split)], seed)[0])
-    part.source += f", limited to {len(part):,} images"
-    return part

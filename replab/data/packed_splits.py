@@ -18,7 +18,7 @@ from replab.data.limits import available_memory
 from replab.data.registry import DATASETS
 from replab.data.shard_index import INDEX
 from replab.data.shards import Packed, is_url, open_packed
-from replab.data.splits import stratified_split
+from replab.data.splits import stratified_head
 from replab.data.stream import StreamSet
 from replab.errors import ConfigError, DataError
 
@@ -149,11 +149,7 @@ def _stream(packed: Packed, split: str, image_size: int | None, channels: int | 
 
 def _held(part: StreamSet, limit: int | None, seed: int, workers: int) -> ImageSet:
     images = part.decoded(workers)
-    if limit is None or limit >= len(images):
-        return images
-    kept = images.subset(stratified_split(images.labels, [limit / len(images)], seed)[0])
-    kept.source += f", limited to {len(kept):,} images"
-    return kept
+    return images if limit is None else stratified_head(images, limit, seed)
 
 
 def decide(

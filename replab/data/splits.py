@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from replab.data.base import ImageSet
 
 
 def stratified_split(labels: torch.Tensor, fractions: list[float], seed: int) -> list[torch.Tensor]:
@@ -28,3 +33,12 @@ def stratified_split(labels: torch.Tensor, fractions: list[float], seed: int) ->
         joined = torch.cat(chunks)
         out.append(joined[torch.randperm(len(joined), generator=generator)])
     return out
+
+
+def stratified_head(split: ImageSet, n: int, seed: int) -> ImageSet:
+    """A class-balanced random ``n`` of ``split`` (all of it when it is no larger)."""
+    if n >= len(split):
+        return split
+    part = split.subset(stratified_split(split.labels, [n / len(split)], seed)[0])
+    part.source += f", limited to {len(part):,} images"
+    return part
