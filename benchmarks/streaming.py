@@ -15,8 +15,9 @@ Four measurements, each printed with its ratio:
   against the resident run, over ``--epochs`` epochs. Goal: streamed within 1.3x.
 - ``same`` (not in the default set: about 30 minutes): the A1 recipe on Fashion-MNIST, 3 seeds
   resident and 3 seeds with every split streamed from its shards (the two series side by
-  side, one thread each): probe test accuracy and test MAE, mean and std. Goal: each streamed
-  mean within the resident seeds' spread.
+  side, one thread each; seed s reads shards packed with seed s, so both runs of a seed
+  validate on the same images): probe test accuracy and test MAE, mean and std. Goal: each
+  streamed mean within the resident seeds' spread.
 
 The generated images are smooth random colour fields with a class-dependent tint, written as
 JPEG quality 90 (about 2 KB each). Run from the repository root on an idle machine::
@@ -78,13 +79,15 @@ def make_folder(root: Path, n: int) -> Path:
     return folder
 
 
-def packed(folder: Path, root: Path, name: str, dataset: str = "image_folder") -> Path:
+def packed(
+    folder: Path | None, root: Path, name: str, dataset: str = "image_folder", seed: int = 0
+) -> Path:
     from replab.data.pack import pack
 
     out = root / f"shards-{name}-{SHARD_MB}mb"
     if not (out / "index.json").exists():
         root_ = str(folder) if folder else None
-        pack(dataset, out, root=root_, shard_bytes=SHARD_MB << 20, progress=False)
+        pack(dataset, out, root=root_, shard_bytes=SHARD_MB << 20, seed=seed, progress=False)
     return out
 
 
@@ -199,7 +202,7 @@ def memory(root: Path, counts: list[int]) -> dict:
 def steps(root: Path, data_dir: Path, epochs: int) -> dict:
     """A3 on MNIST: the trainer's own epoch times, resident against streamed."""
     os.environ["REPLAB_DATA"] = str(data_dir)
-    shards = packed(None, root, "mnist", dataset="mnist")  # type: ignore[arg-type]
+    shards = packed(None, root, "mnist", dataset="mnist")
     common = [*A3[:1], f"trainer.epochs={epochs}", *A3[2:]]
     out = {
         "resident": peak_run([*common, "data.download=false"], root / "runs"),
@@ -219,12 +222,20 @@ def steps(root: Path, data_dir: Path, epochs: int) -> dict:
 
 
 def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
-    """A1 on Fashion-MNIST, resident against streamed, ``seeds`` seeds each."""
+    """A1 on Fashion-MNIST, resident against streamed, ``seeds`` seeds each. Each seed's
+    shards are packed with that seed, so its validation split is the one the resident run of
+    that seed carves: the two series differ in how the data is read, nothing else."""
     os.environ["REPLAB_DATA"] = str(data_dir)
-    shards = packed(None, root, "fashion_mnist", dataset="fashion_mnist")  # type: ignore[arg-type]
+    shards = [
+        packed(None, root, f"fashion_mnist-seed{seed}", dataset="fashion_mnist", seed=seed)
+        for seed in range(seeds)
+    ]
     series = {
-        "resident": ["data.dataset=fashion_mnist", "data.download=false"],
-        "streamed": ["data.dataset=shards", f"data.root={shards}", "data.resident=false"],
+        "resident": [["data.dataset=fashion_mnist", "data.download=false"]] * seeds,
+        "streamed": [
+            ["data.dataset=shards", f"data.root={folder}", "data.resident=false"]
+            for folder in shards
+        ],
     }
     env = dict(os.environ, PYTHONPATH=str(REPO), REPLAB_THREADS="1")
     procs = {}
@@ -237,7 +248,7 @@ def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
                     "replab.cli",
                     "run",
                     "a1-mnist-autoencoder",
-                    *data,
+                    *data[seed],
                     f"seed={seed}",
                     "trainer.progress=false",
                     "--runs-dir",

@@ -234,17 +234,28 @@ def open_shard(packed: Packed, shard: ShardEntry) -> CheckedStream:
 
 
 def samples(packed: Packed, shard: ShardEntry) -> Iterator[tuple[str, str, bytes, int]]:
-    """``(key, extension, encoded image, label)`` of every sample of ``shard``, in order,
-    grouped by WebDataset's key rule; the shard's hash is checked once it is read."""
-    from webdataset.tariterators import group_by_keys
-
+    """``(key, extension, encoded image, label)`` of every sample of ``shard``, in order; the
+    shard's hash is checked once it is read. Files are grouped into samples by WebDataset's
+    rule (consecutive files sharing the name up to the first dot of their base name), here
+    rather than through ``webdataset.tariterators.group_by_keys``, whose per-file dicts cost
+    a fifth of a streamed epoch of MNIST-sized images."""
     with open_shard(packed, shard) as stream:
-        files = (
-            {"fname": name, "data": data, "__url__": stream.where}
-            for name, data in tar_members(stream)
-        )
-        for sample in group_by_keys(files, handler=_raise):
-            yield _parsed(sample, stream.where)
+        key, parts = "", dict[str, bytes]()
+        for name, data in tar_members(stream):
+            slash = name.rfind("/") + 1
+            dot = name.find(".", slash)
+            if dot <= slash:
+                continue  # no extension, or a name starting with a dot: not part of a sample
+            if name[:dot] != key:
+                if parts:
+                    yield _parsed(key, parts, stream.where)
+                key, parts = name[:dot], {}
+            ext = name[dot + 1 :].lower()
+            if ext in parts:
+                raise DataError(f"shard {stream.where} holds {name} twice", REPACK)
+            parts[ext] = data
+        if parts:
+            yield _parsed(key, parts, stream.where)
         stream.finish()
 
 
@@ -284,7 +295,8 @@ def _header(header: bytes, where: str) -> tuple[str, int, bytes]:
         size = int(header[124:136].strip(b"\0 ") or b"0", 8)
     except ValueError:
         raise DataError(f"shard {where} has a damaged tar header", REPACK) from None
-    if recorded != sum(header[:148]) + 256 + sum(header[156:]):
+    # the checksum counts its own eight bytes as spaces (8 * 32 = 256)
+    if recorded != sum(header) - sum(header[148:156]) + 256:
         raise DataError(f"shard {where} has a tar header whose checksum fails", REPACK)
     kind = header[156:157]
     if kind in (b"x", b"g", b"L", b"K"):
@@ -294,31 +306,26 @@ def _header(header: bytes, where: str) -> tuple[str, int, bytes]:
             REPACK,
         )
     name = header[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
-    prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", "replace")
-    return (f"{prefix}/{name}" if prefix else name), size, kind
+    if header[345]:  # ustar's prefix field, empty for the short names a pack writes
+        prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", "replace")
+        name = f"{prefix}/{name}"
+    return name, size, kind
 
 
-def _parsed(sample: dict, where: str) -> tuple[str, str, bytes, int]:
-    key = sample["__key__"]
-    image = [e for e in sample if not e.startswith("__") and e != "cls"]
-    if len(image) != 1 or "cls" not in sample:
+def _parsed(key: str, parts: dict[str, bytes], where: str) -> tuple[str, str, bytes, int]:
+    image = [e for e in parts if e != "cls"]
+    if len(image) != 1 or "cls" not in parts:
         raise DataError(
-            f"sample {key} of shard {where} holds {sorted(sample)} "
+            f"sample {key} of shard {where} holds {sorted(parts)} "
             "(one image and one .cls label expected)",
             REPACK,
         )
     try:
-        label = int(sample["cls"].decode("ascii"))
+        label = int(parts["cls"])
     except ValueError:
         problem = f"sample {key} of shard {where} has a label that is not a number"
         raise DataError(problem, REPACK) from None
-    return key, image[0], sample[image[0]], label
-
-
-def _raise(err: Exception) -> bool:
-    if isinstance(err, DataError):
-        raise err
-    raise DataError(f"a shard is not a readable tar file: {_plain(err)}", REPACK) from None
+    return key, image[0], parts[image[0]], label
 
 
 def _get(url: str) -> BinaryIO:

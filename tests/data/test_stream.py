@@ -17,8 +17,8 @@ from replab.cli import main
 from replab.data import ImageSet, load_splits
 from replab.data.pack import pack
 from replab.data.packed_splits import decide
-from replab.data.shard_index import INDEX, ShardIndex
-from replab.data.shards import open_packed
+from replab.data.shard_index import INDEX, ShardEntry, ShardIndex
+from replab.data.shards import Packed, open_packed, samples
 from replab.data.stream import ReadPlan, StreamLoader, StreamSet, deal_shards
 from replab.errors import ConfigError, DataError
 
@@ -251,3 +251,66 @@ def test_reconstruction_errors_of_a_streamed_split_equal_the_held_ones(packed):
     got = streamed_reconstruction_metrics(model, loader, norm, torch.device("cpu"))
     for name in ("mae", "mse", "psnr"):
         assert getattr(got, name) == pytest.approx(getattr(want, name), rel=1e-5)
+
+
+def shard_of(tmp_path: Path, members: list[tuple[str, bytes]]) -> tuple[object, ShardEntry]:
+    """A plain ustar shard holding ``members``, and its entry (the reader checks the hash)."""
+    import hashlib
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    data = buffer.getvalue()
+    (tmp_path / "s.tar").write_bytes(data)
+    entry = ShardEntry(
+        name="s.tar", count=1, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
+    return Packed(str(tmp_path), None), entry  # type: ignore[arg-type]
+
+
+def test_the_reader_groups_files_by_webdatasets_key_rule(tmp_path):
+    import webdataset as wds
+
+    members = [
+        ("a/0001.png", b"img1"), ("a/0001.cls", b"3"), ("README", b"no extension"),
+        ("a/0002.PNG", b"img2"), ("a/0002.cls", b"7"), ("b.c/0003.jpg", b"img3"),
+        ("b.c/0003.cls", b" 1\n"),
+    ]  # fmt: skip
+    got = list(samples(*shard_of(tmp_path, members)))
+    assert got == [
+        ("a/0001", "png", b"img1", 3), ("a/0002", "png", b"img2", 7),
+        ("b.c/0003", "jpg", b"img3", 1),
+    ]  # fmt: skip
+    theirs = wds.WebDataset(str(tmp_path / "s.tar"), shardshuffle=False)
+    assert [s["__key__"] for s in theirs] == [key for key, *_ in got]
+
+
+@pytest.mark.parametrize(
+    ("members", "says"),
+    [
+        ([("0001.png", b"i"), ("0001.png", b"j"), ("0001.cls", b"1")], "holds 0001.png twice"),
+        ([("0001.png", b"i"), ("0001.jpg", b"j"), ("0001.cls", b"1")], "one image and one"),
+        ([("0001.png", b"i")], r"\['png'\]"),
+        ([("0001.png", b"i"), ("0001.cls", b"one")], "not a number"),
+    ],
+)
+def test_a_malformed_sample_is_one_error(tmp_path, members, says):
+    with pytest.raises(DataError, match=says):
+        list(samples(*shard_of(tmp_path, members)))
+
+
+def test_a_tar_header_with_a_wrong_checksum_is_refused(tmp_path):
+    import hashlib
+
+    packed_, entry = shard_of(tmp_path, [("0001.png", b"i"), ("0001.cls", b"1")])
+    data = bytearray((tmp_path / "s.tar").read_bytes())
+    data[0] = ord("1")  # the first name changes; its header's checksum no longer holds
+    (tmp_path / "s.tar").write_bytes(bytes(data))
+    entry = entry.model_copy(update={"sha256": hashlib.sha256(data).hexdigest()})
+    with pytest.raises(DataError, match="checksum fails"):
+        list(samples(packed_, entry))
