@@ -258,12 +258,34 @@ def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
             for seed in range(seeds)
         )
         procs[name] = subprocess.Popen(script, shell=True, env=env, stdout=subprocess.DEVNULL)
-    out: dict = {}
     for name, proc in procs.items():
         if proc.wait():
             raise SystemExit(f"the {name} A1 runs failed")
-        runs = sorted((root / "same" / name).iterdir())[-seeds:]
-        metrics = [json.loads((r / "summary.json").read_text())["metrics"] for r in runs]
+    return same_figures(
+        {name: sorted((root / "same" / name).iterdir())[-seeds:] for name in series}
+    )
+
+
+def same_figures(runs: dict[str, list[Path]]) -> dict:
+    """Each series' test figures, its early-stopping epochs, and its validation loss at the
+    epochs every run reached (where the two read paths can be compared epoch for epoch)."""
+    out: dict = {}
+    curves = {
+        name: [
+            [
+                row
+                for line in (r / "metrics.jsonl").read_text().splitlines()
+                if "val_loss" in (row := json.loads(line))
+            ]
+            for r in folders
+        ]
+        for name, folders in runs.items()
+    }
+    reached = min(len(c) for series in curves.values() for c in series)
+    marks = [e for e in (5, 10, 20, 30, 40, 50, 60, 70) if e <= reached]
+    for name, folders in runs.items():
+        summaries = [json.loads((r / "summary.json").read_text()) for r in folders]
+        metrics = [s["metrics"] for s in summaries]
         out[name] = {
             key: {
                 "values": [round(m[key], 4) for m in metrics],
@@ -271,6 +293,10 @@ def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
                 "std": round(float(np.std([m[key] for m in metrics], ddof=1)), 4),
             }
             for key in ("probe.test_accuracy", "test.mae")
+        }
+        out[name]["stopped after epochs"] = [s["epochs"] for s in summaries]
+        out[name]["val_loss at epochs"] = {
+            e: [round(c[e - 1]["val_loss"], 4) for c in curves[name]] for e in marks
         }
     return out
 
@@ -284,6 +310,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/replab-streaming"))
     parser.add_argument("--only", choices=["loader", "memory", "steps", "same"], action="append")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--same-from",
+        type=Path,
+        help="summarise the `same` runs already in this folder (its resident/ and streamed/) "
+        "instead of running them",
+    )
     args = parser.parse_args()
     use_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -302,7 +334,11 @@ def main() -> None:
     if "steps" in parts:
         result["steps"] = steps(args.work, args.data_dir, args.epochs)
         print("steps", json.dumps(result["steps"], indent=1), flush=True)
-    if "same" in parts:
+    if args.same_from:
+        runs = {n: sorted((args.same_from / n).iterdir())[-3:] for n in ("resident", "streamed")}
+        result["same"] = same_figures(runs)
+        print("same", json.dumps(result["same"], indent=1), flush=True)
+    elif "same" in parts:
         result["same"] = same(args.work, args.data_dir)
         print("same", json.dumps(result["same"], indent=1), flush=True)
     if args.json:

@@ -137,11 +137,15 @@ class _Epoch(torch.utils.data.IterableDataset):
         p = self.plan
         images = torch.empty((p.batch, *p.data.shape), dtype=torch.uint8)
         rows, labels = images.numpy(), list[int]()
+        batches = 0
         for image, label in self._decoded(worker, workers):
             rows[len(labels)] = image.numpy()
             labels.append(label)
             if len(labels) == p.batch:
                 yield images, torch.tensor(labels)
+                batches += 1
+                if batches % TRIM_EVERY == 0:
+                    trim_heap()
                 images = torch.empty_like(images)  # the yielded one now belongs to the loader
                 rows, labels = images.numpy(), list[int]()
         if labels and p.seed is None:  # evaluation keeps its last partial batch
@@ -229,6 +233,14 @@ def _decode_op() -> Callable[[torch.Tensor, int], torch.Tensor]:
     return lambda data, channels: op(data, modes[channels], False)  # False: no EXIF rotation
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD = 128 << 10  # glibc's default, held fixed
 
@@ -243,11 +255,23 @@ def fix_mmap_threshold() -> bool:
     large tensor is a fresh mapping, which slowed A3's training 1.4-2x on 2 cores, so only a
     streamed training split with ``data.flat_memory`` sets it. False where the C library is
     not glibc (nothing to fix there)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    except (OSError, AttributeError):
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
         return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+# batches between two heap trims: glibc keeps freed batch buffers in a heap it rarely gives
+# back, so without them a reader's memory grew with the images it read (A3, 64x64 JPEGs: a
+# reader's peak 0.37 GiB at 20,000 images, 0.61 GiB at 200,000; trimmed 0.37 and 0.35)
+TRIM_EVERY = 20
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back to the system (glibc's malloc_trim)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 @functools.cache
@@ -306,6 +330,7 @@ class StreamLoader:
         self.workers, self.buffer, self.flat_memory = workers, buffer, flat_memory
         self.generator = torch.Generator().manual_seed(seed)
         self.rank, self.world_size = 0, 1
+        warm_codecs()
 
     def shard(self, rank: int, world_size: int) -> None:
         """Rank ``rank`` reads its own shards and yields its ``batch_size / world_size`` rows
@@ -351,6 +376,8 @@ class StreamLoader:
             if isinstance(item, _Failure):
                 raise DataError(item.problem, item.fix)
             yield item
+            if taken % TRIM_EVERY == 0:
+                trim_heap()
             if wanted is not None and taken >= wanted:
                 break
 

@@ -314,3 +314,18 @@ def test_a_tar_header_with_a_wrong_checksum_is_refused(tmp_path):
     entry = entry.model_copy(update={"sha256": hashlib.sha256(data).hexdigest()})
     with pytest.raises(DataError, match="checksum fails"):
         list(samples(packed_, entry))
+
+
+def test_the_loader_gives_freed_heap_back_as_it_goes(packed, monkeypatch):
+    """glibc keeps freed batch buffers in a heap that only grows; trimming it every few
+    batches is what keeps a long streamed epoch's memory flat (benchmarks/streaming.py)."""
+    import replab.data.stream as stream
+
+    trims = []
+    monkeypatch.setattr(stream, "trim_heap", lambda: trims.append(1))
+    monkeypatch.setattr(stream, "TRIM_EVERY", 3)
+    train = streamed(packed).train
+    batches = list(StreamLoader(train, 16, seed=0, workers=0).raw())
+    # the loader's trims, and the in-process reader's (workers=0), which the loader leaves
+    # suspended at its last batch, before that batch's trim
+    assert len(trims) == len(batches) // 3 + (len(batches) - 1) // 3
