@@ -109,6 +109,10 @@ def loader_rates(folder: Path, shards: Path, workers: int) -> dict:
         shuffle=True,
         num_workers=workers,
     )
+    for path in (folder, shards):  # both from the page cache: a cold folder of 200,000
+        for file in path.rglob("*"):  # files read from disk took 2.7x as long (54.6 s)
+            if file.is_file():
+                file.read_bytes()
     out = {}
     for name, loader in (("replab shards", ours.raw()), ("torchvision ImageFolder", theirs)):
         n = 0
@@ -221,10 +225,10 @@ def steps(root: Path, data_dir: Path, epochs: int) -> dict:
     return out
 
 
-def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
-    """A1 on Fashion-MNIST, resident against streamed, ``seeds`` seeds each. Each seed's
-    shards are packed with that seed, so its validation split is the one the resident run of
-    that seed carves: the two series differ in how the data is read, nothing else."""
+def same(root: Path, data_dir: Path, options: list[str], seeds: int = 3) -> dict:
+    """A1 on Fashion-MNIST, resident against streamed, ``seeds`` seeds each, ``options`` added
+    to both. Each seed's shards are packed with that seed, so its validation split is the one
+    the resident run of that seed carves: the two series differ in how the data is read."""
     os.environ["REPLAB_DATA"] = str(data_dir)
     shards = [
         packed(None, root, f"fashion_mnist-seed{seed}", dataset="fashion_mnist", seed=seed)
@@ -238,6 +242,7 @@ def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
         ],
     }
     env = dict(os.environ, PYTHONPATH=str(REPO), REPLAB_THREADS="1")
+    runs = root / ("same" + "".join(f"-{o}" for o in options))
     procs = {}
     for name, data in series.items():
         script = " && ".join(
@@ -251,8 +256,9 @@ def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
                     *data[seed],
                     f"seed={seed}",
                     "trainer.progress=false",
+                    *options,
                     "--runs-dir",
-                    str(root / "same" / name),
+                    str(runs / name),
                 ]
             )  # fmt: skip
             for seed in range(seeds)
@@ -261,9 +267,7 @@ def same(root: Path, data_dir: Path, seeds: int = 3) -> dict:
     for name, proc in procs.items():
         if proc.wait():
             raise SystemExit(f"the {name} A1 runs failed")
-    return same_figures(
-        {name: sorted((root / "same" / name).iterdir())[-seeds:] for name in series}
-    )
+    return same_figures({name: sorted((runs / name).iterdir())[-seeds:] for name in series})
 
 
 def same_figures(runs: dict[str, list[Path]]) -> dict:
@@ -311,6 +315,13 @@ def main() -> None:
     parser.add_argument("--only", choices=["loader", "memory", "steps", "same"], action="append")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
+        "--same-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option for both series of `same` (e.g. trainer.early_stopping=null)",
+    )
+    parser.add_argument(
         "--same-from",
         type=Path,
         help="summarise the `same` runs already in this folder (its resident/ and streamed/) "
@@ -339,7 +350,7 @@ def main() -> None:
         result["same"] = same_figures(runs)
         print("same", json.dumps(result["same"], indent=1), flush=True)
     elif "same" in parts:
-        result["same"] = same(args.work, args.data_dir)
+        result["same"] = same(args.work, args.data_dir, args.same_set)
         print("same", json.dumps(result["same"], indent=1), flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
