@@ -249,12 +249,13 @@ MMAP_THRESHOLD = 128 << 10  # glibc's default, held fixed
 def fix_mmap_threshold() -> bool:
     """Keep glibc's mmap threshold at its default instead of letting it rise: after the first
     large buffer is freed glibc serves later ones (1 MB shard chunks, decoded batches) from a
-    heap that fragments and never shrinks, so a streamed run's memory grew with the images it
-    read (A3, peak 1.06 GiB for 20,000 64x64 JPEGs, 1.39 GiB for 200,000; fixed: 0.85, 0.86).
-    Set here, in the process the readers fork from, it holds in them too. Its price: every
-    large tensor is a fresh mapping, which slowed A3's training 1.4-2x on 2 cores, so only a
-    streamed training split with ``data.flat_memory`` sets it. False where the C library is
-    not glibc (nothing to fix there)."""
+    heap that fragments, so without a trim (``trim_heap``) a streamed run's memory grew with
+    the images it read (A3, peak 1.06 GiB for 20,000 64x64 JPEGs, 1.39 GiB for 200,000; held
+    fixed: 0.85, 0.86; trimmed every 20 batches: 1.02, 1.19). Set here, in the process the
+    readers fork from, it holds in them too. Its price: every large tensor is a fresh
+    mapping, which slowed A3's training 1.3-1.4x on 2 cores, so only a streamed training
+    split with ``data.flat_memory`` sets it. False where the C library is not glibc (nothing
+    to fix there)."""
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False
