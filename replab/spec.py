@@ -177,9 +177,9 @@ class DataSpec(Strict):
     flat_memory: bool = Field(
         False,
         description=(
-            "shards, streamed training split: keep memory from growing with the images read "
-            "(glibc's mmap threshold held fixed; measured on 2 cores: flat from 20,000 to "
-            "200,000 images instead of 1.3x, at 0.5-0.7 of the training speed)"
+            "shards, streamed training split: hold memory flatter still than the readers' "
+            "heap trims do (glibc's mmap threshold held fixed; measured on 2 cores from "
+            "20,000 to 200,000 images: 1.02x instead of 1.2-1.3x, at 0.7 of the training speed)"
         ),
     )
     verify_shards: bool = Field(

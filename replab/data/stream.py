@@ -250,12 +250,12 @@ def fix_mmap_threshold() -> bool:
     """Keep glibc's mmap threshold at its default instead of letting it rise: after the first
     large buffer is freed glibc serves later ones (1 MB shard chunks, decoded batches) from a
     heap that fragments, so without a trim (``trim_heap``) a streamed run's memory grew with
-    the images it read (A3, peak 1.06 GiB for 20,000 64x64 JPEGs, 1.39 GiB for 200,000; held
-    fixed: 0.85, 0.86; trimmed every 20 batches: 1.02, 1.19). Set here, in the process the
-    readers fork from, it holds in them too. Its price: every large tensor is a fresh
-    mapping, which slowed A3's training 1.3-1.4x on 2 cores, so only a streamed training
-    split with ``data.flat_memory`` sets it. False where the C library is not glibc (nothing
-    to fix there)."""
+    the images it read (A3, peak 1.06 GiB for 20,000 64x64 JPEGs, 1.39 GiB for 200,000;
+    trimmed every 20 batches: 1.01-1.02 and 1.19-1.29; held fixed: 0.85 and 0.86). Set here,
+    in the process the readers fork from, it holds in them too. Its price: every large
+    tensor is a fresh mapping, which slowed A3's training 1.3-1.4x on 2 cores, so only a
+    streamed training split with ``data.flat_memory`` sets it. False where the C library is
+    not glibc (nothing to fix there)."""
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False
@@ -264,7 +264,7 @@ def fix_mmap_threshold() -> bool:
 
 # batches between two heap trims: glibc keeps freed batch buffers in a heap it rarely gives
 # back, so without them a reader's memory grew with the images it read (A3, 64x64 JPEGs: a
-# reader's peak 0.37 GiB at 20,000 images, 0.61 GiB at 200,000; trimmed 0.37 and 0.35)
+# reader's peak 0.37 GiB at 20,000 images, 0.61 GiB at 200,000; trimmed 0.37 and 0.34)
 TRIM_EVERY = 20
 
 
