@@ -331,7 +331,7 @@ class StreamLoader:
         self.workers, self.buffer, self.flat_memory = workers, buffer, flat_memory
         self.generator = torch.Generator().manual_seed(seed)
         self.rank, self.world_size = 0, 1
-        warm_codecs()
+        warm_codecs()  # here, while the run sets up: not in its first epoch's time
 
     def shard(self, rank: int, world_size: int) -> None:
         """Rank ``rank`` reads its own shards and yields its ``batch_size / world_size`` rows
@@ -361,7 +361,6 @@ class StreamLoader:
             self.world_size if self.shuffle else 1,
             self.buffer,
         )
-        warm_codecs()
         if self.shuffle and self.flat_memory:
             fix_mmap_threshold()
         workers = max(0, min(self.workers, len(self.data.shards)))
