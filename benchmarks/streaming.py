@@ -53,6 +53,7 @@ BATCH = 256
 # 8 MB shards: several per split even at 20,000 images, so both workers have shards to read
 # (a real large dataset has hundreds of 1 GB shards; one shard feeds one worker at most)
 SHARD_MB = 8
+SEEDS = 3  # of each series in `same`
 
 
 def _write_block(args: tuple[Path, int, int]) -> None:
@@ -237,7 +238,7 @@ def steps(root: Path, data_dir: Path, epochs: int) -> dict:
     return out
 
 
-def same(root: Path, data_dir: Path, options: list[str], seeds: int = 3) -> dict:
+def same(root: Path, data_dir: Path, options: list[str], seeds: int = SEEDS) -> dict:
     """A1 on Fashion-MNIST, resident against streamed, ``seeds`` seeds each, ``options`` added
     to both. Each seed's shards are packed with that seed, so its validation split is the one
     the resident run of that seed carves: the two series differ in how the data is read."""
@@ -358,7 +359,8 @@ def main() -> None:
         result["steps"] = steps(args.work, args.data_dir, args.epochs)
         print("steps", json.dumps(result["steps"], indent=1), flush=True)
     if args.same_from:
-        runs = {n: sorted((args.same_from / n).iterdir())[-3:] for n in ("resident", "streamed")}
+        folders = ("resident", "streamed")
+        runs = {n: sorted((args.same_from / n).iterdir())[-SEEDS:] for n in folders}
         result["same"] = same_figures(runs)
         print("same", json.dumps(result["same"], indent=1), flush=True)
     elif "same" in parts:
